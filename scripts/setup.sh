@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh Debian machine, run as root by `make setup`
+# (and so by `make demo` and `make test`). Installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(redis-server openvswitch-switch iproute2 python3-venv procps)
+
+if [ "$(id -u)" != 0 ]; then
+  echo "setup: must run as root (it installs Debian packages and creates network namespaces)." >&2
+  echo "setup: nothing was changed. Re-run as root, e.g. 'sudo make setup'." >&2
+  exit 2
+fi
+
+missing=()
+for p in "${APT_PACKAGES[@]}" ${EXTRA_APT_PACKAGES:-}; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian starts system-wide redis and OVS daemons on install; the project runs private ones and
+# does not need these, but leaves them alone rather than disturb anything else on the machine.
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ swsscommon-stub/pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing the project and swsscommon-stub (editable, with test extras)"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e ./swsscommon-stub -e '.[test]'
+  touch "$stamp"
+fi
+echo "setup: ok"

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from redis_server import RedisServer  # noqa: E402
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory: pytest.TempPathFactory):
+    """A fresh real redis-server per test, on a unix socket in a short private directory."""
+    # unix socket paths are limited to 107 bytes, so keep the directory short.
+    d = Path(tmp_path_factory.mktemp("r", numbered=True))
+    srv = RedisServer(d).start()
+    yield srv
+    srv.stop()
