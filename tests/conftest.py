@@ -1,13 +1,10 @@
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from redis_server import RedisServer  # noqa: E402
+from orchestrator.lab.redis_server import RedisServer
 
 
 @pytest.fixture

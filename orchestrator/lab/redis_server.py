@@ -1,4 +1,4 @@
-"""A private, real redis-server for tests and the lab.
+"""A private, real redis-server for the lab and the tests.
 
 fakeredis is not used anywhere: keyspace notifications, Lua and timing need the real server.
 """
