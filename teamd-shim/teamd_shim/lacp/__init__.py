@@ -1,0 +1,59 @@
+"""Sans-IO LACP core of teamd-shim: codec, per-port machines, aggregator selection.
+
+Pure: no sockets, clocks, Redis or threads. Every entry point takes ``now`` (CLOCK_MONOTONIC
+seconds) so that behaviour is deterministic and the whole state can move between processes.
+"""
+
+from .constants import (
+    ACTIVITY,
+    AGGREGATION,
+    COLLECTING,
+    DEFAULTED,
+    DISTRIBUTING,
+    ETH_P_SLOW,
+    EXPIRED,
+    FAST_PERIODIC,
+    FRAME_LEN,
+    LONG_TIMEOUT,
+    SHORT_TIMEOUT,
+    SLOW_PERIODIC,
+    SLOW_PROTOCOLS_MAC,
+    SYNC,
+    TIMEOUT,
+)
+from .pdu import (
+    Lacpdu,
+    NotLacpError,
+    PduError,
+    PortInfo,
+    decode_frame,
+    encode_frame,
+    mac_str,
+    parse_mac,
+)
+
+__all__ = [
+    "ACTIVITY",
+    "AGGREGATION",
+    "COLLECTING",
+    "DEFAULTED",
+    "DISTRIBUTING",
+    "ETH_P_SLOW",
+    "EXPIRED",
+    "FAST_PERIODIC",
+    "FRAME_LEN",
+    "LONG_TIMEOUT",
+    "SHORT_TIMEOUT",
+    "SLOW_PERIODIC",
+    "SLOW_PROTOCOLS_MAC",
+    "SYNC",
+    "TIMEOUT",
+    "Lacpdu",
+    "NotLacpError",
+    "PduError",
+    "PortInfo",
+    "decode_frame",
+    "encode_frame",
+    "mac_str",
+    "parse_mac",
+]

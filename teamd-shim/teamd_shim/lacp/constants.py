@@ -1,0 +1,36 @@
+"""LACP numbers shared by the codec and the machines (IEEE 802.1AX, see reference/lacp.md §1-2).
+
+Kept in one place so the codec, the machines and the tests agree on the exact values the
+partner implementations (OVS, Linux bonding, teamd) use.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Actor/partner state byte (bit 0 is the LSB).
+ACTIVITY: Final = 0x01
+TIMEOUT: Final = 0x02
+AGGREGATION: Final = 0x04
+SYNC: Final = 0x08
+COLLECTING: Final = 0x10
+DISTRIBUTING: Final = 0x20
+DEFAULTED: Final = 0x40
+EXPIRED: Final = 0x80
+
+# Timers, in seconds.
+FAST_PERIODIC: Final = 1.0
+SLOW_PERIODIC: Final = 30.0
+SHORT_TIMEOUT: Final = 3.0
+LONG_TIMEOUT: Final = 90.0
+
+# The standard allows at most this many LACPDUs per FAST_PERIODIC per port.
+TX_LIMIT: Final = 3
+
+# Wire constants.
+SLOW_PROTOCOLS_MAC: Final = bytes.fromhex("0180c2000002")
+ETH_P_SLOW: Final = 0x8809
+SUBTYPE_LACP: Final = 1
+SUBTYPE_MARKER: Final = 2
+LACP_VERSION: Final = 1
+FRAME_LEN: Final = 124

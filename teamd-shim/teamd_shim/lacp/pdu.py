@@ -1,0 +1,198 @@
+"""LACPDU codec: 124-byte Ethernet frames <-> immutable records.
+
+The decoder is the only place untrusted bytes enter the core, so it must reject anything
+malformed with ``PduError`` (and nothing else), and it must be cheap: it runs for every PDU of
+every port. One precompiled ``struct`` covers the whole fixed layout.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from .constants import (
+    ETH_P_SLOW,
+    FRAME_LEN,
+    LACP_VERSION,
+    SLOW_PROTOCOLS_MAC,
+    SUBTYPE_LACP,
+)
+
+__all__ = [
+    "Lacpdu",
+    "NotLacpError",
+    "PduError",
+    "PortInfo",
+    "decode_frame",
+    "encode_frame",
+    "mac_str",
+    "parse_mac",
+]
+
+
+class PduError(ValueError):
+    """A frame that is not a well-formed LACPDU; the message says which check failed."""
+
+
+class NotLacpError(PduError):
+    """A well-formed Slow Protocols frame of another subtype (e.g. a Marker PDU).
+
+    Kept distinct because partners count markers separately from bad PDUs.
+    """
+
+    def __init__(self, subtype: int) -> None:
+        super().__init__(f"slow protocols subtype {subtype} is not LACP")
+        self.subtype = subtype
+
+
+def mac_str(mac: bytes) -> str:
+    """Render a MAC the way teamdctl and OVS print it (lower-case, colon separated)."""
+    return ":".join(f"{b:02x}" for b in mac)
+
+
+def parse_mac(text: str) -> bytes:
+    """Parse ``aa:bb:cc:dd:ee:ff`` (or ``-`` separated); raises ValueError otherwise."""
+    parts = text.replace("-", ":").split(":")
+    if len(parts) != 6 or not all(1 <= len(p) <= 2 for p in parts):
+        raise ValueError(f"not a MAC address: {text!r}")
+    try:
+        return bytes(int(p, 16) for p in parts)
+    except ValueError:
+        raise ValueError(f"not a MAC address: {text!r}") from None
+
+
+def _check_u16(name: str, value: int) -> None:
+    if not 0 <= value <= 0xFFFF:
+        raise ValueError(f"{name} out of range: {value}")
+
+
+@dataclass(frozen=True, slots=True)
+class PortInfo:
+    """One actor or partner information block (the 15 bytes both sides compare)."""
+
+    system_priority: int
+    system: bytes
+    key: int
+    port_priority: int
+    port: int
+    state: int
+
+    def __post_init__(self) -> None:
+        # Validate at construction so an out-of-range value fails where it is made, not later
+        # inside struct.pack on the transmit path.
+        if type(self.system) is not bytes or len(self.system) != 6:
+            raise ValueError(f"system must be 6 bytes, got {self.system!r}")
+        _check_u16("system_priority", self.system_priority)
+        _check_u16("key", self.key)
+        _check_u16("port_priority", self.port_priority)
+        _check_u16("port", self.port)
+        if not 0 <= self.state <= 0xFF:
+            raise ValueError(f"state out of range: {self.state}")
+
+    def with_state(self, state: int) -> PortInfo:
+        return PortInfo(
+            self.system_priority, self.system, self.key, self.port_priority, self.port, state
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """teamdctl's ``*_lacpdu_info`` field names, so dumps read like teamd's."""
+        return {
+            "system_priority": self.system_priority,
+            "system": mac_str(self.system),
+            "key": self.key,
+            "port_priority": self.port_priority,
+            "port": self.port,
+            "state": self.state,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PortInfo:
+        return cls(
+            system_priority=int(d["system_priority"]),
+            system=parse_mac(d["system"]),
+            key=int(d["key"]),
+            port_priority=int(d["port_priority"]),
+            port=int(d["port"]),
+            state=int(d["state"]),
+        )
+
+
+ZERO_INFO = PortInfo(0, bytes(6), 0, 0, 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Lacpdu:
+    """The decoded content of a LACPDU (everything a receiver acts on)."""
+
+    actor: PortInfo
+    partner: PortInfo
+    collector_max_delay: int = 0
+
+    def __post_init__(self) -> None:
+        _check_u16("collector_max_delay", self.collector_max_delay)
+
+
+# dst, src, ethertype, subtype, version,
+# actor tlv type/len, actor info, 3 reserved,
+# partner tlv type/len, partner info, 3 reserved,
+# collector tlv type/len, max delay, 12 reserved,
+# terminator type/len, 50 reserved.
+_FRAME = struct.Struct("!6s6sHBB BBH6sHHHB3x BBH6sHHHB3x BBH12x BB50x")
+assert _FRAME.size == FRAME_LEN
+
+_ACTOR_TLV = (1, 20)
+_PARTNER_TLV = (2, 20)
+_COLLECTOR_TLV = (3, 16)
+_TERMINATOR_TLV = (0, 0)
+
+
+def encode_frame(src_mac: bytes, pdu: Lacpdu) -> bytes:
+    """Build the exact 124-byte frame (no FCS, reserved bytes zero) every partner accepts."""
+    if type(src_mac) is not bytes or len(src_mac) != 6:
+        raise ValueError(f"src_mac must be 6 bytes, got {src_mac!r}")
+    a, p = pdu.actor, pdu.partner
+    return _FRAME.pack(
+        SLOW_PROTOCOLS_MAC, src_mac, ETH_P_SLOW, SUBTYPE_LACP, LACP_VERSION,
+        *_ACTOR_TLV, a.system_priority, a.system, a.key, a.port_priority, a.port, a.state,
+        *_PARTNER_TLV, p.system_priority, p.system, p.key, p.port_priority, p.port, p.state,
+        *_COLLECTOR_TLV, pdu.collector_max_delay,
+        *_TERMINATOR_TLV,
+    )  # fmt: skip
+
+
+def decode_frame(frame: bytes) -> tuple[bytes, Lacpdu]:
+    """Return ``(src_mac, pdu)`` or raise PduError.
+
+    Checks are the union of what OVS, Linux and teamd check (reference/lacp.md §1), so that
+    anything we accept every partner implementation would accept too. The destination MAC
+    and reserved bytes are not checked (OVS does not either); trailing bytes (padding, FCS)
+    are ignored.
+    """
+    n = len(frame)
+    if n < 15:
+        raise PduError(f"short frame: {n} bytes")
+    ethertype = (frame[12] << 8) | frame[13]
+    if ethertype != ETH_P_SLOW:
+        raise PduError(f"ethertype 0x{ethertype:04x} is not slow protocols")
+    subtype = frame[14]
+    if subtype != SUBTYPE_LACP:
+        raise NotLacpError(subtype)
+    if n < FRAME_LEN:
+        raise PduError(f"truncated LACPDU: {n} bytes, need {FRAME_LEN}")
+    f = _FRAME.unpack_from(frame)
+    version = f[4]
+    if version < 1:
+        raise PduError(f"LACP version {version}")
+    if (f[5], f[6]) != _ACTOR_TLV:
+        raise PduError(f"actor TLV type/length {f[5]}/{f[6]}")
+    if (f[13], f[14]) != _PARTNER_TLV:
+        raise PduError(f"partner TLV type/length {f[13]}/{f[14]}")
+    if (f[21], f[22]) != _COLLECTOR_TLV:
+        raise PduError(f"collector TLV type/length {f[21]}/{f[22]}")
+    if (f[24], f[25]) != _TERMINATOR_TLV:
+        raise PduError(f"terminator TLV type/length {f[24]}/{f[25]}")
+    # Every field is range-checked by the struct widths, so these constructors cannot fail.
+    actor = PortInfo(*f[7:13])
+    partner = PortInfo(*f[15:21])
+    return f[1], Lacpdu(actor, partner, f[23])
