@@ -21,6 +21,7 @@ from .constants import (
     SYNC,
     TIMEOUT,
 )
+from .lag import Carrier, Intent, Lag, LagSettings, PortEnable
 from .pdu import (
     Lacpdu,
     NotLacpError,
@@ -31,6 +32,7 @@ from .pdu import (
     mac_str,
     parse_mac,
 )
+from .port import MuxState, RxState, Selected
 
 __all__ = [
     "ACTIVITY",
@@ -48,7 +50,15 @@ __all__ = [
     "SLOW_PROTOCOLS_MAC",
     "SYNC",
     "TIMEOUT",
+    "Carrier",
+    "Intent",
     "Lacpdu",
+    "Lag",
+    "LagSettings",
+    "MuxState",
+    "PortEnable",
+    "RxState",
+    "Selected",
     "NotLacpError",
     "PduError",
     "PortInfo",

@@ -1,0 +1,375 @@
+"""Per-port LACP machines: receive, periodic transmit, mux, plus NTT and the rate limit.
+
+A ``Port`` is plain mutable data plus the transitions that only need the port itself and the
+LAG's settings. Anything that looks across ports (aggregator selection, Ready, carrier) lives in
+``lag.py``. All timers are absolute deadlines in CLOCK_MONOTONIC seconds; ``None`` means "not
+running" (for wait_while it also means "expired", which is what the mux asks about).
+
+Actor state bits are derived from machine states rather than stored, so they can never
+disagree with the machines, and a restored port advertises exactly what the original did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from .constants import (
+    ACTIVITY,
+    AGGREGATION,
+    COLLECTING,
+    DEFAULTED,
+    DISTRIBUTING,
+    EXPIRED,
+    FAST_PERIODIC,
+    LONG_TIMEOUT,
+    SHORT_TIMEOUT,
+    SLOW_PERIODIC,
+    SYNC,
+    TIMEOUT,
+    TX_LIMIT,
+)
+from .pdu import ZERO_INFO, Lacpdu, PortInfo, encode_frame, mac_str, parse_mac
+
+if TYPE_CHECKING:
+    from .lag import LagSettings
+
+
+class RxState(StrEnum):
+    INITIALIZE = "initialize"
+    PORT_DISABLED = "port_disabled"
+    EXPIRED = "expired"
+    DEFAULTED = "defaulted"
+    CURRENT = "current"
+
+
+class MuxState(StrEnum):
+    DETACHED = "detached"
+    WAITING = "waiting"
+    ATTACHED = "attached"
+    COLLECTING_DISTRIBUTING = "collecting_distributing"
+
+
+class Selected(StrEnum):
+    SELECTED = "selected"
+    UNSELECTED = "unselected"
+    STANDBY = "standby"
+
+
+# teamd's port state names (teamdctl `state dump`), which tooling greps for.
+TEAMD_STATE_NAME = {
+    RxState.INITIALIZE: "disabled",
+    RxState.PORT_DISABLED: "disabled",
+    RxState.EXPIRED: "expired",
+    RxState.DEFAULTED: "defaulted",
+    RxState.CURRENT: "current",
+}
+
+COUNTERS = ("rx_pdus", "tx_pdus", "rx_bad", "rx_marker", "down_count")
+
+# What update_Selected and "matched" compare: identity plus the Aggregation bit.
+_IDENTITY_STATE_MASK = AGGREGATION
+
+
+def same_identity(a: PortInfo, b: PortInfo) -> bool:
+    """update_Selected / matched comparison: identity fields and the Aggregation bit."""
+    return (
+        a.port == b.port
+        and a.port_priority == b.port_priority
+        and a.system == b.system
+        and a.system_priority == b.system_priority
+        and a.key == b.key
+        and (a.state & _IDENTITY_STATE_MASK) == (b.state & _IDENTITY_STATE_MASK)
+    )
+
+
+@dataclass(slots=True, eq=False)
+class Port:
+    """One member port's LACP state; see the module docstring for the conventions."""
+
+    name: str
+    port_number: int
+    mac: bytes
+    port_priority: int
+    link_up: bool
+    rx_state: RxState = RxState.INITIALIZE
+    mux_state: MuxState = MuxState.DETACHED
+    selected: Selected = Selected.UNSELECTED
+    partner: PortInfo = ZERO_INFO
+    ntt: bool = False
+    current_while: float | None = None
+    wait_while: float | None = None
+    # Periodic machine: None period = NO_PERIODIC. next_tx is the drift-free schedule.
+    tx_period: float | None = None
+    next_tx: float | None = None
+    # A pending NTT held back by the rate limit may go out at this instant.
+    tx_hold: float | None = None
+    # Instants of the last (up to TX_LIMIT) transmissions, oldest first: the rate-limit window.
+    tx_times: list[float] = field(default_factory=list)
+    last_tx: float | None = None
+    last_tx_frame: bytes | None = None
+    # Dataplane view: True while mux is COLLECTING_DISTRIBUTING (the LAG emits the intents).
+    enabled: bool = False
+    rx_pdus: int = 0
+    tx_pdus: int = 0
+    rx_bad: int = 0
+    rx_marker: int = 0
+    down_count: int = 0
+    # (actor, partner, frame) of the last encoding; avoids re-encoding a steady-state PDU.
+    _frame_cache: tuple[PortInfo, PortInfo, bytes] | None = None
+
+    # ---- what we advertise -------------------------------------------------------------
+
+    def actor_state(self, cfg: LagSettings) -> int:
+        state = AGGREGATION
+        if cfg.active:
+            state |= ACTIVITY
+        if cfg.fast_rate:
+            state |= TIMEOUT
+        mux = self.mux_state
+        if mux is MuxState.ATTACHED:
+            state |= SYNC
+        elif mux is MuxState.COLLECTING_DISTRIBUTING:
+            state |= SYNC | COLLECTING | DISTRIBUTING
+        if self.rx_state is RxState.DEFAULTED:
+            state |= DEFAULTED
+        elif self.rx_state is RxState.EXPIRED:
+            state |= EXPIRED
+        return state
+
+    def actor(self, cfg: LagSettings) -> PortInfo:
+        return PortInfo(
+            cfg.system_priority,
+            cfg.system,
+            cfg.key,
+            self.port_priority,
+            self.port_number,
+            self.actor_state(cfg),
+        )
+
+    def frame(self, cfg: LagSettings) -> bytes:
+        """The PDU this port would transmit now; cached while actor and partner are unchanged."""
+        actor = self.actor(cfg)
+        cache = self._frame_cache
+        if cache is not None and cache[0] == actor and cache[1] == self.partner:
+            return cache[2]
+        frame = encode_frame(self.mac, Lacpdu(actor, self.partner))
+        self._frame_cache = (actor, self.partner, frame)
+        return frame
+
+    def can_transmit(self, cfg: LagSettings) -> bool:
+        """TX needs carrier and at least one active side (no passive-passive chatter)."""
+        return self.link_up and (cfg.active or bool(self.partner.state & ACTIVITY))
+
+    def partner_sync(self) -> bool:
+        return bool(self.partner.state & SYNC)
+
+    # ---- receive machine ---------------------------------------------------------------
+
+    def begin(self, now: float) -> None:
+        """BEGIN: INITIALIZE (recordDefault, UNSELECTED), then PORT_DISABLED or EXPIRED."""
+        self.rx_state = RxState.INITIALIZE
+        self.selected = Selected.UNSELECTED
+        self.partner = ZERO_INFO
+        self.mux_state = MuxState.DETACHED
+        self.ntt = True  # DETACHED entry
+        self.enter_port_disabled()
+        if self.link_up:
+            self.enter_expired(now)
+
+    def enter_port_disabled(self) -> None:
+        self.rx_state = RxState.PORT_DISABLED
+        self.partner = self.partner.with_state(self.partner.state & ~SYNC)
+        self.current_while = None
+        # Nothing can be sent without carrier; link-up raises NTT again via EXPIRED.
+        self.ntt = False
+        self.tx_hold = None
+
+    def enter_expired(self, now: float) -> None:
+        """Partner Sync off (disables the port), ask for fast PDUs, give it SHORT_TIMEOUT."""
+        self.rx_state = RxState.EXPIRED
+        self.partner = self.partner.with_state((self.partner.state & ~SYNC) | TIMEOUT)
+        self.current_while = now + SHORT_TIMEOUT
+        self.ntt = True  # our Expired bit changed; teamd sends every state change at once
+
+    def enter_defaulted(self) -> None:
+        """teamd's recordDefault: partner zeroed except the Timeout bit; unselectable."""
+        self.rx_state = RxState.DEFAULTED
+        self.partner = ZERO_INFO.with_state(self.partner.state & TIMEOUT)
+        self.selected = Selected.UNSELECTED
+        self.current_while = None
+        self.ntt = True
+
+    def rx_timer(self, now: float) -> bool:
+        """current_while expiry: CURRENT -> EXPIRED -> DEFAULTED."""
+        if self.current_while is None or now < self.current_while:
+            return False
+        if self.rx_state is RxState.CURRENT:
+            self.enter_expired(now)
+        else:
+            self.enter_defaulted()
+        return True
+
+    def record_pdu(self, pdu: Lacpdu, actor: PortInfo, now: float, cfg: LagSettings) -> None:
+        """CURRENT entry: update_Selected, recordPDU (with matched), restart current_while."""
+        received = pdu.actor
+        if not same_identity(received, self.partner):
+            self.selected = Selected.UNSELECTED
+        # matched: the partner's view of us is right, or it is an individual link.
+        matched = same_identity(pdu.partner, actor) or not received.state & AGGREGATION
+        if received.state & SYNC and not matched:
+            received = received.with_state(received.state & ~SYNC)
+        self.partner = received
+        if self.rx_state is not RxState.CURRENT:
+            self.ntt = True
+        self.rx_state = RxState.CURRENT
+        self.current_while = now + (SHORT_TIMEOUT if cfg.fast_rate else LONG_TIMEOUT)
+
+    # ---- periodic machine --------------------------------------------------------------
+
+    def periodic_update(self, now: float, cfg: LagSettings) -> None:
+        """Follow the partner's Timeout bit (and NO_PERIODIC conditions) for the TX period."""
+        if not self.can_transmit(cfg):
+            period = None
+        else:
+            period = FAST_PERIODIC if self.partner.state & TIMEOUT else SLOW_PERIODIC
+        if period == self.tx_period:
+            return
+        old, self.tx_period = self.tx_period, period
+        if period is None:
+            self.next_tx = None
+        elif old == SLOW_PERIODIC and period == FAST_PERIODIC:
+            # SLOW_PERIODIC -> PERIODIC_TX at once when the partner starts asking for fast.
+            self.ntt = True
+            self.next_tx = now + period
+        else:
+            self.next_tx = now + period
+
+    def periodic_timer(self, now: float) -> None:
+        """PERIODIC_TX: raise NTT and advance the schedule without drift."""
+        if self.next_tx is None or self.tx_period is None or now < self.next_tx:
+            return
+        self.ntt = True
+        nxt = self.next_tx + self.tx_period
+        self.next_tx = nxt if nxt > now else now + self.tx_period
+
+    # ---- transmit machine --------------------------------------------------------------
+
+    def tx_release(self) -> float | None:
+        """When the rate limit next allows a send (None: it allows one now)."""
+        if len(self.tx_times) < TX_LIMIT:
+            return None
+        return self.tx_times[-TX_LIMIT] + FAST_PERIODIC
+
+    def transmitted(self, frame: bytes, now: float) -> None:
+        self.ntt = False
+        self.tx_hold = None
+        self.tx_times = [*self.tx_times[-(TX_LIMIT - 1) :], now]
+        self.last_tx = now
+        self.last_tx_frame = frame
+        self.tx_pdus += 1
+
+    # ---- mux machine (coupled control) -------------------------------------------------
+
+    def mux_step(self, now: float, ready: bool, aggregate_wait: float) -> bool:
+        """Take at most one mux transition; True if one was taken."""
+        mux, sel = self.mux_state, self.selected
+        if mux is MuxState.DETACHED:
+            if sel is Selected.UNSELECTED:
+                return False
+            self.mux_state = MuxState.WAITING
+            self.wait_while = now + aggregate_wait if aggregate_wait > 0 else None
+            return True
+        if mux is MuxState.WAITING:
+            if sel is Selected.UNSELECTED:
+                self.mux_state = MuxState.DETACHED
+            elif sel is Selected.SELECTED and ready:
+                self.mux_state = MuxState.ATTACHED
+            else:
+                return False
+            self.wait_while = None
+            self.ntt = True
+            return True
+        if mux is MuxState.ATTACHED:
+            if sel is not Selected.SELECTED:
+                self.mux_state = MuxState.DETACHED
+            elif self.partner_sync():
+                self.mux_state = MuxState.COLLECTING_DISTRIBUTING
+            else:
+                return False
+            self.ntt = True
+            return True
+        # COLLECTING_DISTRIBUTING
+        if sel is not Selected.SELECTED or not self.partner_sync():
+            self.mux_state = MuxState.ATTACHED
+            self.ntt = True
+            return True
+        return False
+
+    # ---- serialisation -----------------------------------------------------------------
+
+    def to_dict(self, cfg: LagSettings) -> dict[str, Any]:
+        return {
+            "port_number": self.port_number,
+            "mac": mac_str(self.mac),
+            "port_priority": self.port_priority,
+            "link_up": self.link_up,
+            "rx_state": self.rx_state.value,
+            "mux_state": self.mux_state.value,
+            "selected": self.selected.value,
+            # Derived from the states above; informative (from_dict recomputes it).
+            "actor": self.actor(cfg).to_dict(),
+            "partner": self.partner.to_dict(),
+            "ntt": self.ntt,
+            "current_while": self.current_while,
+            "wait_while": self.wait_while,
+            "tx_period": self.tx_period,
+            "next_tx": self.next_tx,
+            "tx_hold": self.tx_hold,
+            "tx_times": list(self.tx_times),
+            "last_tx": self.last_tx,
+            "last_tx_frame": None if self.last_tx_frame is None else self.last_tx_frame.hex(),
+            "enabled": self.enabled,
+            "counters": {c: getattr(self, c) for c in COUNTERS},
+        }
+
+    @classmethod
+    def from_dict(cls, name: str, d: dict[str, Any]) -> Port:
+        def opt_float(key: str) -> float | None:
+            v = d[key]
+            return None if v is None else float(v)
+
+        frame = d["last_tx_frame"]
+        counters = d["counters"]
+        port = cls(
+            name=name,
+            port_number=int(d["port_number"]),
+            mac=parse_mac(d["mac"]),
+            port_priority=int(d["port_priority"]),
+            link_up=_bool(d["link_up"]),
+            rx_state=RxState(d["rx_state"]),
+            mux_state=MuxState(d["mux_state"]),
+            selected=Selected(d["selected"]),
+            partner=PortInfo.from_dict(d["partner"]),
+            ntt=_bool(d["ntt"]),
+            current_while=opt_float("current_while"),
+            wait_while=opt_float("wait_while"),
+            tx_period=opt_float("tx_period"),
+            next_tx=opt_float("next_tx"),
+            tx_hold=opt_float("tx_hold"),
+            tx_times=[float(t) for t in d["tx_times"]][-TX_LIMIT:],
+            last_tx=opt_float("last_tx"),
+            last_tx_frame=None if frame is None else bytes.fromhex(frame),
+            enabled=_bool(d["enabled"]),
+            **{c: int(counters[c]) for c in COUNTERS},
+        )
+        if port.enabled != (port.mux_state is MuxState.COLLECTING_DISTRIBUTING):
+            raise ValueError(f"port {name}: enabled disagrees with mux state {port.mux_state}")
+        return port
+
+
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError(f"expected a bool, got {v!r}")
+    return v

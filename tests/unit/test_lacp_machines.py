@@ -1,0 +1,503 @@
+"""LACP machines driven with a fake clock: two Lags back to back, or a Lag fed crafted PDUs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from teamd_shim.lacp import (
+    ACTIVITY,
+    AGGREGATION,
+    COLLECTING,
+    DEFAULTED,
+    DISTRIBUTING,
+    EXPIRED,
+    SYNC,
+    TIMEOUT,
+    Carrier,
+    Lacpdu,
+    Lag,
+    LagSettings,
+    PortEnable,
+    PortInfo,
+    decode_frame,
+    encode_frame,
+    parse_mac,
+)
+
+SYS_A = bytes.fromhex("0200000000aa")
+SYS_B = bytes.fromhex("0200000000bb")
+SYS_C = bytes.fromhex("0200000000cc")
+PORTS = {"e0": 1, "e1": 2}
+STEADY_FAST = ACTIVITY | TIMEOUT | AGGREGATION | SYNC | COLLECTING | DISTRIBUTING  # 0x3F
+
+
+def make_lag(system: bytes, key: int, *, now: float = 0.0, link_up: bool = True, **kw) -> Lag:
+    lag = Lag(LagSettings("PortChannel1", system, key, **kw))
+    for name, num in PORTS.items():
+        mac = system[:4] + bytes([0x10, num])
+        lag.add_port(name, port_number=num, mac=mac, link_up=link_up, now=now)
+    return lag
+
+
+class Wire:
+    """Two Lags joined port-to-port by a zero-delay wire; records every frame sent."""
+
+    def __init__(self, a: Lag, b: Lag, now: float = 0.0) -> None:
+        self.a, self.b = a, b
+        self.now = now
+        self.cut: set[str] = set()  # "a" or "b": that side's transmissions are lost
+        self.log: list[tuple[float, str, str, bytes]] = []
+
+    def step(self) -> None:
+        for _ in range(10):
+            moved = False
+            for side, x, y in (("a", self.a, self.b), ("b", self.b, self.a)):
+                x.on_timer(self.now)
+                for port, frame in x.frames_to_send(self.now):
+                    moved = True
+                    self.log.append((self.now, side, port, frame))
+                    if side not in self.cut:
+                        y.receive(port, frame, self.now)
+            if not moved:
+                return
+
+    def run_until(self, end: float) -> None:
+        self.step()
+        while True:
+            ds = [d for d in (self.a.next_deadline(), self.b.next_deadline()) if d is not None]
+            if not ds or min(ds) > end:
+                break
+            self.now = max(self.now, min(ds))
+            self.step()
+        self.now = end
+        self.step()
+
+    def tx_times(self, side: str, port: str, since: float = 0.0) -> list[float]:
+        return [t for t, s, p, _ in self.log if s == side and p == port and t >= since]
+
+
+def negotiated_pair(**kw_b) -> Wire:
+    wire = Wire(make_lag(SYS_A, 1), make_lag(SYS_B, 2, **kw_b))
+    wire.run_until(5.0)
+    return wire
+
+
+def state_of(frame: bytes) -> int:
+    return decode_frame(frame)[1].actor.state
+
+
+# ---- negotiation -----------------------------------------------------------------------
+
+
+def test_back_to_back_reach_collecting_distributing():
+    a, b = make_lag(SYS_A, 1), make_lag(SYS_B, 2)
+    wire = Wire(a, b)
+    wire.run_until(5.0)
+    for lag, other in ((a, b), (b, a)):
+        assert lag.carrier
+        for name in PORTS:
+            view = lag.port_view(name)
+            assert view["state"] == "current"
+            assert view["mux_state"] == "collecting_distributing"
+            assert view["selected"] and view["aggregator_id"] == 1
+            assert lag.port_enabled(name)
+            assert view["actor"]["state"] == STEADY_FAST
+            # The partner record is the other side's actor block, exactly.
+            assert view["partner"] == other.port_view(name)["actor"]
+        intents = lag.pop_intents()
+        assert set(intents) == {
+            PortEnable("PortChannel1", "e0", True),
+            PortEnable("PortChannel1", "e1", True),
+            Carrier("PortChannel1", True),
+        }
+        assert len(intents) == 3
+    # Cold start advertises Sync=0 and no partner; steady state 0x3F echoed exactly.
+    first = decode_frame(wire.log[0][3])[1]
+    assert not first.actor.state & SYNC and first.actor.state & EXPIRED
+    assert first.partner.system == bytes(6)
+    last = decode_frame(a.would_send("e0"))[1]
+    assert last.actor.state == STEADY_FAST and last.partner.state == STEADY_FAST
+    # Negotiation needs only a handful of PDUs (rate limit never exceeded).
+    assert len(wire.tx_times("a", "e0", since=0.0)) <= 8
+
+
+def test_negotiates_with_captured_ovs_frames():
+    """A Lag whose identity matches the capture accepts OVS's negotiated PDUs at once."""
+    capture = json.loads((Path(__file__).parents[1] / "data" / "ovs_lacpdus.json").read_text())
+    lag = Lag(LagSettings("PortChannel1", parse_mac(capture["our_system"]), capture["our_key"]))
+    for entry in capture["negotiated"]:
+        num = decode_frame(bytes.fromhex(entry["hex"]))[1].partner.port
+        lag.add_port(f"s{num}", port_number=num, mac=bytes(5) + bytes([num]), link_up=True,
+                     now=0.0)  # fmt: skip
+    for entry in capture["negotiated"]:
+        num = decode_frame(bytes.fromhex(entry["hex"]))[1].partner.port
+        assert lag.receive(f"s{num}", bytes.fromhex(entry["hex"]), 0.1)
+    assert lag.carrier
+    for name in lag.ports:
+        frame = dict(lag.frames_to_send(0.1)).get(name) or lag.would_send(name)
+        pdu = decode_frame(frame)[1]
+        assert pdu.actor.state == STEADY_FAST
+        assert pdu.partner.system == SYS_OVS and pdu.partner.system_priority == 65534
+    # An unnegotiated OVS PDU (no Sync, zero partner block) does not enable anything.
+    lag2 = Lag(LagSettings("PortChannel1", SYS_A, 5))
+    lag2.add_port("s1", port_number=1, mac=bytes(6), link_up=True, now=0.0)
+    for entry in capture["unnegotiated"]:
+        lag2.receive("s1", bytes.fromhex(entry["hex"]), 0.5)
+    assert not lag2.port_enabled("s1") and not lag2.carrier
+
+
+SYS_OVS = bytes.fromhex("0200000000bb")
+
+
+# ---- timers ----------------------------------------------------------------------------
+
+
+def test_fast_partner_gets_one_pdu_per_second_drift_free():
+    wire = negotiated_pair()
+    start = wire.now
+    wire.run_until(start + 100.0)
+    times = wire.tx_times("a", "e0", since=start + 0.001)
+    assert len(times) == 100
+    gaps = {round(b - a, 9) for a, b in zip(times, times[1:], strict=False)}
+    assert gaps == {1.0}
+    # Drift-free: still on the phase of the first periodic send.
+    assert (times[-1] - times[0]) == pytest.approx(99.0, abs=1e-9)
+
+
+def test_slow_partner_gets_one_pdu_per_30_seconds():
+    wire = negotiated_pair(fast_rate=False)  # b asks for slow, a still asks for fast
+    start = wire.now
+    wire.run_until(start + 120.0)
+    a_times = wire.tx_times("a", "e0", since=start + 0.001)
+    b_times = wire.tx_times("b", "e0", since=start + 0.001)
+    assert {round(y - x, 9) for x, y in zip(a_times, a_times[1:], strict=False)} == {30.0}
+    assert len(a_times) == 4
+    assert {round(y - x, 9) for x, y in zip(b_times, b_times[1:], strict=False)} == {1.0}
+    assert decode_frame(wire.b.would_send("e0"))[1].actor.state == STEADY_FAST & ~TIMEOUT
+    assert wire.a.carrier and wire.b.carrier
+
+
+def expire_and_default(fast_rate: bool, timeout: float) -> None:
+    wire = Wire(make_lag(SYS_A, 1, fast_rate=fast_rate), make_lag(SYS_B, 2))
+    wire.run_until(100.0)
+    a = wire.a
+    a.pop_intents()
+    last_rx = max(wire.tx_times("b", "e0"))
+    wire.cut.add("b")  # a no longer hears b
+    wire.run_until(last_rx + timeout - 0.01)
+    assert a.port_view("e0")["state"] == "current" and a.carrier and a.pop_intents() == []
+    wire.run_until(last_rx + timeout)
+    assert a.port_view("e0")["state"] == "expired"
+    assert not a.port_enabled("e0") and not a.carrier
+    assert a.pop_intents() == [
+        PortEnable("PortChannel1", "e0", False),
+        PortEnable("PortChannel1", "e1", False),
+        Carrier("PortChannel1", False),
+    ]
+    pdu = decode_frame(a.would_send("e0"))[1]
+    assert pdu.actor.state & EXPIRED and pdu.actor.state & SYNC  # still ATTACHED
+    assert not pdu.actor.state & (COLLECTING | DISTRIBUTING)
+    assert not pdu.partner.state & SYNC and pdu.partner.state & TIMEOUT
+    assert a.next_deadline() == pytest.approx(last_rx + timeout + 1.0)  # next periodic
+    wire.run_until(last_rx + timeout + 2.99)
+    assert a.port_view("e0")["state"] == "expired"
+    wire.run_until(last_rx + timeout + 3.0)
+    view = a.port_view("e0")
+    assert view["state"] == "defaulted" and not view["selected"]
+    assert view["partner"]["system"] == "00:00:00:00:00:00"
+    assert decode_frame(a.would_send("e0"))[1].actor.state & DEFAULTED
+    assert a.pop_intents() == []  # already disabled
+    # The partner comes back: re-selected and enabled again.
+    wire.cut.clear()
+    wire.run_until(wire.now + 3.0)
+    assert a.carrier and a.port_enabled("e0") and a.port_enabled("e1")
+
+
+def test_partner_expiry_fast():
+    expire_and_default(fast_rate=True, timeout=3.0)
+
+
+def test_partner_expiry_slow():
+    expire_and_default(fast_rate=False, timeout=90.0)
+
+
+def test_on_timer_far_late_reschedules_from_now():
+    wire = negotiated_pair()
+    a = wire.a
+    nxt = a.next_deadline()
+    a.on_timer(nxt + 1.5)  # missed more than one period
+    assert a.port_view("e0")["state"] == "current"
+    sent = a.frames_to_send(nxt + 1.5)
+    assert [p for p, _ in sent] == ["e0", "e1"]
+    assert a.to_dict()["ports"]["e0"]["next_tx"] == pytest.approx(nxt + 2.5)
+
+
+# ---- partner changes -------------------------------------------------------------------
+
+
+def crafted(lag: Lag, port: str, *, system: bytes = SYS_B, key: int = 2,
+            state: int = STEADY_FAST, echo: bool = True) -> bytes:  # fmt: skip
+    """A PDU from a partner with the given identity, echoing what `lag` would send."""
+    ours = decode_frame(lag.would_send(port))[1].actor
+    actor = PortInfo(65535, system, key, 255, PORTS[port], state)
+    partner = ours if echo else PortInfo(0, bytes(6), 0, 0, 0, 0)
+    return encode_frame(system[:4] + b"\x20" + bytes([PORTS[port]]), Lacpdu(actor, partner))
+
+
+@pytest.mark.parametrize("change", [{"system": SYS_C}, {"key": 9}])
+def test_partner_identity_change_deselects_and_reselects(change):
+    wire = negotiated_pair()
+    a = wire.a
+    a.pop_intents()
+    t = wire.now + 0.5
+    assert a.receive("e0", crafted(a, "e0", **change), t)
+    # e0 left the old aggregator (disabled), and e1 keeps the carrier up; a new aggregator
+    # with one port does not beat the established one with two: e0 is STANDBY.
+    assert a.pop_intents() == [PortEnable("PortChannel1", "e0", False)]
+    view = a.port_view("e0")
+    assert view["selection"] == "standby" and view["aggregator_id"] == 1
+    assert not decode_frame(a.would_send("e0"))[1].actor.state & SYNC
+    assert a.carrier
+    # The partner moves e1 too: the new aggregator is selected, both are re-enabled.
+    assert a.receive("e1", crafted(a, "e1", **change), t + 0.1)
+    intents = a.pop_intents()
+    assert intents[0] == PortEnable("PortChannel1", "e1", False)
+    assert set(intents[1:]) >= {
+        PortEnable("PortChannel1", "e0", True),
+        PortEnable("PortChannel1", "e1", True),
+    }
+    assert a.carrier and a.port_enabled("e0") and a.port_enabled("e1")
+    assert a.port_view("e0")["partner"]["key"] == change.get("key", 2)
+
+
+def test_identity_change_on_single_port_lag_reselects_with_aggregate_wait():
+    lag = Lag(LagSettings("PortChannel1", SYS_A, 1, aggregate_wait=2.0))
+    lag.add_port("e0", port_number=1, mac=bytes(6), link_up=True, now=0.0)
+    lag.receive("e0", crafted(lag, "e0"), 0.1)
+    assert lag.port_view("e0")["mux_state"] == "waiting"
+    assert lag.next_deadline() == pytest.approx(1.0)  # periodic TX comes first
+    lag.on_timer(2.0)
+    assert lag.port_view("e0")["mux_state"] == "waiting"
+    lag.receive("e0", crafted(lag, "e0"), 2.05)
+    lag.on_timer(2.1)
+    assert lag.port_view("e0")["mux_state"] == "collecting_distributing"
+    assert lag.pop_intents() == [
+        PortEnable("PortChannel1", "e0", True),
+        Carrier("PortChannel1", True),
+    ]
+    lag.receive("e0", crafted(lag, "e0", system=SYS_C), 3.0)
+    assert lag.pop_intents() == [
+        PortEnable("PortChannel1", "e0", False), Carrier("PortChannel1", False)]  # fmt: skip
+    assert lag.port_view("e0")["mux_state"] == "waiting"
+    lag.receive("e0", crafted(lag, "e0", system=SYS_C), 4.0)
+    assert not lag.carrier
+    lag.on_timer(5.0)
+    lag.receive("e0", crafted(lag, "e0", system=SYS_C), 5.0)
+    assert lag.carrier and lag.port_view("e0")["partner"]["system"] == "02:00:00:00:00:cc"
+
+
+def test_unmatched_partner_sync_is_not_trusted():
+    lag = Lag(LagSettings("PortChannel1", SYS_A, 1))
+    lag.add_port("e0", port_number=1, mac=bytes(6), link_up=True, now=0.0)
+    lag.frames_to_send(0.0)
+    lag.receive("e0", crafted(lag, "e0", echo=False), 0.2)
+    view = lag.port_view("e0")
+    assert view["selected"] and view["mux_state"] == "attached"
+    assert not view["partner"]["state"] & SYNC and not lag.carrier
+    assert [p for p, _ in lag.frames_to_send(0.2)] == ["e0"]  # update_NTT answers at once
+    lag.receive("e0", crafted(lag, "e0"), 0.3)
+    assert lag.carrier
+
+
+def test_partner_sync_drop_disables_port():
+    wire = negotiated_pair()
+    a = wire.a
+    a.pop_intents()
+    a.receive("e1", crafted(a, "e1", state=STEADY_FAST & ~SYNC), wire.now + 0.2)
+    assert a.pop_intents() == [PortEnable("PortChannel1", "e1", False)]
+    assert a.carrier and a.port_view("e1")["mux_state"] == "attached"
+
+
+# ---- links and min_links -----------------------------------------------------------------
+
+
+def test_min_links_two_with_one_port_down():
+    wire = Wire(make_lag(SYS_A, 1, min_links=2), make_lag(SYS_B, 2))
+    wire.run_until(5.0)
+    a = wire.a
+    assert a.carrier
+    a.pop_intents()
+    t = wire.now + 0.3
+    a.set_link("e1", False, t)
+    wire.b.set_link("e1", False, t)
+    assert a.pop_intents() == [
+        PortEnable("PortChannel1", "e1", False), Carrier("PortChannel1", False)]  # fmt: skip
+    view = a.port_view("e1")
+    assert view["state"] == "disabled" and view["down_count"] == 1 and not view["selected"]
+    # No TX on a down port, no periodic timer for it.
+    wire.run_until(t + 10.0)
+    assert wire.tx_times("a", "e1", since=t) == []
+    assert wire.tx_times("a", "e0", since=t)
+    assert not a.carrier and a.port_enabled("e0")
+    t2 = wire.now
+    a.set_link("e1", True, t2)
+    wire.b.set_link("e1", True, t2)
+    assert a.port_view("e1")["state"] == "expired"
+    wire.run_until(t2 + 2.0)
+    assert a.carrier and a.port_enabled("e1")
+    assert wire.tx_times("a", "e1", since=t2)[0] == t2  # link up sends at once
+    assert a.pop_intents() == [
+        PortEnable("PortChannel1", "e1", True), Carrier("PortChannel1", True)]  # fmt: skip
+
+
+def test_link_down_drops_received_pdus_and_port_comes_back():
+    wire = negotiated_pair()
+    a = wire.a
+    a.set_link("e0", False, wire.now)
+    assert not a.receive("e0", crafted(a, "e0"), wire.now + 0.1)
+    assert a.port_view("e0")["rx_pdus"] == wire.a.port_view("e0")["rx_pdus"]
+    assert a.frames_to_send(wire.now + 0.1) == []
+    a.set_link("e0", True, wire.now + 0.2)
+    # Expired with the old partner kept: selected and ATTACHED (Sync=1) at once.
+    assert a.port_view("e0")["mux_state"] == "attached"
+    assert a.receive("e0", crafted(a, "e0"), wire.now + 0.3)
+    assert a.port_enabled("e0")
+
+
+def test_remove_port_disables_without_goodbye():
+    wire = negotiated_pair()
+    a = wire.a
+    a.pop_intents()
+    a.remove_port("e0", wire.now)
+    assert a.pop_intents() == [PortEnable("PortChannel1", "e0", False)]
+    assert a.ports == ("e1",) and a.carrier
+    assert all(p != "e0" for p, _ in a.frames_to_send(wire.now))
+    with pytest.raises(KeyError):
+        a.port_view("e0")
+    a.remove_port("e1", wire.now)
+    assert a.pop_intents() == [
+        PortEnable("PortChannel1", "e1", False), Carrier("PortChannel1", False)]  # fmt: skip
+
+
+def test_add_port_rejects_duplicates():
+    lag = make_lag(SYS_A, 1)
+    with pytest.raises(ValueError):
+        lag.add_port("e0", port_number=7, mac=bytes(6), link_up=True, now=0.0)
+    with pytest.raises(ValueError):
+        lag.add_port("e7", port_number=1, mac=bytes(6), link_up=True, now=0.0)
+
+
+# ---- robustness ------------------------------------------------------------------------
+
+
+def test_malformed_frame_changes_nothing():
+    wire = negotiated_pair()
+    a = wire.a
+    a.pop_intents()
+    t = wire.now + 0.1
+    before = a.to_dict()
+    good = crafted(a, "e0")
+    for bad in (b"", good[:100], good[:16] + b"\x13" + good[17:], b"\xff" * 300):
+        assert a.receive("e0", bad, t) is False
+    marker = good[:14] + b"\x02" + good[15:]
+    assert a.receive("e0", marker, t) is False
+    after = a.to_dict()
+    assert after["ports"]["e0"]["counters"]["rx_bad"] == before["ports"]["e0"]["counters"][
+        "rx_bad"] + 4  # fmt: skip
+    assert after["ports"]["e0"]["counters"]["rx_marker"] == 1
+    after["ports"]["e0"]["counters"] = before["ports"]["e0"]["counters"]
+    assert after == before
+    assert a.pop_intents() == [] and a.frames_to_send(t) == []
+
+
+def test_ntt_sends_are_rate_limited_to_three_per_second():
+    wire = negotiated_pair()
+    a = wire.a
+    t0 = a.next_deadline()
+    assert a.frames_to_send(t0)  # periodic send at t0
+    sent = [t0]
+    t = t0
+    for _ in range(12):  # a partner that keeps disagreeing: NTT every 50 ms
+        t += 0.05
+        a.receive("e0", crafted(a, "e0", echo=False), t)
+        if any(p == "e0" for p, _ in a.frames_to_send(t)):
+            sent.append(t)
+    assert len(sent) == 3
+    hold = a.to_dict()["ports"]["e0"]["tx_hold"]
+    assert hold == pytest.approx(t0 + 1.0)
+    assert a.next_deadline() == pytest.approx(t0 + 1.0)
+    a.on_timer(hold)
+    assert [p for p, _ in a.frames_to_send(hold) if p == "e0"] == ["e0"]
+    # Any window of one second holds at most three.
+    for x in sent:
+        assert sum(1 for y in sent if x <= y < x + 1.0) <= 3
+
+
+def test_ntt_sends_do_not_move_the_periodic_schedule():
+    wire = negotiated_pair()
+    a = wire.a
+    nxt = a.next_deadline()
+    a.receive("e0", crafted(a, "e0", echo=False), nxt - 0.4)
+    assert [p for p, _ in a.frames_to_send(nxt - 0.4)] == ["e0"]
+    assert a.next_deadline() == nxt
+    assert a.to_dict()["ports"]["e0"]["next_tx"] == nxt
+    assert sorted(p for p, _ in a.frames_to_send(nxt)) == ["e0", "e1"]
+
+
+def test_partner_timeout_change_switches_rate():
+    wire = negotiated_pair()
+    a = wire.a
+    t = wire.now + 0.3
+    a.receive("e0", crafted(a, "e0", state=STEADY_FAST & ~TIMEOUT), t)
+    assert a.to_dict()["ports"]["e0"]["next_tx"] == pytest.approx(t + 30.0)
+    a.frames_to_send(t)
+    a.receive("e0", crafted(a, "e0"), t + 5)
+    assert a.to_dict()["ports"]["e0"]["next_tx"] == pytest.approx(t + 6)
+    assert "e0" in dict(a.frames_to_send(t + 5))  # PERIODIC_TX at once
+
+
+def test_passive_pair_is_silent_and_passive_answers_active():
+    a = make_lag(SYS_A, 1, active=False)
+    b = make_lag(SYS_B, 2, active=False)
+    wire = Wire(a, b)
+    wire.run_until(20.0)
+    assert wire.log == [] and a.next_deadline() is None
+    b.update_settings(replace(b.settings, active=True), 20.0)
+    wire.run_until(25.0)
+    assert a.carrier and b.carrier
+    assert not state_of(a.would_send("e0")) & ACTIVITY
+
+
+def test_update_settings_key_change_and_min_links():
+    wire = negotiated_pair()
+    a = wire.a
+    a.pop_intents()
+    t = wire.now + 0.1
+    a.update_settings(replace(a.settings, min_links=3), t)
+    assert a.pop_intents() == [Carrier("PortChannel1", False)]
+    a.update_settings(replace(a.settings, min_links=2), t)
+    assert a.pop_intents() == [Carrier("PortChannel1", True)]
+    a.update_settings(replace(a.settings, key=77), t)
+    assert not a.carrier
+    sent = dict(a.frames_to_send(t))
+    assert decode_frame(sent["e0"])[1].actor.key == 77
+    wire.now = t
+    wire.run_until(t + 3.0)
+    assert a.carrier and wire.b.port_view("e0")["partner"]["key"] == 77
+    with pytest.raises(ValueError):
+        a.update_settings(replace(a.settings, name="PortChannel2"), t)
+
+
+def test_would_send_has_no_side_effects_and_matches_next_frame():
+    wire = negotiated_pair()
+    a = wire.a
+    before = a.to_dict()
+    frame = a.would_send("e1")
+    assert a.to_dict() == before
+    nxt = a.next_deadline()
+    assert dict(a.frames_to_send(nxt))["e1"] == frame
+    assert a.to_dict()["ports"]["e1"]["last_tx_frame"] == frame.hex()
+    assert a.to_dict()["ports"]["e1"]["last_tx"] == nxt
