@@ -17,10 +17,13 @@ import redis
 class RedisServer:
     """One redis-server on a unix socket (and no TCP port), with keyspace events as SONiC has."""
 
-    def __init__(self, workdir: Path, *, port: int = 0) -> None:
+    def __init__(self, workdir: Path, *, port: int = 0, persist: bool = False) -> None:
         self.workdir = Path(workdir)
         self.socket_path = self.workdir / "redis.sock"
         self.port = port
+        # persist: snapshot to workdir/dump.rdb every second and on shutdown, so a restarted
+        # server comes back with CONFIG_DB as SONiC's does (config is not lost on restart).
+        self.persist = persist
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -30,7 +33,9 @@ class RedisServer:
     def start(self, timeout: float = 10.0) -> RedisServer:
         exe = shutil.which("redis-server")
         if exe is None:
-            raise RuntimeError("redis-server not found: run `make setup` (apt package redis-server)")
+            raise RuntimeError(
+                "redis-server not found: run `make setup` (apt package redis-server)"
+            )
         self.workdir.mkdir(parents=True, exist_ok=True)
         args = [
             exe,
@@ -39,7 +44,8 @@ class RedisServer:
             "--unixsocket", str(self.socket_path),
             "--unixsocketperm", "777",
             "--dir", str(self.workdir),
-            "--save", "",
+            "--save", "1 1" if self.persist else "",
+            "--dbfilename", "dump.rdb",
             "--appendonly", "no",
             "--databases", "16",
             "--notify-keyspace-events", "AKE",

@@ -1,0 +1,129 @@
+"""`warm-restart`: the user's entry point (lab, demo; the hitless restart comes with the handover).
+
+`--redis URL` belongs to the command group, before the subcommand, with the same defaults as
+teamd-shim (`$TEAMD_SHIM_REDIS`, SONiC's database_config.json, loopback:6379).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+from teamd_shim import sonic_db
+
+DEFAULT_LAB_DIR = Path(os.environ.get("WARM_RESTART_LAB_DIR", "/run/teamd-hitless-lab"))
+
+
+class Ctx:
+    def __init__(self, redis_url: str | None) -> None:
+        self.redis_url = redis_url
+
+    def endpoint(self) -> sonic_db.Endpoint:
+        try:
+            return sonic_db.resolve(self.redis_url)
+        except sonic_db.RedisUrlError as e:
+            raise click.UsageError(str(e)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--redis", "redis_url", metavar="URL", envvar="TEAMD_SHIM_REDIS",
+              help="unix:///path/redis.sock or redis://host:port "
+              "(env TEAMD_SHIM_REDIS; default SONiC's database_config.json, else loopback:6379)")
+@click.pass_context
+def main(ctx: click.Context, redis_url: str | None) -> None:
+    """Hitless warm restart of teamd with LACP in fast mode."""
+    ctx.obj = Ctx(redis_url)
+
+
+@main.group()
+def lab() -> None:
+    """The embedded lab: private redis, DUT and partner namespaces, Open vSwitch partner."""
+
+
+@lab.command("up")
+@click.option("--lags", default=4, show_default=True, type=click.IntRange(1, 512))
+@click.option("--members", default=2, show_default=True, type=click.IntRange(1, 16))
+@click.option("--dir", "workdir", type=click.Path(path_type=Path), default=DEFAULT_LAB_DIR,
+              show_default=True)
+@click.option("--prefix", default="wr", show_default=True,
+              help="name prefix of the namespaces (<prefix>-dut, <prefix>-ptnr)")
+@click.option("--no-shim", is_flag=True, help="do not start the active teamd-shim")
+def lab_up(lags: int, members: int, workdir: Path, prefix: str, no_shim: bool) -> None:
+    """Bring the lab up and start the active shim."""
+    from .lab.lab import Lab, LabError
+    from .lab.shim import shim_command
+
+    lab_ = Lab(workdir, prefix=prefix)
+    try:
+        lab_.up(lags, members, shim_cmd=None if no_shim else shim_command(lab_))
+    except LabError as e:
+        click.echo(f"lab up: {e}", err=True)
+        sys.exit(2)
+    _print_reach(lab_)
+
+
+def _print_reach(lab_: object) -> None:
+    from .lab.lab import Lab
+
+    assert isinstance(lab_, Lab)
+    click.echo(f"lab is up in {lab_.workdir}")
+    click.echo(f"  redis:       {lab_.redis_url}")
+    click.echo(f"               redis-cli -s {lab_.redis_socket} -n 6 keys '*'")
+    click.echo(f"  DUT ns:      {lab_.dut_ns}   (ip netns exec {lab_.dut_ns} ip link)")
+    click.echo(f"  partner ns:  {lab_.ptnr_ns}  (OVS: {lab_.ovs_appctl_hint()} bond/show)")
+    click.echo(f"  shim log:    {lab_.workdir / 'shim-active.log'}")
+    click.echo("  tear down:   warm-restart lab down")
+
+
+def _load_lab(workdir: Path) -> object:
+    from .lab.lab import Lab, LabError
+
+    try:
+        return Lab.load(workdir)
+    except LabError as e:
+        click.echo(f"lab: {e}", err=True)
+        sys.exit(2)
+
+
+@lab.command("status")
+@click.option("--dir", "workdir", type=click.Path(path_type=Path), default=DEFAULT_LAB_DIR,
+              show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def lab_status(workdir: Path, as_json: bool) -> None:
+    """What the lab holds and what the partner sees."""
+    import json
+
+    lab_ = _load_lab(workdir)
+    st = lab_.status()  # type: ignore[attr-defined]
+    if as_json:
+        click.echo(json.dumps(st, indent=2, default=str))
+    else:
+        from .report import format_lab_status
+
+        click.echo(format_lab_status(st))
+
+
+@lab.command("down")
+@click.option("--dir", "workdir", type=click.Path(path_type=Path), default=DEFAULT_LAB_DIR,
+              show_default=True)
+def lab_down(workdir: Path) -> None:
+    """Remove exactly what `lab up` created."""
+    lab_ = _load_lab(workdir)
+    removed = lab_.down()  # type: ignore[attr-defined]
+    click.echo(f"lab down: removed {removed}")
+
+
+@main.command()
+@click.option("--lags", default=4, show_default=True, type=click.IntRange(1, 64))
+@click.option("--members", default=2, show_default=True, type=click.IntRange(1, 8))
+def demo(lags: int, members: int) -> None:
+    """Lab up, wait for LACP, show both sides' view, lab down."""
+    from .demo import run_demo
+
+    sys.exit(run_demo(lags, members))
+
+
+if __name__ == "__main__":
+    main()

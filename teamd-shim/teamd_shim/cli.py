@@ -1,0 +1,91 @@
+"""`teamd-shim`: run the LACP daemon, or query a running one (`teamd-shim ctl LAG state dump`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import glob
+import json
+import logging
+import os
+import sys
+
+from . import __version__, sonic_db
+from .control import DEFAULT_CTL_DIR, ControlError, request
+
+ROLES = ("active", "standby")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="teamd-shim",
+        description="LACP speaker standing in for SONiC teamd; drives every PortChannel in "
+        "CONFIG_DB. Run it in the network namespace that holds the member netdevs.",
+    )
+    p.add_argument("--redis", metavar="URL",
+                   help="unix:///path/redis.sock or redis://host:port (default: $TEAMD_SHIM_REDIS, "
+                   f"else {sonic_db.DEFAULT_DB_CONFIG} if present, else {sonic_db.DEFAULT_URL})")
+    p.add_argument("--role", choices=ROLES, default="active")
+    p.add_argument("--name", default="teamd-shim", help="instance name (control socket name)")
+    p.add_argument("--ctl-dir", default=os.environ.get("TEAMD_SHIM_CTL_DIR", DEFAULT_CTL_DIR),
+                   help=f"directory of control sockets (default {DEFAULT_CTL_DIR})")
+    p.add_argument("--record", metavar="FILE",
+                   help="also journal every dataplane write to FILE (tests)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--version", action="version", version=f"teamd-shim {__version__}")
+    sub = p.add_subparsers(dest="cmd")
+    ctl = sub.add_parser("ctl", help="query a running shim, teamdctl style")
+    ctl.add_argument("lag")
+    ctl.add_argument("words", nargs="+", help="`state dump`")
+    return p
+
+
+def _ctl_path(ctl_dir: str, name: str, explicit: bool) -> str:
+    if explicit:
+        return os.path.join(ctl_dir, f"{name}.sock")
+    socks = sorted(glob.glob(os.path.join(ctl_dir, "*.sock")))
+    default = os.path.join(ctl_dir, f"{name}.sock")
+    if default in socks or len(socks) != 1:
+        return default
+    return socks[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s teamd-shim[%(process)d] %(message)s")
+    if args.cmd == "ctl":
+        if args.words != ["state", "dump"]:
+            print(f"teamd-shim ctl: unsupported command {' '.join(args.words)!r}; "
+                  "supported: state dump", file=sys.stderr)
+            return 2
+        explicit = "--name" in (argv if argv is not None else sys.argv)
+        try:
+            dump = request(_ctl_path(args.ctl_dir, args.name, explicit),
+                           {"cmd": "state_dump", "lag": args.lag})
+        except ControlError as e:
+            print(f"teamd-shim ctl: {e}", file=sys.stderr)
+            return 1
+        print(json.dumps(dump, indent=4, sort_keys=True))
+        return 0
+    if args.role == "standby":
+        print("teamd-shim: --role standby is not available in this version; nothing was "
+              "started. Run the active role only.", file=sys.stderr)
+        return 2
+    try:
+        endpoint = sonic_db.resolve(args.redis)
+    except sonic_db.RedisUrlError as e:
+        print(f"teamd-shim: {e}; nothing was started.", file=sys.stderr)
+        return 2
+    from .daemon import Shim
+    from .dataplane import NullDataplane, RecordingDataplane
+
+    dataplane = NullDataplane()
+    if args.record:
+        dataplane = RecordingDataplane(dataplane, args.record, lambda: 0)  # type: ignore[assignment]
+    shim = Shim(endpoint, dataplane, name=args.name, ctl_dir=args.ctl_dir, role=args.role)
+    return asyncio.run(shim.run())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

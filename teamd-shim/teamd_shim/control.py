@@ -1,0 +1,100 @@
+"""A unix control socket per shim instance, the way teamd has one per LAG for teamdctl.
+
+One JSON request per line, one JSON reply per line. Unix sockets live in the filesystem, so the
+CLI reaches a shim from any network namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .daemon import Shim
+
+log = logging.getLogger(__name__)
+DEFAULT_CTL_DIR = "/run/teamd-shim"
+
+
+class ControlError(Exception):
+    """The request could not be served; the message is for the user."""
+
+
+class ControlServer:
+    def __init__(self, shim: Shim, path: str) -> None:
+        self.shim = shim
+        self.path = path
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        self._server = await asyncio.start_unix_server(self._client, path=self.path)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                try:
+                    reply: dict[str, Any] = {"ok": True, "result": self.handle(json.loads(line))}
+                except ControlError as e:
+                    reply = {"ok": False, "error": str(e)}
+                except Exception as e:  # a bad request must not take the shim down
+                    log.exception("control request failed")
+                    reply = {"ok": False, "error": f"internal error: {e}"}
+                writer.write((json.dumps(reply) + "\n").encode())
+                await writer.drain()
+        finally:
+            writer.close()
+
+    def handle(self, req: dict[str, Any]) -> Any:
+        cmd = req.get("cmd")
+        shim = self.shim
+        if cmd == "state_dump":
+            lag = req.get("lag")
+            if lag not in shim.lags:
+                known = ", ".join(sorted(shim.lags)) or "none"
+                raise ControlError(f"no LAG {lag!r} in this shim (running: {known})")
+            return shim.dump(lag)
+        if cmd == "lags":
+            return sorted(shim.lags)
+        if cmd == "info":
+            return {"name": shim.name, "role": shim.role, "pid": os.getpid(),
+                    "dataplane": shim.dataplane.name, "redis": shim.endpoint.url,
+                    "redis_connected": shim.publisher.connected, "lags": sorted(shim.lags)}
+        raise ControlError(f"unknown command {cmd!r}")
+
+
+def request(path: str, req: dict[str, Any], timeout: float = 5.0) -> Any:
+    """Client side, synchronous; raises ControlError with a message the user can act on."""
+    import socket
+
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(path)
+    except OSError as e:
+        raise ControlError(f"cannot reach teamd-shim at {path}: {e.strerror or e}. "
+                           "Is it running? (`warm-restart status` lists instances)") from None
+    with s:
+        s.sendall((json.dumps(req) + "\n").encode())
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    reply = json.loads(buf)
+    if not reply.get("ok"):
+        raise ControlError(reply.get("error", "unknown error"))
+    return reply["result"]

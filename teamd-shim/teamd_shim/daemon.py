@@ -1,0 +1,379 @@
+"""The shim process: one asyncio loop running every PortChannel's LACP.
+
+Only this loop touches LACP state. Redis (config in, state out) and rtnetlink live in threads that
+hand plain records over with `call_soon_threadsafe`, so no Redis stall or outage can delay a PDU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from . import sonic_db
+from .config import DesiredConfig, LagConfig, desired_config, port_number
+from .config_watch import ConfigSnapshot, ConfigWatcher
+from .control import ControlServer
+from .dataplane import Dataplane
+from .lacp import Carrier, Lag, LagSettings, PortEnable, parse_mac
+from .links import LinkInfo, LinkWatcher
+from .packet_io import PacketIO
+from .publisher import Publisher, Target
+from .state_view import (
+    TeamDevice,
+    appl_db_lag,
+    appl_db_member,
+    state_db_lag,
+    state_db_member,
+    state_dump,
+)
+
+log = logging.getLogger(__name__)
+
+PUBLISH_EVERY_S = 0.1
+
+
+@dataclass
+class RunningLag:
+    """A LAG this process drives: its accepted config, LACP core, and applied dataplane view."""
+
+    cfg: LagConfig
+    lacp: Lag
+    timer: asyncio.TimerHandle | None = None
+    carrier: bool = False
+    enabled: dict[str, bool] = field(default_factory=dict)
+    error: str | None = None  # a refused config change, shown in STATE_DB; old config kept
+
+
+def settings_for(cfg: LagConfig) -> LagSettings:
+    return LagSettings(
+        name=cfg.name,
+        system=parse_mac(cfg.system),
+        key=cfg.key,
+        fast_rate=cfg.fast_rate,
+        min_links=cfg.min_links,
+    )
+
+
+class Shim:
+    """Drives all LAGs of CONFIG_DB; see design.md for roles (only `active` here)."""
+
+    def __init__(self, endpoint: sonic_db.Endpoint, dataplane: Dataplane, *, name: str,
+                 ctl_dir: str, role: str = "active") -> None:
+        self.endpoint = endpoint
+        self.dataplane = dataplane
+        self.name = name
+        self.role = role
+        self.ctl_dir = ctl_dir
+        self.lags: dict[str, RunningLag] = {}
+        self.port_lag: dict[str, str] = {}
+        self.links: dict[str, LinkInfo] = {}
+        self.snapshot: ConfigSnapshot | None = None
+        self.published: set[Target] = set()
+        self.refused: dict[Target, str] = {}
+        self._dirty: set[str] = set()
+        self._links_ready = False
+        self._waiting_init_logged = False
+        self._publish_handle: asyncio.TimerHandle | None = None
+        self._stopping = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.io: PacketIO | None = None
+        self.publisher = Publisher(endpoint)
+        self.config_watcher = ConfigWatcher(endpoint, self._from_thread(self._on_snapshot))
+        self.link_watcher = LinkWatcher(self._from_thread(self._on_links),
+                                        self._from_thread(self._on_link))
+        self.control: ControlServer | None = None
+        self.started_at = time.time()
+
+    # ---- plumbing --------------------------------------------------------------------------
+    def _from_thread(self, fn: Callable[..., None]) -> Callable[..., None]:
+        """Wrap a loop-thread handler so worker threads can call it safely."""
+
+        def post(*args: object) -> None:
+            loop = self._loop
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(fn, *args)
+        return post
+
+    async def run(self) -> int:
+        self._loop = asyncio.get_running_loop()
+        self.io = PacketIO(self._loop, self._on_frame)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._loop.add_signal_handler(sig, self._stopping.set)
+        self.control = ControlServer(self, os.path.join(self.ctl_dir, f"{self.name}.sock"))
+        await self.control.start()
+        self.publisher.start()
+        self.link_watcher.start()
+        self.config_watcher.start()
+        log.info("%s: %s started (pid %d, dataplane %s, redis %s)", self.name, self.role,
+                 os.getpid(), self.dataplane.name, self.endpoint.url)
+        await self._stopping.wait()
+        log.info("%s: stopping", self.name)
+        self.config_watcher.stop()
+        self.link_watcher.stop()
+        for name in list(self.lags):
+            self._remove_lag(name)
+        self._flush_publish()
+        self.publisher.stop()
+        self.io.close()
+        await self.control.stop()
+        return 0
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    # ---- config ----------------------------------------------------------------------------
+    def _on_snapshot(self, snap: ConfigSnapshot) -> None:
+        if not snap.initialized:
+            # an empty CONFIG_DB after a Redis restart must not tear the running LAGs down
+            if not self._waiting_init_logged:
+                log.warning("CONFIG_DB_INITIALIZED is not set: keeping %d running LAG(s) and "
+                            "waiting for the config to be loaded", len(self.lags))
+                self._waiting_init_logged = True
+            return
+        self._waiting_init_logged = False
+        self.snapshot = snap
+        self._reconcile()
+
+    def _reconcile(self) -> None:
+        snap = self.snapshot
+        if snap is None or not self._links_ready:
+            return  # members cannot be judged before the netdev table is known
+        desired = desired_config(snap.portchannel, snap.members, snap.device_mac,
+                                 current_owner=dict(self.port_lag))
+        now = time.monotonic()
+        for name in list(self.lags):
+            if name not in desired.lags and name not in desired.lag_errors:
+                self._remove_lag(name)
+        for name, err in desired.lag_errors.items():
+            if name in self.lags:
+                self.lags[name].error = f"refused config change, running config kept: {err}"
+                self._dirty.add(name)
+            else:
+                self._refuse(Target("STATE_DB", "LAG_TABLE", name), err)
+        for name, cfg in desired.lags.items():
+            self._unrefuse(Target("STATE_DB", "LAG_TABLE", name))
+            running = self.lags.get(name)
+            if running is None:
+                self._add_lag(cfg, now)
+            else:
+                running.error = None
+                self._update_lag(running, cfg, now)
+        self._apply_member_errors(desired)
+        self._schedule_publish()
+
+    def _apply_member_errors(self, desired: DesiredConfig) -> None:
+        wanted: dict[Target, str] = {}
+        for (lag, port), err in desired.member_errors.items():
+            wanted[Target("STATE_DB", "LAG_MEMBER_TABLE", f"{lag}|{port}")] = err
+        for name, cfg in desired.lags.items():
+            running = self.lags.get(name)
+            for port in cfg.members:
+                if running is not None and port not in running.lacp.ports:
+                    link = self.links.get(port)
+                    why = (f"netdev {port} does not exist" if link is None
+                           else f"netdev {port} could not be opened for LACP")
+                    wanted[Target("STATE_DB", "LAG_MEMBER_TABLE", f"{name}|{port}")] = why
+        for t in [t for t in self.refused if t.table == "LAG_MEMBER_TABLE" and t not in wanted]:
+            self._unrefuse(t)
+        for t, err in wanted.items():
+            self._refuse(t, err)
+
+    def _refuse(self, target: Target, err: str) -> None:
+        if self.refused.get(target) != err:
+            log.error("refused %s %s: %s", target.table, target.key, err)
+            self.refused[target] = err
+            self.publisher.put(target, {"error": err})
+
+    def _unrefuse(self, target: Target) -> None:
+        if self.refused.pop(target, None) is not None:
+            self.publisher.drop(target)
+
+    def _add_lag(self, cfg: LagConfig, now: float) -> None:
+        log.info("%s: LAG up (key %d, system %s, fast_rate %s, min_links %d)", cfg.name, cfg.key,
+                 cfg.system, cfg.fast_rate, cfg.min_links)
+        running = RunningLag(cfg=cfg, lacp=Lag(settings_for(cfg)))
+        self.lags[cfg.name] = running
+        for port in cfg.members:
+            self._add_member(running, port, now)
+        self._service(running, now)
+
+    def _update_lag(self, running: RunningLag, cfg: LagConfig, now: float) -> None:
+        old = running.cfg
+        if settings_for(old) != settings_for(cfg):
+            log.info("%s: LACP settings changed", cfg.name)
+            running.lacp.update_settings(settings_for(cfg), now)
+        for port in set(old.members) - set(cfg.members):
+            self._remove_member(running, port, now)
+        running.cfg = cfg
+        for port in cfg.members:
+            if port not in running.lacp.ports:
+                self._add_member(running, port, now)
+        self._dirty.add(cfg.name)
+        self._service(running, now)
+
+    def _add_member(self, running: RunningLag, port: str, now: float) -> None:
+        link = self.links.get(port)
+        if link is None or self.io is None:
+            return
+        if not self.io.add(port, link.ifindex):
+            return
+        running.lacp.add_port(port, port_number=port_number(port), mac=parse_mac(link.mac),
+                              link_up=link.up, now=now)
+        running.enabled.setdefault(port, False)
+        self.port_lag[port] = running.cfg.name
+        log.info("%s: member %s added (link %s)", running.cfg.name, port,
+                 "up" if link.up else "down")
+        self._dirty.add(running.cfg.name)
+
+    def _remove_member(self, running: RunningLag, port: str, now: float) -> None:
+        if port in running.lacp.ports:
+            running.lacp.remove_port(port, now)
+        self._apply_intents(running)
+        if self.io is not None:
+            self.io.remove(port)
+        self.port_lag.pop(port, None)
+        running.enabled.pop(port, None)
+        self.dataplane.member_removed(running.cfg.name, port)
+        lag = running.cfg.name
+        self.publisher.drop(Target("STATE_DB", "LAG_MEMBER_TABLE", f"{lag}|{port}"))
+        self.publisher.drop(Target("APPL_DB", "LAG_MEMBER_TABLE", f"{lag}:{port}"))
+        log.info("%s: member %s removed", lag, port)
+        self._dirty.add(lag)
+
+    def _remove_lag(self, name: str) -> None:
+        running = self.lags.pop(name)
+        now = time.monotonic()
+        for port in list(running.lacp.ports):
+            self._remove_member(running, port, now)
+        if running.timer is not None:
+            running.timer.cancel()
+        self.dataplane.lag_removed(name)
+        self.publisher.drop(Target("STATE_DB", "LAG_TABLE", name))
+        self.publisher.drop(Target("APPL_DB", "LAG_TABLE", name))
+        self._dirty.discard(name)
+        log.info("%s: LAG removed", name)
+
+    # ---- links -----------------------------------------------------------------------------
+    def _on_links(self, table: dict[str, LinkInfo]) -> None:
+        self.links = table
+        self._links_ready = True
+        self._reconcile()
+
+    def _on_link(self, name: str, info: LinkInfo | None) -> None:
+        old = self.links.get(name)
+        if info is None:
+            self.links.pop(name, None)
+        else:
+            self.links[name] = info
+        lag_name = self.port_lag.get(name)
+        now = time.monotonic()
+        if lag_name is None:
+            if info is not None and old is None:
+                self._reconcile()  # a configured member's netdev may have just appeared
+            return
+        running = self.lags[lag_name]
+        if info is None:
+            log.warning("%s: member netdev %s disappeared", lag_name, name)
+            self._remove_member(running, name, now)
+            self._reconcile()
+            return
+        if old is None or old.up != info.up:
+            log.info("%s: member %s link %s", lag_name, name, "up" if info.up else "down")
+            running.lacp.set_link(name, info.up, now)
+            if old is not None and old.ifindex != info.ifindex and self.io is not None:
+                self.io.add(name, info.ifindex)
+            self._dirty.add(lag_name)
+            self._service(running, now)
+        self._schedule_publish()
+
+    # ---- LACP ------------------------------------------------------------------------------
+    def _on_frame(self, port: str, frame: bytes, now: float) -> None:
+        lag_name = self.port_lag.get(port)
+        if lag_name is None:
+            return
+        running = self.lags[lag_name]
+        running.lacp.receive(port, frame, now)
+        self._service(running, now)
+
+    def _service(self, running: RunningLag, now: float) -> None:
+        """Run due timers, send what is due, apply intents, re-arm this LAG's timer."""
+        lacp = running.lacp
+        lacp.on_timer(now)
+        if self.role == "active" and self.io is not None:
+            for port, frame in lacp.frames_to_send(now):
+                self.io.send(port, frame)
+        self._apply_intents(running)
+        self._arm(running)
+
+    def _arm(self, running: RunningLag) -> None:
+        deadline = running.lacp.next_deadline()
+        if running.timer is not None:
+            if deadline is not None and running.timer.when() == deadline:
+                return
+            running.timer.cancel()
+            running.timer = None
+        if deadline is not None and self._loop is not None:
+            running.timer = self._loop.call_at(deadline, self._on_timer, running)
+
+    def _on_timer(self, running: RunningLag) -> None:
+        running.timer = None
+        if self.lags.get(running.cfg.name) is running:
+            self._service(running, time.monotonic())
+
+    def _apply_intents(self, running: RunningLag) -> None:
+        intents = running.lacp.pop_intents()
+        if not intents:
+            return
+        for it in intents:
+            if isinstance(it, PortEnable):
+                if running.enabled.get(it.port) != it.enabled:
+                    running.enabled[it.port] = it.enabled
+                    self.dataplane.set_port_enabled(it.lag, it.port, it.enabled)
+                    log.info("%s: member %s %s", it.lag, it.port,
+                             "enabled" if it.enabled else "disabled")
+            elif isinstance(it, Carrier) and running.carrier != it.up:
+                running.carrier = it.up
+                self.dataplane.set_carrier(it.lag, it.up)
+                log.info("%s: carrier %s", it.lag, "up" if it.up else "down")
+        self._dirty.add(running.cfg.name)
+        self._schedule_publish()
+
+    # ---- state out -------------------------------------------------------------------------
+    def device(self, running: RunningLag) -> TeamDevice:
+        cfg = running.cfg
+        return TeamDevice(ifindex=0, dev_addr=cfg.system, admin_up=cfg.admin_up,
+                          oper_up=cfg.admin_up and running.carrier, mtu=cfg.mtu)
+
+    def dump(self, name: str) -> dict:  # type: ignore[type-arg]
+        running = self.lags[name]
+        return state_dump(running.lacp, running.cfg, self.device(running), self.links)
+
+    def _schedule_publish(self) -> None:
+        if self._publish_handle is None and self._dirty and self._loop is not None:
+            self._publish_handle = self._loop.call_later(PUBLISH_EVERY_S, self._flush_publish)
+
+    def _flush_publish(self) -> None:
+        """Coalesced: at most one STATE_DB/APPL_DB recomputation per LAG every 100 ms."""
+        self._publish_handle = None
+        dirty, self._dirty = self._dirty, set()
+        for name in dirty:
+            running = self.lags.get(name)
+            if running is None:
+                continue
+            dev = self.device(running)
+            dump = state_dump(running.lacp, running.cfg, dev, self.links)
+            lag_fields = state_db_lag(dump, dev)
+            if running.error:
+                lag_fields["error"] = running.error
+            self.publisher.put(Target("STATE_DB", "LAG_TABLE", name), lag_fields)
+            self.publisher.put(Target("APPL_DB", "LAG_TABLE", name), appl_db_lag(dev))
+            for port, pd in dump["ports"].items():
+                self.publisher.put(Target("STATE_DB", "LAG_MEMBER_TABLE", f"{name}|{port}"),
+                                   state_db_member(pd))
+                self.publisher.put(Target("APPL_DB", "LAG_MEMBER_TABLE", f"{name}:{port}"),
+                                   appl_db_member(running.enabled.get(port, False)))

@@ -1,0 +1,165 @@
+"""Writes the shim's view to STATE_DB and APPL_DB from a thread of its own.
+
+LACP must never wait for Redis: the event loop only records the *desired* content of each hash
+(cheap dict updates under a lock) and wakes this thread, which writes the difference from what it
+last wrote. When Redis goes away the thread forgets what it wrote, keeps retrying, and on
+reconnect writes everything again: that is the "republish after reconnect" behaviour, for free.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+from tenacity import Retrying, retry_if_exception_type, stop_never, wait_exponential_jitter
+
+from . import sonic_db
+
+log = logging.getLogger(__name__)
+
+TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+
+Fields = dict[str, str]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One hash the shim owns: a plain STATE_DB Table entry or an APPL_DB producer entry."""
+
+    db: str  # "STATE_DB" or "APPL_DB"
+    table: str
+    key: str
+
+
+class Publisher:
+    """Desired-state mirror of every hash the shim owns, flushed by one writer thread."""
+
+    def __init__(self, endpoint: sonic_db.Endpoint, *,
+                 on_connected: Callable[[], None] | None = None) -> None:
+        self._endpoint = endpoint
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._desired: dict[Target, Fields | None] = {}
+        self._written: dict[Target, Fields | None] = {}
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
+        self._on_connected = on_connected
+        self.connected = False
+        self.writes = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, flush_timeout: float = 2.0) -> None:
+        """Give pending writes a chance, then end the thread (it is a daemon either way)."""
+        self._stop = True
+        self._wake.set()
+        self._thread.join(flush_timeout)
+
+    def put(self, target: Target, fields: Fields | None) -> None:
+        """Desire `fields` as the full content of `target`; None means the key must not exist."""
+        with self._lock:
+            if self._desired.get(target, "absent") == fields:
+                return
+            self._desired[target] = dict(fields) if fields is not None else None
+        self._wake.set()
+
+    def drop(self, target: Target) -> None:
+        """Delete the key and stop tracking it once deleted."""
+        self.put(target, None)
+
+    def pending(self) -> int:
+        with self._lock:
+            return sum(1 for t, f in self._desired.items() if self._written.get(t, "absent") != f)
+
+    # ---- writer thread -------------------------------------------------------------------
+    def _run(self) -> None:
+        retrying = Retrying(
+            retry=retry_if_exception_type(TRANSIENT),
+            wait=wait_exponential_jitter(initial=0.05, max=1.0),
+            stop=stop_never,
+            before_sleep=self._lost,
+            reraise=True,
+        )
+        while not self._stop:
+            try:
+                retrying(self._session)
+            except Exception:  # a bug must not end publishing for good
+                log.exception("publisher: unexpected error; restarting the session in 1 s")
+                self._wake.wait(1.0)
+
+    def _lost(self, retry_state: object) -> None:
+        if self.connected:
+            log.warning("redis unreachable at %s; LACP continues, will republish on reconnect",
+                        self._endpoint.url)
+        self.connected = False
+        with self._lock:
+            self._written.clear()
+
+    def _session(self) -> None:
+        """One connection's lifetime: connect, write everything owed, then write as woken."""
+        state = sonic_db.connect(self._endpoint, "STATE_DB")
+        appl = sonic_db.connect(self._endpoint, "APPL_DB")
+        tables: dict[tuple[str, str], object] = {}
+
+        def table(db: str, name: str) -> object:
+            t = tables.get((db, name))
+            if t is None:
+                if db == "APPL_DB":
+                    t = sonic_db.ProducerStateTable(appl, name)
+                else:
+                    t = sonic_db.Table(state, name)
+                tables[(db, name)] = t
+            return t
+
+        # prove the connection before declaring it up
+        sonic_db.Table(state, "LAG_TABLE").getKeys()
+        if not self.connected:
+            log.info("redis connected at %s; publishing full state", self._endpoint.url)
+        self.connected = True
+        if self._on_connected:
+            self._on_connected()
+        while True:
+            self._wake.clear()
+            with self._lock:
+                todo = [(t, f) for t, f in self._desired.items()
+                        if self._written.get(t, "absent") != f]
+            for target, fields in todo:
+                self._write(table(target.db, target.table), target, fields)
+                with self._lock:
+                    self._written[target] = fields
+                    if fields is None and self._desired.get(target, "x") is None:
+                        self._desired.pop(target, None)
+                        self._written.pop(target, None)
+            if self._stop:
+                return
+            if not todo:
+                self._wake.wait(1.0)
+
+    def _write(self, table: object, target: Target, fields: Fields | None) -> None:
+        self.writes += 1
+        if target.db == "APPL_DB":
+            if fields is None:
+                table.delete(target.key)  # type: ignore[attr-defined]
+            else:
+                table.set(target.key, list(fields.items()))  # type: ignore[attr-defined]
+            return
+        if fields is None:
+            table.delete(target.key)  # type: ignore[attr-defined]
+            return
+        old = self._written.get(target) or {}
+        changed = [(k, v) for k, v in fields.items() if old.get(k) != v]
+        if changed:
+            table.set(target.key, changed)  # type: ignore[attr-defined]
+        for k in old.keys() - fields.keys():
+            table.hdel(target.key, k)  # type: ignore[attr-defined]
+        if not old:
+            # first write in this session: remove fields left by an earlier owner of the key
+            found, existing = table.get(target.key)  # type: ignore[attr-defined]
+            if found:
+                for k, _v in existing:
+                    if k not in fields:
+                        table.hdel(target.key, k)  # type: ignore[attr-defined]
