@@ -110,9 +110,17 @@ def lab_status(workdir: Path, as_json: bool) -> None:
               show_default=True)
 def lab_down(workdir: Path) -> None:
     """Remove exactly what `lab up` created."""
+    from .lab.lab import LabError
+
     lab_ = _load_lab(workdir)
-    removed = lab_.down()  # type: ignore[attr-defined]
-    click.echo(f"lab down: removed {removed}")
+    try:
+        removed = lab_.down()  # type: ignore[attr-defined]
+    except LabError as e:
+        click.echo(f"lab down: {e}", err=True)
+        click.echo(f"lab down: what could not be removed is still listed in {workdir}/lab.json;"
+                   " fix the cause and run `warm-restart lab down` again", err=True)
+        sys.exit(1)
+    click.echo("lab down: " + (", ".join(removed) if removed else "nothing to remove"))
 
 
 @main.command()

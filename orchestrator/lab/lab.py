@@ -187,12 +187,7 @@ class Lab:
         self.state["phase"] = "starting"
         self._save()
         try:
-            self._redis = RedisServer(self.workdir).start()
-            assert self._redis.proc is not None
-            self.state["redis"] = {"url": self.redis_url, "socket": str(self.redis_socket),
-                                   "proc": ProcRef.of(self._redis.proc.pid, "redis-server")
-                                   .to_json()}
-            self._save()
+            self._start_redis()
             for ns in (self.dut_ns, self.partner_ns):
                 netns.create_ns(ns)
                 self.state["created_namespaces"].append(ns)
@@ -226,6 +221,36 @@ class Lab:
             self.down()
             raise
         return self
+
+    def _start_redis(self) -> None:
+        # persist: a restarted server comes back with CONFIG_DB, as SONiC's database does
+        self._redis = RedisServer(self.workdir, persist=True).start()
+        assert self._redis.proc is not None
+        self.state["redis"] = {"url": self.redis_url, "socket": str(self.redis_socket),
+                               "proc": ProcRef.of(self._redis.proc.pid, "redis-server")
+                               .to_json()}
+        self._save()
+
+    def stop_redis(self) -> None:
+        """Stop the lab's redis-server (SIGTERM: it saves its data first)."""
+        if self.state["redis"] is not None:
+            ProcRef.from_json(self.state["redis"]["proc"]).stop(5.0)
+            if self._redis is not None and self._redis.proc is not None:
+                self._redis.proc.wait()
+            self._redis = None
+            self.state["redis"] = None
+            self._save()
+
+    def start_redis(self) -> None:
+        if self.state["redis"] is not None:
+            raise LabError("redis is already running")
+        self._start_redis()
+
+    def restart_redis(self, down_for: float = 0.0) -> None:
+        """Stop redis, stay down `down_for` seconds, start it again on the same socket."""
+        self.stop_redis()
+        time.sleep(down_for)
+        self.start_redis()
 
     def _create_member(self, m: Member) -> None:
         v = netns.create_veth(self.dut_ns, m.dut_port, self.partner_ns, m.partner_port,

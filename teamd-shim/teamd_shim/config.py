@@ -36,6 +36,8 @@ class DesiredConfig:
     lags: dict[str, LagConfig] = field(default_factory=dict)
     lag_errors: dict[str, str] = field(default_factory=dict)
     member_errors: dict[tuple[str, str], str] = field(default_factory=dict)
+    # running LAGs whose changed entry was refused: they keep their running settings
+    kept: dict[str, str] = field(default_factory=dict)
 
 
 def lacp_key(lag: str, value: str | None) -> int:
@@ -111,19 +113,27 @@ def desired_config(
     device_mac: str | None,
     *,
     current_owner: dict[str, str] | None = None,
+    running: dict[str, LagConfig] | None = None,
 ) -> DesiredConfig:
     """Build the whole desired state from the CONFIG_DB tables.
 
     `current_owner` maps port -> LAG it is already running in, so a port configured into a second
-    LAG is refused there and the running LAG is left alone.
+    LAG is refused there and the running LAG is left alone. `running` holds the settings in force:
+    an invalid change to a running LAG is refused and those settings are kept, so a typo never
+    takes a working LAG (or its members) down.
     """
     out = DesiredConfig()
     system = device_mac or ""
+    running = running or {}
     for name in sorted(portchannel):
         try:
             out.lags[name] = parse_lag(name, portchannel[name], system)
         except ValueError as e:
-            out.lag_errors[name] = str(e)
+            if name in running:
+                out.lags[name] = running[name]
+                out.kept[name] = str(e)
+            else:
+                out.lag_errors[name] = str(e)
     owner: dict[str, str] = {}
     current_owner = current_owner or {}
     claims: dict[str, list[str]] = {}

@@ -144,25 +144,28 @@ class Shim:
         if snap is None or not self._links_ready:
             return  # members cannot be judged before the netdev table is known
         desired = desired_config(snap.portchannel, snap.members, snap.device_mac,
-                                 current_owner=dict(self.port_lag))
+                                 current_owner=dict(self.port_lag),
+                                 running={n: r.cfg for n, r in self.lags.items()})
         now = time.monotonic()
         for name in list(self.lags):
-            if name not in desired.lags and name not in desired.lag_errors:
+            if name not in desired.lags:
                 self._remove_lag(name)
+        for t in [t for t in self.refused
+                  if t.table == "LAG_TABLE" and t.key not in desired.lag_errors]:
+            self._unrefuse(t)
         for name, err in desired.lag_errors.items():
-            if name in self.lags:
-                self.lags[name].error = f"refused config change, running config kept: {err}"
-                self._dirty.add(name)
-            else:
-                self._refuse(Target("STATE_DB", "LAG_TABLE", name), err)
+            self._refuse(Target("STATE_DB", "LAG_TABLE", name), err)
         for name, cfg in desired.lags.items():
             self._unrefuse(Target("STATE_DB", "LAG_TABLE", name))
             running = self.lags.get(name)
             if running is None:
                 self._add_lag(cfg, now)
-            else:
-                running.error = None
-                self._update_lag(running, cfg, now)
+                continue
+            err = desired.kept.get(name)
+            if err and running.error is None:
+                log.error("%s: refused config change, running config kept: %s", name, err)
+            running.error = f"refused config change, running config kept: {err}" if err else None
+            self._update_lag(running, cfg, now)
         self._apply_member_errors(desired)
         self._schedule_publish()
 

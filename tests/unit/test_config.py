@@ -63,3 +63,17 @@ def test_port_in_two_lags_stays_with_its_current_owner():
 def test_missing_system_id_is_explained():
     d = desired_config({"PortChannel0001": pc()}, [], None)
     assert "DEVICE_METADATA" in d.lag_errors["PortChannel0001"]
+
+
+def test_invalid_change_to_a_running_lag_keeps_its_settings_and_members():
+    tables = {"PortChannel0001": pc(), "PortChannel0002": pc()}
+    members = [("PortChannel0001", "Ethernet0"), ("PortChannel0002", "Ethernet0")]
+    first = desired_config(tables, members, MAC)
+    running = {"PortChannel0001": first.lags["PortChannel0001"]}
+    tables["PortChannel0001"] = pc(min_links="zero")
+    d = desired_config(tables, members, MAC, current_owner={"Ethernet0": "PortChannel0001"},
+                       running=running)
+    assert "min_links" in d.kept["PortChannel0001"]
+    assert "PortChannel0001" not in d.lag_errors
+    assert d.lags["PortChannel0001"].members == ("Ethernet0",)
+    assert d.lags["PortChannel0002"].members == ()

@@ -1,0 +1,231 @@
+"""teamd-shim against an independent partner: Open vSwitch, userspace datapath, LACP fast.
+
+Real redis-server, real namespaces and veths, real OVS. One lab (4 LAGs x 2 members) for the
+module; tests run in file order, the disruptive ones last.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from lab_helpers import all_negotiated, wait_for
+from swsscommon.swsscommon import ConsumerStateTable, DBConnector
+
+from orchestrator.lab.lab import Lab
+from orchestrator.lab.record_analysis import inter_arrivals, load_records
+from orchestrator.lab.shim import shim_command, shim_executable
+
+pytestmark = pytest.mark.integration
+
+LAGS, MEMBERS = 4, 2
+PARTNER_SYSTEM = "02:00:00:00:00:bb"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory):
+    workdir = Path(tmp_path_factory.mktemp("shim"))
+    lab = Lab(workdir, prefix="it")
+    lab.up(LAGS, MEMBERS, shim_cmd=None, recorder=True)
+    lab.t_start = time.monotonic()
+    lab.start_shim(shim_command(lab))
+    wait_for(lambda: all_negotiated(lab.ovs.bond_show()), 15.0, "all bonds negotiated")
+    lab.t_negotiated = time.monotonic()
+    time.sleep(0.5)  # let the initial exchange finish before tests take baselines
+    yield lab
+    log = workdir / "shim-teamd.log"
+    if not log.exists():
+        log = workdir / "shim-active.log"
+    print(log.read_text()[-4000:] if log.exists() else "no shim log")
+    lab.down()
+
+
+def stats_snapshot(lab: Lab) -> dict[tuple[str, str], tuple[int, int]]:
+    return {
+        (bond, m): (s["link_expired"], s["link_defaulted"])
+        for bond, members in lab.ovs.lacp_stats().items()
+        for m, s in members.items()
+    }
+
+
+def appl_db(lab: Lab) -> dict[str, dict[str, str]]:
+    """Consume the producer tables as orchagent would, then read the resulting hashes."""
+    db = DBConnector.from_url("APPL_DB", lab.redis_url)
+    for t in ("LAG_TABLE", "LAG_MEMBER_TABLE"):
+        ConsumerStateTable(db, t).pops()
+    r = lab.redis(0)
+    return {k: r.hgetall(k) for k in r.keys("LAG_*TABLE:*")}
+
+
+def state_db(lab: Lab, key: str) -> dict[str, str]:
+    return lab.redis(6).hgetall(key)
+
+
+def test_negotiates_within_5s(lab: Lab) -> None:
+    elapsed = lab.t_negotiated - lab.t_start
+    assert elapsed < 5.0
+    show = lab.ovs.bond_show()
+    assert len(show) == LAGS
+    for bond in show.values():
+        assert len(bond["members"]) == MEMBERS and all(bond["members"].values())
+
+
+def test_state_db_and_appl_db_hold_the_right_values(lab: Lab) -> None:
+    def settled() -> bool:
+        return all(
+            state_db(lab, f"LAG_MEMBER_TABLE|{lag}|{port}").get("runner.state") == "current"
+            for lag, port, _ in lab.members()
+        )
+
+    wait_for(settled, 3.0, "STATE_DB members current")
+    for lag in lab.lags():
+        st = state_db(lab, f"LAG_TABLE|{lag}")
+        assert st["oper_status"] == "up" and st["admin_status"] == "up" and st["state"] == "ok"
+        assert st["runner.fast_rate"] == "true" and st["runner.active"] == "true"
+        assert st["setup.kernel_team_mode_name"] == "loadbalance"
+        assert st["mtu"] == "9100"
+    for lag, port, _ in lab.members():
+        m = state_db(lab, f"LAG_MEMBER_TABLE|{lag}|{port}")
+        assert m["runner.selected"] == "true" and m["runner.aggregator.selected"] == "true"
+        assert m["runner.actor_lacpdu_info.state"] == "63"
+        assert m["runner.partner_lacpdu_info.state"] == "63"
+        assert m["runner.partner_lacpdu_info.system"] == PARTNER_SYSTEM
+        assert m["runner.actor_lacpdu_info.port"] == str(int(port.removeprefix("Ethernet")) + 1)
+        assert m["link.up"] == "true"
+    appl = appl_db(lab)
+    for lag in lab.lags():
+        assert appl[f"LAG_TABLE:{lag}"] == {"admin_status": "up", "oper_status": "up",
+                                            "mtu": "9100"}
+    for lag, port, _ in lab.members():
+        assert appl[f"LAG_MEMBER_TABLE:{lag}:{port}"] == {"status": "enabled"}
+
+
+def test_ctl_state_dump_is_teamdctl_shaped(lab: Lab) -> None:
+    lag, port, _ = lab.members()[0]
+    out = subprocess.run(
+        ["ip", "netns", "exec", lab.dut_ns, shim_executable(), "--ctl-dir",
+         str(lab.workdir / "ctl"), "ctl", lag, "state", "dump"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    dump = json.loads(out)
+    assert dump["setup"]["runner_name"] == "lacp"
+    assert dump["runner"]["fast_rate"] is True
+    p = dump["ports"][port]["runner"]
+    assert p["state"] == "current" and p["selected"] is True
+    assert set(p["partner_lacpdu_info"]) == {"system_priority", "system", "key",
+                                             "port_priority", "port", "state"}
+    bad = subprocess.run(
+        [shim_executable(), "--ctl-dir", str(lab.workdir / "ctl"), "ctl", "PortChannel9999",
+         "state", "dump"], capture_output=True, text=True)
+    assert bad.returncode == 1 and "no LAG 'PortChannel9999'" in bad.stderr
+
+
+def test_pdu_interarrival_is_one_second_over_30s(lab: Lab) -> None:
+    """Our periodic PDUs at the partner: 1.0 s +- 0.05 s, measured over 30 s on every port."""
+    start = lab.t_start + 3.0  # after the negotiation burst (event-driven sends)
+    end = start + 30.0
+    time.sleep(max(0.0, end + 0.2 - time.monotonic()))
+    frames = [f for f in load_records(lab.state["recorder"]["out"]) if start <= f.t <= end]
+    gaps = inter_arrivals(frames, subtype=1)
+    assert len(gaps) == LAGS * MEMBERS
+    for iface, g in gaps.items():
+        assert len(g) >= 28, (iface, len(g))
+        assert max(g) <= 1.05 and min(g) >= 0.95, (iface, min(g), max(g))
+
+
+def test_member_link_down_deselects_on_both_sides_and_rejoins(lab: Lab) -> None:
+    lag, port, pport = lab.members()[0]
+    other = [p for lg, _, p in lab.members() if lg == lag and p != pport][0]
+    bond = lab.state["lags"][lag]["bond"]
+    lab.set_member_link(port, False)
+    try:
+        wait_for(lambda: not lab.ovs.bond_show()[bond]["members"][pport], 3.0,
+                 "partner disables the member")
+        wait_for(lambda: state_db(lab, f"LAG_MEMBER_TABLE|{lag}|{port}").get("runner.selected")
+                 == "false", 3.0, "our side deselects the member")
+        appl = appl_db(lab)
+        assert appl[f"LAG_MEMBER_TABLE:{lag}:{port}"] == {"status": "disabled"}
+        assert appl[f"LAG_TABLE:{lag}"]["oper_status"] == "up"  # min_links 1: LAG stays up
+        assert lab.ovs.bond_show()[bond]["members"][other] is True
+    finally:
+        lab.set_member_link(port, True)
+    wait_for(lambda: lab.ovs.bond_show()[bond]["members"][pport], 5.0, "partner re-enables")
+    wait_for(lambda: appl_db(lab)[f"LAG_MEMBER_TABLE:{lag}:{port}"] == {"status": "enabled"},
+             5.0, "our side re-enables")
+
+
+def test_runtime_add_and_remove_of_lag_and_member(lab: Lab) -> None:
+    new = lab.add_lag(members=2)
+    bond = lab.state["lags"][new]["bond"]
+    wait_for(lambda: all_negotiated({bond: lab.ovs.bond_show().get(bond, {})}), 5.0,
+             f"{new} negotiated")
+    lag = lab.lags()[0]
+    _, port, pport = lab.add_member(lag)
+    b1 = lab.state["lags"][lag]["bond"]
+    wait_for(lambda: lab.ovs.bond_show()[b1]["members"].get(pport), 5.0, "new member enabled")
+    wait_for(lambda: appl_db(lab).get(f"LAG_MEMBER_TABLE:{lag}:{port}") == {"status": "enabled"},
+             3.0, "new member in APPL_DB")
+    lab.remove_member(port)
+    wait_for(lambda: f"LAG_MEMBER_TABLE:{lag}:{port}" not in appl_db(lab), 3.0,
+             "member gone from APPL_DB")
+    assert not state_db(lab, f"LAG_MEMBER_TABLE|{lag}|{port}")
+    lab.remove_lag(new)
+    wait_for(lambda: f"LAG_TABLE:{new}" not in appl_db(lab), 3.0, "LAG gone from APPL_DB")
+    wait_for(lambda: not state_db(lab, f"LAG_TABLE|{new}"), 3.0, "LAG gone from STATE_DB")
+    assert all_negotiated(lab.ovs.bond_show())
+
+
+def test_bad_config_is_refused_and_touches_nothing_else(lab: Lab) -> None:
+    before = stats_snapshot(lab)
+    offset = lab.ovs.log_offset()
+    cfg = lab.redis(4)
+    lag1, lag2 = lab.lags()[0], lab.lags()[1]
+    port_of_lag1 = [p for lg, p, _ in lab.members() if lg == lag1][0]
+    bad = {
+        "PORTCHANNEL|Bogus1": {"admin_status": "up"},
+        "PORTCHANNEL|PortChannel0099": {"admin_status": "up", "fast_rate": "maybe"},
+        f"PORTCHANNEL_MEMBER|{lag2}|Ethernet999": {"NULL": "NULL"},
+        f"PORTCHANNEL_MEMBER|{lag2}|{port_of_lag1}": {"NULL": "NULL"},
+    }
+    for k, v in bad.items():
+        cfg.hset(k, mapping=v)
+    try:
+        expect = {
+            "LAG_TABLE|Bogus1": "bad LAG name",
+            "LAG_TABLE|PortChannel0099": "fast_rate",
+            f"LAG_MEMBER_TABLE|{lag2}|Ethernet999": "does not exist",
+            f"LAG_MEMBER_TABLE|{lag2}|{port_of_lag1}": f"already a member of {lag1}",
+        }
+        for key, words in expect.items():
+            wait_for(lambda key=key, words=words: words in state_db(lab, key).get("error", ""),
+                     3.0, f"error on {key}")
+        # a bad change to a running LAG is refused and the running config kept
+        cfg.hset(f"PORTCHANNEL|{lag1}", "min_links", "zero")
+        wait_for(lambda: "min_links" in state_db(lab, f"LAG_TABLE|{lag1}").get("error", ""),
+                 3.0, "error on the running LAG")
+        assert state_db(lab, f"LAG_TABLE|{lag1}")["oper_status"] == "up"
+    finally:
+        cfg.delete(*bad)
+        cfg.hset(f"PORTCHANNEL|{lag1}", "min_links", "1")
+    wait_for(lambda: not state_db(lab, "LAG_TABLE|Bogus1"), 3.0, "refusal cleared")
+    wait_for(lambda: "error" not in state_db(lab, f"LAG_TABLE|{lag1}"), 3.0, "error cleared")
+    assert not state_db(lab, f"LAG_MEMBER_TABLE|{lag2}|Ethernet999")
+    time.sleep(1.0)
+    assert stats_snapshot(lab) == before
+    assert lab.ovs.member_events(offset) == []
+    assert all_negotiated(lab.ovs.bond_show())
+
+
+def test_redis_restart_is_invisible_to_partner(lab: Lab) -> None:
+    before = stats_snapshot(lab)
+    offset = lab.ovs.log_offset()
+    lab.restart_redis(down_for=2.0)
+    wait_for(lambda: state_db(lab, f"LAG_TABLE|{lab.lags()[0]}").get("oper_status") == "up",
+             10.0, "STATE_DB republished after the restart")
+    time.sleep(3.5)  # longer than the partner's 3 s timeout
+    assert stats_snapshot(lab) == before
+    assert lab.ovs.member_events(offset) == []
+    assert all_negotiated(lab.ovs.bond_show())
