@@ -68,10 +68,6 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(json.dumps(dump, indent=4, sort_keys=True))
         return 0
-    if args.role == "standby":
-        print("teamd-shim: --role standby is not available in this version; nothing was "
-              "started. Run the active role only.", file=sys.stderr)
-        return 2
     try:
         endpoint = sonic_db.resolve(args.redis)
     except sonic_db.RedisUrlError as e:
@@ -82,8 +78,12 @@ def main(argv: list[str] | None = None) -> int:
 
     dataplane = NullDataplane()
     if args.record:
-        dataplane = RecordingDataplane(dataplane, args.record, lambda: 0)  # type: ignore[assignment]
+        holder: list[Shim] = []
+        dataplane = RecordingDataplane(  # type: ignore[assignment]
+            dataplane, args.record, lambda: holder[0].epoch if holder else None)
     shim = Shim(endpoint, dataplane, name=args.name, ctl_dir=args.ctl_dir, role=args.role)
+    if args.record:
+        holder.append(shim)
     return asyncio.run(shim.run())
 
 

@@ -13,6 +13,8 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
+from .ownership import OwnershipError
+
 if TYPE_CHECKING:
     from .daemon import Shim
 
@@ -46,7 +48,8 @@ class ControlServer:
         try:
             while line := await reader.readline():
                 try:
-                    reply: dict[str, Any] = {"ok": True, "result": self.handle(json.loads(line))}
+                    reply: dict[str, Any] = {"ok": True,
+                                             "result": await self.handle(json.loads(line))}
                 except ControlError as e:
                     reply = {"ok": False, "error": str(e)}
                 except Exception as e:  # a bad request must not take the shim down
@@ -57,7 +60,7 @@ class ControlServer:
         finally:
             writer.close()
 
-    def handle(self, req: dict[str, Any]) -> Any:
+    async def handle(self, req: dict[str, Any]) -> Any:
         cmd = req.get("cmd")
         shim = self.shim
         if cmd == "state_dump":
@@ -69,9 +72,23 @@ class ControlServer:
         if cmd == "lags":
             return sorted(shim.lags)
         if cmd == "info":
-            return {"name": shim.name, "role": shim.role, "pid": os.getpid(),
-                    "dataplane": shim.dataplane.name, "redis": shim.endpoint.url,
-                    "redis_connected": shim.publisher.connected, "lags": sorted(shim.lags)}
+            return {**shim.info(), "dataplane": shim.dataplane.name, "redis": shim.endpoint.url,
+                    "redis_connected": shim.publisher.connected}
+        try:
+            if cmd == "shadow":
+                shim.request_shadow(float(req.get("seconds", 30.0)))
+                return shim.info()
+            if cmd == "yield":
+                return await shim.do_yield()
+            if cmd == "takeover":
+                return await shim.do_takeover()
+            if cmd == "resume":
+                return await shim.do_resume(force=bool(req.get("force")))
+            if cmd == "retire":
+                shim.retire()
+                return {"role": "retired"}
+        except OwnershipError as e:
+            raise ControlError(str(e)) from None
         raise ControlError(f"unknown command {cmd!r}")
 
 

@@ -21,8 +21,10 @@ from .control import ControlServer
 from .dataplane import Dataplane
 from .lacp import Carrier, Lag, LagSettings, PortEnable, parse_mac
 from .links import LinkInfo, LinkWatcher
+from .ownership import OwnerStore
 from .packet_io import PacketIO
 from .publisher import Publisher, Target
+from .roles import RolesMixin
 from .state_view import (
     TeamDevice,
     appl_db_lag,
@@ -59,8 +61,8 @@ def settings_for(cfg: LagConfig) -> LagSettings:
     )
 
 
-class Shim:
-    """Drives all LAGs of CONFIG_DB; see design.md for roles (only `active` here)."""
+class Shim(RolesMixin):
+    """Drives all LAGs of CONFIG_DB in one of the roles of roles.py."""
 
     def __init__(self, endpoint: sonic_db.Endpoint, dataplane: Dataplane, *, name: str,
                  ctl_dir: str, role: str = "active") -> None:
@@ -82,12 +84,18 @@ class Shim:
         self._stopping = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.io: PacketIO | None = None
-        self.publisher = Publisher(endpoint)
+        self.store = OwnerStore(endpoint)
+        self._roles_init()
+        self.publisher = Publisher(endpoint, fence=self._fence)
         self.config_watcher = ConfigWatcher(endpoint, self._from_thread(self._on_snapshot))
         self.link_watcher = LinkWatcher(self._from_thread(self._on_links),
                                         self._from_thread(self._on_link))
         self.control: ControlServer | None = None
         self.started_at = time.time()
+
+    def _fence(self) -> int | None:
+        """The epoch our dataplane writes carry; None while we are not the owner."""
+        return self.epoch if self.role == "active" else None
 
     # ---- plumbing --------------------------------------------------------------------------
     def _from_thread(self, fn: Callable[..., None]) -> Callable[..., None]:
@@ -104,24 +112,52 @@ class Shim:
         self.io = PacketIO(self._loop, self._on_frame)
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self._stopping.set)
+        self._loop.add_signal_handler(signal.SIGUSR1, self._on_signal, "yield")
+        self._loop.add_signal_handler(signal.SIGRTMIN, self._on_signal, "takeover")
         self.control = ControlServer(self, os.path.join(self.ctl_dir, f"{self.name}.sock"))
         await self.control.start()
         self.publisher.start()
         self.link_watcher.start()
+        if self.role == "active" and not await self.claim_ownership():
+            self.publisher.stop()
+            await self.control.stop()
+            return 2
+        self._heartbeat()
         self.config_watcher.start()
+        if self.role == "standby":
+            self.start_following()
         log.info("%s: %s started (pid %d, dataplane %s, redis %s)", self.name, self.role,
                  os.getpid(), self.dataplane.name, self.endpoint.url)
         await self._stopping.wait()
-        log.info("%s: stopping", self.name)
+        log.info("%s: stopping (role %s)", self.name, self.role)
         self.config_watcher.stop()
         self.link_watcher.stop()
-        for name in list(self.lags):
-            self._remove_lag(name)
-        self._flush_publish()
+        self._follow_stop.set()
+        if self.role == "active":
+            # a cold stop, as teamd on SIGTERM: the LAGs go away with us
+            for name in list(self.lags):
+                self._remove_lag(name)
+            self._flush_publish()
+        # standby / yielded / retired: leave every LAG, link and DB entry as it is
         self.publisher.stop()
         self.io.close()
         await self.control.stop()
+        try:
+            await asyncio.wait_for(self._blocking(self.store.drop_instance, self.name), 2.0)
+        except Exception as e:
+            log.warning("%s: could not remove the instance record: %s", self.name, e)
         return 0
+
+    def _on_signal(self, what: str) -> None:
+        async def go() -> None:
+            try:
+                if what == "yield":
+                    await self.do_yield()
+                else:
+                    await self.do_takeover()
+            except Exception as e:  # already logged by the step; the signal must not kill us
+                log.debug("%s by signal: %s", what, e)
+        asyncio.ensure_future(go())
 
     def stop(self) -> None:
         self._stopping.set()
@@ -300,6 +336,8 @@ class Shim:
         if lag_name is None:
             return
         running = self.lags[lag_name]
+        if self.role == "standby":
+            self.note_rx(port, frame, now)
         running.lacp.receive(port, frame, now)
         self._service(running, now)
 
@@ -310,6 +348,8 @@ class Shim:
         if self.role == "active" and self.io is not None:
             for port, frame in lacp.frames_to_send(now):
                 self.io.send(port, frame)
+                if self.takeover_at is not None and not self.confirmed:
+                    self.note_tx(port, now)
         self._apply_intents(running)
         self._arm(running)
 
@@ -332,16 +372,19 @@ class Shim:
         intents = running.lacp.pop_intents()
         if not intents:
             return
+        owner = self.role == "active"
         for it in intents:
             if isinstance(it, PortEnable):
                 if running.enabled.get(it.port) != it.enabled:
                     running.enabled[it.port] = it.enabled
-                    self.dataplane.set_port_enabled(it.lag, it.port, it.enabled)
+                    if owner:
+                        self.dataplane.set_port_enabled(it.lag, it.port, it.enabled)
                     log.info("%s: member %s %s", it.lag, it.port,
                              "enabled" if it.enabled else "disabled")
             elif isinstance(it, Carrier) and running.carrier != it.up:
                 running.carrier = it.up
-                self.dataplane.set_carrier(it.lag, it.up)
+                if owner:
+                    self.dataplane.set_carrier(it.lag, it.up)
                 log.info("%s: carrier %s", it.lag, "up" if it.up else "down")
         self._dirty.add(running.cfg.name)
         self._schedule_publish()
@@ -363,6 +406,8 @@ class Shim:
     def _flush_publish(self) -> None:
         """Coalesced: at most one STATE_DB/APPL_DB recomputation per LAG every 100 ms."""
         self._publish_handle = None
+        if self.role != "active":
+            return  # only the owner publishes LAG state; the rest keep it dirty for later
         dirty, self._dirty = self._dirty, set()
         for name in dirty:
             running = self.lags.get(name)

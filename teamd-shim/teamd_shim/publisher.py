@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import redis
 from tenacity import Retrying, retry_if_exception_type, stop_never, wait_exponential_jitter
 
-from . import sonic_db
+from . import ownership, sonic_db
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,13 @@ class Publisher:
     """Desired-state mirror of every hash the shim owns, flushed by one writer thread."""
 
     def __init__(self, endpoint: sonic_db.Endpoint, *,
-                 on_connected: Callable[[], None] | None = None) -> None:
+                 on_connected: Callable[[], None] | None = None,
+                 fence: Callable[[], int | None] | None = None) -> None:
         self._endpoint = endpoint
+        # fence() -> the epoch this process owns; APPL_DB (dataplane) writes carry it and Redis
+        # refuses them once the epoch moved on. None from fence() means "not owner: hold".
+        self._fence = fence
+        self.fenced = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._desired: dict[Target, Fields | None] = {}
@@ -103,6 +108,10 @@ class Publisher:
         """One connection's lifetime: connect, write everything owed, then write as woken."""
         state = sonic_db.connect(self._endpoint, "STATE_DB")
         appl = sonic_db.connect(self._endpoint, "APPL_DB")
+        raw_appl = ownership.client(self._endpoint, ownership.APPL_DB)
+        raw_state = ownership.client(self._endpoint, ownership.STATE_DB)
+        self._raw = {"APPL_DB": raw_appl, "STATE_DB": raw_state}
+        self._fenced_script = raw_appl.register_script(ownership.FENCED_PRODUCER_LUA)
         tables: dict[tuple[str, str], object] = {}
 
         def table(db: str, name: str) -> object:
@@ -124,9 +133,12 @@ class Publisher:
             self._on_connected()
         while True:
             self._wake.clear()
+            hold = self._fence is not None and self._fence() is None
             with self._lock:
+                # not the owner (standby, yielded): the dataplane (APPL_DB) is not ours to write
                 todo = [(t, f) for t, f in self._desired.items()
-                        if self._written.get(t, "absent") != f]
+                        if self._written.get(t, "absent") != f
+                        and not (hold and t.db == "APPL_DB")]
             for target, fields in todo:
                 self._write(table(target.db, target.table), target, fields)
                 with self._lock:
@@ -139,8 +151,30 @@ class Publisher:
             if not todo:
                 self._wake.wait(1.0)
 
+    def _unchanged_in_redis(self, target: Target, fields: Fields | None) -> bool:
+        """First write of a key in this session: skip it if Redis already holds exactly that.
+
+        A new owner after a handover (or a reconnect) then writes nothing that is already
+        there, so consumers (orchagent, keyspace subscribers) see no event at all.
+        """
+        r = self._raw[target.db]
+        if target.db == "STATE_DB":
+            cur = r.hgetall(f"{target.table}|{target.key}")
+            return (fields is None and not cur) or cur == fields
+        done = r.hgetall(f"{target.table}:{target.key}")
+        pending = r.hgetall(f"_{target.table}:{target.key}")
+        in_set = r.sismember(f"{target.table}_KEY_SET", target.key)
+        if fields is None:
+            return not done and not in_set
+        return (not in_set and done == fields) or (in_set and pending == fields)
+
     def _write(self, table: object, target: Target, fields: Fields | None) -> None:
+        if target not in self._written and self._unchanged_in_redis(target, fields):
+            return
         self.writes += 1
+        if target.db == "APPL_DB" and self._fence is not None:
+            self._fenced_write(target, fields)
+            return
         if target.db == "APPL_DB":
             if fields is None:
                 table.delete(target.key)  # type: ignore[attr-defined]
@@ -163,3 +197,18 @@ class Publisher:
                 for k, _v in existing:
                     if k not in fields:
                         table.hdel(target.key, k)  # type: ignore[attr-defined]
+
+    def _fenced_write(self, target: Target, fields: Fields | None) -> None:
+        epoch = self._fence() if self._fence else None
+        t, key = target.table, target.key
+        args: list[object] = [epoch, f"{t}_CHANNEL@{ownership.APPL_DB}", key,
+                              "DEL" if fields is None else "SET",
+                              ownership.STATE_DB, ownership.APPL_DB]
+        for f, v in (fields or {}).items():
+            args += [f, v]
+        res = self._fenced_script(keys=[ownership.OWNER_KEY, f"{t}_KEY_SET", f"_{t}:{key}",
+                                        f"{t}_DEL_SET"], args=args)
+        if res == -1:
+            self.fenced += 1
+            log.warning("APPL_DB %s:%s not written: epoch %s is no longer the owner's "
+                        "(a newer owner took over)", t, key, epoch)

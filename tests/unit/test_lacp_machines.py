@@ -501,3 +501,29 @@ def test_would_send_has_no_side_effects_and_matches_next_frame():
     assert dict(a.frames_to_send(nxt))["e1"] == frame
     assert a.to_dict()["ports"]["e1"]["last_tx_frame"] == frame.hex()
     assert a.to_dict()["ports"]["e1"]["last_tx"] == nxt
+
+
+def test_refresh_sends_on_every_port_and_restarts_the_schedule() -> None:
+    from teamd_shim.lacp import Lag, LagSettings
+
+    a = Lag(LagSettings(name="PortChannel0001", system=bytes.fromhex("020000000001"), key=1))
+    b = Lag(LagSettings(name="PortChannel0001", system=bytes.fromhex("020000000002"), key=2))
+    now = 100.0
+    for lag, mac in ((a, "0200000000a"), (b, "0200000000b")):
+        for i in range(2):
+            lag.add_port(f"p{i}", port_number=i + 1, mac=bytes.fromhex(mac + str(i)),
+                         link_up=True, now=now)
+    for _ in range(60):  # back to back until both negotiate
+        for x, y in ((a, b), (b, a)):
+            for port, frame in x.frames_to_send(now):
+                y.receive(port, frame, now)
+        now += 0.1
+    assert a.carrier and b.carrier
+    t = now + 0.37
+    out = a.refresh(t)
+    assert sorted(p for p, _ in out) == ["p0", "p1"]
+    assert a.next_deadline() is not None
+    # the next periodic send on every port is exactly one period after the refresh
+    assert a.frames_to_send(t + 0.999) == []
+    due = a.frames_to_send(t + 1.0)
+    assert sorted(p for p, _ in due) == ["p0", "p1"]

@@ -277,6 +277,26 @@ class Lag:
             out.append((port.name, frame))
         return out
 
+    def refresh(self, now: float) -> list[tuple[str, bytes]]:
+        """Send on every port now and restart each periodic schedule from now.
+
+        teamd's SIGUSR1 "refresh ports": before yielding to a standby, every port gets a fresh
+        PDU so the new owner has a whole period for its first one. An early PDU is invisible to
+        a partner (nobody rate-limits receive); a late one is what makes a flap.
+        """
+        self._run_timers(now)
+        cfg = self._settings
+        for port in self._order:
+            if port.can_transmit(cfg) and port.tx_period is not None:
+                port.ntt = True
+                port.tx_times = []  # a deliberate send: the 3-per-second budget starts over
+        out = self.frames_to_send(now)
+        for name, _ in out:
+            port = self._ports[name]
+            if port.tx_period is not None:
+                port.next_tx = now + port.tx_period
+        return out
+
     def would_send(self, name: str) -> bytes:
         """The frame this port would transmit now; no side effects (standby READY check)."""
         return self._ports[name].frame(self._settings)

@@ -1,0 +1,187 @@
+"""Who owns the LAGs, and the state one owner hands to the next, kept in STATE_DB.
+
+Ownership is an epoch: a counter in `TEAMD_OWNER_TABLE|teamd` that only moves forward through an
+atomic compare-and-set (one Lua script). Becoming active means winning that CAS; the dataplane
+writes to Redis are fenced by the same epoch inside Redis (see `fenced_producer_lua`), so an
+owner that lost the epoch cannot write APPL_DB even if it does not know yet that it lost.
+
+These calls block on Redis, so the daemon runs them in a worker thread, never on its loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from . import sonic_db
+
+STATE_DB = 6
+APPL_DB = 0
+OWNER_KEY = "TEAMD_OWNER_TABLE|teamd"
+INSTANCE_PREFIX = "TEAMD_SHIM_INSTANCE|"
+SNAPSHOT_PREFIX = "TEAMD_SHIM_STATE|"
+META = "_meta"
+HEARTBEAT_STALE_S = 3.0
+
+CAS_LUA = """
+local e = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
+local o = redis.call('HGET', KEYS[1], 'owner') or ''
+if e ~= tonumber(ARGV[1]) or (ARGV[2] ~= '*' and o ~= ARGV[2]) then
+  return {0, e, o}
+end
+redis.call('HSET', KEYS[1], 'epoch', e + 1, 'owner', ARGV[3], 'since', ARGV[4])
+return {1, e + 1, ARGV[3]}
+"""
+
+# ProducerStateTable's SET/DEL (swss-common producerstatetable.cpp) with an epoch check first.
+# KEYS: owner key (STATE_DB), <T>_KEY_SET, _<T>:<key>, <T>_DEL_SET  (APPL_DB)
+# ARGV: epoch, channel, key, op ('SET'|'DEL'), field, value, ...
+FENCED_PRODUCER_LUA = """
+redis.call('SELECT', ARGV[5])
+local e = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '-1')
+if e ~= tonumber(ARGV[1]) then return -1 end
+redis.call('SELECT', ARGV[6])
+local added = redis.call('SADD', KEYS[2], ARGV[3])
+if ARGV[4] == 'DEL' then
+  redis.call('SADD', KEYS[4], ARGV[3])
+  redis.call('DEL', KEYS[3])
+else
+  for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1]) end
+end
+if added == 1 then redis.call('PUBLISH', ARGV[2], 'G') end
+return added
+"""
+
+
+class OwnershipError(RuntimeError):
+    """The ownership protocol refused a step; the message says why and what was kept."""
+
+
+@dataclass(frozen=True)
+class Owner:
+    epoch: int
+    owner: str
+
+
+def client(endpoint: sonic_db.Endpoint, db: int) -> redis.Redis:
+    """redis-py with its own retries off: the caller's tenacity layer is the only retry layer."""
+    return redis.Redis(db=db, decode_responses=True, socket_timeout=2.0,
+                       socket_connect_timeout=2.0, retry=Retry(NoBackoff(), 0),
+                       **endpoint.redis_kwargs())  # type: ignore[arg-type]
+
+
+def netns_id() -> str:
+    """The network namespace this process is in (`net:[4026531840]`): where its ports live."""
+    try:
+        return os.readlink("/proc/self/ns/net")
+    except OSError:
+        return ""
+
+
+def proc_starttime(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    rest = data[data.rfind(b")") + 2:].split()
+    if rest[0] == b"Z":
+        return None
+    return int(rest[19])
+
+
+def instance_alive(rec: dict[str, str]) -> bool:
+    """Alive = same host and the very same process still runs, else a fresh heartbeat."""
+    if not rec:
+        return False
+    if rec.get("host") == socket.gethostname() and rec.get("pid", "").isdigit():
+        st = proc_starttime(int(rec["pid"]))
+        return st is not None and str(st) == rec.get("starttime")
+    try:
+        return time.time() - float(rec.get("heartbeat", "0")) < HEARTBEAT_STALE_S
+    except ValueError:
+        return False
+
+
+class OwnerStore:
+    """Blocking Redis operations of the ownership protocol (run them off the event loop)."""
+
+    def __init__(self, endpoint: sonic_db.Endpoint) -> None:
+        self.endpoint = endpoint
+        self.state = client(endpoint, STATE_DB)
+        self._cas = self.state.register_script(CAS_LUA)
+
+    def owner(self) -> Owner | None:
+        rec = self.state.hgetall(OWNER_KEY)
+        if not rec:
+            return None
+        return Owner(int(rec.get("epoch", "0")), rec.get("owner", ""))
+
+    def cas(self, expected_epoch: int, expected_owner: str, new_owner: str) -> Owner | None:
+        """Move the epoch forward by one if it is still `expected_epoch` (and owner matches,
+        unless expected_owner is '*'). Returns the new Owner, or None if someone else won."""
+        ok, epoch, owner = self._cas(keys=[OWNER_KEY],
+                                     args=[expected_epoch, expected_owner, new_owner,
+                                           f"{time.time():.3f}"])
+        return Owner(int(epoch), owner) if ok else None
+
+    def instance(self, name: str) -> dict[str, str]:
+        return self.state.hgetall(INSTANCE_PREFIX + name)
+
+    def instances(self) -> dict[str, dict[str, str]]:
+        out = {}
+        for k in self.state.keys(INSTANCE_PREFIX + "*"):
+            out[k[len(INSTANCE_PREFIX):]] = self.state.hgetall(k)
+        return out
+
+    def claim(self, name: str) -> Owner:
+        """Become the owner at start-up, unless a live instance owns the LAGs."""
+        for _ in range(5):
+            cur = self.owner()
+            if cur is None:
+                won = self.cas(0, "*", name)
+            elif cur.owner == name:
+                won = self.cas(cur.epoch, name, name)
+            else:
+                rec = self.instance(cur.owner)
+                if instance_alive(rec):
+                    raise OwnershipError(
+                        f"another active teamd-shim ({cur.owner!r}, pid {rec.get('pid', '?')}) "
+                        f"owns the LAGs at epoch {cur.epoch}. Nothing was started; stop it, or "
+                        "replace it without a flap with `warm-restart teamd`")
+                won = self.cas(cur.epoch, cur.owner, name)
+            if won is not None:
+                return won
+        raise OwnershipError("could not claim ownership: the owner record keeps changing")
+
+    def write_snapshot(self, name: str, lags: dict[str, dict[str, Any]],
+                       meta: dict[str, Any]) -> None:
+        key = SNAPSHOT_PREFIX + name
+        fields = {lag: json.dumps(d, separators=(",", ":")) for lag, d in lags.items()}
+        fields[META] = json.dumps(meta)
+        pipe = self.state.pipeline(transaction=True)
+        pipe.delete(key)
+        pipe.hset(key, mapping=fields)
+        pipe.execute()
+
+    def read_snapshot(self, name: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        raw = self.state.hgetall(SNAPSHOT_PREFIX + name)
+        if META not in raw:
+            return {}, {}
+        meta = json.loads(raw.pop(META))
+        return meta, {lag: json.loads(v) for lag, v in raw.items()}
+
+    def read_meta(self, name: str) -> dict[str, Any]:
+        raw = self.state.hget(SNAPSHOT_PREFIX + name, META)
+        return json.loads(raw) if raw else {}
+
+    def drop_instance(self, name: str) -> None:
+        self.state.delete(INSTANCE_PREFIX + name, SNAPSHOT_PREFIX + name)

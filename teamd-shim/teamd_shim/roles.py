@@ -1,0 +1,393 @@
+"""Roles of a shim instance and the handover between two of them (design.md, "Roles").
+
+active   transmits and owns the dataplane (holds the ownership epoch)
+standby  receives and shadows the active's published state; sends nothing, writes nothing
+yielded  stopped transmitting after a final snapshot; still hot, resumes if nobody takes over
+retired  handed over; exits without touching anything
+
+The handover is phase-continuous: on yield every port gets one PDU now (teamd's SIGUSR1
+"refresh"), so each port's next PDU is due one full period later; the new owner restores the
+final snapshot, whose deadlines are absolute CLOCK_MONOTONIC times, and simply keeps that
+schedule. Nothing says goodbye, no link or kernel object is touched.
+
+Kept out of daemon.py so the LACP loop stays readable; mixed into `Shim`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from . import __version__
+from .lacp import Lag
+from .ownership import Owner, OwnershipError, OwnerStore, instance_alive, netns_id, proc_starttime
+from .publisher import Target
+
+if TYPE_CHECKING:
+    from .daemon import RunningLag
+
+log = logging.getLogger(__name__)
+
+AUTO_RESUME_S = 0.75  # a yielded owner resumes after this if nobody took over
+RETIRE_WHEN_SUPERSEDED_S = 10.0  # a superseded yielded owner leaves by itself after this
+SHADOW_EVERY_S = 0.5  # how often the active publishes its state while a standby shadows
+SHADOW_LEASE_S = 30.0  # shadow publishing stops unless renewed
+FOLLOW_EVERY_S = 0.25  # how often a standby reads the active's published state
+SNAPSHOT_FRESH_S = 2.0  # a standby is READY only on a snapshot younger than this
+RX_KEEP_S = 3.0  # received frames kept by a standby, replayed after a snapshot
+
+
+class RolesMixin:
+    """Handover state and steps of `Shim`; every method runs on the shim's event loop."""
+
+    # provided by Shim
+    name: str
+    role: str
+    lags: dict[str, RunningLag]
+    store: OwnerStore
+    _loop: asyncio.AbstractEventLoop | None
+
+    def _roles_init(self) -> None:
+        self.epoch: int | None = None
+        self.shadow_until = 0.0
+        self._shadow_handle: asyncio.TimerHandle | None = None
+        self._rx_log: deque[tuple[str, bytes, float]] = deque()
+        self.ready = False
+        self.ready_detail = "no snapshot from the active yet"
+        self.snapshot_meta: dict[str, Any] = {}
+        self.yielded_at: float | None = None
+        self.final_written = False
+        self.takeover_at: float | None = None
+        self.takeover_error = ""
+        self.first_tx: dict[str, float] = {}
+        self.confirmed = False
+        self.handed_from: dict[str, Any] = {}
+        self._follow_stop = threading.Event()
+        self._resume_handle: asyncio.TimerHandle | None = None
+        self._retire_handle: asyncio.TimerHandle | None = None
+
+    # ---- registration ----------------------------------------------------------------------
+    def instance_record(self) -> dict[str, str]:
+        return {
+            "pid": str(os.getpid()),
+            "starttime": str(proc_starttime(os.getpid()) or ""),
+            "host": socket.gethostname(),
+            "argv": json.dumps(sys.argv),
+            "netns": netns_id(),
+            "version": __version__,
+            "role": self.role,
+            "epoch": "" if self.epoch is None else str(self.epoch),
+            "ctl": self.control.path if self.control else "",  # type: ignore[attr-defined]
+            "heartbeat": f"{time.time():.3f}",
+            "ready": "true" if self.ready else "false",
+            "ready_detail": self.ready_detail,
+            "confirmed": "true" if self.confirmed else "false",
+        }
+
+    def _heartbeat(self) -> None:
+        self.publisher.put(Target("STATE_DB", "TEAMD_SHIM_INSTANCE", self.name),  # type: ignore[attr-defined]
+                           self.instance_record())
+        if self._loop is not None and self.role != "retired":
+            self._loop.call_later(1.0, self._heartbeat)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "role": self.role, "epoch": self.epoch, "pid": os.getpid(),
+            "ready": self.ready, "ready_detail": self.ready_detail,
+            "final_written": self.final_written, "yielded_at": self.yielded_at,
+            "takeover_at": self.takeover_at, "takeover_error": self.takeover_error,
+            "confirmed": self.confirmed, "first_tx": self.first_tx,
+            "handed_from": self.handed_from, "lags": sorted(self.lags),
+        }
+
+    async def _blocking(self, fn: Any, *args: Any) -> Any:
+        assert self._loop is not None
+        return await self._loop.run_in_executor(None, fn, *args)
+
+    async def claim_ownership(self) -> bool:
+        """An active at start-up: take the epoch unless a live instance holds it."""
+        import redis as _redis
+
+        delay = 0.1
+        while True:
+            try:
+                won: Owner = await self._blocking(self.store.claim, self.name)
+                self.epoch = won.epoch
+                log.info("%s: owner of the LAGs at epoch %d", self.name, won.epoch)
+                return True
+            except OwnershipError as e:
+                log.error("%s: %s", self.name, e)
+                return False
+            except (_redis.exceptions.ConnectionError, _redis.exceptions.TimeoutError) as e:
+                log.warning("%s: waiting for redis to claim ownership: %s", self.name, e)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    # ---- active: shadow publishing ---------------------------------------------------------
+    def request_shadow(self, seconds: float = SHADOW_LEASE_S) -> None:
+        """A standby is following: publish our state every SHADOW_EVERY_S for `seconds`."""
+        self.shadow_until = time.monotonic() + seconds
+        if self._shadow_handle is None:
+            self._publish_shadow()
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        return {name: r.lacp.to_dict() for name, r in self.lags.items()}
+
+    def _publish_shadow(self) -> None:
+        self._shadow_handle = None
+        if self.role != "active" or time.monotonic() > self.shadow_until:
+            return
+        meta = {"epoch": self.epoch, "t": time.monotonic(), "final": False, "owner": self.name}
+        fields = {lag: json.dumps(d, separators=(",", ":")) for lag, d in self.snapshot().items()}
+        fields["_meta"] = json.dumps(meta)
+        self.publisher.put(Target("STATE_DB", "TEAMD_SHIM_STATE", self.name), fields)  # type: ignore[attr-defined]
+        assert self._loop is not None
+        self._shadow_handle = self._loop.call_later(SHADOW_EVERY_S, self._publish_shadow)
+
+    # ---- active -> yielded -----------------------------------------------------------------
+    async def do_yield(self) -> dict[str, Any]:
+        """SIGUSR1: refresh every port, stop transmitting, hand over a final snapshot."""
+        if self.role != "active":
+            raise OwnershipError(f"cannot yield: role is {self.role}")
+        now = time.monotonic()
+        for running in self.lags.values():
+            for port, frame in running.lacp.refresh(now):
+                self.io.send(port, frame)  # type: ignore[attr-defined]
+            self._apply_intents(running)  # type: ignore[attr-defined]
+        self.role = "yielded"
+        self.yielded_at = now
+        self.final_written = False
+        meta = {"epoch": self.epoch, "t": now, "final": True, "owner": self.name}
+        snap = self.snapshot()
+        try:
+            await self._blocking(self.store.write_snapshot, self.name, snap, meta)
+        except Exception as e:
+            log.error("%s: final snapshot not written (%s); resuming, nothing handed over",
+                      self.name, e)
+            self._resume_local()
+            raise OwnershipError(f"yield failed: final snapshot not written: {e}") from None
+        self.final_written = True
+        log.info("%s: yielded at epoch %s; final snapshot of %d LAG(s) written", self.name,
+                 self.epoch, len(snap))
+        assert self._loop is not None
+        self._resume_handle = self._loop.call_later(
+            AUTO_RESUME_S, lambda: asyncio.ensure_future(self._auto_resume()))
+        return self.info()
+
+    def _resume_local(self) -> None:
+        self.role = "active"
+        self.yielded_at = None
+        now = time.monotonic()
+        for running in self.lags.values():
+            self._service(running, now)  # type: ignore[attr-defined]
+            self._dirty.add(running.cfg.name)  # type: ignore[attr-defined]
+
+    async def _auto_resume(self) -> None:
+        self._resume_handle = None
+        if self.role != "yielded":
+            return
+        try:
+            won = await self._blocking(self.store.cas, self.epoch, self.name, self.name)
+        except Exception as e:
+            log.error("%s: yielded and cannot reach redis to decide (%s); waiting for the "
+                      "orchestrator (`warm-restart recover`)", self.name, e)
+            return
+        if self.role != "yielded":
+            return
+        if won is not None:
+            self.epoch = won.epoch
+            log.warning("%s: nobody took over within %.2f s: resumed at epoch %d", self.name,
+                        AUTO_RESUME_S, won.epoch)
+            self._resume_local()
+            return
+        log.info("%s: superseded; retiring in %.0f s unless told earlier", self.name,
+                 RETIRE_WHEN_SUPERSEDED_S)
+        assert self._loop is not None
+        self._retire_handle = self._loop.call_later(RETIRE_WHEN_SUPERSEDED_S, self.retire)
+
+    async def do_resume(self, force: bool = False) -> dict[str, Any]:
+        """Rollback: the orchestrator made sure the would-be successor is gone."""
+        if self.role == "active":
+            return self.info()
+        if self.role != "yielded":
+            raise OwnershipError(f"cannot resume: role is {self.role}")
+        if self._resume_handle is not None:
+            self._resume_handle.cancel()
+            self._resume_handle = None
+        try:
+            cur = await self._blocking(self.store.owner)
+            won = await self._blocking(self.store.cas, cur.epoch if cur else 0,
+                                       "*" if force else self.name, self.name)
+        except Exception as e:
+            if not force:
+                raise OwnershipError(f"cannot resume: redis unreachable ({e})") from None
+            log.warning("%s: resuming without redis (forced): %s", self.name, e)
+            won = None
+        else:
+            if won is None and not force:
+                raise OwnershipError("cannot resume: another instance took over")
+        if won is not None:
+            self.epoch = won.epoch
+        if self._retire_handle is not None:
+            self._retire_handle.cancel()
+            self._retire_handle = None
+        log.warning("%s: resumed at epoch %s (rollback)", self.name, self.epoch)
+        self._resume_local()
+        return self.info()
+
+    def retire(self) -> None:
+        """Handed over: leave without touching the dataplane, the links or the DB state."""
+        if self.role == "active":
+            raise OwnershipError("an active instance does not retire; yield first")
+        log.info("%s: retiring (role was %s)", self.name, self.role)
+        self.role = "retired"
+        self._stopping.set()  # type: ignore[attr-defined]
+
+    # ---- standby ---------------------------------------------------------------------------
+    def note_rx(self, port: str, frame: bytes, now: float) -> None:
+        self._rx_log.append((port, frame, now))
+        while self._rx_log and self._rx_log[0][2] < now - RX_KEEP_S:
+            self._rx_log.popleft()
+
+    def start_following(self) -> None:
+        threading.Thread(target=self._follow, name="follow", daemon=True).start()
+
+    def _follow(self) -> None:
+        last_t = None
+        while not self._follow_stop.is_set() and self.role == "standby":
+            try:
+                cur = self.store.owner()
+                if cur is not None and cur.owner != self.name:
+                    meta = self.store.read_meta(cur.owner)
+                    if meta and meta.get("t") != last_t:
+                        meta, lags = self.store.read_snapshot(cur.owner)
+                        last_t = meta.get("t")
+                        self._post(self._on_shadow, cur, meta, lags)
+            except Exception as e:
+                log.debug("follow: %s", e)
+            self._follow_stop.wait(FOLLOW_EVERY_S)
+
+    def _post(self, fn: Any, *args: Any) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(fn, *args)
+
+    def _restore(self, meta: dict[str, Any], lags: dict[str, dict[str, Any]]) -> list[str]:
+        """Adopt the published state, then replay what we received after it was taken."""
+        problems = []
+        t = float(meta.get("t", 0.0))
+        for name, running in self.lags.items():
+            d = lags.get(name)
+            if d is None:
+                problems.append(f"{name}: not in the active's state")
+                continue
+            try:
+                lag = Lag.from_dict(d)
+            except ValueError as e:
+                problems.append(f"{name}: unreadable state ({e})")
+                continue
+            if lag.settings != running.lacp.settings or set(lag.ports) != set(running.lacp.ports):
+                problems.append(f"{name}: config differs from the active's")
+                continue
+            running.lacp = lag
+            running.carrier = lag.carrier
+            running.enabled = {p: lag.port_enabled(p) for p in lag.ports}
+        for port, frame, ft in list(self._rx_log):
+            lag_name = self.port_lag.get(port)  # type: ignore[attr-defined]
+            if ft > t and lag_name in self.lags:
+                self.lags[lag_name].lacp.receive(port, frame, ft)
+        for running in self.lags.values():
+            running.lacp.pop_intents()  # a restored view: nothing to apply
+        return problems
+
+    def _on_shadow(self, owner: Owner, meta: dict[str, Any],
+                   lags: dict[str, dict[str, Any]]) -> None:
+        if self.role != "standby":
+            return
+        self.snapshot_meta = meta
+        problems = self._restore(meta, lags)
+        if not self.lags:
+            problems.append("no LAG configured yet")
+        now = time.monotonic()
+        age = now - float(meta.get("t", 0.0))
+        if age > SNAPSHOT_FRESH_S:
+            problems.append(f"active's state is {age:.1f} s old")
+        if not problems:
+            for name, running in self.lags.items():
+                for port in running.lacp.ports:
+                    want = lags[name]["ports"][port].get("last_tx_frame")
+                    if want and running.lacp.would_send(port) != bytes.fromhex(want):
+                        problems.append(f"{name}/{port}: our PDU differs from the active's")
+        ready = not problems
+        if ready != self.ready:
+            log.info("%s: %s", self.name, "READY" if ready else f"not ready: {problems[0]}")
+        self.ready = ready
+        self.ready_detail = "identical PDUs on every port" if ready else "; ".join(problems[:3])
+
+    async def do_takeover(self) -> dict[str, Any]:
+        """SIGRTMIN: adopt the yielded owner's final snapshot and its epoch, then transmit."""
+        if self.role != "standby":
+            raise OwnershipError(f"cannot take over: role is {self.role}")
+        try:
+            cur = await self._blocking(self.store.owner)
+            if cur is None:
+                raise OwnershipError("no owner to take over from")
+            meta, lags = await self._blocking(self.store.read_snapshot, cur.owner)
+            if not meta.get("final") or meta.get("epoch") != cur.epoch:
+                raise OwnershipError(f"{cur.owner} has not yielded at epoch {cur.epoch}")
+            won = await self._blocking(self.store.cas, cur.epoch, cur.owner, self.name)
+            if won is None:
+                raise OwnershipError(f"{cur.owner} resumed or another instance took over")
+        except OwnershipError as e:
+            self.takeover_error = str(e)
+            log.error("%s: takeover refused: %s", self.name, e)
+            raise
+        except Exception as e:
+            self.takeover_error = f"redis: {e}"
+            log.error("%s: takeover failed: %s", self.name, e)
+            raise OwnershipError(f"takeover failed: {e}") from None
+        self._follow_stop.set()
+        problems = self._restore(meta, lags)
+        if problems:
+            log.warning("%s: took over with differences: %s", self.name, "; ".join(problems))
+        self.epoch = won.epoch
+        self.role = "active"
+        self.takeover_at = time.monotonic()
+        self.handed_from = {"owner": cur.owner, "epoch": cur.epoch, "t": meta.get("t"),
+                            "last_tx": {p: d["ports"][p].get("last_tx")
+                                        for d in lags.values() for p in d["ports"]}}
+        self.first_tx = {}
+        log.info("%s: took over from %s at epoch %d", self.name, cur.owner, won.epoch)
+        now = time.monotonic()
+        for running in self.lags.values():
+            self._service(running, now)  # type: ignore[attr-defined]
+            self._dirty.add(running.cfg.name)  # type: ignore[attr-defined]
+        self._schedule_publish()  # type: ignore[attr-defined]
+        return self.info()
+
+    def note_tx(self, port: str, now: float) -> None:
+        """After a takeover: confirmed once every port that can transmit has transmitted."""
+        if self.takeover_at is None or self.confirmed:
+            return
+        self.first_tx.setdefault(port, now)
+        due = [p for r in self.lags.values() for p in r.lacp.ports
+               if r.lacp.port_view(p)["state"] != "disabled"]
+        if all(p in self.first_tx for p in due):
+            self.confirmed = True
+            log.info("%s: confirmed: first PDU sent on all %d port(s)", self.name, len(due))
+            self._heartbeat_now()
+
+    def _heartbeat_now(self) -> None:
+        self.publisher.put(Target("STATE_DB", "TEAMD_SHIM_INSTANCE", self.name),  # type: ignore[attr-defined]
+                           self.instance_record())
+
+
+__all__ = ["RolesMixin", "instance_alive"]
