@@ -1,0 +1,448 @@
+#!/usr/bin/env python3
+"""Steady-state cost of teamd-shim: CPU % of one core and RSS at 1..128 LAGs.
+
+Why: the shim replaces teamd on a switch whose control-plane CPU is small and shared, so
+what it costs while *nothing happens* (every LAG negotiated, LACP fast mode: one PDU per
+second per member in each direction) is the price paid all the time. The target is < 5 % of
+one core and < 80 MB RSS at 128 LAGs x 2 members.
+
+For each size, one lab (DUT namespace, Open vSwitch partner, redis) is brought up, the shim is
+started, and once every bond is negotiated with all members enabled (plus a settle time) the
+shim's /proc counters are sampled over a window. Open vSwitch's own CPU in that window is
+reported for context: on a small box the partner competes with the shim for the same cores.
+The partner's `lacp/show-stats` before/after the window proves the measured state really was
+steady (no expired/defaulted partner, i.e. no flap). A benchmark, not a test: it exits 0
+whether the targets are met or not, and non-zero only if it could not measure.
+
+Run as root: `make bench`, or `.venv/bin/python bench/steady_state.py --sizes 1,16 --window 10`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from orchestrator.lab.lab import Lab, LabError, LabNotFoundError
+from orchestrator.lab.ovs_text import stats_delta
+from orchestrator.lab.shim import shim_command
+
+REPO = Path(__file__).resolve().parents[1]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+MAIN_PID = os.getpid()  # forked copies (pyroute2 helpers) must not act as us; see _on_signal
+TARGET_LAGS, TARGET_MEMBERS = 128, 2
+TARGET_CPU_PCT = 5.0
+TARGET_RSS_MB = 80.0
+SETTLE_S = 5.0
+SAMPLE_EVERY_S = 1.0
+# Negotiation limit: fast LACP converges in ~3 s, but with many LAGs the shim and OVS need time
+# to open every port and the first bond/show polls are slow; so a base plus a per-LAG share.
+NEGOTIATE_BASE_S = 30.0
+NEGOTIATE_PER_LAG_S = 0.5
+
+
+class BenchError(RuntimeError):
+    """This size could not be measured (the message says why)."""
+
+
+def progress(msg: str) -> None:
+    """Progress goes to stderr so stdout carries only the final table."""
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# -- /proc sampling --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProcSample:
+    """One reading of a process: monotonic time, cpu ticks (all threads) and RSS in kB."""
+
+    t: float
+    ticks: int
+    child_ticks: int
+    rss_kb: int
+
+
+def read_proc(pid: int) -> ProcSample:
+    """utime+stime (fields 14, 15) of /proc/<pid>/stat cover every thread of the process;
+    cutime+cstime (16, 17) are kept apart: the shim spawns no children, so they should stay 0."""
+    t = time.monotonic()
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read()
+    rest = data[data.rfind(b")") + 2:].split()  # comm may contain spaces: split after ')'
+    ticks = int(rest[11]) + int(rest[12])
+    child = int(rest[13]) + int(rest[14])
+    rss = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+                break
+    return ProcSample(t, ticks, child, rss)
+
+
+def cpu_pct(a: ProcSample, b: ProcSample) -> float:
+    """CPU % of one core between two samples: delta ticks / CLK_TCK / wall seconds * 100."""
+    wall = b.t - a.t
+    return (b.ticks - a.ticks) / CLK_TCK / wall * 100.0 if wall > 0 else 0.0
+
+
+def summarize(samples: list[ProcSample]) -> dict:
+    """Whole-window CPU % (first to last sample) plus per-interval spread and RSS stats."""
+    first, last = samples[0], samples[-1]
+    per = [cpu_pct(a, b) for a, b in zip(samples, samples[1:], strict=False)]
+    rss = [s.rss_kb / 1024.0 for s in samples]
+    return {
+        "cpu_pct": cpu_pct(first, last),
+        "cpu_ticks": last.ticks - first.ticks,
+        "child_cpu_ticks": last.child_ticks - first.child_ticks,
+        "wall_s": last.t - first.t,
+        "cpu_pct_per_interval_min": min(per) if per else None,
+        "cpu_pct_per_interval_max": max(per) if per else None,
+        "rss_mb_mean": sum(rss) / len(rss),
+        "rss_mb_max": max(rss),
+        "rss_mb_first": rss[0],
+        "rss_mb_last": rss[-1],
+        "samples": len(samples),
+    }
+
+
+# -- lab helpers -----------------------------------------------------------------------------
+
+
+def not_negotiated(lab: Lab) -> list[str]:
+    """Bonds that are not negotiated with every member enabled (missing bonds included)."""
+    assert lab.ovs is not None
+    bonds = lab.ovs.bond_show()
+    bad = []
+    for lag in lab.lags():
+        bond = lab.state["lags"][lag]["bond"]
+        b = bonds.get(bond)
+        if b is None or b.get("lacp_status") != "negotiated" or not b["members"] \
+                or not all(b["members"].values()):
+            bad.append(bond if b is not None else f"{bond}(missing)")
+    return bad
+
+
+@contextlib.contextmanager
+def signals_blocked() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while a lab is taken down: a second Ctrl-C must not leave litter.
+
+    A signal that arrives meanwhile is delivered when the block ends, so it is not lost.
+    """
+    sigs = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def lab_down(lab: Lab) -> None:
+    """Take the lab down, once, with signals held; report (not raise) an incomplete teardown."""
+    if os.getpid() != MAIN_PID or lab.state.get("phase") in ("down", "new"):
+        return  # never from a forked copy of this process (see _on_signal)
+    with signals_blocked():
+        progress(f"lab down ({lab.prefix})")
+        try:
+            lab.down()
+        except LabError as e:
+            progress(f"WARNING: {e} (see {lab.workdir / 'lab.json'})")
+
+
+def clear_leftover(workdir: Path) -> None:
+    """A run killed hard leaves its lab behind in our own work dir; take that one down first."""
+    try:
+        old = Lab.load(workdir)
+    except LabNotFoundError:
+        return
+    if old.state.get("phase") != "down":
+        progress(f"removing the lab left by an earlier run in {workdir}")
+        with signals_blocked():
+            old.down()
+
+
+def shim_log_tail(lab: Lab, lines: int = 15) -> str:
+    s = lab.state["shims"].get("active")
+    if not s:
+        return ""
+    try:
+        return "\n".join(Path(s["log"]).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def flap_counts(delta: dict[str, dict[str, dict[str, int]]]) -> dict[str, int]:
+    """Sum the partner's per-member counter deltas over all bonds."""
+    out: dict[str, int] = {}
+    for members in delta.values():
+        for counters in members.values():
+            for k, v in counters.items():
+                out[k] = out.get(k, 0) + v
+    return out
+
+
+# -- one size --------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """Everything measured for one size; `error` set means it could not be measured."""
+
+    lags: int
+    members: int
+    workdir: str
+    lab_up_s: float | None = None
+    negotiated_s: float | None = None
+    shim: dict = field(default_factory=dict)
+    ovs_vswitchd: dict = field(default_factory=dict)
+    partner_counters: dict[str, int] = field(default_factory=dict)
+    partner_flaps: int | None = None
+    member_disabled_events: int | None = None
+    still_negotiated_after: bool | None = None
+    loadavg_before: list[float] = field(default_factory=list)
+    loadavg_after: list[float] = field(default_factory=list)
+    error: str | None = None
+
+
+def sample_window(pids: dict[str, int], window: float,
+                  alive: Callable[[], bool]) -> dict[str, list[ProcSample]]:
+    """Read every pid's /proc once per SAMPLE_EVERY_S for `window` seconds (nothing else
+    touches the lab meanwhile: polling OVS would itself cost the partner CPU)."""
+    samples: dict[str, list[ProcSample]] = {k: [] for k in pids}
+    offsets = [i * SAMPLE_EVERY_S for i in range(int(window / SAMPLE_EVERY_S) + 1)]
+    if offsets[-1] < window:
+        offsets.append(window)
+    start = time.monotonic()
+    for off in offsets:
+        time.sleep(max(0.0, start + off - time.monotonic()))
+        if not alive():
+            raise BenchError("teamd-shim exited during the measurement window")
+        for k, pid in pids.items():
+            samples[k].append(read_proc(pid))
+    return samples
+
+
+def measure(lags: int, members: int, window: float) -> Result:
+    """Bring one lab up, negotiate, measure, and always take it down."""
+    workdir = Path(f"/tmp/bench-ss-{lags}")
+    res = Result(lags, members, str(workdir))
+    clear_leftover(workdir)
+    lab = Lab(workdir, prefix=f"bs{lags}")
+    try:
+        progress(f"size {lags} LAGs x {members}: lab up in {workdir} (prefix {lab.prefix})")
+        t0 = time.monotonic()
+        lab.up(lags, members)  # the shim is started apart, so lab-up time excludes it
+        res.lab_up_s = time.monotonic() - t0
+        progress(f"  lab up in {res.lab_up_s:.1f} s; starting teamd-shim")
+        assert lab.ovs is not None
+        shim = lab.start_shim(shim_command(lab), role="active")
+        vswitchd = lab.ovs.procs["ovs-vswitchd"]
+
+        limit = NEGOTIATE_BASE_S + NEGOTIATE_PER_LAG_S * lags
+        t1 = time.monotonic()
+        while True:
+            if not shim.alive():
+                raise BenchError(f"teamd-shim exited before negotiation; log tail:\n"
+                                 f"{shim_log_tail(lab)}")
+            bad = not_negotiated(lab)
+            if not bad:
+                break
+            if time.monotonic() - t1 > limit:
+                raise BenchError(
+                    f"{len(bad)}/{lags} bonds not negotiated with all members enabled after "
+                    f"{limit:.0f} s (e.g. {', '.join(bad[:5])}); OVS log "
+                    f"{lab.ovs.log_path}, shim log tail:\n{shim_log_tail(lab)}")
+            time.sleep(0.2 if lags <= 16 else 0.5)
+        res.negotiated_s = time.monotonic() - t1
+        progress(f"  all {lags} bonds negotiated, {lags * members} members enabled, "
+                 f"{res.negotiated_s:.1f} s after shim start; settling {SETTLE_S:.0f} s")
+        time.sleep(SETTLE_S)
+
+        stats0 = lab.ovs.lacp_stats()
+        log0 = lab.ovs.log_offset()
+        res.loadavg_before = list(os.getloadavg())
+        progress(f"  measuring for {window:.0f} s (shim pid {shim.pid}, ovs-vswitchd pid "
+                 f"{vswitchd.pid}, load {res.loadavg_before[0]:.2f})")
+        samples = sample_window({"shim": shim.pid, "ovs": vswitchd.pid}, window, shim.alive)
+        res.loadavg_after = list(os.getloadavg())
+        stats1 = lab.ovs.lacp_stats()
+        res.partner_counters = flap_counts(stats_delta(stats0, stats1))
+        res.partner_flaps = (res.partner_counters.get("link_expired", 0)
+                             + res.partner_counters.get("link_defaulted", 0))
+        res.member_disabled_events = sum(
+            1 for e in lab.ovs.member_events(log0) if not e.enabled)
+        res.still_negotiated_after = not not_negotiated(lab)
+        res.shim = summarize(samples["shim"])
+        res.ovs_vswitchd = summarize(samples["ovs"])
+        rx = res.partner_counters.get("rx_pdus", 0) / max(res.shim["wall_s"], 1e-9)
+        progress(f"  shim {res.shim['cpu_pct']:.2f} % CPU, {res.shim['rss_mb_max']:.1f} MB RSS;"
+                 f" ovs-vswitchd {res.ovs_vswitchd['cpu_pct']:.2f} % CPU; partner flaps "
+                 f"{res.partner_flaps}; OVS received {rx:.1f} PDU/s "
+                 f"(fast mode expects ~{lags * members})")
+    except BenchError as e:
+        res.error = str(e)
+        progress(f"  FAILED: {e}")
+    except Exception as e:  # lab/OVS/redis trouble: this size is unmeasured, go on with the next
+        res.error = f"{type(e).__name__}: {e}"
+        progress(f"  FAILED: {res.error}")
+    finally:
+        lab_down(lab)
+    return res
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+def machine_info() -> dict:
+    """What a reader needs to compare runs: cores, kernel, Python, OVS, time, load."""
+    def first_line(argv: list[str]) -> str:
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+            return r.stdout.splitlines()[0] if r.stdout else ""
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+
+    model = ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "ovs": first_line(["ovs-vswitchd", "--version"]),
+        "git_commit": first_line(["git", "-C", str(REPO), "rev-parse", "HEAD"]),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "clk_tck": CLK_TCK,
+        "loadavg_at_start": list(os.getloadavg()),
+    }
+
+
+def fmt(v: float | None, spec: str = ".2f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def table(results: list[Result]) -> str:
+    head = ("| LAGs | members | CPU % of one core | RSS MB | ovs-vswitchd CPU % | lab up s "
+            "| negotiated in s | partner flaps during window |")
+    lines = [head, "|" + "---|" * 8]
+    for r in results:
+        if r.error:
+            flaps = "not measured: " + r.error.splitlines()[0]
+        else:
+            flaps = str(r.partner_flaps)
+            if r.member_disabled_events:
+                flaps += f" ({r.member_disabled_events} member-disabled log lines)"
+            if not r.still_negotiated_after:
+                flaps += " (not all negotiated after the window)"
+        lines.append(
+            f"| {r.lags} | {r.members} | {fmt(r.shim.get('cpu_pct'))} "
+            f"| {fmt(r.shim.get('rss_mb_max'), '.1f')} "
+            f"| {fmt(r.ovs_vswitchd.get('cpu_pct'))} | {fmt(r.lab_up_s, '.1f')} "
+            f"| {fmt(r.negotiated_s, '.1f')} | {flaps} |")
+    return "\n".join(lines)
+
+
+def verdicts(results: list[Result]) -> list[str]:
+    """PASS/MISS against the 128x2 target; RSS is judged by its maximum over the window."""
+    r = next((x for x in results if x.lags == TARGET_LAGS and x.members == TARGET_MEMBERS
+              and not x.error), None)
+    if r is None:
+        return [f"target at {TARGET_LAGS}x{TARGET_MEMBERS}: not measured in this run"]
+    cpu, rss = r.shim["cpu_pct"], r.shim["rss_mb_max"]
+    return [
+        f"{'PASS' if cpu < TARGET_CPU_PCT else 'MISS'}: CPU at {TARGET_LAGS}x{TARGET_MEMBERS} "
+        f"{cpu:.2f} % of one core (target < {TARGET_CPU_PCT:g} %)",
+        f"{'PASS' if rss < TARGET_RSS_MB else 'MISS'}: RSS at {TARGET_LAGS}x{TARGET_MEMBERS} "
+        f"{rss:.1f} MB (target < {TARGET_RSS_MB:g} MB)",
+    ]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="1,16,64,128",
+                   help="comma-separated LAG counts, one lab each, in order (default %(default)s)")
+    p.add_argument("--window", type=float, default=30.0,
+                   help="measurement window in seconds (default %(default)s)")
+    p.add_argument("--members", type=int, default=2, help="members per LAG (default 2)")
+    p.add_argument("--out", type=Path, default=REPO / "bench/out/steady_state.json",
+                   help="JSON with the raw numbers (default %(default)s)")
+    a = p.parse_args(argv)
+    try:
+        a.sizes = [int(s) for s in a.sizes.split(",") if s.strip()]
+    except ValueError:
+        p.error("--sizes must be comma-separated integers")
+    if not a.sizes or min(a.sizes) < 1 or a.members < 1 or a.window < 2:
+        p.error("sizes and members must be >= 1 and the window >= 2 s")
+    return a
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM and SIGINT both unwind the main process, so every `finally` (lab down) runs.
+
+    pyroute2 forks short-lived helpers (netns create, IPRoute(netns=...)) that copy this
+    process, handlers and stack included, and stops them with SIGTERM; Ctrl-C reaches them too
+    (same process group). Such a copy must die at once: unwinding it would run *our* finally
+    blocks and take the lab down under the main process's feet (seen: redis stopped and the
+    namespaces deleted half-way through lab up).
+    """
+    if os.getpid() != MAIN_PID:
+        os._exit(128 + signum)
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if os.geteuid() != 0:
+        print("steady_state: needs root (network namespaces, Open vSwitch)", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    info = machine_info()
+    progress(f"teamd-shim steady state: sizes {args.sizes} x {args.members} members, window "
+             f"{args.window:g} s; {info['nproc']} cores, load {info['loadavg_at_start'][0]:.2f}")
+    results: list[Result] = []
+    interrupted = False
+    try:
+        for n in args.sizes:
+            results.append(measure(n, args.members, args.window))
+    except KeyboardInterrupt:
+        interrupted = True
+        progress("interrupted: labs taken down, reporting what was measured")
+
+    doc = {"machine": info, "window_s": args.window, "settle_s": SETTLE_S,
+           "targets": {"lags": TARGET_LAGS, "members": TARGET_MEMBERS,
+                       "cpu_pct_of_one_core": TARGET_CPU_PCT, "rss_mb": TARGET_RSS_MB},
+           "interrupted": interrupted, "results": [asdict(r) for r in results]}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+
+    print(table(results))
+    print()
+    for v in verdicts(results):
+        print(v)
+    print(f"\nRSS is the maximum VmRSS over the window (MB = MiB); CPU % is utime+stime of all "
+          f"threads over the window. Raw numbers: {args.out}")
+    if interrupted:
+        return 130
+    return 1 if any(r.error for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
