@@ -37,6 +37,135 @@ def main(ctx: click.Context, redis_url: str | None) -> None:
     ctx.obj = Ctx(redis_url)
 
 
+def _controller(ctx: Ctx, quiet: bool = False) -> object:
+    from .handover import Controller
+
+    return Controller(ctx.endpoint(), progress=(lambda s: None) if quiet else _say)
+
+
+def _say(line: str) -> None:
+    click.echo(line)
+    sys.stdout.flush()
+
+
+def _print_outcome(out: object, as_json: bool) -> None:
+    import json
+
+    from .handover import Outcome
+
+    assert isinstance(out, Outcome)
+    if as_json:
+        click.echo(json.dumps(out.to_json(), indent=2, default=str))
+        return
+    if out.lags:
+        from .report import table
+
+        rows = []
+        for lag, v in sorted(out.lags.items()):
+            g = v["max_gap_s"]
+            rows.append([lag, f"{g:.3f}" if g is not None else "-", str(len(v["ports"]))])
+        click.echo(table(["LAG", "largest PDU gap at the partner (s)", "ports"], rows))
+    if out.stages:
+        click.echo("stages: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in out.stages.items()))
+    word = {"completed": "DONE", "rolled_back": "ROLLED BACK", "refused": "REFUSED",
+            "nothing": "NOTHING TO DO"}[out.result]
+    click.echo(f"{word}: {out.reason or (out.old + ' -> ' + out.new)}"
+               f" (run {out.run_id or '-'}, {out.wall_s:.2f} s)")
+
+
+@main.command("teamd")
+@click.option("--exec", "exec_path", type=click.Path(dir_okay=False),
+              help="start the standby from this executable instead (an upgrade)")
+@click.option("--timeout", default=20.0, show_default=True, type=click.FloatRange(1, 600),
+              help="seconds for the standby to become READY")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@click.option("--json", "as_json", is_flag=True, help="print the outcome as JSON")
+@click.pass_obj
+def teamd_cmd(ctx: Ctx, exec_path: str | None, timeout: float, yes: bool, as_json: bool) -> None:
+    """Hitless warm restart of teamd: exit 0 done, 1 rolled back, 2 refused (nothing changed)."""
+    if not yes and not click.confirm("Restart teamd (hitless warm restart)?", default=True):
+        click.echo("nothing was changed")
+        sys.exit(2)
+    ctrl = _controller(ctx, quiet=as_json)
+    out = ctrl.restart(exec_path=exec_path, timeout=timeout)  # type: ignore[attr-defined]
+    _print_outcome(out, as_json)
+    sys.exit(out.code)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def recover(ctx: Ctx, as_json: bool) -> None:
+    """Finish or roll back a warm restart whose orchestrator died; says which."""
+    import redis as _redis
+
+    try:
+        out = _controller(ctx, quiet=as_json).recover()  # type: ignore[attr-defined]
+    except (_redis.exceptions.ConnectionError, _redis.exceptions.TimeoutError) as e:
+        click.echo(f"recover: redis unreachable at {ctx.endpoint().url}: {e}; nothing changed",
+                   err=True)
+        sys.exit(2)
+    _print_outcome(out, as_json)
+    sys.exit(out.code)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def status(ctx: Ctx, as_json: bool) -> None:
+    """Active instance and version, LAGs and members with their LACP state, last run."""
+    import redis as _redis
+
+    from .status import collect, render
+
+    try:
+        st = collect(ctx.endpoint())
+    except (_redis.exceptions.ConnectionError, _redis.exceptions.TimeoutError) as e:
+        click.echo(f"status: redis unreachable at {ctx.endpoint().url}: {e}", err=True)
+        sys.exit(2)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(st, indent=2))
+    else:
+        click.echo(render(st))
+
+
+@main.group()
+def config() -> None:
+    """STATE_DB WARM_RESTART_ENABLE_TABLE, as SONiC's `config warm_restart` does."""
+
+
+@config.command("enable")
+@click.argument("module", type=click.Choice(["teamd"]))
+@click.pass_obj
+def config_enable(ctx: Ctx, module: str) -> None:
+    """Set WARM_RESTART_ENABLE_TABLE|teamd enable=true."""
+    _set_enable(ctx, "true")
+
+
+@config.command("disable")
+@click.argument("module", type=click.Choice(["teamd"]))
+@click.pass_obj
+def config_disable(ctx: Ctx, module: str) -> None:
+    """Set WARM_RESTART_ENABLE_TABLE|teamd enable=false."""
+    _set_enable(ctx, "false")
+
+
+def _set_enable(ctx: Ctx, value: str) -> None:
+    import redis as _redis
+
+    from .journal import Journal
+
+    try:
+        Journal(ctx.endpoint()).set_warm_enabled(value)
+    except (_redis.exceptions.ConnectionError, _redis.exceptions.TimeoutError) as e:
+        click.echo(f"config: redis unreachable at {ctx.endpoint().url}: {e}; nothing changed",
+                   err=True)
+        sys.exit(2)
+    click.echo(f"WARM_RESTART_ENABLE_TABLE|teamd enable={value}")
+
+
 @main.group()
 def lab() -> None:
     """The embedded lab: private redis, DUT and partner namespaces, Open vSwitch partner."""

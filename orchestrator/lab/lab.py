@@ -428,6 +428,24 @@ class Lab:
 
     # -- status / down --------------------------------------------------------------------
 
+    def registered_shims(self) -> dict[str, ProcRef]:
+        """Shims that registered in this lab's redis: after warm restarts the running ones are
+        not the process `up()` started, and `down()` must stop them too."""
+        if not self.state.get("redis"):
+            return {}
+        try:
+            r = self.redis(6)
+            out = {}
+            for key in r.keys("TEAMD_SHIM_INSTANCE|*"):
+                rec = r.hgetall(key)
+                if rec.get("pid", "").isdigit() and rec.get("starttime", "").isdigit():
+                    ref = ProcRef(int(rec["pid"]), int(rec["starttime"]), key.split("|", 1)[1])
+                    if ref.alive():
+                        out[ref.name] = ref
+            return out
+        except redis.exceptions.RedisError:
+            return {}
+
     def processes(self) -> dict[str, ProcRef]:
         procs: dict[str, ProcRef] = {}
         if self.state.get("redis"):
@@ -436,6 +454,8 @@ class Lab:
             procs.update(self.ovs.procs)
         for role, s in self.state["shims"].items():
             procs[f"shim-{role}"] = ProcRef.from_json(s["proc"])
+        for name, ref in self.registered_shims().items():
+            procs[f"shim {name}"] = ref
         if self.state["recorder"]:
             procs["recorder"] = ProcRef.from_json(self.state["recorder"]["proc"])
         return procs
@@ -488,6 +508,8 @@ class Lab:
             done.append(what)
             return True
 
+        for name, ref in self.registered_shims().items():
+            step(f"stop shim {name}", ref.stop)
         for role in list(self.state["shims"]):
             step(f"stop shim-{role}", self.stop_shim, role)
         if self.state["recorder"]:

@@ -52,7 +52,9 @@ class RedisServer:
             "--daemonize", "no",
             "--logfile", str(self.workdir / "redis.log"),
         ]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        # never inherit our stdout: a pipe reader (`lab up | tail`) would wait for redis to exit
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

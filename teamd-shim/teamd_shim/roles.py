@@ -106,6 +106,7 @@ class RolesMixin:
             "takeover_at": self.takeover_at, "takeover_error": self.takeover_error,
             "confirmed": self.confirmed, "first_tx": self.first_tx,
             "handed_from": self.handed_from, "lags": sorted(self.lags),
+            "ports_by_lag": {n: list(r.lacp.ports) for n, r in self.lags.items()},
         }
 
     async def _blocking(self, fn: Any, *args: Any) -> Any:
@@ -138,7 +139,7 @@ class RolesMixin:
         if self._shadow_handle is None:
             self._publish_shadow()
 
-    def snapshot(self) -> dict[str, dict[str, Any]]:
+    def lacp_snapshot(self) -> dict[str, dict[str, Any]]:
         return {name: r.lacp.to_dict() for name, r in self.lags.items()}
 
     def _publish_shadow(self) -> None:
@@ -146,7 +147,7 @@ class RolesMixin:
         if self.role != "active" or time.monotonic() > self.shadow_until:
             return
         meta = {"epoch": self.epoch, "t": time.monotonic(), "final": False, "owner": self.name}
-        fields = {lag: json.dumps(d, separators=(",", ":")) for lag, d in self.snapshot().items()}
+        fields = {lag: json.dumps(d, separators=(",", ":")) for lag, d in self.lacp_snapshot().items()}
         fields["_meta"] = json.dumps(meta)
         self.publisher.put(Target("STATE_DB", "TEAMD_SHIM_STATE", self.name), fields)  # type: ignore[attr-defined]
         assert self._loop is not None
@@ -166,7 +167,7 @@ class RolesMixin:
         self.yielded_at = now
         self.final_written = False
         meta = {"epoch": self.epoch, "t": now, "final": True, "owner": self.name}
-        snap = self.snapshot()
+        snap = self.lacp_snapshot()
         try:
             await self._blocking(self.store.write_snapshot, self.name, snap, meta)
         except Exception as e:

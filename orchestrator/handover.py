@@ -1,0 +1,347 @@
+"""The handover controller behind `warm-restart teamd` and `warm-restart recover`.
+
+Stages (each journaled in STATE_DB, each with a deadline):
+  precheck -> standby started -> standby READY (restored) -> old yielded -> new confirmed
+  (replayed) -> old retired -> committed (reconciled)
+Anything that fails before the old owner yielded only removes the standby. After the yield, a
+missing confirmation rolls back: the standby is killed *first*, then the yielded owner resumes;
+so two owners never hold the dataplane at once (the epoch CAS in Redis enforces the same).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from teamd_shim.control import ControlError, request
+from teamd_shim.ownership import OwnerStore, instance_alive
+from teamd_shim.sonic_db import Endpoint
+
+from .journal import Journal, LockHeld, holder_alive
+from .runtime import Instance, ProcessRuntime, Runtime
+
+REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+YIELD_DEADLINE_S = 0.5
+CONFIRM_AFTER_YIELD_S = 1.25  # the new owner's first PDUs are due 1.0 s after the yield
+RETIRE_DEADLINE_S = 3.0
+POLL_S = 0.005
+
+DONE, ROLLED_BACK, REFUSED = 0, 1, 2
+
+
+@dataclass
+class Outcome:
+    code: int
+    result: str  # completed | rolled_back | refused | nothing
+    reason: str = ""
+    run_id: str = ""
+    old: str = ""
+    new: str = ""
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    lags: dict[str, dict[str, Any]] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+class Refused(Exception):
+    """Stop before anything changed (exit 2)."""
+
+
+class Rollback(Exception):
+    """Undo: the old owner stays or becomes active again (exit 1)."""
+
+
+def ctl(path: str, cmd: str, timeout: float = 2.0, **kw: Any) -> Any:
+    return request(path, {"cmd": cmd, **kw}, timeout=timeout)
+
+
+class Controller:
+    def __init__(self, endpoint: Endpoint, runtime: Runtime | None = None,
+                 progress: Callable[[str], None] = lambda s: None) -> None:
+        self.endpoint = endpoint
+        self.runtime = runtime or ProcessRuntime()
+        self.say = progress
+        self.journal = Journal(endpoint)
+        self.store = OwnerStore(endpoint)
+
+    # ---- helpers ---------------------------------------------------------------------------
+    def active(self) -> Instance:
+        cur = self.store.owner()
+        if cur is None:
+            raise Refused("no teamd-shim owns the LAGs (no TEAMD_OWNER_TABLE|teamd): start one "
+                          "first")
+        rec = self.store.instance(cur.owner)
+        if not instance_alive(rec):
+            raise Refused(f"the owner {cur.owner!r} is not running (no live instance record); "
+                          "start teamd-shim, or run `warm-restart recover`")
+        inst = Instance.from_record(cur.owner, rec)
+        try:
+            role = ctl(inst.ctl, "info")["role"]
+        except ControlError as e:
+            raise Refused(f"the active instance does not answer: {e}") from None
+        if role != "active":
+            raise Refused(f"{cur.owner!r} is {role}, not active: run `warm-restart recover`")
+        return inst
+
+    def _wait(self, what: str, deadline: float, check: Callable[[], Any]) -> Any:
+        while True:
+            try:
+                got = check()
+            except ControlError:
+                got = None
+            if got:
+                return got
+            if time.monotonic() > deadline:
+                raise Rollback(f"{what}: deadline passed")
+            time.sleep(POLL_S)
+
+    # ---- the hitless restart ---------------------------------------------------------------
+    def restart(self, exec_path: str | None = None, timeout: float = 20.0) -> Outcome:
+        t0 = time.monotonic()
+        out = Outcome(code=REFUSED, result="refused")
+        stage_t = time.monotonic()
+
+        def stage(n: int, name: str, text: str) -> None:
+            nonlocal stage_t
+            now = time.monotonic()
+            self.say(f"[{n}/7] {text}")
+            stage_t = now
+            del name
+
+        def done(name: str, note: str = "") -> None:
+            took = time.monotonic() - stage_t
+            out.stages[name] = took
+            self.say(f"      ok ({took * 1000:.0f} ms){' - ' + note if note else ''}")
+
+        stage(1, "precheck", "precheck: redis, lock, active instance")
+        try:
+            self.journal.ping()
+        except REDIS_ERRORS as e:
+            return self._refused(out, f"redis unreachable at {self.endpoint.url}: {e}")
+        recovered = self.recover(only_if_stale=True)
+        if recovered.result not in ("nothing",):
+            self.say(f"      recovered an interrupted run first: {recovered.result}"
+                     f" ({recovered.reason})")
+        try:
+            active = self.active()
+            if exec_path is not None and not os.access(exec_path, os.X_OK):
+                raise Refused(f"--exec {exec_path}: not an executable file")
+            run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+            self.journal.acquire(run_id)
+        except LockHeld as e:
+            return self._refused(out, str(e))
+        except Refused as e:
+            return self._refused(out, str(e))
+        except REDIS_ERRORS as e:
+            return self._refused(out, f"redis unreachable at {self.endpoint.url}: {e}")
+        out.run_id, out.old = run_id, active.name
+        base = active.name.split("~")[0]
+        new = f"{base}~{int(active.epoch or 0) + 1}"
+        out.new = new
+        new_ctl = os.path.join(os.path.dirname(active.ctl), f"{new}.sock")
+        warm_before = None
+        new_pid: int | None = None
+        yielded = False
+        try:
+            warm_before = self.journal.warm_enabled()
+            if warm_before != "true":
+                self.journal.set_warm_enabled("true")
+            self.journal.start_run(run_id, {"old": active.name, "old_pid": str(active.pid),
+                                            "new": new, "exec": exec_path or "",
+                                            "orchestrator_pid": str(os.getpid())})
+            done("precheck", f"active {active.name} pid {active.pid} epoch {active.epoch}")
+
+            how = f"--exec {exec_path}" if exec_path else "same executable"
+            stage(2, "standby", f"start standby {new} ({how}) in the active's network namespace")
+            ctl(active.ctl, "shadow", seconds=timeout + 30.0)
+            new_pid = self.runtime.start_standby(active, new, exec_path)
+            self.journal.stage(run_id, "standby_started", new_pid=str(new_pid))
+            done("standby", f"pid {new_pid}")
+
+            stage(3, "ready", "wait until the standby is READY (byte-identical PDUs; "
+                              f"limit {timeout:.0f} s)")
+
+            def ready() -> bool:
+                if not self.runtime.alive(new_pid):  # type: ignore[arg-type]
+                    raise Rollback(f"standby {new} exited before READY (see its log next to "
+                                   f"{new_ctl})")
+                return bool(ctl(new_ctl, "info")["ready"])
+
+            try:
+                self._wait("standby READY", time.monotonic() + timeout, ready)
+            except Rollback:
+                detail = ""
+                try:
+                    detail = ctl(new_ctl, "info")["ready_detail"]
+                except ControlError:
+                    pass
+                raise Rollback(f"standby not READY within {timeout:.0f} s"
+                               f"{': ' + detail if detail else ''}") from None
+            self.journal.stage(run_id, "restored", sonic_state="restored")
+            done("ready")
+
+            stage(4, "yield",
+                  f"SIGUSR1 to {active.name}: refresh every port, stop, final snapshot")
+            self.runtime.signal(active.pid, signal.SIGUSR1)
+            yielded = True
+            info = self._wait("yield", time.monotonic() + YIELD_DEADLINE_S, lambda: (
+                lambda i: i if i["role"] == "yielded" and i["final_written"] else None)(
+                    ctl(active.ctl, "info")))
+            yielded_at = float(info["yielded_at"])
+            self.journal.stage(run_id, "yielded")
+            done("yield")
+
+            stage(5, "takeover",
+                  f"SIGRTMIN to {new}: take over, first PDU one period after the last")
+            self.runtime.signal(new_pid, signal.SIGRTMIN)
+
+            def confirmed() -> dict[str, Any] | None:
+                i = ctl(new_ctl, "info", timeout=0.5)
+                if i.get("takeover_error"):
+                    raise Rollback(f"standby refused the takeover: {i['takeover_error']}")
+                return i if i["confirmed"] else None
+
+            new_info = self._wait("first PDUs from the new owner",
+                                  yielded_at + CONFIRM_AFTER_YIELD_S, confirmed)
+            self.journal.stage(run_id, "replayed", sonic_state="replayed",
+                               epoch=str(new_info["epoch"]))
+            done("takeover", f"epoch {new_info['epoch']}")
+            out.lags = gaps(new_info)
+
+            stage(6, "retire", f"retire {active.name} (exits without touching anything)")
+            try:
+                ctl(active.ctl, "retire")
+            except ControlError:
+                pass
+            deadline = time.monotonic() + RETIRE_DEADLINE_S
+            while self.runtime.alive(active.pid) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if self.runtime.alive(active.pid):
+                self.runtime.kill(active.pid)  # it is retired: a kill touches nothing
+            done("retire")
+
+            stage(7, "commit", "commit")
+            self.journal.finish(run_id, "completed", summary={"lags": out.lags,
+                                                              "stages": out.stages})
+            done("commit")
+            out.code, out.result = DONE, "completed"
+        except Rollback as e:
+            out.code, out.result, out.reason = ROLLED_BACK, "rolled_back", str(e)
+            self.say(f"      FAILED: {e}; rolling back")
+            self._rollback(active, new_pid, yielded)
+            try:
+                self.journal.finish(run_id, "rolled_back", str(e))
+            except REDIS_ERRORS as re:
+                out.reason += f" (journal not written: redis unreachable: {re})"
+        except (REDIS_ERRORS + (ControlError, OSError)) as e:
+            out.code, out.result = ROLLED_BACK, "rolled_back"
+            out.reason = f"{type(e).__name__}: {e}"
+            self.say(f"      FAILED: {out.reason}; rolling back")
+            self._rollback(active, new_pid, yielded)
+            try:
+                self.journal.finish(run_id, "rolled_back", out.reason)
+            except REDIS_ERRORS:
+                out.reason += " (journal not written: redis unreachable)"
+        finally:
+            try:
+                self.journal.release(run_id)
+                if warm_before != "true":
+                    self.journal.set_warm_enabled(warm_before)
+            except REDIS_ERRORS as e:
+                self.say(f"      warning: could not release the lock / restore "
+                         f"WARM_RESTART_ENABLE_TABLE|teamd: {e}; `warm-restart recover` will")
+        out.wall_s = time.monotonic() - t0
+        return out
+
+    def _refused(self, out: Outcome, reason: str) -> Outcome:
+        out.code, out.result, out.reason = REFUSED, "refused", reason
+        self.say(f"      refused: {reason}")
+        self.say("      nothing was changed")
+        return out
+
+    def _rollback(self, old: Instance, new_pid: int | None, yielded: bool) -> None:
+        """Kill the would-be successor first, then make sure the old owner transmits."""
+        if new_pid is not None and self.runtime.alive(new_pid):
+            self.runtime.kill(new_pid)
+        if yielded:
+            try:
+                info = ctl(old.ctl, "resume", force=True)
+                self.say(f"      {old.name} is {info['role']} at epoch {info['epoch']}")
+            except ControlError as e:
+                self.say(f"      could not resume {old.name}: {e}")
+
+    # ---- recovery --------------------------------------------------------------------------
+    def recover(self, only_if_stale: bool = False) -> Outcome:
+        """Finish or roll back a run whose orchestrator died; says which."""
+        out = Outcome(code=DONE, result="nothing", reason="no interrupted run")
+        holder = self.journal.lock_holder()
+        run_id = holder.get("run_id") or self.journal.last_run_id() or ""
+        run = self.journal.run(run_id) if run_id else {}
+        if holder and holder_alive(holder):
+            if only_if_stale:
+                return out
+            return self._refused(out, str(LockHeld(holder)))
+        if not holder and run.get("result") != "running":
+            return out
+        out.run_id, out.old, out.new = run_id, run.get("old", ""), run.get("new", "")
+        owner = self.store.owner()
+        new_rec = self.store.instance(out.new) if out.new else {}
+        old_rec = self.store.instance(out.old) if out.old else {}
+        new_alive = instance_alive(new_rec)
+        if owner is not None and owner.owner == out.new and new_alive:
+            new = Instance.from_record(out.new, new_rec)
+            try:
+                self._wait("new owner confirmation", time.monotonic() + 2.0,
+                           lambda: ctl(new.ctl, "info")["confirmed"])
+            except Rollback:
+                pass
+            if instance_alive(old_rec):
+                old = Instance.from_record(out.old, old_rec)
+                try:
+                    ctl(old.ctl, "retire")
+                except ControlError:
+                    self.runtime.kill(old.pid)
+            out.result, out.reason = "completed", f"{out.new} had taken over; {out.old} retired"
+        else:
+            pid = int(run.get("new_pid") or new_rec.get("pid") or 0)
+            if pid and self.runtime.alive(pid):
+                self.runtime.kill(pid)
+            if instance_alive(old_rec):
+                old = Instance.from_record(out.old, old_rec)
+                try:
+                    info = ctl(old.ctl, "info")
+                    if info["role"] == "yielded":
+                        ctl(old.ctl, "resume", force=True)
+                except ControlError:
+                    pass
+            out.code = ROLLED_BACK
+            out.result, out.reason = "rolled_back", f"{out.old} kept the LAGs; standby removed"
+        if run_id and run.get("result") == "running":
+            self.journal.finish(run_id, out.result, f"recovered: {out.reason}")
+        if holder:
+            self.journal.break_lock(holder.get("run_id", ""))
+        if out.result == "completed":
+            out.code = DONE
+        return out
+
+
+def gaps(new_info: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per LAG: the largest gap between the old owner's last PDU and the new one's first.
+
+    Both are CLOCK_MONOTONIC send instants on this host; the partner sees the same gap plus
+    wire jitter.
+    """
+    last = new_info.get("handed_from", {}).get("last_tx", {})
+    first = new_info.get("first_tx", {})
+    per_lag: dict[str, dict[str, Any]] = {}
+    for lag, ports in new_info.get("ports_by_lag", {}).items():
+        gs = {p: first[p] - last[p] for p in ports if p in first and last.get(p) is not None}
+        per_lag[lag] = {"max_gap_s": max(gs.values()) if gs else None, "ports": gs}
+    return per_lag

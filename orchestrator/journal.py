@@ -1,0 +1,140 @@
+"""The orchestrator's records in STATE_DB: lock, SONiC warm-restart state, one record per run.
+
+`WARM_RESTART_TABLE|teamd` carries SONiC's state values (initialized -> restored -> replayed ->
+reconciled) and `restore_count`, as `show warm_restart state` reads them; the detailed record of
+each run is `WARM_RESTART_RUN|<run id>`. The lock is `WARM_RESTART_LOCK|teamd`; a holder whose
+process is gone is recovered, never silently overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from typing import Any
+
+import redis
+from teamd_shim.ownership import client, proc_starttime
+from teamd_shim.sonic_db import Endpoint
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+
+STATE_DB = 6
+LOCK_KEY = "WARM_RESTART_LOCK|teamd"
+TABLE_KEY = "WARM_RESTART_TABLE|teamd"
+ENABLE_KEY = "WARM_RESTART_ENABLE_TABLE|teamd"
+RUN_PREFIX = "WARM_RESTART_RUN|"
+TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+# the single retry layer for the orchestrator's Redis calls: short, so a dead Redis is reported
+# within ~2 s instead of hanging a handover (redis-py's own retries are off in `client`)
+edge_retry = retry(retry=retry_if_exception_type(TRANSIENT), stop=stop_after_delay(2.0),
+                   wait=wait_exponential_jitter(initial=0.05, max=0.4), reraise=True)
+
+LOCK_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HGETALL', KEYS[1]) end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return {}
+"""
+
+
+class LockHeld(RuntimeError):
+    def __init__(self, holder: dict[str, str]) -> None:
+        self.holder = holder
+        super().__init__(
+            f"another warm restart is running: run {holder.get('run_id', '?')} by pid "
+            f"{holder.get('pid', '?')} on {holder.get('host', '?')} "
+            f"since {holder.get('since', '?')}")
+
+
+def holder_alive(holder: dict[str, str]) -> bool:
+    if holder.get("host") != socket.gethostname():
+        return True  # cannot check another host's process: assume alive
+    pid = holder.get("pid", "")
+    return pid.isdigit() and str(proc_starttime(int(pid))) == holder.get("starttime")
+
+
+class Journal:
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.r = client(endpoint, STATE_DB)
+        self._lock = self.r.register_script(LOCK_LUA)
+
+    @edge_retry
+    def ping(self) -> None:
+        self.r.ping()
+
+    @edge_retry
+    def acquire(self, run_id: str) -> None:
+        me = {"run_id": run_id, "pid": str(os.getpid()),
+              "starttime": str(proc_starttime(os.getpid())), "host": socket.gethostname(),
+              "since": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        args: list[str] = []
+        for k, v in me.items():
+            args += [k, v]
+        res = self._lock(keys=[LOCK_KEY], args=args)
+        if res:
+            raise LockHeld(dict(zip(res[::2], res[1::2], strict=False)))
+
+    @edge_retry
+    def lock_holder(self) -> dict[str, str]:
+        return self.r.hgetall(LOCK_KEY)
+
+    @edge_retry
+    def release(self, run_id: str) -> None:
+        if self.r.hget(LOCK_KEY, "run_id") == run_id:
+            self.r.delete(LOCK_KEY)
+
+    @edge_retry
+    def break_lock(self, run_id: str) -> None:
+        """Remove a dead holder's lock (after its run was recovered)."""
+        if self.r.hget(LOCK_KEY, "run_id") == run_id:
+            self.r.delete(LOCK_KEY)
+
+    @edge_retry
+    def start_run(self, run_id: str, fields: dict[str, str]) -> int:
+        """SONiC's checkWarmStart bookkeeping: restore_count + 1, state initialized."""
+        count = self.r.hincrby(TABLE_KEY, "restore_count", 1)
+        self.r.hset(TABLE_KEY, mapping={"state": "initialized", "last_run": run_id})
+        self.r.hset(RUN_PREFIX + run_id, mapping={**fields, "stage": "initialized",
+                                                  "result": "running",
+                                                  "t_initialized": f"{time.time():.3f}"})
+        return int(count)
+
+    @edge_retry
+    def stage(self, run_id: str, stage: str, sonic_state: str | None = None,
+              **extra: str) -> None:
+        pipe = self.r.pipeline()
+        pipe.hset(RUN_PREFIX + run_id, mapping={"stage": stage,
+                                                f"t_{stage}": f"{time.time():.3f}", **extra})
+        if sonic_state:
+            pipe.hset(TABLE_KEY, "state", sonic_state)
+        pipe.execute()
+
+    @edge_retry
+    def finish(self, run_id: str, result: str, reason: str = "",
+               summary: dict[str, Any] | None = None) -> None:
+        pipe = self.r.pipeline()
+        pipe.hset(RUN_PREFIX + run_id, mapping={
+            "result": result, "reason": reason, "t_finished": f"{time.time():.3f}",
+            "summary": json.dumps(summary or {})})
+        pipe.hset(TABLE_KEY, "state", "reconciled")
+        pipe.execute()
+
+    @edge_retry
+    def run(self, run_id: str) -> dict[str, str]:
+        return self.r.hgetall(RUN_PREFIX + run_id)
+
+    @edge_retry
+    def last_run_id(self) -> str | None:
+        return self.r.hget(TABLE_KEY, "last_run")
+
+    @edge_retry
+    def warm_enabled(self) -> str | None:
+        return self.r.hget(ENABLE_KEY, "enable")
+
+    @edge_retry
+    def set_warm_enabled(self, value: str | None) -> None:
+        if value is None:
+            self.r.hdel(ENABLE_KEY, "enable")
+        else:
+            self.r.hset(ENABLE_KEY, "enable", value)

@@ -1,0 +1,71 @@
+"""`warm-restart status`: what runs, what it sees, how the last run went."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from teamd_shim.ownership import OwnerStore, client, instance_alive
+from teamd_shim.sonic_db import Endpoint
+
+from .journal import ENABLE_KEY, RUN_PREFIX, TABLE_KEY
+from .report import table
+
+
+def collect(endpoint: Endpoint) -> dict[str, Any]:
+    store = OwnerStore(endpoint)
+    r = client(endpoint, 6)
+    owner = store.owner()
+    instances = {n: {**rec, "alive": instance_alive(rec)} for n, rec in store.instances().items()}
+    lags: dict[str, Any] = {}
+    for key in sorted(r.keys("LAG_TABLE|*")):
+        name = key.split("|", 1)[1]
+        lags[name] = {"lag": r.hgetall(key), "members": {}}
+    for key in sorted(r.keys("LAG_MEMBER_TABLE|*")):
+        _, lag, port = key.split("|", 2)
+        lags.setdefault(lag, {"lag": {}, "members": {}})["members"][port] = r.hgetall(key)
+    wr = r.hgetall(TABLE_KEY)
+    last = r.hgetall(RUN_PREFIX + wr["last_run"]) if wr.get("last_run") else {}
+    return {"owner": owner.__dict__ if owner else None, "instances": instances, "lags": lags,
+            "warm_restart": wr, "warm_restart_enable": r.hget(ENABLE_KEY, "enable"),
+            "last_run": last}
+
+
+def render(st: dict[str, Any]) -> str:
+    lines = []
+    own = st["owner"]
+    if own:
+        inst = st["instances"].get(own["owner"], {})
+        lines.append(f"active: {own['owner']} (epoch {own['epoch']}, pid {inst.get('pid', '?')}, "
+                     f"version {inst.get('version', '?')}, "
+                     f"{'alive' if inst.get('alive') else 'NOT RUNNING'})")
+    else:
+        lines.append("active: none")
+    others = [f"{n} ({i.get('role')}, pid {i.get('pid')})" for n, i in st["instances"].items()
+              if not own or n != own["owner"]]
+    if others:
+        lines.append("other instances: " + ", ".join(others))
+    rows = []
+    for lag, v in st["lags"].items():
+        if "error" in v["lag"] and "oper_status" not in v["lag"]:
+            rows.append([lag, "refused", v["lag"]["error"], "", ""])
+            continue
+        for port, m in sorted(v["members"].items()) or [("-", {})]:
+            rows.append([lag, v["lag"].get("oper_status", "-"), port, m.get("runner.state", "-"),
+                         "selected" if m.get("runner.selected") == "true" else
+                         m.get("error", "unselected")])
+    if rows:
+        lines.append(table(["LAG", "oper", "member", "LACP", "selected"], rows))
+    wr = st["warm_restart"]
+    lines.append(f"warm restart: state {wr.get('state', '-')}, restore_count "
+                 f"{wr.get('restore_count', '0')}, enable {st['warm_restart_enable'] or '-'}")
+    last = st["last_run"]
+    if last:
+        summary = json.loads(last.get("summary") or "{}")
+        gaps = [v["max_gap_s"] for v in summary.get("lags", {}).values()
+                if v.get("max_gap_s") is not None]
+        gap = f", largest PDU gap {max(gaps):.3f} s" if gaps else ""
+        lines.append(f"last run {wr.get('last_run')}: {last.get('result')} "
+                     f"({last.get('old')} -> {last.get('new')}){gap}"
+                     f"{': ' + last['reason'] if last.get('reason') else ''}")
+    return "\n".join(lines)
