@@ -23,6 +23,7 @@ import os
 import selectors
 import signal
 import socket
+import struct
 import sys
 import time
 from typing import IO
@@ -31,8 +32,20 @@ ETH_P_SLOW = 0x8809
 REOPEN_INTERVAL = 0.5
 
 
+SO_TIMESTAMPNS = 35  # asm-generic/socket.h; ancillary SCM_TIMESTAMPNS carries it
+
+
 def now() -> float:
     return time.clock_gettime(time.CLOCK_MONOTONIC)
+
+
+def realtime_to_monotonic(t_real: float) -> float:
+    """Kernel packet timestamps are CLOCK_REALTIME; the analysis works in CLOCK_MONOTONIC.
+
+    The offset is read fresh each time, so only a clock step *between* the two reads (a few
+    microseconds) could distort one sample.
+    """
+    return t_real - (time.clock_gettime(time.CLOCK_REALTIME) - now())
 
 
 class Port:
@@ -49,6 +62,9 @@ class Port:
         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_SLOW))
         try:
             s.bind((self.ifname, ETH_P_SLOW))
+            # arrival time stamped by the kernel, not when this process got to read it: on a
+            # busy 2-core machine the reader's wake-up jitter would otherwise be measured too
+            s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             s.setblocking(False)
         except OSError:
             s.close()
@@ -110,13 +126,18 @@ class Recorder:
         assert port.sock is not None
         while True:
             try:
-                frame = port.sock.recv(65535)
+                frame, anc, _flags, _addr = port.sock.recvmsg(65535, 64)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:
                 self._drop(port, e)
                 return
-            self.write({"t": now(), "iface": port.ifname, "hex": frame.hex()})
+            t = now()
+            for level, kind, data in anc:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+                    sec, nsec = struct.unpack("qq", data[:16])
+                    t = realtime_to_monotonic(sec + nsec / 1e9)
+            self.write({"t": t, "iface": port.ifname, "hex": frame.hex()})
 
     def run(self) -> None:
         for p in self.ports:

@@ -147,7 +147,8 @@ class RolesMixin:
         if self.role != "active" or time.monotonic() > self.shadow_until:
             return
         meta = {"epoch": self.epoch, "t": time.monotonic(), "final": False, "owner": self.name}
-        fields = {lag: json.dumps(d, separators=(",", ":")) for lag, d in self.lacp_snapshot().items()}
+        fields = {lag: json.dumps(d, separators=(",", ":"))
+                  for lag, d in self.lacp_snapshot().items()}
         fields["_meta"] = json.dumps(meta)
         self.publisher.put(Target("STATE_DB", "TEAMD_SHIM_STATE", self.name), fields)  # type: ignore[attr-defined]
         assert self._loop is not None

@@ -1,0 +1,131 @@
+"""Hitless warm restart against an independent partner: 30 runs of `warm-restart teamd` on
+8 LAGs x 2 members must be invisible to Open vSwitch; a cold restart in the same harness must
+not be (so the harness is known to be able to fail).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from keyspace_recorder import KeyspaceRecorder
+from lab_helpers import all_negotiated, wait_for
+
+from orchestrator.lab.lab import Lab
+from orchestrator.lab.record_analysis import inter_arrivals, load_records
+from orchestrator.lab.shim import shim_command
+
+pytestmark = pytest.mark.integration
+
+LAGS, MEMBERS, RUNS = 8, 2, 30
+WATCHED_FIELDS = ("oper_status", "admin_status", "status", "runner.selected", "runner.state",
+                  "runner.aggregator.selected")
+WARM_RESTART = str(Path(sys.executable).parent / "warm-restart")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory):
+    workdir = Path(tmp_path_factory.mktemp("ho"))
+    lab = Lab(workdir, prefix="ho")
+    lab.up(LAGS, MEMBERS, shim_cmd=None, recorder=True)
+    lab.record = workdir / "dataplane.jsonl"
+    lab.start_shim(shim_command(lab, extra=["--record", str(lab.record)]))
+    wait_for(lambda: all_negotiated(lab.ovs.bond_show()), 15.0, "all bonds negotiated")
+    time.sleep(1.5)
+    yield lab
+    lab.down()
+
+
+def counters(lab: Lab) -> dict[tuple[str, str], tuple[int, int]]:
+    return {(b, m): (s["link_expired"], s["link_defaulted"])
+            for b, ms in lab.ovs.lacp_stats().items() for m, s in ms.items()}
+
+
+def warm_restart(lab: Lab) -> dict:
+    p = subprocess.run([WARM_RESTART, "--redis", lab.redis_url, "teamd", "--yes", "--json"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, (p.returncode, p.stdout[-2000:], p.stderr[-2000:])
+    return json.loads(p.stdout)
+
+
+def max_gaps(lab: Lab, start: float, end: float) -> dict[str, float]:
+    """Largest inter-arrival per port; the window reaches back 2 s so a gap that spans the
+    window's start (the old owner's last PDU before it) is counted too."""
+    frames = [f for f in load_records(lab.state["recorder"]["out"]) if start - 2.0 <= f.t <= end]
+    return {iface: max(g) for iface, g in inter_arrivals(frames, subtype=1).items() if g}
+
+
+def test_30_hitless_restarts_are_invisible_to_the_partner(lab: Lab) -> None:
+    before = counters(lab)
+    offset = lab.ovs.log_offset()
+    ks = KeyspaceRecorder(
+        str(lab.redis_socket),
+        {0: ["LAG_TABLE:*", "LAG_MEMBER_TABLE:*", "_LAG_TABLE:*", "_LAG_MEMBER_TABLE:*"],
+         6: ["LAG_TABLE|*", "LAG_MEMBER_TABLE|*"]},
+        WATCHED_FIELDS).start()
+    start = time.monotonic()
+    pids = set()
+    outcomes = []
+    try:
+        for _ in range(RUNS):
+            out = warm_restart(lab)
+            assert out["result"] == "completed", out
+            outcomes.append(out)
+            pids.add(out["new"])
+        time.sleep(1.5)
+    finally:
+        ks.stop()
+    end = time.monotonic()
+    assert len(pids) == RUNS  # every run really handed over to a new instance
+    assert counters(lab) == before
+    assert lab.ovs.member_events(offset) == []
+    gaps = max_gaps(lab, start, end)
+    assert len(gaps) == LAGS * MEMBERS
+    worst = max(gaps.values())
+    print(f"\n{RUNS} hitless restarts: largest PDU inter-arrival at the partner {worst:.3f} s; "
+          f"largest gap reported by the orchestrator "
+          f"{max(v['max_gap_s'] for o in outcomes for v in o['lags'].values()):.3f} s")
+    assert worst <= 1.1, gaps
+    assert ks.events > 0 or ks.history  # the recorder saw the keys
+    assert len(ks.history) >= LAGS * (1 + MEMBERS) * 2
+    assert ks.changed() == {}
+    assert all_negotiated(lab.ovs.bond_show())
+
+
+def test_no_two_instances_ever_wrote_the_dataplane(lab: Lab) -> None:
+    writes = [json.loads(x) for x in lab.record.read_text().splitlines() if x.strip()]
+    assert writes, "the recording backend saw no dataplane write at all"
+    writes.sort(key=lambda w: w["t"])
+    owner_of: dict[int, int] = {}
+    last_epoch = -1
+    for w in writes:
+        assert w["epoch"] is not None, w
+        assert w["epoch"] >= last_epoch, ("a stale owner wrote after a newer one", w)
+        last_epoch = w["epoch"]
+        assert owner_of.setdefault(w["epoch"], w["pid"]) == w["pid"], ("two writers", w)
+
+
+def test_cold_restart_moves_the_partner_counters(lab: Lab) -> None:
+    """The same harness, a plain restart: it must see what the hitless runs did not."""
+    before = counters(lab)
+    offset = lab.ovs.log_offset()
+    start = time.monotonic()
+    for ref in lab.registered_shims().values():
+        ref.stop(5.0)
+    time.sleep(1.0)  # far faster than any container restart; still not invisible
+    lab.start_shim(shim_command(lab, extra=["--record", str(lab.record)]), role="cold")
+    wait_for(lambda: all_negotiated(lab.ovs.bond_show()), 15.0, "renegotiated after cold")
+    time.sleep(3.5)
+    end = time.monotonic()
+    after = counters(lab)
+    flaps = lab.ovs.member_events(offset)
+    moved = {k for k in before if after[k] != before[k]}
+    gaps = max_gaps(lab, start, end)
+    print(f"\ncold restart: {len(flaps)} member enable/disable lines, {len(moved)} members with "
+          f"moved counters, largest PDU inter-arrival {max(gaps.values()):.3f} s")
+    assert flaps, "a cold restart should make the partner disable members"
+    assert max(gaps.values()) > 1.1
