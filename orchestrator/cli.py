@@ -255,11 +255,13 @@ def lab_down(workdir: Path) -> None:
 @main.command()
 @click.option("--lags", default=4, show_default=True, type=click.IntRange(1, 64))
 @click.option("--members", default=2, show_default=True, type=click.IntRange(1, 8))
-def demo(lags: int, members: int) -> None:
-    """Lab up, wait for LACP, show both sides' view, lab down."""
+@click.option("--runs", default=5, show_default=True, type=click.IntRange(1, 100))
+@click.option("--cold-runs", default=1, show_default=True, type=click.IntRange(0, 10))
+def demo(lags: int, members: int, runs: int, cold_runs: int) -> None:
+    """Lab up, LACP negotiates, hitless restarts judged by the partner, a cold one, lab down."""
     from .demo import run_demo
 
-    sys.exit(run_demo(lags, members))
+    sys.exit(run_demo(lags, members, runs, cold_runs))
 
 
 if __name__ == "__main__":

@@ -58,6 +58,10 @@ class Rollback(Exception):
     """Undo: the old owner stays or becomes active again (exit 1)."""
 
 
+class Deadline(Rollback):
+    """A stage's deadline passed (as opposed to a failure seen before it)."""
+
+
 def ctl(path: str, cmd: str, timeout: float = 2.0, **kw: Any) -> Any:
     return request(path, {"cmd": cmd, **kw}, timeout=timeout)
 
@@ -99,7 +103,7 @@ class Controller:
             if got:
                 return got
             if time.monotonic() > deadline:
-                raise Rollback(f"{what}: deadline passed")
+                raise Deadline(f"{what}: deadline passed")
             time.sleep(POLL_S)
 
     # ---- the hitless restart ---------------------------------------------------------------
@@ -176,7 +180,7 @@ class Controller:
 
             try:
                 self._wait("standby READY", time.monotonic() + timeout, ready)
-            except Rollback:
+            except Deadline:
                 detail = ""
                 try:
                     detail = ctl(new_ctl, "info")["ready_detail"]
@@ -225,6 +229,8 @@ class Controller:
                 time.sleep(0.01)
             if self.runtime.alive(active.pid):
                 self.runtime.kill(active.pid)  # it is retired: a kill touches nothing
+            if not self.runtime.alive(active.pid) and self.store.instance(active.name):
+                self._forget(active.name)  # it was killed: its record would stay behind
             done("retire")
 
             stage(7, "commit", "commit")
@@ -235,7 +241,7 @@ class Controller:
         except Rollback as e:
             out.code, out.result, out.reason = ROLLED_BACK, "rolled_back", str(e)
             self.say(f"      FAILED: {e}; rolling back")
-            self._rollback(active, new_pid, yielded)
+            self._rollback(active, new_pid, yielded, new)
             try:
                 self.journal.finish(run_id, "rolled_back", str(e))
             except REDIS_ERRORS as re:
@@ -244,7 +250,7 @@ class Controller:
             out.code, out.result = ROLLED_BACK, "rolled_back"
             out.reason = f"{type(e).__name__}: {e}"
             self.say(f"      FAILED: {out.reason}; rolling back")
-            self._rollback(active, new_pid, yielded)
+            self._rollback(active, new_pid, yielded, new)
             try:
                 self.journal.finish(run_id, "rolled_back", out.reason)
             except REDIS_ERRORS:
@@ -266,10 +272,20 @@ class Controller:
         self.say("      nothing was changed")
         return out
 
-    def _rollback(self, old: Instance, new_pid: int | None, yielded: bool) -> None:
+    def _forget(self, name: str) -> None:
+        """Drop the instance record of a shim we killed or found dead (it cannot itself)."""
+        try:
+            self.store.drop_instance(name)
+        except REDIS_ERRORS as e:
+            self.say(f"      warning: could not remove the record of {name}: {e}")
+
+    def _rollback(self, old: Instance, new_pid: int | None, yielded: bool,
+                  new_name: str = "") -> None:
         """Kill the would-be successor first, then make sure the old owner transmits."""
         if new_pid is not None and self.runtime.alive(new_pid):
             self.runtime.kill(new_pid)
+        if new_pid is not None and new_name and not self.runtime.alive(new_pid):
+            self._forget(new_name)
         if yielded:
             try:
                 info = ctl(old.ctl, "resume", force=True)
@@ -313,6 +329,8 @@ class Controller:
             pid = int(run.get("new_pid") or new_rec.get("pid") or 0)
             if pid and self.runtime.alive(pid):
                 self.runtime.kill(pid)
+            if out.new and (not pid or not self.runtime.alive(pid)):
+                self._forget(out.new)
             if instance_alive(old_rec):
                 old = Instance.from_record(out.old, old_rec)
                 try:
