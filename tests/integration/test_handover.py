@@ -109,6 +109,59 @@ def test_no_two_instances_ever_wrote_the_dataplane(lab: Lab) -> None:
         assert owner_of.setdefault(w["epoch"], w["pid"]) == w["pid"], ("two writers", w)
 
 
+def cli(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([WARM_RESTART, "--redis", lab.redis_url, *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_exec_path_upgrade_runs_the_new_executable(lab: Lab, tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+    new = tmp_path / "teamd-shim-v2"
+    new.write_text(f"#!/bin/sh\necho \"$@\" > {marker}\n"
+                   f"exec {Path(sys.executable).parent / 'teamd-shim'} \"$@\"\n")
+    new.chmod(0o755)
+    before = counters(lab)
+    offset = lab.ovs.log_offset()
+    p = cli(lab, "teamd", "--yes", "--exec", str(new))
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "--role standby" in marker.read_text()
+    run_id = lab.redis(6).hget("WARM_RESTART_TABLE|teamd", "last_run")
+    assert lab.redis(6).hget(f"WARM_RESTART_RUN|{run_id}", "exec") == str(new)
+    time.sleep(1.0)
+    assert counters(lab) == before and lab.ovs.member_events(offset) == []
+
+
+def test_exec_path_that_is_not_executable_is_refused_before_anything_changes(
+        lab: Lab, tmp_path: Path) -> None:
+    owner = lab.redis(6).hgetall("TEAMD_OWNER_TABLE|teamd")
+    p = cli(lab, "teamd", "--yes", "--exec", str(tmp_path / "missing"))
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "not an executable" in p.stdout and "nothing was changed" in p.stdout
+    assert lab.redis(6).hgetall("TEAMD_OWNER_TABLE|teamd") == owner
+    assert not lab.redis(6).exists("WARM_RESTART_LOCK|teamd")
+
+
+def test_status_and_config(lab: Lab) -> None:
+    st = cli(lab, "status")
+    assert st.returncode == 0, st.stderr
+    assert "active: " in st.stdout and "alive" in st.stdout
+    assert "PortChannel0001" in st.stdout and "current" in st.stdout
+    assert "last run" in st.stdout
+    js = json.loads(cli(lab, "status", "--json").stdout)
+    assert js["owner"]["owner"] in js["instances"]
+    assert cli(lab, "config", "enable", "teamd").returncode == 0
+    assert lab.redis(6).hget("WARM_RESTART_ENABLE_TABLE|teamd", "enable") == "true"
+    # a run keeps an enable flag that was already set, and restores one it had to set
+    assert cli(lab, "teamd", "--yes").returncode == 0
+    assert lab.redis(6).hget("WARM_RESTART_ENABLE_TABLE|teamd", "enable") == "true"
+    assert cli(lab, "config", "disable", "teamd").returncode == 0
+    assert lab.redis(6).hget("WARM_RESTART_ENABLE_TABLE|teamd", "enable") == "false"
+    assert cli(lab, "teamd", "--yes").returncode == 0
+    assert lab.redis(6).hget("WARM_RESTART_ENABLE_TABLE|teamd", "enable") == "false"
+    wr = lab.redis(6).hgetall("WARM_RESTART_TABLE|teamd")
+    assert wr["state"] == "reconciled" and int(wr["restore_count"]) >= 2
+
+
 def test_cold_restart_moves_the_partner_counters(lab: Lab) -> None:
     """The same harness, a plain restart: it must see what the hitless runs did not."""
     before = counters(lab)
