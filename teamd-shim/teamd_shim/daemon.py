@@ -141,6 +141,7 @@ class Shim(RolesMixin):
         # standby / yielded / retired: leave every LAG, link and DB entry as it is
         self.publisher.stop()
         self.io.close()
+        self.dataplane.close()
         await self.control.stop()
         try:
             await asyncio.wait_for(self._blocking(self.store.drop_instance, self.name), 2.0)
@@ -237,6 +238,7 @@ class Shim(RolesMixin):
                  cfg.system, cfg.fast_rate, cfg.min_links)
         running = RunningLag(cfg=cfg, lacp=Lag(settings_for(cfg)))
         self.lags[cfg.name] = running
+        self.dataplane.lag_added(cfg, owner=self.role == "active")
         for port in cfg.members:
             self._add_member(running, port, now)
         self._service(running, now)
@@ -265,6 +267,7 @@ class Shim(RolesMixin):
                               link_up=link.up, now=now)
         running.enabled.setdefault(port, False)
         self.port_lag[port] = running.cfg.name
+        self.dataplane.member_added(running.cfg.name, port, owner=self.role == "active")
         log.info("%s: member %s added (link %s)", running.cfg.name, port,
                  "up" if link.up else "down")
         self._dirty.add(running.cfg.name)
@@ -391,9 +394,19 @@ class Shim(RolesMixin):
 
     # ---- state out -------------------------------------------------------------------------
     def device(self, running: RunningLag) -> TeamDevice:
+        """The kernel's LAG netdev when there is one (teamsyncd semantics), else our view."""
+        dev = self.dataplane.device(running.cfg.name)
+        if dev is not None:
+            return dev
         cfg = running.cfg
         return TeamDevice(ifindex=0, dev_addr=cfg.system, admin_up=cfg.admin_up,
                           oper_up=cfg.admin_up and running.carrier, mtu=cfg.mtu)
+
+    def dataplane_changed(self, lag: str) -> None:
+        """Called (via the loop) by a backend that saw the kernel change: republish."""
+        if lag in self.lags:
+            self._dirty.add(lag)
+            self._schedule_publish()
 
     def dump(self, name: str) -> dict:  # type: ignore[type-arg]
         running = self.lags[name]

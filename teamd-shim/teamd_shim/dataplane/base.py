@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ..config import LagConfig
+    from ..state_view import TeamDevice
 
 
 class Dataplane(Protocol):
-    """Kernel-side effects of LACP decisions. Calls come only from the owning (active) shim."""
+    """Kernel-side effects of LACP decisions.
+
+    `owner=True` calls come only from the owning (active) instance at a *cold* start or a
+    runtime config change, and may create/enslave/reset as teamd does on start; `owner=False`
+    (a standby loading its config) only looks. set_* calls come only from the owner, and only
+    when its LACP machines decided a change: a new owner after a handover writes nothing.
+    """
 
     name: str
+
+    def lag_added(self, cfg: LagConfig, *, owner: bool) -> None: ...
+
+    def member_added(self, lag: str, port: str, *, owner: bool) -> None: ...
 
     def set_port_enabled(self, lag: str, port: str, enabled: bool) -> None: ...
 
@@ -18,11 +32,27 @@ class Dataplane(Protocol):
 
     def member_removed(self, lag: str, port: str) -> None: ...
 
+    def device(self, lag: str) -> TeamDevice | None:
+        """The kernel's view of the LAG netdev, or None when there is no kernel LAG."""
+        ...
+
+    def port_enabled(self, lag: str, port: str) -> bool | None:
+        """The kernel's `enabled` option of a port, or None when there is no kernel LAG."""
+        ...
+
+    def close(self) -> None: ...
+
 
 class NullDataplane:
     """No kernel LAG: the shim's APPL_DB / STATE_DB output is the whole dataplane."""
 
     name = "appdb"
+
+    def lag_added(self, cfg: LagConfig, *, owner: bool) -> None:
+        pass
+
+    def member_added(self, lag: str, port: str, *, owner: bool) -> None:
+        pass
 
     def set_port_enabled(self, lag: str, port: str, enabled: bool) -> None:
         pass
@@ -34,4 +64,13 @@ class NullDataplane:
         pass
 
     def member_removed(self, lag: str, port: str) -> None:
+        pass
+
+    def device(self, lag: str) -> TeamDevice | None:
+        return None
+
+    def port_enabled(self, lag: str, port: str) -> bool | None:
+        return None
+
+    def close(self) -> None:
         pass

@@ -10,8 +10,13 @@ import json
 import os
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .base import Dataplane
+
+if TYPE_CHECKING:
+    from ..config import LagConfig
+    from ..state_view import TeamDevice
 
 
 class RecordingDataplane:
@@ -26,6 +31,26 @@ class RecordingDataplane:
     def _log(self, **what: object) -> None:
         rec = {"t": time.monotonic(), "pid": os.getpid(), "epoch": self._epoch(), **what}
         os.write(self._fd, (json.dumps(rec) + "\n").encode())
+
+    def lag_added(self, cfg: LagConfig, *, owner: bool) -> None:
+        if owner:
+            self._log(op="lag_added", lag=cfg.name)
+        self.inner.lag_added(cfg, owner=owner)
+
+    def member_added(self, lag: str, port: str, *, owner: bool) -> None:
+        if owner:
+            self._log(op="member_added", lag=lag, port=port)
+        self.inner.member_added(lag, port, owner=owner)
+
+    def device(self, lag: str) -> TeamDevice | None:
+        return self.inner.device(lag)
+
+    def port_enabled(self, lag: str, port: str) -> bool | None:
+        return self.inner.port_enabled(lag, port)
+
+    def close(self) -> None:
+        self.inner.close()
+        os.close(self._fd)
 
     def set_port_enabled(self, lag: str, port: str, enabled: bool) -> None:
         self._log(op="enabled", lag=lag, port=port, value=enabled)
