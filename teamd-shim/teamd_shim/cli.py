@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"directory of control sockets (default {DEFAULT_CTL_DIR})")
     p.add_argument("--record", metavar="FILE",
                    help="also journal every dataplane write to FILE (tests)")
+    p.add_argument("--dataplane", choices=("auto", "team", "appdb"), default="auto",
+                   help="team: the Linux team driver; appdb: APPL_DB/STATE_DB only; auto "
+                   "(default): team when the kernel has the driver, else appdb")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--version", action="version", version=f"teamd-shim {__version__}")
     sub = p.add_subparsers(dest="cmd")
@@ -74,14 +77,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"teamd-shim: {e}; nothing was started.", file=sys.stderr)
         return 2
     from .daemon import Shim
-    from .dataplane import NullDataplane, RecordingDataplane
+    from .dataplane import RecordingDataplane, make_dataplane
 
-    dataplane = NullDataplane()
+    shims: list[Shim] = []
+
+    def kernel_changed(lag: str) -> None:
+        """From a backend watcher thread: hand the LAG name to the shim's loop."""
+        if shims:
+            shims[0]._from_thread(shims[0].dataplane_changed)(lag)
+
+    try:
+        dataplane = make_dataplane(args.dataplane, kernel_changed)
+    except RuntimeError as e:
+        print(f"teamd-shim: {e}; nothing was started.", file=sys.stderr)
+        return 2
     if args.record:
         holder: list[Shim] = []
         dataplane = RecordingDataplane(  # type: ignore[assignment]
             dataplane, args.record, lambda: holder[0].epoch if holder else None)
     shim = Shim(endpoint, dataplane, name=args.name, ctl_dir=args.ctl_dir, role=args.role)
+    shims.append(shim)
     if args.record:
         holder.append(shim)
     return asyncio.run(shim.run())

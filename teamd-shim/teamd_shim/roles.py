@@ -328,11 +328,27 @@ class RolesMixin:
                     want = lags[name]["ports"][port].get("last_tx_frame")
                     if want and running.lacp.would_send(port) != bytes.fromhex(want):
                         problems.append(f"{name}/{port}: our PDU differs from the active's")
+        problems += self._kernel_differs()
         ready = not problems
         if ready != self.ready:
             log.info("%s: %s", self.name, "READY" if ready else f"not ready: {problems[0]}")
         self.ready = ready
         self.ready_detail = "identical PDUs on every port" if ready else "; ".join(problems[:3])
+
+    def _kernel_differs(self) -> list[str]:
+        """READY also needs our restored view to equal the kernel's (when there is a kernel LAG):
+        a takeover writes nothing, so a difference here would never be corrected."""
+        out = []
+        dp = self.dataplane  # type: ignore[attr-defined]
+        for name, running in self.lags.items():
+            dev = dp.device(name)
+            if dev is not None and dev.admin_up and dev.oper_up != running.carrier:
+                out.append(f"{name}: kernel carrier {dev.oper_up}, restored {running.carrier}")
+            for port, on in running.enabled.items():
+                k = dp.port_enabled(name, port)
+                if k is not None and k != on:
+                    out.append(f"{name}/{port}: kernel enabled {k}, restored {on}")
+        return out
 
     async def do_takeover(self) -> dict[str, Any]:
         """SIGRTMIN: adopt the yielded owner's final snapshot and its epoch, then transmit."""
