@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test lint unit integration bench clean
+.PHONY: setup demo test test-host test-kernel lint unit integration bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -14,8 +14,19 @@ demo: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
+# host tiers first, then the kernel tier (qemu); both run even if the first fails, and the
+# exit status is non-zero if either failed
 test: setup lint
+	@rc=0; $(PY) -m pytest -q -rs || rc=1; \
+	$(PY) tests/kernel/run_tier.py || rc=1; exit $$rc
+
+test-host: setup
 	$(PY) -m pytest -q -rs
+
+# one qemu boot: the kernel pytest subset (tests/kernel) with the real team driver; the last
+# line is `kernel tier: N passed, N failed`
+test-kernel: setup
+	$(PY) tests/kernel/run_tier.py
 
 unit: setup
 	$(PY) -m pytest -q tests/unit

@@ -4,7 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(redis-server openvswitch-switch iproute2 python3-venv procps)
+# qemu-system-x86, busybox-static, libteam-utils (stock teamd as partner), kmod (depmod),
+# util-linux (nsenter): the kernel tier (tests/kernel/vm.py)
+APT_PACKAGES=(redis-server openvswitch-switch iproute2 python3-venv procps
+              qemu-system-x86 busybox-static libteam-utils kmod util-linux)
 
 if [ "$(id -u)" != 0 ]; then
   echo "setup: must run as root (it installs Debian packages and creates network namespaces)." >&2

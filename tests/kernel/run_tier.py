@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""`make test-kernel`: one VM boot, the kernel pytest subset inside, results and logs back.
+
+Prints the guest's pytest output live, then the hitless/cold/stock-teamd table, and as the very
+last line `kernel tier: N passed, N failed`. A setup failure, a timeout or a missing result is
+a failure with the reason said, never a skip: the tier must not vanish from CI silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+
+from vm import CACHE_DIR, VmSetupError, run_in_vm  # noqa: E402
+
+TIMEOUT_S = float(os.environ.get("KERNEL_TIER_TIMEOUT", "290"))
+
+
+def main() -> int:
+    results = Path(os.environ.get("KERNEL_TIER_RESULTS", CACHE_DIR / "last-run"))
+    results.mkdir(parents=True, exist_ok=True)
+    for old in list(results.glob("guest-*")) + [results / "junit.xml",
+                                               results / "kernel-tier-results.json"]:
+        old.unlink(missing_ok=True)
+    junit = results / "junit.xml"
+    argv = [sys.executable, "-m", "pytest", "-q", "-rs", "-s", "-p", "no:cacheprovider",
+            f"--junitxml={junit}", "tests/kernel"]
+    t0 = time.monotonic()
+    why = ""
+    try:
+        res = run_in_vm(argv, timeout=TIMEOUT_S, results_dir=results, cwd=REPO)
+        if res.error:
+            why = res.error
+        elif res.timed_out:
+            why = f"VM timed out after {TIMEOUT_S:.0f} s"
+    except VmSetupError as e:
+        why = f"VM setup failed: {e}"
+        res = None
+    wall = time.monotonic() - t0
+    passed = failed = 0
+    if junit.exists():
+        try:
+            suite = ET.parse(junit).getroot()
+            suite = suite if suite.tag == "testsuite" else suite[0]
+            total = int(suite.get("tests", 0))
+            failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+            skipped = int(suite.get("skipped", 0))
+            passed = total - failed - skipped
+            failed += skipped  # a skip in this tier is a failure: it must not vanish
+        except (ET.ParseError, IndexError, ValueError) as e:
+            why = why or f"unreadable {junit}: {e}"
+    else:
+        why = why or f"no pytest result from the guest ({junit} missing)"
+    numbers = results / "kernel-tier-results.json"
+    if numbers.exists():
+        table = json.loads(numbers.read_text()).get("table")
+        if table:
+            print("\n".join(["", "kernel tier, measured inside the VM:", *table]))
+    if why:
+        failed = max(failed, 1)
+        print(f"kernel tier FAILED to run completely: {why}", file=sys.stderr)
+    rc = 0 if (res is not None and res.exit_code == 0 and not why and failed == 0) else 1
+    print(f"kernel tier wall time {wall:.0f} s (logs: {results})")
+    print(f"kernel tier: {passed} passed, {failed} failed")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

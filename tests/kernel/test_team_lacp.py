@@ -1,0 +1,322 @@
+"""The real kernel LAG against stock libteam teamd (fast rate), inside the VM.
+
+One lab for the whole module (one boot, one pytest process): 2 LAGs x 2 members, our shim with
+the `team` backend in `kdut`, stock teamd per LAG in `kptnr`. Separate observer processes
+(nsprobe.py) record our team netdevs' carrier and ports' `enabled` (netlink), the partner's
+state every 100 ms and its team netdev's carrier, and UDP traffic across PortChannel0001 at
+200 packets/s. Numbers go to `$VM_RESULTS_DIR/kernel-tier-results.json` and a table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from guestlab import DUT_IP, DUT_NS, GuestLab, wait_for
+from nsprobe import port_states, teamd_state_dump
+
+from orchestrator.lab.topology import DUT_SYSTEM_MAC
+
+RUNS = 10
+RATE = 200.0
+RESULTS: dict[str, Any] = {}
+T0 = time.monotonic()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory):
+    lab = GuestLab(Path(tmp_path_factory.mktemp("kt")))
+    try:
+        lab.up()
+        lab.start_shim()
+        lab.set_ip(DUT_NS, lab.lags[0], DUT_IP)
+        yield lab
+    finally:
+        _save_results(lab)
+        lab.down()
+
+
+def _save_results(lab: GuestLab) -> None:
+    RESULTS["tier_seconds_in_guest_pytest"] = round(time.monotonic() - T0, 1)
+    out = os.environ.get("VM_RESULTS_DIR")
+    if out:
+        Path(out, "kernel-tier-results.json").write_text(json.dumps(RESULTS, indent=2))
+        for name in ("shim-1", "shim-2", "partner-monitor", "dut-recorder", "traffic"):
+            log = lab.workdir / f"{name}.log"
+            if log.exists():
+                Path(out, f"guest-{name}.log").write_text(log.read_text()[-200000:])
+        Path(out, "guest-diagnostics.txt").write_text(_diagnostics(lab))
+        for log in (lab.workdir / "ctl").glob("*.log"):
+            Path(out, f"guest-{log.name}").write_text(log.read_text()[-100000:])
+
+
+def _diagnostics(lab: GuestLab) -> str:
+    """Both sides' view at the end (kept with the results: the guest is gone afterwards)."""
+    parts = []
+    for lag in lab.lags:
+        for argv in (["teamnl", lag, "options"], ["teamnl", lag, "ports"],
+                     [str(Path(lab.shim_argv()[0])), "--ctl-dir", str(lab.workdir / "ctl"),
+                      "ctl", lag, "state", "dump"]):
+            p = subprocess.run(["nsenter", f"--net=/run/netns/{DUT_NS}", *argv],
+                               capture_output=True, text=True, timeout=30)
+            parts.append(f"$ {' '.join(argv)}\n{p.stdout}{p.stderr}")
+        try:
+            parts.append(json.dumps(teamd_state_dump(lab.bond(lag)), indent=1))
+        except Exception as e:
+            parts.append(f"partner {lab.bond(lag)}: {e}")
+    return "\n".join(parts)
+
+
+# ---- observations ------------------------------------------------------------------------------
+def partner_ok(lab: GuestLab, bonds: list[str] | None = None) -> bool:
+    for bond in bonds or [lab.bond(lag) for lag in lab.lags]:
+        st = port_states(teamd_state_dump(bond))
+        if len(st) != 2 or set(st.values()) != {"ok"}:
+            return False
+    return True
+
+
+def teamnl_options(lag: str) -> str:
+    return subprocess.run(["nsenter", f"--net=/run/netns/{DUT_NS}", "teamnl", lag, "options"],
+                          capture_output=True, text=True, timeout=20).stdout
+
+
+def our_ports_enabled(text: str) -> dict[str, bool]:
+    """`teamnl DEV options` lines: ` enabled (port:Ethernet0) true`."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "enabled" and parts[1].startswith("(port:"):
+            out[parts[1][6:-1]] = parts[2] == "true"
+    return out
+
+
+def carrier_up(ns: str, dev: str) -> bool:
+    from pyroute2 import IPRoute
+
+    with IPRoute(netns=ns, flags=0) as ipr:
+        return bool(ipr.link("get", ifname=dev)[0].get_attr("IFLA_CARRIER"))
+
+
+def our_changes(lab: GuestLab, a: float, b: float) -> dict[str, int]:
+    """Carrier changes of our team netdevs and `enabled` events of their ports in [a, b]."""
+    last: dict[str, Any] = {}
+    carrier_changes = enabled_events = enabled_changes = 0
+    en_last: dict[tuple[int, int], bool] = {}
+    for r in lab.read("dut"):
+        if r["ev"] in ("link-initial", "RTM_NEWLINK") and r["ifname"] in lab.lags:
+            v = r["carrier"]
+            if a <= r["t"] <= b and r["ifname"] in last and last[r["ifname"]] != v:
+                carrier_changes += 1
+            last[r["ifname"]] = v
+        elif r["ev"] == "RTM_DELLINK" and r["ifname"] in lab.lags and a <= r["t"] <= b:
+            carrier_changes += 1
+        elif r["ev"] == "enabled":
+            key = (r["team"], r["port"])
+            if a <= r["t"] <= b:
+                enabled_events += 1
+                if en_last.get(key) != r["value"]:
+                    enabled_changes += 1
+            en_last[key] = r["value"]
+    return {"carrier_changes": carrier_changes, "enabled_events": enabled_events,
+            "enabled_changes": enabled_changes}
+
+
+def partner_flaps(lab: GuestLab, a: float, b: float) -> dict[str, Any]:
+    """Partner ports leaving current+selected, and its team netdev losing carrier, in [a, b]."""
+    state: dict[tuple[str, str], str] = {}
+    carrier: dict[str, bool] = {}
+    flaps, drops, polls, bad = 0, 0, 0, []
+    for r in lab.read("partner"):
+        if r["ev"] == "partner-state":
+            for port, s in (r["ports"].items() if "error" not in r["ports"] else []):
+                key = (r["dev"], port)
+                if a <= r["t"] <= b and state.get(key, "ok") == "ok" and s != "ok":
+                    flaps += 1
+                    bad.append((round(r["t"] - a, 2), r["dev"], port, s))
+                state[key] = s
+            if "error" in r["ports"] and a <= r["t"] <= b:
+                bad.append((round(r["t"] - a, 2), r["dev"], r["ports"]["error"]))
+        elif r["ev"] in ("link-initial", "RTM_NEWLINK"):
+            v = bool(r["lower_up"])
+            if a <= r["t"] <= b and carrier.get(r["ifname"], True) and not v:
+                drops += 1
+            carrier[r["ifname"]] = v
+        elif r["ev"] == "polls" and a <= r["t"] <= b:
+            polls += 50
+    return {"port_flaps": flaps, "carrier_drops": drops, "polls": polls, "first_bad": bad[:5]}
+
+
+def packets_lost(lab: GuestLab, a: float, b: float) -> dict[str, int]:
+    """Packets whose send time falls in [a, b] that never arrived."""
+    recs = lab.read("traffic")
+    start = next(r for r in recs if r["ev"] == "traffic-start")
+    t0, rate = start["t0"], start["rate"]
+    got: set[int] = set()
+    sent = 0
+    for r in recs:
+        if r["ev"] == "rx":
+            got.update(r["seqs"])
+            sent = max(sent, r["sent"])
+    lo, hi = max(0, int((a - t0) * rate)), min(sent, int((b - t0) * rate))
+    want = range(lo, hi)
+    return {"sent": len(want), "lost": sum(1 for s in want if s not in got)}
+
+
+def settle_traffic(lab: GuestLab, b: float) -> None:
+    """Wait until the traffic process flushed what was sent up to `b` (it flushes every 1 s)."""
+    wait_for(lambda: any(r["ev"] == "rx" and r["t"] > b + 1.2 for r in lab.read("traffic")),
+             10, "traffic log flush")
+
+
+# ---- tests ------------------------------------------------------------------------------------
+def test_negotiation_with_stock_teamd(lab: GuestLab) -> None:
+    t = time.monotonic()
+    wait_for(lambda: partner_ok(lab), 60, "partner: every port current and selected")
+    RESULTS["negotiation_s"] = round(time.monotonic() - t, 1)
+    for lag in lab.lags:
+        wait_for(lambda lag=lag: carrier_up(DUT_NS, lag), 10, f"{lag} carrier up")
+        opts = wait_for(lambda lag=lag: (lambda o: o if set(our_ports_enabled(o).values()) ==
+                                         {True} and len(our_ports_enabled(o)) == 2 else None)(
+            teamnl_options(lag)), 10, f"{lag}: every port enabled (teamnl)")
+        assert "mode loadbalance" in opts, opts
+    for bond in (lab.bond(lag) for lag in lab.lags):
+        dump = teamd_state_dump(bond)
+        for p in dump["ports"].values():
+            assert p["runner"]["state"] == "current" and p["runner"]["selected"], p
+        assert dump["runner"]["fast_rate"] is True
+    # the shim publishes the kernel's view (teamsyncd semantics)
+    appl = lab.db(0)
+    wait_for(lambda: appl.hget(f"LAG_TABLE:{lab.lags[0]}", "oper_status") == "up", 5,
+             "APPL_DB oper_status up")
+    lab.start_observers(RATE)
+    time.sleep(2.0)
+    assert packets_lost(lab, time.monotonic() - 1.5, time.monotonic() - 0.5)["sent"] > 0
+
+
+def test_10_warm_restarts_are_invisible(lab: GuestLab) -> None:
+    a = time.monotonic()
+    outcomes = []
+    for i in range(RUNS):
+        out = lab.warm_restart()
+        outcomes.append(out)
+        assert out.get("result") == "completed", (i, out)
+    time.sleep(1.5)
+    b = time.monotonic()
+    settle_traffic(lab, b)
+    ours, ptnr, traffic = our_changes(lab, a, b), partner_flaps(lab, a, b), packets_lost(lab, a, b)
+    gaps = [v["max_gap_s"] for o in outcomes for v in o["lags"].values()
+            if v.get("max_gap_s") is not None]
+    RESULTS["hitless"] = {"runs": RUNS, "seconds": round(b - a, 1), **ours, **ptnr, **traffic,
+                          "max_pdu_gap_s": round(max(gaps), 3) if gaps else None,
+                          "wall_s_per_run": [round(o["wall_s"], 2) for o in outcomes]}
+    print(f"\nhitless x{RUNS}: {RESULTS['hitless']}")
+    assert len({o["new"] for o in outcomes}) == RUNS
+    assert ours == {"carrier_changes": 0, "enabled_events": 0, "enabled_changes": 0}, ours
+    assert ptnr["port_flaps"] == 0 and ptnr["carrier_drops"] == 0, ptnr
+    assert ptnr["polls"] >= (b - a) / 0.1 * 0.5, ptnr  # the 100 ms poll really ran
+    assert traffic["sent"] >= (b - a) * RATE * 0.9 and traffic["lost"] == 0, traffic
+    assert partner_ok(lab)
+
+
+def test_member_link_down_during_handover_leaves_both_sides_consistent(lab: GuestLab) -> None:
+    lag, port, other = lab.lags[1], "Ethernet12", "Ethernet8"
+    proc = subprocess.Popen([str(Path(lab.shim_argv()[0]).parent / "warm-restart"), "--redis",
+                             lab.redis_url, "teamd", "--yes", "--json", "--timeout", "60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    st = lab.db(6)
+    wait_for(lambda: any(st.hget(k, "role") == "standby" for k in
+                         st.keys("TEAMD_SHIM_INSTANCE|*")), 60, "the standby to start")
+    time.sleep(1.0)
+    subprocess.run(["nsenter", f"--net=/run/netns/{DUT_NS}", "ip", "link", "set", port, "down"],
+                   check=True)
+    out_s, err_s = proc.communicate(timeout=120)
+    out = json.loads(out_s) if out_s.strip().startswith("{") else {"raw": out_s, "err": err_s}
+    RESULTS["link_down_during_handover"] = {"result": out.get("result"),
+                                            "reason": out.get("reason")}
+    assert out.get("result") in ("completed", "rolled_back"), out
+
+    def consistent(down: bool) -> bool:
+        en = our_ports_enabled(teamnl_options(lag))
+        ps = port_states(teamd_state_dump(lab.bond(lag)))
+        appl = lab.db(0).hget(f"LAG_MEMBER_TABLE:{lag}:{port}", "status")
+        if down:
+            return (en.get(port) is False and en.get(other) is True and ps.get("p3") != "ok"
+                    and ps.get("p2") == "ok" and appl == "disabled" and carrier_up(DUT_NS, lag))
+        return set(en.values()) == {True} and set(ps.values()) == {"ok"} and appl == "enabled"
+
+    wait_for(lambda: consistent(True), 15, "both sides agree the member is out")
+    subprocess.run(["nsenter", f"--net=/run/netns/{DUT_NS}", "ip", "link", "set", port, "up"],
+                   check=True)
+    wait_for(lambda: consistent(False), 20, "both sides agree the member is back")
+    assert partner_ok(lab)
+
+
+def test_cold_restart_contrast(lab: GuestLab) -> None:
+    """SIGTERM on the active is teamd's cold stop: the LAGs go away, then come back."""
+    time.sleep(1.0)
+    a = time.monotonic()
+    pid = lab.active_pid()
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not Path(f"/proc/{pid}").exists(), 30, "the active to exit")
+    lab.start_shim()
+    lab.set_ip(DUT_NS, lab.lags[0], DUT_IP)
+    wait_for(lambda: partner_ok(lab), 60, "renegotiated after the cold restart")
+    time.sleep(1.0)
+    b = time.monotonic()
+    settle_traffic(lab, b)
+    RESULTS["cold"] = {"seconds": round(b - a, 1), **our_changes(lab, a, b),
+                       **partner_flaps(lab, a, b), **packets_lost(lab, a, b)}
+    print(f"\ncold restart: {RESULTS['cold']}")
+    assert RESULTS["cold"]["port_flaps"] > 0 and RESULTS["cold"]["lost"] > 0
+
+
+def test_stock_teamd_restart_contrast(lab: GuestLab) -> None:
+    """The best a user can do today: stock teamd on our side, restarted with -N / -o."""
+    lag = lab.lags[0]
+    ports = [m.dut_port for m in lab.members if m.lag == lag]
+    lab.remove_config(lag)  # our shim lets go of LAG 1 (cold removal); LAG 2 stays ours
+    from pyroute2 import IPRoute
+
+    def gone() -> bool:
+        with IPRoute(netns=DUT_NS, flags=0) as ipr:
+            return not ipr.link_lookup(ifname=lag)
+    wait_for(gone, 20, f"the shim to delete {lag}")
+    lab.start_teamd(DUT_NS, lag, ports, DUT_SYSTEM_MAC, ("-N",))
+    lab.set_ip(DUT_NS, lag, DUT_IP)
+    wait_for(lambda: partner_ok(lab, [lab.bond(lag)]), 60, "stock teamd negotiated")
+    time.sleep(2.0)
+    a = time.monotonic()
+    lab.stop_teamd(DUT_NS, lag)
+    lab.start_teamd(DUT_NS, lag, ports, DUT_SYSTEM_MAC, ("-N", "-o"))
+    lab.set_ip(DUT_NS, lag, DUT_IP)
+    wait_for(lambda: partner_ok(lab, [lab.bond(lag)]), 60, "renegotiated after teamd -N -o")
+    time.sleep(1.0)
+    b = time.monotonic()
+    settle_traffic(lab, b)
+    RESULTS["stock_teamd_N_o"] = {"seconds": round(b - a, 1), **our_changes(lab, a, b),
+                                  **partner_flaps(lab, a, b), **packets_lost(lab, a, b)}
+    print(f"\nstock teamd -N -o restart: {RESULTS['stock_teamd_N_o']}")
+    _table()
+    assert RESULTS["stock_teamd_N_o"]["port_flaps"] + RESULTS["stock_teamd_N_o"][
+        "carrier_drops"] > 0
+
+
+def _table() -> None:
+    rows = [(f"hitless warm-restart teamd (x{RUNS})", RESULTS.get("hitless")),
+            ("our cold restart (SIGTERM + start)", RESULTS.get("cold")),
+            ("stock teamd restart -N -o", RESULTS.get("stock_teamd_N_o"))]
+    lines = [f"{'restart':38} {'partner flaps':>13} {'carrier drops':>13} "
+             f"{'pkts sent':>9} {'pkts lost':>9}"]
+    for name, r in rows:
+        if r:
+            lines.append(f"{name:38} {r['port_flaps']:>13} {r['carrier_drops']:>13} "
+                         f"{r['sent']:>9} {r['lost']:>9}")
+    RESULTS["table"] = lines
+    print("\n" + "\n".join(lines))
