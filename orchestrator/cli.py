@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 from teamd_shim import sonic_db
 
+T = TypeVar("T")
 DEFAULT_LAB_DIR = Path(os.environ.get("WARM_RESTART_LAB_DIR", "/run/teamd-hitless-lab"))
 
 
@@ -73,6 +76,18 @@ def _print_outcome(out: object, as_json: bool) -> None:
                f" (run {out.run_id or '-'}, {out.wall_s:.2f} s)")
 
 
+def _or_exit_unreachable(ctx: Ctx, what: str, fn: Callable[[], T]) -> T:
+    """Run `fn`; if Redis cannot be reached, say so and exit 2 (nothing was changed)."""
+    import redis as _redis
+
+    try:
+        return fn()
+    except (_redis.exceptions.ConnectionError, _redis.exceptions.TimeoutError) as e:
+        click.echo(f"{what}: redis unreachable at {ctx.endpoint().url}: {e}; nothing was "
+                   "changed. Check that redis runs, or pass --redis URL", err=True)
+        sys.exit(2)
+
+
 @main.command("teamd")
 @click.option("--exec", "exec_path", type=click.Path(dir_okay=False),
               help="start the standby from this executable instead (an upgrade)")
@@ -97,14 +112,7 @@ def teamd_cmd(ctx: Ctx, exec_path: str | None, timeout: float, yes: bool, as_jso
 @click.pass_obj
 def recover(ctx: Ctx, as_json: bool) -> None:
     """Finish or roll back a warm restart whose orchestrator died; says which."""
-    import redis as _redis
-
-    try:
-        out = _controller(ctx, quiet=as_json).recover()  # type: ignore[attr-defined]
-    except (_redis.exceptions.ConnectionError, _redis.exceptions.TimeoutError) as e:
-        click.echo(f"recover: redis unreachable at {ctx.endpoint().url}: {e}; nothing changed",
-                   err=True)
-        sys.exit(2)
+    out = _or_exit_unreachable(ctx, "recover", lambda: _controller(ctx, quiet=as_json).recover())
     _print_outcome(out, as_json)
     sys.exit(out.code)
 
@@ -114,15 +122,9 @@ def recover(ctx: Ctx, as_json: bool) -> None:
 @click.pass_obj
 def status(ctx: Ctx, as_json: bool) -> None:
     """Active instance and version, LAGs and members with their LACP state, last run."""
-    import redis as _redis
-
     from .status import collect, render
 
-    try:
-        st = collect(ctx.endpoint())
-    except (_redis.exceptions.ConnectionError, _redis.exceptions.TimeoutError) as e:
-        click.echo(f"status: redis unreachable at {ctx.endpoint().url}: {e}", err=True)
-        sys.exit(2)
+    st = _or_exit_unreachable(ctx, "status", lambda: collect(ctx.endpoint()))
     if as_json:
         import json
 
@@ -153,16 +155,9 @@ def config_disable(ctx: Ctx, module: str) -> None:
 
 
 def _set_enable(ctx: Ctx, value: str) -> None:
-    import redis as _redis
-
     from .journal import Journal
 
-    try:
-        Journal(ctx.endpoint()).set_warm_enabled(value)
-    except (_redis.exceptions.ConnectionError, _redis.exceptions.TimeoutError) as e:
-        click.echo(f"config: redis unreachable at {ctx.endpoint().url}: {e}; nothing changed",
-                   err=True)
-        sys.exit(2)
+    _or_exit_unreachable(ctx, "config", lambda: Journal(ctx.endpoint()).set_warm_enabled(value))
     click.echo(f"WARM_RESTART_ENABLE_TABLE|teamd enable={value}")
 
 

@@ -13,14 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis
-from tenacity import Retrying, retry_if_exception_type, stop_never, wait_exponential_jitter
 
-from . import sonic_db
+from . import redis_edge, sonic_db
 
 log = logging.getLogger(__name__)
 
 TABLES = ("PORTCHANNEL", "PORTCHANNEL_MEMBER", "DEVICE_METADATA")
-TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 DEBOUNCE_S = 0.05
 
 
@@ -69,13 +67,7 @@ class ConfigWatcher:
         self._stop.set()
 
     def _run(self) -> None:
-        retrying = Retrying(
-            retry=retry_if_exception_type(TRANSIENT),
-            wait=wait_exponential_jitter(initial=0.05, max=1.0),
-            stop=stop_never,
-            before_sleep=self._lost,
-            reraise=True,
-        )
+        retrying = redis_edge.forever(self._lost)
         while not self._stop.is_set():
             try:
                 retrying(self._session)

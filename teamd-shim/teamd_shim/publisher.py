@@ -13,14 +13,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import redis
-from tenacity import Retrying, retry_if_exception_type, stop_never, wait_exponential_jitter
-
-from . import ownership, sonic_db
+from . import ownership, redis_edge, sonic_db
 
 log = logging.getLogger(__name__)
 
-TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
 Fields = dict[str, str]
 
@@ -82,13 +78,7 @@ class Publisher:
 
     # ---- writer thread -------------------------------------------------------------------
     def _run(self) -> None:
-        retrying = Retrying(
-            retry=retry_if_exception_type(TRANSIENT),
-            wait=wait_exponential_jitter(initial=0.05, max=1.0),
-            stop=stop_never,
-            before_sleep=self._lost,
-            reraise=True,
-        )
+        retrying = redis_edge.forever(self._lost)
         while not self._stop:
             try:
                 retrying(self._session)
