@@ -35,6 +35,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
     try:
         lab.up()
         lab.start_shim()
+        lab.start_partner()
         lab.set_ip(DUT_NS, lab.lags[0], DUT_IP)
         yield lab
     finally:
