@@ -158,7 +158,8 @@ class Controller:
             if warm_before != "true":
                 self.journal.set_warm_enabled("true")
             self.journal.start_run(run_id, {"old": active.name, "old_pid": str(active.pid),
-                                            "new": new, "exec": exec_path or "",
+                                            "new": new, "new_ctl": new_ctl,
+                                            "exec": exec_path or "",
                                             "orchestrator_pid": str(os.getpid())})
             done("precheck", f"active {active.name} pid {active.pid} epoch {active.epoch}")
 
@@ -214,8 +215,11 @@ class Controller:
 
             new_info = self._wait("first PDUs from the new owner",
                                   yielded_at + CONFIRM_AFTER_YIELD_S, confirmed)
-            self.journal.stage(run_id, "replayed", sonic_state="replayed",
-                               epoch=str(new_info["epoch"]))
+            # The new owner holds the epoch and transmits: from here on the only way is
+            # forward. A rollback now would kill it while the old one is already retiring, so
+            # journal writes become best effort (`warm-restart recover` completes the record).
+            unjournaled = self._try_journal(self.journal.stage, run_id, "replayed",
+                                            sonic_state="replayed", epoch=str(new_info["epoch"]))
             done("takeover", f"epoch {new_info['epoch']}")
             out.lags = gaps(new_info)
 
@@ -229,15 +233,19 @@ class Controller:
                 time.sleep(0.01)
             if self.runtime.alive(active.pid):
                 self.runtime.kill(active.pid)  # it is retired: a kill touches nothing
-            if not self.runtime.alive(active.pid) and self.store.instance(active.name):
-                self._forget(active.name)  # it was killed: its record would stay behind
+            if not self.runtime.alive(active.pid):
+                self._forget(active.name)  # if it was killed, its record would stay behind
             done("retire")
 
             stage(7, "commit", "commit")
-            self.journal.finish(run_id, "completed", summary={"lags": out.lags,
-                                                              "stages": out.stages})
+            unjournaled = unjournaled or self._try_journal(
+                self.journal.finish, run_id, "completed",
+                summary={"lags": out.lags, "stages": out.stages})
             done("commit")
             out.code, out.result = DONE, "completed"
+            if unjournaled:
+                out.reason = (f"{active.name} -> {new} done, but the journal could not be "
+                              f"written ({unjournaled}); `warm-restart recover` records it")
         except Rollback as e:
             out.code, out.result, out.reason = ROLLED_BACK, "rolled_back", str(e)
             self.say(f"      FAILED: {e}; rolling back")
@@ -271,6 +279,15 @@ class Controller:
         self.say(f"      refused: {reason}")
         self.say("      nothing was changed")
         return out
+
+    def _try_journal(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> str:
+        """A journal write that must not undo anything: '' if written, else why not."""
+        try:
+            fn(*args, **kw)
+        except REDIS_ERRORS as e:
+            self.say(f"      warning: journal not written: redis unreachable: {e}")
+            return f"redis unreachable: {e}"
+        return ""
 
     def _forget(self, name: str) -> None:
         """Drop the instance record of a shim we killed or found dead (it cannot itself)."""
@@ -311,8 +328,19 @@ class Controller:
         new_rec = self.store.instance(out.new) if out.new else {}
         old_rec = self.store.instance(out.old) if out.old else {}
         new_alive = instance_alive(new_rec)
-        if owner is not None and owner.owner == out.new and new_alive:
-            new = Instance.from_record(out.new, new_rec)
+        # Whether the new one took over: the owner record says so, or the process itself does
+        # (a Redis restarted from an older dump may have lost the takeover's epoch CAS; killing
+        # a new owner that transmits while the old one already retired would leave nobody).
+        new_pid = int(run.get("new_pid") or new_rec.get("pid") or 0)
+        new_ctl = new_rec.get("ctl") or run.get("new_ctl", "")
+        took_over = new_alive and owner is not None and owner.owner == out.new
+        if not took_over and new_pid and new_ctl and self.runtime.alive(new_pid):
+            try:
+                took_over = ctl(new_ctl, "info")["role"] == "active"
+            except ControlError:
+                pass
+        if took_over:
+            new = Instance.from_record(out.new, {**new_rec, "pid": str(new_pid), "ctl": new_ctl})
             try:
                 self._wait("new owner confirmation", time.monotonic() + 2.0,
                            lambda: ctl(new.ctl, "info")["confirmed"])
@@ -324,9 +352,11 @@ class Controller:
                     ctl(old.ctl, "retire")
                 except ControlError:
                     self.runtime.kill(old.pid)
+            elif old_rec:
+                self._forget(out.old)
             out.result, out.reason = "completed", f"{out.new} had taken over; {out.old} retired"
         else:
-            pid = int(run.get("new_pid") or new_rec.get("pid") or 0)
+            pid = new_pid
             if pid and self.runtime.alive(pid):
                 self.runtime.kill(pid)
             if out.new and (not pid or not self.runtime.alive(pid)):

@@ -28,7 +28,15 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .lacp import Lag
-from .ownership import Owner, OwnershipError, OwnerStore, instance_alive, netns_id, proc_starttime
+from .ownership import (
+    OWNER_KEY,
+    Owner,
+    OwnershipError,
+    OwnerStore,
+    instance_alive,
+    netns_id,
+    proc_starttime,
+)
 from .publisher import Target
 
 if TYPE_CHECKING:
@@ -43,6 +51,14 @@ SHADOW_LEASE_S = 30.0  # shadow publishing stops unless renewed
 FOLLOW_EVERY_S = 0.25  # how often a standby reads the active's published state
 SNAPSHOT_FRESH_S = 2.0  # a standby is READY only on a snapshot younger than this
 RX_KEEP_S = 3.0  # received frames kept by a standby, replayed after a snapshot
+
+# owner record forward to (ARGV[1], ARGV[2]) only if its epoch is lower (never backwards)
+OWNER_FORWARD_LUA = """
+local e = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
+if e >= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'owner', ARGV[2], 'since', ARGV[3])
+return 1
+"""
 
 
 class RolesMixin:
@@ -95,8 +111,22 @@ class RolesMixin:
     def _heartbeat(self) -> None:
         self.publisher.put(Target("STATE_DB", "TEAMD_SHIM_INSTANCE", self.name),  # type: ignore[attr-defined]
                            self.instance_record())
+        if self._loop is not None and self.role == "active" and self.epoch is not None:
+            self._loop.run_in_executor(None, self._keep_owner_record, self.epoch)
         if self._loop is not None and self.role != "retired":
             self._loop.call_later(1.0, self._heartbeat)
+
+    def _keep_owner_record(self, epoch: int) -> None:
+        """A Redis restarted empty or from an older dump has lost our epoch, and every fenced
+        APPL_DB write of ours would be refused: put it back. Only forward, so an owner that
+        took over since is never overwritten (worker thread)."""
+        try:
+            if self.store.state.eval(OWNER_FORWARD_LUA, 1, OWNER_KEY, epoch, self.name,
+                                     f"{time.time():.3f}"):
+                log.warning("%s: the owner record was behind our epoch %d (redis lost it); "
+                            "restored", self.name, epoch)
+        except Exception as e:  # redis down: the next heartbeat tries again
+            log.debug("%s: owner record not checked: %s", self.name, e)
 
     def info(self) -> dict[str, Any]:
         return {
@@ -282,8 +312,11 @@ class RolesMixin:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(fn, *args)
 
-    def _restore(self, meta: dict[str, Any], lags: dict[str, dict[str, Any]]) -> list[str]:
-        """Adopt the published state, then replay what we received after it was taken."""
+    def _restore(self, meta: dict[str, Any], lags: dict[str, dict[str, Any]],
+                 *, taking_over: bool = False) -> list[str]:
+        """Adopt the published state, then replay what we received after it was taken and
+        catch up with link changes since. Taking over, the changes this makes stay pending as
+        intents, for the new owner to apply: the yielded owner saw them but wrote nothing."""
         problems = []
         t = float(meta.get("t", 0.0))
         for name, running in self.lags.items():
@@ -306,8 +339,16 @@ class RolesMixin:
             lag_name = self.port_lag.get(port)  # type: ignore[attr-defined]
             if ft > t and lag_name in self.lags:
                 self.lags[lag_name].lacp.receive(port, frame, ft)
-        for running in self.lags.values():
-            running.lacp.pop_intents()  # a restored view: nothing to apply
+        now = time.monotonic()
+        for name, running in self.lags.items():
+            snap_ports = lags.get(name, {}).get("ports", {})
+            for port in running.lacp.ports:
+                link = self.links.get(port)  # type: ignore[attr-defined]
+                was_up = snap_ports.get(port, {}).get("link_up")
+                if link is not None and was_up is not None and bool(was_up) != link.up:
+                    running.lacp.set_link(port, link.up, now)  # changed after the snapshot
+            if not taking_over:
+                running.lacp.pop_intents()  # a standby's view: nothing to apply
         return problems
 
     def _on_shadow(self, owner: Owner, meta: dict[str, Any],
@@ -373,7 +414,7 @@ class RolesMixin:
             log.error("%s: takeover failed: %s", self.name, e)
             raise OwnershipError(f"takeover failed: {e}") from None
         self._follow_stop.set()
-        problems = self._restore(meta, lags)
+        problems = self._restore(meta, lags, taking_over=True)
         if problems:
             log.warning("%s: took over with differences: %s", self.name, "; ".join(problems))
         self.epoch = won.epoch
