@@ -70,6 +70,8 @@ def _print_outcome(out: object, as_json: bool) -> None:
         click.echo(table(["LAG", "largest PDU gap at the partner (s)", "ports"], rows))
     if out.stages:
         click.echo("stages: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in out.stages.items()))
+    for w in out.warnings:
+        click.echo(f"WARNING: {w}")
     word = {"completed": "DONE", "rolled_back": "ROLLED BACK", "refused": "REFUSED",
             "nothing": "NOTHING TO DO"}[out.result]
     click.echo(f"{word}: {out.reason or (out.old + ' -> ' + out.new)}"

@@ -30,6 +30,7 @@ YIELD_DEADLINE_S = 0.5
 CONFIRM_AFTER_YIELD_S = 1.25  # the new owner's first PDUs are due 1.0 s after the yield
 RETIRE_DEADLINE_S = 3.0
 POLL_S = 0.005
+GAP_BUDGET_S = 1.1  # hld §8: largest PDU inter-arrival at the partner through a handover
 
 DONE, ROLLED_BACK, REFUSED = 0, 1, 2
 
@@ -45,6 +46,7 @@ class Outcome:
     stages: dict[str, float] = field(default_factory=dict)  # seconds per stage
     lags: dict[str, dict[str, Any]] = field(default_factory=dict)
     wall_s: float = 0.0
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -222,6 +224,13 @@ class Controller:
                                             sonic_state="replayed", epoch=str(new_info["epoch"]))
             done("takeover", f"epoch {new_info['epoch']}")
             out.lags = gaps(new_info)
+            worst = max((v["max_gap_s"] for v in out.lags.values()
+                         if v["max_gap_s"] is not None), default=0.0)
+            if worst > GAP_BUDGET_S:
+                # no flap (that needs 3 s), but the promise is "not one late PDU": say so
+                out.warnings.append(f"largest PDU gap {worst:.3f} s exceeds the "
+                                    f"{GAP_BUDGET_S} s budget (machine overloaded?)")
+                self.say(f"      WARNING: {out.warnings[-1]}")
 
             stage(6, "retire", f"retire {active.name} (exits without touching anything)")
             try:

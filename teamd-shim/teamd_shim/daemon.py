@@ -392,6 +392,21 @@ class Shim(RolesMixin):
         self._dirty.add(running.cfg.name)
         self._schedule_publish()
 
+    def _sync_dataplane(self, running: RunningLag) -> None:
+        """After a rollback: write what changed in the kernel's view while we were yielded.
+
+        A yielded instance keeps its machines running but writes nothing, so a link change
+        meanwhile was decided but not applied. Backends without a kernel view return None.
+        """
+        lag = running.cfg.name
+        for port, enabled in running.enabled.items():
+            kernel = self.dataplane.port_enabled(lag, port)
+            if kernel is not None and kernel != enabled:
+                self.dataplane.set_port_enabled(lag, port, enabled)
+        dev = self.dataplane.device(lag)
+        if dev is not None and dev.oper_up != running.carrier:
+            self.dataplane.set_carrier(lag, running.carrier)
+
     # ---- state out -------------------------------------------------------------------------
     def device(self, running: RunningLag) -> TeamDevice:
         """The kernel's LAG netdev when there is one (teamsyncd semantics), else our view."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -41,6 +42,10 @@ class Publisher:
         # refuses them once the epoch moved on. None from fence() means "not owner: hold".
         self._fence = fence
         self.fenced = 0
+        # targets the epoch fence refused: retried once a second, not in a tight loop (the
+        # owner record may come back, see roles._keep_owner_record)
+        self._refused: set[Target] = set()
+        self._refused_at = 0.0
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._desired: dict[Target, Fields | None] = {}
@@ -124,13 +129,16 @@ class Publisher:
         while True:
             self._wake.clear()
             hold = self._fence is not None and self._fence() is None
+            if self._refused and time.monotonic() - self._refused_at > 1.0:
+                self._refused.clear()
             with self._lock:
                 # not the owner (standby, yielded): the dataplane (APPL_DB) is not ours to write
                 todo = [(t, f) for t, f in self._desired.items()
                         if self._written.get(t, "absent") != f
-                        and not (hold and t.db == "APPL_DB")]
+                        and not (hold and t.db == "APPL_DB") and t not in self._refused]
             for target, fields in todo:
-                self._write(table(target.db, target.table), target, fields)
+                if not self._write(table(target.db, target.table), target, fields):
+                    continue
                 with self._lock:
                     self._written[target] = fields
                     if fields is None and self._desired.get(target, "x") is None:
@@ -158,22 +166,22 @@ class Publisher:
             return not done and not in_set
         return (not in_set and done == fields) or (in_set and pending == fields)
 
-    def _write(self, table: object, target: Target, fields: Fields | None) -> None:
+    def _write(self, table: object, target: Target, fields: Fields | None) -> bool:
+        """Write one target; False if the epoch fence refused it (to be retried later)."""
         if target not in self._written and self._unchanged_in_redis(target, fields):
-            return
+            return True
         self.writes += 1
         if target.db == "APPL_DB" and self._fence is not None:
-            self._fenced_write(target, fields)
-            return
+            return self._fenced_write(target, fields)
         if target.db == "APPL_DB":
             if fields is None:
                 table.delete(target.key)  # type: ignore[attr-defined]
             else:
                 table.set(target.key, list(fields.items()))  # type: ignore[attr-defined]
-            return
+            return True
         if fields is None:
             table.delete(target.key)  # type: ignore[attr-defined]
-            return
+            return True
         old = self._written.get(target) or {}
         changed = [(k, v) for k, v in fields.items() if old.get(k) != v]
         if changed:
@@ -187,8 +195,9 @@ class Publisher:
                 for k, _v in existing:
                     if k not in fields:
                         table.hdel(target.key, k)  # type: ignore[attr-defined]
+        return True
 
-    def _fenced_write(self, target: Target, fields: Fields | None) -> None:
+    def _fenced_write(self, target: Target, fields: Fields | None) -> bool:
         epoch = self._fence() if self._fence else None
         t, key = target.table, target.key
         args: list[object] = [epoch, f"{t}_CHANNEL@{ownership.APPL_DB}", key,
@@ -200,5 +209,9 @@ class Publisher:
                                         f"{t}_DEL_SET"], args=args)
         if res == -1:
             self.fenced += 1
-            log.warning("APPL_DB %s:%s not written: epoch %s is no longer the owner's "
-                        "(a newer owner took over)", t, key, epoch)
+            self._refused.add(target)
+            self._refused_at = time.monotonic()
+            log.warning("APPL_DB %s:%s not written: epoch %s is not the owner's epoch in redis "
+                        "(a newer owner took over, or redis lost the owner record)", t, key, epoch)
+            return False
+        return True

@@ -84,6 +84,7 @@ class RolesMixin:
         self.takeover_at: float | None = None
         self.takeover_error = ""
         self.first_tx: dict[str, float] = {}
+        self._awaiting_tx: set[str] = set()
         self.confirmed = False
         self.handed_from: dict[str, Any] = {}
         self._follow_stop = threading.Event()
@@ -217,6 +218,8 @@ class RolesMixin:
     def _resume_local(self) -> None:
         self.role = "active"
         self.yielded_at = None
+        for running in self.lags.values():
+            self._sync_dataplane(running)  # type: ignore[attr-defined]
         now = time.monotonic()
         for running in self.lags.values():
             self._service(running, now)  # type: ignore[attr-defined]
@@ -424,25 +427,39 @@ class RolesMixin:
                             "last_tx": {p: d["ports"][p].get("last_tx")
                                         for d in lags.values() for p in d["ports"]}}
         self.first_tx = {}
+        self._awaiting_tx = {p for r in self.lags.values() for p in r.lacp.ports
+                             if r.lacp.port_view(p)["state"] != "disabled"}
         log.info("%s: took over from %s at epoch %d", self.name, cur.owner, won.epoch)
         now = time.monotonic()
         for running in self.lags.values():
             self._service(running, now)  # type: ignore[attr-defined]
-            self._dirty.add(running.cfg.name)  # type: ignore[attr-defined]
-        self._schedule_publish()  # type: ignore[attr-defined]
+        if not self._awaiting_tx:
+            self._confirm()  # nothing can transmit (every link down): nothing to wait for
         return self.info()
 
     def note_tx(self, port: str, now: float) -> None:
-        """After a takeover: confirmed once every port that can transmit has transmitted."""
+        """After a takeover: confirmed once every port that can transmit has transmitted.
+
+        O(1) per PDU: right after a takeover every port sends within a few milliseconds, and
+        anything slower here spreads those first PDUs out (measured: +0.4 s at 64 LAGs x 2).
+        """
         if self.takeover_at is None or self.confirmed:
             return
         self.first_tx.setdefault(port, now)
-        due = [p for r in self.lags.values() for p in r.lacp.ports
-               if r.lacp.port_view(p)["state"] != "disabled"]
-        if all(p in self.first_tx for p in due):
-            self.confirmed = True
-            log.info("%s: confirmed: first PDU sent on all %d port(s)", self.name, len(due))
-            self._heartbeat_now()
+        self._awaiting_tx.discard(port)
+        if not self._awaiting_tx:
+            self._confirm()
+
+    def _confirm(self) -> None:
+        self.confirmed = True
+        log.info("%s: confirmed: first PDU sent on all %d port(s)", self.name,
+                 len(self.first_tx))
+        self._heartbeat_now()
+        # the restored state equals what the old owner published: republish only now, so
+        # the first PDUs are not competing with DB work
+        for name in self.lags:
+            self._dirty.add(name)  # type: ignore[attr-defined]
+        self._schedule_publish()  # type: ignore[attr-defined]
 
     def _heartbeat_now(self) -> None:
         self.publisher.put(Target("STATE_DB", "TEAMD_SHIM_INSTANCE", self.name),  # type: ignore[attr-defined]
