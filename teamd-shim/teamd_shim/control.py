@@ -104,14 +104,22 @@ def request(path: str, req: dict[str, Any], timeout: float = 5.0) -> Any:
         raise ControlError(f"cannot reach teamd-shim at {path}: {e.strerror or e}. "
                            "Is it running? (`warm-restart status` lists instances)") from None
     with s:
-        s.sendall((json.dumps(req) + "\n").encode())
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-    reply = json.loads(buf)
+        try:
+            s.sendall((json.dumps(req) + "\n").encode())
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        except OSError as e:  # a busy or dying shim: the caller decides whether to wait more
+            raise ControlError(f"teamd-shim at {path} did not answer {req.get('cmd')!r} "
+                               f"within {timeout} s: {e}") from None
+    try:
+        reply = json.loads(buf)
+    except ValueError:
+        raise ControlError(f"teamd-shim at {path} closed the connection without an answer to "
+                           f"{req.get('cmd')!r}") from None
     if not reply.get("ok"):
         raise ControlError(reply.get("error", "unknown error"))
     return reply["result"]
