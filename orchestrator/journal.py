@@ -29,7 +29,8 @@ TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 # the single retry layer for the orchestrator's Redis calls: short, so a dead Redis is reported
 # within ~2 s instead of hanging a handover (redis-py's own retries are off in `client`)
 edge_retry = retry(retry=retry_if_exception_type(TRANSIENT), stop=stop_after_delay(2.0),
-                   wait=wait_exponential_jitter(initial=0.05, max=0.4), reraise=True)
+                   wait=wait_exponential_jitter(multiplier=0.05, max=0.4, jitter=0.02),
+                   reraise=True)
 
 LOCK_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HGETALL', KEYS[1]) end

@@ -24,7 +24,7 @@ def forever(on_lost: Callable[[RetryCallState], None]) -> Retrying:
     """Retry transient Redis errors forever, backing off to 1 s; `on_lost` runs before sleeps."""
     return Retrying(
         retry=retry_if_exception_type(TRANSIENT),
-        wait=wait_exponential_jitter(initial=0.05, max=1.0),
+        wait=wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05),
         stop=stop_never,
         before_sleep=on_lost,
         reraise=True,

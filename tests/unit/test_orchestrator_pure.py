@@ -1,0 +1,42 @@
+from teamd_shim.sonic_db import RedisUrlError, parse_url
+
+from orchestrator.handover import gaps
+from orchestrator.runtime.process import standby_argv
+
+
+def test_standby_argv_keeps_options_and_replaces_role_and_name():
+    active = ["/usr/bin/teamd-shim", "--redis", "unix:///r.sock", "--role", "active",
+              "--name=teamd", "--ctl-dir", "/run/x", "--record", "/tmp/r.jsonl"]
+    argv = standby_argv(active, "teamd~2", None)
+    assert argv == ["/usr/bin/teamd-shim", "--redis", "unix:///r.sock", "--ctl-dir", "/run/x",
+                    "--record", "/tmp/r.jsonl", "--role", "standby", "--name", "teamd~2"]
+
+
+def test_standby_argv_with_exec_replaces_only_the_executable():
+    argv = standby_argv(["/old/teamd-shim", "--name", "teamd"], "teamd~5", "/new/teamd-shim")
+    assert argv == ["/new/teamd-shim", "--role", "standby", "--name", "teamd~5"]
+
+
+def test_gaps_are_first_new_tx_minus_last_old_tx_per_port():
+    info = {
+        "handed_from": {"last_tx": {"Ethernet0": 10.0, "Ethernet4": 10.2, "Ethernet8": None}},
+        "first_tx": {"Ethernet0": 11.0, "Ethernet4": 11.25},
+        "ports_by_lag": {"PortChannel0001": ["Ethernet0", "Ethernet4"],
+                         "PortChannel0002": ["Ethernet8"]},
+    }
+    g = gaps(info)
+    assert abs(g["PortChannel0001"]["max_gap_s"] - 1.05) < 1e-9
+    assert g["PortChannel0002"]["max_gap_s"] is None  # no PDU on a down link: no gap claimed
+
+
+def test_redis_url_forms():
+    assert parse_url("unix:///run/redis/redis.sock").unix_path == "/run/redis/redis.sock"
+    ep = parse_url("redis://10.1.2.3:6380")
+    assert (ep.host, ep.port) == ("10.1.2.3", 6380)
+    for bad in ("http://x", "unix://", "redis://h:notaport"):
+        try:
+            parse_url(bad)
+        except RedisUrlError as e:
+            assert bad in str(e)
+        else:
+            raise AssertionError(bad)
