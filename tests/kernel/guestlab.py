@@ -105,6 +105,11 @@ class GuestLab:
             self.start_teamd(PTNR_NS, self.bond(lag),
                              [m.partner_port for m in self.members if m.lag == lag],
                              PARTNER_SYSTEM_MAC)
+            # The partner is a switch too: its teammgrd sets every PortChannel's MTU and admin
+            # state right after starting teamd. This matters: stock teamd sends no LACPDU while
+            # its team netdev is admin down (yet it receives ours: its ports show current and
+            # selected), so a partner LAG left down keeps ours `defaulted` for ever.
+            self.link_up(PTNR_NS, self.bond(lag), mtu=9100)
         self.set_ip(PTNR_NS, self.bond(self.lags[0]), PTNR_IP)
 
     def bond(self, lag: str) -> str:
@@ -154,6 +159,14 @@ class GuestLab:
         pid = int(Path(f"/run/teamd/{dev}.pid").read_text())
         os.kill(pid, signal.SIGTERM)
         wait_for(lambda: not Path(f"/proc/{pid}").exists(), 10, f"teamd {dev} to exit")
+
+    def link_up(self, ns: str, dev: str, mtu: int | None = None) -> None:
+        """Admin up (and MTU), as teammgrd does for a PortChannel once its teamd runs."""
+        with IPRoute(netns=ns, flags=0) as ipr:
+            idx = wait_for(lambda: ipr.link_lookup(ifname=dev), 20, f"{dev} in {ns}")[0]
+            if mtu:
+                ipr.link("set", index=idx, mtu=mtu)
+            ipr.link("set", index=idx, state="up")
 
     def set_ip(self, ns: str, dev: str, ip: str) -> None:
         """Admin up plus an address (what intfmgrd would do for a PortChannel interface)."""
