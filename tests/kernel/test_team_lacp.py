@@ -71,6 +71,18 @@ def _diagnostics(lab: GuestLab) -> str:
             parts.append(json.dumps(teamd_state_dump(lab.bond(lag)), indent=1))
         except Exception as e:
             parts.append(f"partner {lab.bond(lag)}: {e}")
+    try:
+        for n in (0, 6):
+            db = lab.db(n)
+            for key in sorted(db.keys("*")):
+                if db.type(key) == "hash":
+                    parts.append(f"db{n} {key} {db.hgetall(key)}")
+    except Exception as e:
+        parts.append(f"redis: {e}")
+    for ns in (DUT_NS, "kptnr"):
+        p = subprocess.run(["nsenter", f"--net=/run/netns/{ns}", "ip", "-s", "-d", "link"],
+                           capture_output=True, text=True, timeout=30)
+        parts.append(f"[{ns}] $ ip -s -d link\n{p.stdout}{p.stderr}")
     return "\n".join(parts)
 
 
@@ -96,6 +108,17 @@ def our_ports_enabled(text: str) -> dict[str, bool]:
         if len(parts) == 3 and parts[0] == "enabled" and parts[1].startswith("(port:"):
             out[parts[1][6:-1]] = parts[2] == "true"
     return out
+
+
+def appl_db(lab: GuestLab, key: str) -> dict[str, str]:
+    """APPL_DB as orchagent sees it: consume the producer tables (`_LAG_TABLE` + KEY_SET), then
+    read the resulting `LAG_TABLE:` / `LAG_MEMBER_TABLE:` hash."""
+    from swsscommon.swsscommon import ConsumerStateTable, DBConnector
+
+    db = DBConnector.from_url("APPL_DB", lab.redis_url)
+    for t in ("LAG_TABLE", "LAG_MEMBER_TABLE"):
+        ConsumerStateTable(db, t).pops()
+    return lab.db(0).hgetall(key)
 
 
 def carrier_up(ns: str, dev: str) -> bool:
@@ -177,6 +200,12 @@ def settle_traffic(lab: GuestLab, b: float) -> None:
 
 
 # ---- tests ------------------------------------------------------------------------------------
+def _needs_negotiation() -> None:
+    """Every later test builds on negotiated LAGs: fail at once (not after its own timeouts)."""
+    if not RESULTS.get("negotiated"):
+        pytest.fail("the LAGs never negotiated (see test_negotiation_with_stock_teamd)")
+
+
 def test_negotiation_with_stock_teamd(lab: GuestLab) -> None:
     t = time.monotonic()
     wait_for(lambda: partner_ok(lab), 60, "partner: every port current and selected")
@@ -193,15 +222,17 @@ def test_negotiation_with_stock_teamd(lab: GuestLab) -> None:
             assert p["runner"]["state"] == "current" and p["runner"]["selected"], p
         assert dump["runner"]["fast_rate"] is True
     # the shim publishes the kernel's view (teamsyncd semantics)
-    appl = lab.db(0)
-    wait_for(lambda: appl.hget(f"LAG_TABLE:{lab.lags[0]}", "oper_status") == "up", 5,
-             "APPL_DB oper_status up")
+    for lag in lab.lags:
+        wait_for(lambda lag=lag: appl_db(lab, f"LAG_TABLE:{lag}").get("oper_status") == "up", 5,
+                 f"APPL_DB {lag} oper_status up")
     lab.start_observers(RATE)
     time.sleep(2.0)
     assert packets_lost(lab, time.monotonic() - 1.5, time.monotonic() - 0.5)["sent"] > 0
+    RESULTS["negotiated"] = True
 
 
 def test_10_warm_restarts_are_invisible(lab: GuestLab) -> None:
+    _needs_negotiation()
     a = time.monotonic()
     outcomes = []
     for i in range(RUNS):
@@ -227,6 +258,7 @@ def test_10_warm_restarts_are_invisible(lab: GuestLab) -> None:
 
 
 def test_member_link_down_during_handover_leaves_both_sides_consistent(lab: GuestLab) -> None:
+    _needs_negotiation()
     lag, port, other = lab.lags[1], "Ethernet12", "Ethernet8"
     proc = subprocess.Popen([str(Path(lab.shim_argv()[0]).parent / "warm-restart"), "--redis",
                              lab.redis_url, "teamd", "--yes", "--json", "--timeout", "60"],
@@ -246,7 +278,7 @@ def test_member_link_down_during_handover_leaves_both_sides_consistent(lab: Gues
     def consistent(down: bool) -> bool:
         en = our_ports_enabled(teamnl_options(lag))
         ps = port_states(teamd_state_dump(lab.bond(lag)))
-        appl = lab.db(0).hget(f"LAG_MEMBER_TABLE:{lag}:{port}", "status")
+        appl = appl_db(lab, f"LAG_MEMBER_TABLE:{lag}:{port}").get("status")
         if down:
             return (en.get(port) is False and en.get(other) is True and ps.get("p3") != "ok"
                     and ps.get("p2") == "ok" and appl == "disabled" and carrier_up(DUT_NS, lag))
@@ -261,6 +293,7 @@ def test_member_link_down_during_handover_leaves_both_sides_consistent(lab: Gues
 
 def test_cold_restart_contrast(lab: GuestLab) -> None:
     """SIGTERM on the active is teamd's cold stop: the LAGs go away, then come back."""
+    _needs_negotiation()
     time.sleep(1.0)
     a = time.monotonic()
     pid = lab.active_pid()
@@ -280,6 +313,7 @@ def test_cold_restart_contrast(lab: GuestLab) -> None:
 
 def test_stock_teamd_restart_contrast(lab: GuestLab) -> None:
     """The best a user can do today: stock teamd on our side, restarted with -N / -o."""
+    _needs_negotiation()
     lag = lab.lags[0]
     ports = [m.dut_port for m in lab.members if m.lag == lag]
     lab.remove_config(lag)  # our shim lets go of LAG 1 (cold removal); LAG 2 stays ours
