@@ -202,6 +202,18 @@ class GuestLab:
         owner = self.db(6).hgetall("TEAMD_OWNER_TABLE|teamd")
         return int(self.db(6).hget(f"TEAMD_SHIM_INSTANCE|{owner['owner']}", "pid"))
 
+    def warm_restart_inproc(self) -> dict[str, Any]:
+        """`warm-restart teamd --json` minus the CLI's own interpreter start: the command's body
+        (orchestrator.handover.Controller.restart) run in this process. A fresh interpreter costs
+        ~6 s per run in the guest; the standby shim is still a new process, as on a switch."""
+        from teamd_shim import sonic_db
+
+        from orchestrator.handover import Controller
+
+        out = Controller(sonic_db.resolve(self.redis_url)).restart(timeout=60).to_json()
+        out["exit"] = out["code"]
+        return out
+
     def warm_restart(self, timeout: float = 120) -> dict[str, Any]:
         timeout = max(5.0, min(timeout, budget_left()))
         p = subprocess.run([str(VENV_BIN / "warm-restart"), "--redis", self.redis_url, "teamd",
@@ -215,7 +227,7 @@ class GuestLab:
         return out
 
     # ---- observers -------------------------------------------------------------------------
-    def start_observers(self, rate: float = 200.0) -> None:
+    def start_observers(self, rate: float = 100.0, wait: bool = True) -> None:
         probe = [sys.executable, str(HERE / "nsprobe.py")]
         self.spawn("dut-recorder", DUT_NS, [*probe, "dut-recorder", str(self.files["dut"]),
                                              *self.lags, *(m.dut_port for m in self.members)])
@@ -224,6 +236,10 @@ class GuestLab:
                    [*probe, "partner-monitor", str(self.files["partner"]), *bonds])
         self.spawn("traffic", DUT_NS, [*probe, "traffic", str(self.files["traffic"]), str(rate),
                                         DUT_IP, PTNR_IP, PTNR_NS])
+        if wait:
+            self.wait_observers()
+
+    def wait_observers(self) -> None:
         for name, ev in (("dut", "ready-options"), ("partner", "ready-links"),
                          ("traffic", "traffic-start")):
             wait_for(lambda n=name, e=ev: any(r["ev"] == e for r in self.read(n)), 60,

@@ -23,8 +23,8 @@ from nsprobe import port_states, teamd_state_dump
 
 from orchestrator.lab.topology import DUT_SYSTEM_MAC
 
-RUNS = 10
-RATE = 200.0
+RUNS = int(os.environ.get("KERNEL_TIER_RUNS", "10"))
+RATE = 100.0  # packets/s; each packet is a Python sendto in the guest, which costs CPU
 RESULTS: dict[str, Any] = {}
 T0 = time.monotonic()
 
@@ -37,6 +37,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
         lab.start_shim()
         lab.start_partner()
         lab.set_ip(DUT_NS, lab.lags[0], DUT_IP)
+        lab.start_observers(RATE, wait=False)  # their start-up overlaps the negotiation
         yield lab
     finally:
         _save_results(lab)
@@ -225,7 +226,7 @@ def test_negotiation_with_stock_teamd(lab: GuestLab) -> None:
     for lag in lab.lags:
         wait_for(lambda lag=lag: appl_db(lab, f"LAG_TABLE:{lag}").get("oper_status") == "up", 5,
                  f"APPL_DB {lag} oper_status up")
-    lab.start_observers(RATE)
+    lab.wait_observers()
     time.sleep(2.0)
     assert packets_lost(lab, time.monotonic() - 1.5, time.monotonic() - 0.5)["sent"] > 0
     RESULTS["negotiated"] = True
@@ -236,8 +237,11 @@ def test_10_warm_restarts_are_invisible(lab: GuestLab) -> None:
     a = time.monotonic()
     outcomes = []
     for i in range(RUNS):
-        out = lab.warm_restart()
+        t = time.monotonic()
+        out = lab.warm_restart_inproc()
         outcomes.append(out)
+        print(f"\nwarm-restart {i + 1}: {out.get('result')} in {time.monotonic() - t:.1f} s "
+              f"(controller {out.get('wall_s', 0):.1f} s, stages {out.get('stages')})", flush=True)
         assert out.get("result") == "completed", (i, out)
     time.sleep(1.5)
     b = time.monotonic()
