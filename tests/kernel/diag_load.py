@@ -43,22 +43,38 @@ def main() -> int:
         lab.start_partner()
         lab.set_ip(DUT_NS, lab.lags[0], DUT_IP)
         note("lab up")
-        time.sleep(5)
-        for what in ("pass", "import teamd_shim.daemon, teamd_shim.dataplane.team"):
-            note(f"idle: {what}: " + ", ".join(f"{import_time(what):.1f}" for _ in range(2)))
-        lab.start_observers(200.0)
-        note("observers up")
-        time.sleep(2)
-        for what in ("pass", "import teamd_shim.daemon, teamd_shim.dataplane.team"):
-            note(f"observed: {what}: " + ", ".join(f"{import_time(what):.1f}" for _ in range(2)))
-        print(ps(), flush=True)
-        t1 = [os.times()]
+        time.sleep(3)
+        steps = {
+            "pass": "pass",
+            "import": "import teamd_shim.cli, teamd_shim.daemon, teamd_shim.dataplane.team",
+            "import+TeamDataplane": "import teamd_shim.cli, teamd_shim.daemon\n"
+                                    "from teamd_shim.dataplane.team import TeamDataplane\n"
+                                    "import time; t = time.monotonic(); d = TeamDataplane()\n"
+                                    "print(f'TeamDataplane() {time.monotonic() - t:.1f} s')",
+        }
+        for phase in ("idle", "observed"):
+            if phase == "observed":
+                lab.start_observers(100.0)
+                note("observers up")
+                time.sleep(2)
+            for name, code in steps.items():
+                ts = []
+                for _ in range(2):
+                    t = time.monotonic()
+                    subprocess.run(lab.nsexec(DUT_NS, [PY, "-c", code]), check=True)
+                    ts.append(time.monotonic() - t)
+                note(f"{phase}: {name}: " + ", ".join(f"{x:.1f}" for x in ts))
+        print(ps()[:1500], flush=True)
         stat0 = Path("/proc/stat").read_text().splitlines()[0]
         time.sleep(5)
         stat1 = Path("/proc/stat").read_text().splitlines()[0]
         note(f"cpu over 5 s: {stat0} -> {stat1}")
-        print(ps(), flush=True)
-        del t1
+        env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1")
+        p = subprocess.run(lab.nsexec(DUT_NS, [PY, "-c", steps["import"]]), env=env,
+                           capture_output=True, text=True)
+        rows = [ln.split("|") for ln in p.stderr.splitlines() if ln.startswith("import time:")]
+        rows = sorted(rows[1:], key=lambda r: -int(r[1]))[:25]
+        print("\n".join("|".join(r) for r in rows), flush=True)
     finally:
         lab.down()
         note("down")

@@ -4,8 +4,9 @@ What is written, and when (hld/teamd-hitless-hld.md, "team backend"):
 - cold start of the owner (`lag_added(owner=True)`): create the team netdev if absent, else adopt
   it; mode `loadbalance` while it has no ports; carrier DOWN (teamd's `lacp_carrier_init`); MTU
   and admin state from CONFIG_DB. `member_added(owner=True)`: enslave unless already a port of
-  this team (admin down first: the kernel refuses an up port), admin up, then `enabled=false`
-  (a new port starts enabled in the kernel; teamd's LACP runner disables it at once).
+  this team (admin down first: the kernel refuses an up port), give it the team's MAC (as
+  teamd's `lacp_port_set_mac`), admin up, then `enabled=false` (a new port starts enabled in
+  the kernel; teamd's LACP runner disables it at once).
 - a standby (`owner=False`) only looks; after a takeover the new owner writes nothing until its
   own LACP machines decide a change (`set_port_enabled` / `set_carrier`).
 - warm stop (retire, SIGUSR1 path): `close()` stops the threads and touches nothing. Cold stop
@@ -303,11 +304,30 @@ class TeamDataplane:
             except Exception:
                 ipr.link("set", index=p.ifindex, state="up")
                 raise
+            self._set_team_mac(ipr, lag, team, p)  # while down: not every driver takes it live
             ipr.link("set", index=p.ifindex, state="up")
             log.info("%s: %s enslaved", lag, port)
+        elif p.address != team.address:
+            self._set_team_mac(ipr, lag, team, p)
         # a new port starts enabled; the LACP runner disables it until selected (teamd does too)
         nl.set_port_enabled(team.ifindex, p.ifindex, False)
         self._store_enabled(team.ifindex, p.ifindex, False)
+
+    def _set_team_mac(self, ipr: IPRoute, lag: str, team: Link, p: Link) -> None:
+        """The port takes the team's MAC, as teamd's LACP runner does (lacp_port_set_mac).
+
+        Frames for the team (ARP replies, unicast) carry the team MAC; the port's receive path
+        classifies them (eth_type_trans) by the PORT's address before the team's rx_handler
+        sees them, so with another MAC they are PACKET_OTHERHOST and IP/ARP drop them. The
+        kernel gives the port its own MAC back when it is released (team_port_del).
+        """
+        if p.address == team.address:
+            return
+        try:
+            ipr.link("set", index=p.ifindex, address=team.address)
+        except Exception as e:
+            log.error("%s: %s keeps MAC %s, not the team's %s (%s): traffic to the team "
+                      "arriving on it will be dropped", lag, p.name, p.address, team.address, e)
 
     def _do_port_enabled(self, ipr: IPRoute, nl: TeamNL, lag: str, port: str,
                          enabled: bool) -> None:
