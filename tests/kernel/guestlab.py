@@ -210,7 +210,9 @@ class GuestLab:
 
         from orchestrator.handover import Controller
 
+        cpu = time.process_time()
         out = Controller(sonic_db.resolve(self.redis_url)).restart(timeout=60).to_json()
+        out["controller_cpu_s"] = round(time.process_time() - cpu, 2)
         out["exit"] = out["code"]
         return out
 

@@ -3,7 +3,7 @@
 
     nsprobe.py dut-recorder OUT LAG...      RTM_NEWLINK of our team netdevs + team change_event
     nsprobe.py partner-monitor OUT DEV...   partner: RTM_NEWLINK of its team netdevs and, every
-                                            100 ms, teamd's state dump over its unix socket
+                                            200 ms, teamd's state dump over its unix socket
     nsprobe.py traffic OUT RATE SRC DST     UDP with sequence numbers, SRC->DST (run in the DUT
                                             namespace; the receiver runs in the partner one)
 
@@ -107,7 +107,12 @@ def port_states(dump: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def poll_partner(write: Any, devs: list[str], every: float = 0.1) -> None:
+# 200 ms: any real partner flap lasts seconds (expired -> defaulted takes 3 s), and a 100 ms
+# poll of two teamd instances cost a fifth of a guest vCPU that a starting standby then lacks.
+POLL_S = 0.2
+
+
+def poll_partner(write: Any, devs: list[str], every: float = POLL_S) -> None:
     last: dict[str, Any] = {}
     nxt = time.monotonic()
     polls = 0
