@@ -327,6 +327,8 @@ class Shim(RolesMixin):
         if old is None or old.up != info.up:
             log.info("%s: member %s link %s", lag_name, name, "up" if info.up else "down")
             running.lacp.set_link(name, info.up, now)
+            if not info.up:
+                self.note_link_down(name)
             if old is not None and old.ifindex != info.ifindex and self.io is not None:
                 self.io.add(name, info.ifindex)
             self._dirty.add(lag_name)

@@ -450,6 +450,14 @@ class RolesMixin:
         if not self._awaiting_tx:
             self._confirm()
 
+    def note_link_down(self, port: str) -> None:
+        """A port whose link went down right after a takeover will not transmit: stop waiting
+        for it, or the handover would be rolled back for a link that is simply down."""
+        if self.takeover_at is not None and not self.confirmed and port in self._awaiting_tx:
+            self._awaiting_tx.discard(port)
+            if not self._awaiting_tx:
+                self._confirm()
+
     def _confirm(self) -> None:
         self.confirmed = True
         log.info("%s: confirmed: first PDU sent on all %d port(s)", self.name,
