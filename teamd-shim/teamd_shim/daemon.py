@@ -408,6 +408,12 @@ class Shim(RolesMixin):
         dev = self.dataplane.device(lag)
         if dev is not None and dev.oper_up != running.carrier:
             self.dataplane.set_carrier(lag, running.carrier)
+        # The DB state too: what was decided while yielded is only marked dirty (a yielded
+        # instance publishes nothing), and without a new intent nothing else would flush it, so
+        # APPL_DB kept a member `enabled` that the kernel had disabled (kernel tier, link down
+        # during a handover that rolled back).
+        self._dirty.add(lag)
+        self._schedule_publish()
 
     # ---- state out -------------------------------------------------------------------------
     def device(self, running: RunningLag) -> TeamDevice:

@@ -77,6 +77,19 @@ def teamd_conf(dev: str, ports: list[str], hwaddr: str) -> dict[str, Any]:
             "link_watch": {"name": "ethtool"}, "ports": {p: {} for p in ports}}
 
 
+def pid_gone(pid: int) -> bool:
+    """Exited. A standby started by the in-process controller is OUR child: reap it, or its
+    zombie keeps /proc/PID alive for ever."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
 class GuestLab:
     def __init__(self, workdir: Path, lags: int = 2, members: int = 2) -> None:
         self.workdir = Path(workdir)

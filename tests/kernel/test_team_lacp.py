@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from guestlab import DUT_IP, DUT_NS, GuestLab, budget_left, wait_for
+from guestlab import DUT_IP, DUT_NS, GuestLab, budget_left, pid_gone, wait_for
 from nsprobe import POLL_S, port_states, teamd_state_dump
 
 from orchestrator.lab.topology import DUT_SYSTEM_MAC
@@ -325,7 +325,7 @@ def test_cold_restart_contrast(lab: GuestLab) -> None:
     a = time.monotonic()
     pid = lab.active_pid()
     os.kill(pid, signal.SIGTERM)
-    wait_for(lambda: not Path(f"/proc/{pid}").exists(), 30, "the active to exit")
+    wait_for(lambda: pid_gone(pid), 30, "the active to exit")
     lab.start_shim()
     lab.set_ip(DUT_NS, lab.lags[0], DUT_IP)
     wait_for(lambda: partner_ok(lab), 60, "renegotiated after the cold restart")
