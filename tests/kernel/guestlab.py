@@ -255,8 +255,8 @@ class GuestLab:
             self.wait_observers()
 
     def wait_observers(self) -> None:
-        for name, ev in (("dut", "ready-options"), ("partner", "ready-links"),
-                         ("traffic", "traffic-start")):
+        for name, ev in (("dut", "ready-options"), ("dut", "ready-links"),
+                         ("partner", "ready-links"), ("traffic", "traffic-start")):
             wait_for(lambda n=name, e=ev: any(r["ev"] == e for r in self.read(n)), 60,
                      f"{name} observer to start")
 

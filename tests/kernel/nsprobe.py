@@ -185,6 +185,13 @@ def main(argv: list[str]) -> int:
     what, out = argv[0], argv[1]
     write = _out(out)
     threads = []
+    # Import here, before any thread starts: two threads importing pyroute2 at once trip over
+    # its circular imports ("partially initialized module"), and the recorder went deaf.
+    if what == "dut-recorder":
+        import pyroute2  # noqa: F401
+        from teamd_shim.dataplane import teamnl  # noqa: F401
+    elif what == "partner-monitor":
+        import pyroute2  # noqa: F401, F811
     if what == "dut-recorder":
         threads = [threading.Thread(target=watch_links, args=(write, set(argv[2:])), daemon=True),
                    threading.Thread(target=watch_team_options, args=(write,), daemon=True)]

@@ -336,6 +336,9 @@ def test_cold_restart_contrast(lab: GuestLab) -> None:
                        **partner_flaps(lab, a, b), **packets_lost(lab, a, b)}
     print(f"\ncold restart: {RESULTS['cold']}")
     assert RESULTS["cold"]["port_flaps"] > 0 and RESULTS["cold"]["lost"] > 0
+    # our netdevs went away and came back: proof that the recorder the hitless row relies on
+    # does see carrier changes
+    assert RESULTS["cold"]["carrier_changes"] > 0, RESULTS["cold"]
 
 
 def test_stock_teamd_restart_contrast(lab: GuestLab) -> None:
