@@ -14,10 +14,12 @@ demo: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
-# the host tiers (unit, integration with redis-server + netns + OVS). The kernel tier
-# (`make test-kernel`) joins `make test` once it passes: see README "Kernel tier" (work in progress)
+# host tiers first (unit, integration with redis-server + netns + OVS), then the kernel tier
+# (qemu, ~4.5 min); both run even if the first fails, and the exit status is non-zero if either
+# failed
 test: setup lint
-	$(PY) -m pytest -q -rs
+	@rc=0; $(PY) -m pytest -q -rs || rc=1; \
+	$(PY) tests/kernel/run_tier.py || rc=1; exit $$rc
 
 test-host: setup
 	$(PY) -m pytest -q -rs

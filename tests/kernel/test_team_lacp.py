@@ -377,11 +377,12 @@ def _table() -> None:
     rows = [(f"hitless warm-restart teamd (x{RUNS})", RESULTS.get("hitless")),
             ("our cold restart (SIGTERM + start)", RESULTS.get("cold")),
             ("stock teamd restart -N -o", RESULTS.get("stock_teamd_N_o"))]
-    lines = [f"{'restart':38} {'partner flaps':>13} {'carrier drops':>13} "
-             f"{'pkts sent':>9} {'pkts lost':>9}"]
+    lines = [f"{'restart':36} {'partner flaps':>13} {'carrier drops':>13} {'pkts sent':>9} "
+             f"{'pkts lost':>9} {'our carrier/enabled changes':>27}"]
     for name, r in rows:
         if r:
-            lines.append(f"{name:38} {r['port_flaps']:>13} {r['carrier_drops']:>13} "
-                         f"{r['sent']:>9} {r['lost']:>9}")
+            ours = f"{r['carrier_changes']} / {r['enabled_changes']}"
+            lines.append(f"{name:36} {r['port_flaps']:>13} {r['carrier_drops']:>13} "
+                         f"{r['sent']:>9} {r['lost']:>9} {ours:>27}")
     RESULTS["table"] = lines
     print("\n" + "\n".join(lines))
