@@ -96,7 +96,9 @@ class Controller:
             raise Refused(f"{cur.owner!r} is {role}, not active: run `warm-restart recover`")
         return inst
 
-    def _wait(self, what: str, deadline: float, check: Callable[[], Any]) -> Any:
+    def _wait(self, what: str, deadline: float, check: Callable[[], Any],
+              every: float = POLL_S) -> Any:
+        """Poll `check` until truthy; a ControlError (busy or starting shim) means "not yet"."""
         while True:
             try:
                 got = check()
@@ -106,7 +108,7 @@ class Controller:
                 return got
             if time.monotonic() > deadline:
                 raise Deadline(f"{what}: deadline passed")
-            time.sleep(POLL_S)
+            time.sleep(every)
 
     # ---- the hitless restart ---------------------------------------------------------------
     def restart(self, exec_path: str | None = None, timeout: float = 20.0) -> Outcome:
@@ -182,7 +184,9 @@ class Controller:
                 return bool(ctl(new_ctl, "info")["ready"])
 
             try:
-                self._wait("standby READY", time.monotonic() + timeout, ready)
+                # seconds-long and off the partner-visible path: poll gently, so the orchestrator
+                # does not take CPU from the standby that is starting up
+                self._wait("standby READY", time.monotonic() + timeout, ready, every=0.1)
             except Deadline:
                 detail = ""
                 try:
