@@ -43,17 +43,42 @@ DUT_IP, PTNR_IP = "192.0.2.1", "192.0.2.2"  # TEST-NET-1, only inside the guest'
 
 
 # The guest run as a whole must end (teardown, logs copied back) before the VM is killed:
-# run_tier.py passes a budget, and no wait outlasts it.
+# run_tier.py passes a budget. A wait never gets less than its normal duration because the
+# budget is low (that turned a slow-but-correct run into a failed assertion); when the budget is
+# truly exhausted the whole tier stops as "out of time", which run_tier.py reports in one line.
 BUDGET_END = time.monotonic() + float(os.environ.get("KERNEL_TIER_BUDGET_S", "1e9"))
+OUT_OF_TIME_FILE = "out-of-time.json"
+T_IMPORT = time.monotonic()
 
 
 def budget_left() -> float:
     return BUDGET_END - time.monotonic()
 
 
+def out_of_time(doing: str) -> None:
+    """Stop the session (fixtures still tear down) and leave a marker for run_tier.py.
+
+    Not an assertion: the product did nothing wrong, the tier's time limit was too small for
+    this machine today.
+    """
+    import pytest
+
+    spent = time.monotonic() - T_IMPORT
+    out = os.environ.get("VM_RESULTS_DIR")
+    if out:
+        Path(out, OUT_OF_TIME_FILE).write_text(json.dumps(
+            {"doing": doing, "guest_seconds": round(spent, 1)}))
+    pytest.exit(f"kernel tier: out of time after {spent:.0f} s in the guest while {doing}; "
+                "raise KERNEL_TIER_TIMEOUT", returncode=3)
+
+
+def check_budget(doing: str) -> None:
+    if budget_left() <= 0:
+        out_of_time(doing)
+
+
 def wait_for(pred: Callable[[], Any], timeout: float, what: str, every: float = 0.1) -> Any:
-    if budget_left() < timeout:
-        timeout = max(0.5, budget_left())
+    check_budget(f"waiting for {what}")
     deadline = time.monotonic() + timeout
     last: Any = None
     while True:
@@ -66,6 +91,7 @@ def wait_for(pred: Callable[[], Any], timeout: float, what: str, every: float = 
                 return last
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
+        check_budget(f"waiting for {what}")
         time.sleep(every)
 
 
@@ -227,18 +253,6 @@ class GuestLab:
         out = Controller(sonic_db.resolve(self.redis_url)).restart(timeout=60).to_json()
         out["controller_cpu_s"] = round(time.process_time() - cpu, 2)
         out["exit"] = out["code"]
-        return out
-
-    def warm_restart(self, timeout: float = 120) -> dict[str, Any]:
-        timeout = max(5.0, min(timeout, budget_left()))
-        p = subprocess.run([str(VENV_BIN / "warm-restart"), "--redis", self.redis_url, "teamd",
-                            "--yes", "--json", "--timeout", "60"],
-                           capture_output=True, text=True, timeout=timeout)
-        try:
-            out = json.loads(p.stdout)
-        except ValueError:
-            out = {"result": "unparsable", "stdout": p.stdout[-2000:], "stderr": p.stderr[-2000:]}
-        out["exit"] = p.returncode
         return out
 
     # ---- observers -------------------------------------------------------------------------

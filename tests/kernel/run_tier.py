@@ -22,18 +22,34 @@ sys.path.insert(0, str(HERE))
 
 from vm import CACHE_DIR, VmSetupError, run_in_vm  # noqa: E402
 
-# The whole tier takes ~4.2-4.4 min here (2-core host, TCG), most of it the 10 standby starts
-# (13-18 s each in the guest); the target is under 5 min. The limit adds a minute for noisy
-# neighbours; the guest stops waiting TEARDOWN_S before it so teardown and logs always get back.
-TIMEOUT_S = float(os.environ.get("KERNEL_TIER_TIMEOUT", "360"))
-# the guest stops waiting this long before the VM limit: teardown and logs must get back
+# Sized from measurements (hld §10 "Kernel tier timing"): the tier took 139-314 s of wall time
+# here (a quiet machine, a busy one, a CPU hog beside it); the limit is about twice the slowest
+# median seen. KERNEL_TIER_TIMEOUT overrides it. The guest stops waiting TEARDOWN_S before the
+# limit so teardown and logs always get back, and says "out of time" instead of failing a test.
+TIMEOUT_S = float(os.environ.get("KERNEL_TIER_TIMEOUT", "600"))
 TEARDOWN_S = 45.0
+GUEST_START_S = 20.0  # qemu start to the guest's import of guestlab
+OUT_OF_TIME_FILE = "out-of-time.json"  # guestlab.OUT_OF_TIME_FILE
+
+
+def durations(suite: ET.Element) -> list[str]:
+    """One line per test with its duration, so drift is visible in every run's summary."""
+    lines = []
+    for case in suite.iter("testcase"):
+        if not case.get("name"):
+            continue  # pytest's entry for a session stopped by pytest.exit (out of time)
+        verdict = "passed"
+        for tag in ("failure", "error", "skipped"):
+            if case.find(tag) is not None:
+                verdict = {"failure": "FAILED", "error": "ERROR", "skipped": "SKIPPED"}[tag]
+        lines.append(f"  {float(case.get('time', 0)):6.1f} s  {verdict:7} {case.get('name')}")
+    return lines
 
 
 def main() -> int:
     results = Path(os.environ.get("KERNEL_TIER_RESULTS", CACHE_DIR / "last-run"))
     results.mkdir(parents=True, exist_ok=True)
-    for old in list(results.glob("guest-*")) + [results / "junit.xml",
+    for old in list(results.glob("guest-*")) + [results / "junit.xml", results / OUT_OF_TIME_FILE,
                                                results / "kernel-tier-results.json"]:
         old.unlink(missing_ok=True)
     junit = results / "junit.xml"
@@ -52,17 +68,20 @@ def main() -> int:
     why = ""
     try:
         # budget counted from the guest's import of guestlab (~20 s after qemu starts)
-        budget = {"KERNEL_TIER_BUDGET_S": str(TIMEOUT_S - TEARDOWN_S - 20)}
+        budget = {"KERNEL_TIER_BUDGET_S": str(TIMEOUT_S - TEARDOWN_S - GUEST_START_S)}
         res = run_in_vm(argv, timeout=TIMEOUT_S, results_dir=results, cwd=REPO, env=budget)
         if res.error:
             why = res.error
         elif res.timed_out:
-            why = f"VM timed out after {TIMEOUT_S:.0f} s"
+            why = "out of time"
     except VmSetupError as e:
         why = f"VM setup failed: {e}"
         res = None
     wall = time.monotonic() - t0
     passed = failed = 0
+    per_test: list[str] = []
+    if (results / OUT_OF_TIME_FILE).exists():
+        why = "out of time"
     if junit.exists():
         try:
             suite = ET.parse(junit).getroot()
@@ -72,6 +91,7 @@ def main() -> int:
             skipped = int(suite.get("skipped", 0))
             passed = total - failed - skipped
             failed += skipped  # a skip in this tier is a failure: it must not vanish
+            per_test = durations(suite)
         except (ET.ParseError, IndexError, ValueError) as e:
             why = why or f"unreadable {junit}: {e}"
     else:
@@ -81,11 +101,17 @@ def main() -> int:
         table = json.loads(numbers.read_text()).get("table")
         if table:
             print("\n".join(["", "kernel tier, measured inside the VM:", *table]))
-    if why:
+    if per_test:
+        print("\n".join(["kernel tier, seconds per test:", *per_test]))
+    print(f"kernel tier wall time {wall:.0f} s (logs: {results})")
+    if why == "out of time":
+        failed = max(failed, 1)
+        print(f"kernel tier: out of time after {wall:.0f} s, raise KERNEL_TIER_TIMEOUT "
+              f"(now {TIMEOUT_S:.0f} s)")
+    elif why:
         failed = max(failed, 1)
         print(f"kernel tier FAILED to run completely: {why}", file=sys.stderr)
     rc = 0 if (res is not None and res.exit_code == 0 and not why and failed == 0) else 1
-    print(f"kernel tier wall time {wall:.0f} s (logs: {results})")
     print(f"kernel tier: {passed} passed, {failed} failed")
     return rc
 
