@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test test-host test-kernel lint unit integration bench clean
+.PHONY: setup demo test test-host test-kernel lint unit integration bench clean images
 
 setup:
 	@bash scripts/setup.sh
@@ -37,6 +37,12 @@ integration: setup
 
 bench: setup
 	$(PY) bench/steady_state.py
+
+# container images, offline (containers/README.md): Docker engine (started if none answers),
+# base from Debian packages, teamd:<version> + :latest, partner:<version>, the upgrade-test tag
+images: setup
+	@bash scripts/docker_engine.sh
+	@bash scripts/build_images.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
