@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test test-host test-kernel lint unit integration bench clean images
+.PHONY: setup demo test test-host test-kernel test-docker lint unit integration bench clean images
 
 setup:
 	@bash scripts/setup.sh
@@ -14,9 +14,9 @@ demo: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
-# host tiers first (unit, integration with redis-server + netns + OVS), then the kernel tier
-# (qemu, ~4.5 min); both run even if the first fails, and the exit status is non-zero if either
-# failed
+# host tiers first (unit, integration with redis-server + netns + OVS, docker: dockerd started
+# and images built if needed), then the kernel tier (qemu, ~2.5-5 min); both run even if the
+# first fails, and the exit status is non-zero if either failed
 test: setup lint
 	@rc=0; $(PY) -m pytest -q -rs || rc=1; \
 	$(PY) tests/kernel/run_tier.py || rc=1; exit $$rc
@@ -31,6 +31,9 @@ test-kernel: setup
 
 unit: setup
 	$(PY) -m pytest -q tests/unit
+
+test-docker: setup
+	$(PY) -m pytest -q -rs tests/docker
 
 integration: setup
 	$(PY) -m pytest -q -rs tests/integration

@@ -92,19 +92,81 @@ def _or_exit_unreachable(ctx: Ctx, what: str, fn: Callable[[], T]) -> T:
 
 @main.command("teamd")
 @click.option("--exec", "exec_path", type=click.Path(dir_okay=False),
-              help="start the standby from this executable instead (an upgrade)")
+              help="process runtime: start the standby from this executable (an upgrade)")
+@click.option("--runtime", "runtime_name", type=click.Choice(["auto", "process", "docker"]),
+              default="auto", show_default=True,
+              help="auto: docker when the active runs in a container, else process")
+@click.option("--image", help="docker runtime: create the new teamd container from this image "
+              "(default: the image the active runs)")
 @click.option("--timeout", default=20.0, show_default=True, type=click.FloatRange(1, 600),
               help="seconds for the standby to become READY")
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
 @click.option("--json", "as_json", is_flag=True, help="print the outcome as JSON")
 @click.pass_obj
-def teamd_cmd(ctx: Ctx, exec_path: str | None, timeout: float, yes: bool, as_json: bool) -> None:
+def teamd_cmd(ctx: Ctx, exec_path: str | None, runtime_name: str, image: str | None,
+              timeout: float, yes: bool, as_json: bool) -> None:
     """Hitless warm restart of teamd: exit 0 done, 1 rolled back, 2 refused (nothing changed)."""
     if not yes and not click.confirm("Restart teamd (hitless warm restart)?", default=True):
         click.echo("nothing was changed")
         sys.exit(2)
-    ctrl = _controller(ctx, quiet=as_json)
-    out = ctrl.restart(exec_path=exec_path, timeout=timeout)  # type: ignore[attr-defined]
+    from .handover import Controller
+
+    ctrl = Controller(ctx.endpoint(), progress=(lambda s: None) if as_json else _say,
+                      runtime_name=runtime_name, image=image)
+    out = ctrl.restart(exec_path=exec_path, timeout=timeout, image=image)
+    _print_outcome(out, as_json)
+    sys.exit(out.code)
+
+
+@main.command("upgrade-docker")
+@click.argument("container", type=click.Choice(["teamd"]))
+@click.argument("source", metavar="IMAGE|TARBALL")
+@click.option("--tag", help="also tag the new image REPO:TAG (REPO of the running image)")
+@click.option("--cleanup-image", is_flag=True,
+              help="remove the previous image afterwards (then rollback-docker cannot work)")
+@click.option("--timeout", default=20.0, show_default=True, type=click.FloatRange(1, 600))
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def upgrade_docker(ctx: Ctx, container: str, source: str, tag: str | None,
+                   cleanup_image: bool, timeout: float, yes: bool, as_json: bool) -> None:
+    """Hitless upgrade of the teamd container to IMAGE (a tarball is `docker load`ed first).
+
+    Exit 0 done, 1 rolled back (the old container runs on), 2 refused (nothing changed)."""
+    del container
+    if not yes and not click.confirm(f"Upgrade teamd to {source} (hitless)?", default=True):
+        click.echo("nothing was changed")
+        sys.exit(2)
+    from .upgrade import upgrade
+
+    say = (lambda s: None) if as_json else _say
+    out = upgrade(ctx.endpoint(), source, tag=tag, cleanup_image=cleanup_image, timeout=timeout,
+                  say=say)
+    if out.result == "refused":
+        say(f"      refused: {out.reason}")
+    _print_outcome(out, as_json)
+    sys.exit(out.code)
+
+
+@main.command("rollback-docker")
+@click.argument("container", type=click.Choice(["teamd"]))
+@click.option("--timeout", default=20.0, show_default=True, type=click.FloatRange(1, 600))
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def rollback_docker(ctx: Ctx, container: str, timeout: float, yes: bool, as_json: bool) -> None:
+    """Hitless return of the teamd container to the image it ran before the last upgrade."""
+    del container
+    if not yes and not click.confirm("Roll teamd back to the previous image (hitless)?",
+                                     default=True):
+        click.echo("nothing was changed")
+        sys.exit(2)
+    from .upgrade import rollback
+
+    say = (lambda s: None) if as_json else _say
+    out = rollback(ctx.endpoint(), timeout=timeout, say=say)
+    if out.result == "refused":
+        say(f"      refused: {out.reason}")
     _print_outcome(out, as_json)
     sys.exit(out.code)
 

@@ -10,6 +10,8 @@ so two owners never hold the dataplane at once (the epoch CAS in Redis enforces 
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import signal
 import time
@@ -23,7 +25,7 @@ from teamd_shim.ownership import OwnerStore, instance_alive
 from teamd_shim.sonic_db import Endpoint
 
 from .journal import Journal, LockHeld, holder_alive
-from .runtime import Instance, ProcessRuntime, Runtime
+from .runtime import Instance, ProcessRuntime, Runtime, RuntimeFailure, runtime_for
 
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 YIELD_DEADLINE_S = 0.5
@@ -70,9 +72,15 @@ def ctl(path: str, cmd: str, timeout: float = 2.0, **kw: Any) -> Any:
 
 class Controller:
     def __init__(self, endpoint: Endpoint, runtime: Runtime | None = None,
-                 progress: Callable[[str], None] = lambda s: None) -> None:
+                 progress: Callable[[str], None] = lambda s: None, *,
+                 runtime_name: str = "auto", image: str | None = None) -> None:
         self.endpoint = endpoint
-        self.runtime = runtime or ProcessRuntime()
+        # `auto`: chosen per run from where the active runs (runtime_for)
+        self.runtime: Runtime = runtime or ProcessRuntime()
+        self._fixed_runtime = runtime is not None or runtime_name != "auto"
+        if runtime is None and runtime_name != "auto":
+            self.runtime = runtime_for(runtime_name, None, image)
+        self.image = image
         self.say = progress
         self.journal = Journal(endpoint)
         self.store = OwnerStore(endpoint)
@@ -88,6 +96,12 @@ class Controller:
             raise Refused(f"the owner {cur.owner!r} is not running (no live instance record); "
                           "start teamd-shim, or run `warm-restart recover`")
         inst = Instance.from_record(cur.owner, rec)
+        if not self._fixed_runtime:
+            self.runtime = runtime_for("auto", inst, self.image)
+        try:
+            inst = self.runtime.locate(inst)
+        except RuntimeFailure as e:
+            raise Refused(str(e)) from None
         try:
             role = ctl(inst.ctl, "info")["role"]
         except ControlError as e:
@@ -111,7 +125,8 @@ class Controller:
             time.sleep(every)
 
     # ---- the hitless restart ---------------------------------------------------------------
-    def restart(self, exec_path: str | None = None, timeout: float = 20.0) -> Outcome:
+    def restart(self, exec_path: str | None = None, timeout: float = 20.0,
+                image: str | None = None) -> Outcome:
         t0 = time.monotonic()
         out = Outcome(code=REFUSED, result="refused")
         stage_t = time.monotonic()
@@ -141,6 +156,19 @@ class Controller:
             active = self.active()
             if exec_path is not None and not os.access(exec_path, os.X_OK):
                 raise Refused(f"--exec {exec_path}: not an executable file")
+            if exec_path is not None and self.runtime.name != "process":
+                raise Refused(f"--exec is for the process runtime; {active.name} runs in a "
+                              "container: use --image IMAGE (or `upgrade-docker`)")
+            image = image or self.image
+            if image is not None and self.runtime.name != "docker":
+                raise Refused(f"--image needs the docker runtime; {active.name} is a process "
+                              "on this host: use --exec PATH")
+            target = exec_path or image
+            if image is not None:
+                try:
+                    self.runtime.resolve_image(image)  # type: ignore[attr-defined]
+                except RuntimeFailure as e:
+                    raise Refused(str(e)) from None
             run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
             self.journal.acquire(run_id)
         except LockHeld as e:
@@ -155,30 +183,41 @@ class Controller:
         out.new = new
         new_ctl = os.path.join(os.path.dirname(active.ctl), f"{new}.sock")
         warm_before = None
-        new_pid: int | None = None
+        new_pid: str | None = None  # the runtime's handle of the standby
         yielded = False
         try:
             warm_before = self.journal.warm_enabled()
             if warm_before != "true":
                 self.journal.set_warm_enabled("true")
             self.journal.start_run(run_id, {"old": active.name, "old_pid": str(active.pid),
+                                            "old_handle": active.handle,
+                                            "runtime": self.runtime.name,
                                             "new": new, "new_ctl": new_ctl,
-                                            "exec": exec_path or "",
-                                            "orchestrator_pid": str(os.getpid())})
-            done("precheck", f"active {active.name} pid {active.pid} epoch {active.epoch}")
+                                            "exec": exec_path or "", "image": image or "",
+                                            "orchestrator_pid": str(os.getpid()),
+                                            **self.runtime.journal_fields(active)})
+            done("precheck", f"active {active.name} {self.runtime.describe(active.handle)} "
+                             f"epoch {active.epoch}")
 
-            how = f"--exec {exec_path}" if exec_path else "same executable"
-            stage(2, "standby", f"start standby {new} ({how}) in the active's network namespace")
+            if self.runtime.name == "docker":
+                how = (f"image {image}" if image else "same image")
+                text = (f"start standby {new} ({how}): container {active.container_name} -> "
+                        f"{active.container_name}_bak, new {active.container_name}")
+            else:
+                how = f"--exec {exec_path}" if exec_path else "same executable"
+                text = f"start standby {new} ({how}) in the active's network namespace"
+            stage(2, "standby", text)
             ctl(active.ctl, "shadow", seconds=timeout + 30.0)
-            new_pid = self.runtime.start_standby(active, new, exec_path)
-            self.journal.stage(run_id, "standby_started", new_pid=str(new_pid))
-            done("standby", f"pid {new_pid}")
+            new_pid = self.runtime.start_standby(active, new, target)
+            self.journal.stage(run_id, "standby_started", new_pid=new_pid, new_handle=new_pid)
+            done("standby", self.runtime.describe(new_pid))
 
             stage(3, "ready", "wait until the standby is READY (byte-identical PDUs; "
                               f"limit {timeout:.0f} s)")
 
             def ready() -> bool:
-                if not self.runtime.alive(new_pid):  # type: ignore[arg-type]
+                assert new_pid is not None
+                if not self.runtime.alive(new_pid):
                     raise Rollback(f"standby {new} exited before READY (see its log next to "
                                    f"{new_ctl})")
                 return bool(ctl(new_ctl, "info")["ready"])
@@ -200,7 +239,7 @@ class Controller:
 
             stage(4, "yield",
                   f"SIGUSR1 to {active.name}: refresh every port, stop, final snapshot")
-            self.runtime.signal(active.pid, signal.SIGUSR1)
+            self.runtime.signal(active.handle, signal.SIGUSR1)
             yielded = True
             info = self._wait("yield", time.monotonic() + YIELD_DEADLINE_S, lambda: (
                 lambda i: i if i["role"] == "yielded" and i["final_written"] else None)(
@@ -242,12 +281,13 @@ class Controller:
             except ControlError:
                 pass
             deadline = time.monotonic() + RETIRE_DEADLINE_S
-            while self.runtime.alive(active.pid) and time.monotonic() < deadline:
+            while self.runtime.alive(active.handle) and time.monotonic() < deadline:
                 time.sleep(0.01)
-            if self.runtime.alive(active.pid):
-                self.runtime.kill(active.pid)  # it is retired: a kill touches nothing
-            if not self.runtime.alive(active.pid):
+            if self.runtime.alive(active.handle):
+                self.runtime.kill(active.handle)  # it is retired: a kill touches nothing
+            if not self.runtime.alive(active.handle):
                 self._forget(active.name)  # if it was killed, its record would stay behind
+                self.runtime.committed(active, new_pid)
             done("retire")
 
             stage(7, "commit", "commit")
@@ -267,7 +307,7 @@ class Controller:
                 self.journal.finish(run_id, "rolled_back", str(e))
             except REDIS_ERRORS as re:
                 out.reason += f" (journal not written: redis unreachable: {re})"
-        except (REDIS_ERRORS + (ControlError, OSError)) as e:
+        except (REDIS_ERRORS + (ControlError, OSError, RuntimeFailure)) as e:
             out.code, out.result = ROLLED_BACK, "rolled_back"
             out.reason = f"{type(e).__name__}: {e}"
             self.say(f"      FAILED: {out.reason}; rolling back")
@@ -309,13 +349,17 @@ class Controller:
         except REDIS_ERRORS as e:
             self.say(f"      warning: could not remove the record of {name}: {e}")
 
-    def _rollback(self, old: Instance, new_pid: int | None, yielded: bool,
+    def _rollback(self, old: Instance, new_pid: str | None, yielded: bool,
                   new_name: str = "") -> None:
         """Kill the would-be successor first, then make sure the old owner transmits."""
         if new_pid is not None and self.runtime.alive(new_pid):
             self.runtime.kill(new_pid)
         if new_pid is not None and new_name and not self.runtime.alive(new_pid):
             self._forget(new_name)
+        try:
+            self.runtime.rolled_back(old, new_pid)
+        except Exception as e:  # e.g. a Docker API error: say it, still resume the old owner
+            self.say(f"      could not undo the runtime's changes around {old.name}: {e}")
         if yielded:
             try:
                 info = ctl(old.ctl, "resume", force=True)
@@ -337,45 +381,66 @@ class Controller:
         if not holder and run.get("result") != "running":
             return out
         out.run_id, out.old, out.new = run_id, run.get("old", ""), run.get("new", "")
+        if not self._fixed_runtime and run.get("runtime"):
+            self.runtime = runtime_for(run["runtime"], None, self.image)
         owner = self.store.owner()
         new_rec = self.store.instance(out.new) if out.new else {}
         old_rec = self.store.instance(out.old) if out.old else {}
-        new_alive = instance_alive(new_rec)
+        # the runtime's handles of both (pids for `process`, container ids for `docker`)
+        new_h = run.get("new_handle") or run.get("new_pid") or ""
+        if not new_h and new_rec.get("pid") and self.runtime.name == "process":
+            new_h = new_rec["pid"]  # started, but the journal did not get its pid
+        old_h = run.get("old_handle") or run.get("old_pid") or ""
+        old = Instance.from_record(out.old, old_rec or {"pid": run.get("old_pid", "0")})
+        old = dataclasses.replace(old, handle=old_h,
+                                  container_name=run.get("old_container_name", ""))
+        if old_rec and old.ctl:
+            with contextlib.suppress(RuntimeFailure):
+                old = dataclasses.replace(self.runtime.locate(old), handle=old_h,
+                                          container_name=old.container_name or
+                                          run.get("old_container_name", ""))
+        restore = getattr(self.runtime, "restore_policy_from", None)
+        if restore is not None:
+            restore(run, old)
+        new_ctl = run.get("new_ctl", "") or new_rec.get("ctl", "")
+        new_alive = bool(new_h) and self.runtime.alive(new_h)
         # Whether the new one took over: the owner record says so, or the process itself does
         # (a Redis restarted from an older dump may have lost the takeover's epoch CAS; killing
         # a new owner that transmits while the old one already retired would leave nobody).
-        new_pid = int(run.get("new_pid") or new_rec.get("pid") or 0)
-        new_ctl = new_rec.get("ctl") or run.get("new_ctl", "")
         took_over = new_alive and owner is not None and owner.owner == out.new
-        if not took_over and new_pid and new_ctl and self.runtime.alive(new_pid):
+        if not took_over and new_alive and new_ctl:
             try:
                 took_over = ctl(new_ctl, "info")["role"] == "active"
             except ControlError:
                 pass
+        old_alive = bool(old_h) and self.runtime.alive(old_h)
         if took_over:
-            new = Instance.from_record(out.new, {**new_rec, "pid": str(new_pid), "ctl": new_ctl})
             try:
                 self._wait("new owner confirmation", time.monotonic() + 2.0,
-                           lambda: ctl(new.ctl, "info")["confirmed"])
+                           lambda: ctl(new_ctl, "info")["confirmed"])
             except Rollback:
                 pass
-            if instance_alive(old_rec):
-                old = Instance.from_record(out.old, old_rec)
+            if old_alive:
                 try:
                     ctl(old.ctl, "retire")
+                    deadline = time.monotonic() + RETIRE_DEADLINE_S
+                    while self.runtime.alive(old_h) and time.monotonic() < deadline:
+                        time.sleep(0.01)
                 except ControlError:
-                    self.runtime.kill(old.pid)
-            elif old_rec:
+                    pass
+                if self.runtime.alive(old_h):
+                    self.runtime.kill(old_h)
+            if old_rec:
                 self._forget(out.old)
+            self.runtime.committed(old, new_h)
             out.result, out.reason = "completed", f"{out.new} had taken over; {out.old} retired"
         else:
-            pid = new_pid
-            if pid and self.runtime.alive(pid):
-                self.runtime.kill(pid)
-            if out.new and (not pid or not self.runtime.alive(pid)):
+            if new_h and self.runtime.alive(new_h):
+                self.runtime.kill(new_h)
+            if out.new and (not new_h or not self.runtime.alive(new_h)):
                 self._forget(out.new)
-            if instance_alive(old_rec):
-                old = Instance.from_record(out.old, old_rec)
+            self.runtime.rolled_back(old, new_h or None)
+            if old_alive:
                 try:
                     info = ctl(old.ctl, "info")
                     if info["role"] == "yielded":

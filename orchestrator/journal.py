@@ -24,6 +24,8 @@ LOCK_KEY = "WARM_RESTART_LOCK|teamd"
 TABLE_KEY = "WARM_RESTART_TABLE|teamd"
 ENABLE_KEY = "WARM_RESTART_ENABLE_TABLE|teamd"
 RUN_PREFIX = "WARM_RESTART_RUN|"
+# docker runtime: the image teamd runs and the one before it (what rollback-docker goes back to)
+IMAGES_KEY = "TEAMD_HITLESS_IMAGES|teamd"
 TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 # the single retry layer for the orchestrator's Redis calls: short, so a dead Redis is reported
@@ -139,3 +141,14 @@ class Journal:
             self.r.hdel(ENABLE_KEY, "enable")
         else:
             self.r.hset(ENABLE_KEY, "enable", value)
+
+    @edge_retry
+    def images(self) -> dict[str, str]:
+        return self.r.hgetall(IMAGES_KEY)
+
+    @edge_retry
+    def set_images(self, current: str, current_ref: str, previous: str,
+                   previous_ref: str) -> None:
+        self.r.hset(IMAGES_KEY, mapping={"current": current, "current_ref": current_ref,
+                                         "previous": previous, "previous_ref": previous_ref,
+                                         "since": time.strftime("%Y-%m-%dT%H:%M:%S")})

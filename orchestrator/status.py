@@ -26,9 +26,31 @@ def collect(endpoint: Endpoint) -> dict[str, Any]:
         lags.setdefault(lag, {"lag": {}, "members": {}})["members"][port] = r.hgetall(key)
     wr = r.hgetall(TABLE_KEY)
     last = r.hgetall(RUN_PREFIX + wr["last_run"]) if wr.get("last_run") else {}
+    if owner and owner.owner in instances:
+        instances[owner.owner].update(_container_of(owner.owner, instances[owner.owner]))
     return {"owner": owner.__dict__ if owner else None, "instances": instances, "lags": lags,
             "warm_restart": wr, "warm_restart_enable": r.hget(ENABLE_KEY, "enable"),
             "last_run": last}
+
+
+def _container_of(name: str, rec: dict[str, str]) -> dict[str, str]:
+    """Container, image and image version of a shim that runs in a container ({} if not)."""
+    from .runtime import Instance, runtime_for
+
+    inst = Instance.from_record(name, rec)
+    rt = runtime_for("auto", inst)
+    if rt.name != "docker":
+        return {}
+    try:
+        found = rt.locate(inst)
+        image = rt.resolve_image(found.image)  # type: ignore[attr-defined]
+    except Exception as e:
+        return {"container_error": str(e)}
+    labels = image.attrs.get("Config", {}).get("Labels") or {}
+    return {"container_name": found.container_name, "container": found.handle[:12],
+            "image": image.tags[0] if image.tags else found.image[:19],
+            "image_id": found.image[:19],
+            "image_version": labels.get("org.opencontainers.image.version", "")}
 
 
 def render(st: dict[str, Any]) -> str:
@@ -39,6 +61,12 @@ def render(st: dict[str, Any]) -> str:
         lines.append(f"active: {own['owner']} (epoch {own['epoch']}, pid {inst.get('pid', '?')}, "
                      f"version {inst.get('version', '?')}, "
                      f"{'alive' if inst.get('alive') else 'NOT RUNNING'})")
+        if inst.get("container"):
+            lines.append(f"container: {inst['container_name']} {inst['container']}, image "
+                         f"{inst['image']} ({inst['image_id']}), image version "
+                         f"{inst.get('image_version') or '?'}")
+        elif inst.get("container_error"):
+            lines.append(f"container: unknown ({inst['container_error']})")
     else:
         lines.append("active: none")
     others = [f"{n} ({i.get('role')}, pid {i.get('pid')})" for n, i in st["instances"].items()

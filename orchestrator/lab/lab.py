@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis
+from teamd_shim.identity import host_id
 
 from orchestrator.lab import netns
 from orchestrator.lab.ovs import OvsPartner
@@ -179,8 +180,11 @@ class Lab:
                     f"{old.get('phase')!r}) that was not taken down; run down() on it first")
 
     def up(self, lags: int, members: int, shim_cmd: list[str] | None = None, *,
-           recorder: bool = False) -> Lab:
-        """Build the lab; on any failure, remove what was built and re-raise."""
+           recorder: bool = False, dut_netns_pid: int | None = None) -> Lab:
+        """Build the lab; on any failure, remove what was built and re-raise.
+
+        `dut_netns_pid`: the DUT side is that process's network namespace (a holder
+        container's, for the docker runtime) instead of a new one."""
         self._check_free()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.state = self._fresh_state()
@@ -189,7 +193,10 @@ class Lab:
         try:
             self._start_redis()
             for ns in (self.dut_ns, self.partner_ns):
-                netns.create_ns(ns)
+                if ns == self.dut_ns and dut_netns_pid:
+                    netns.attach_ns(ns, dut_netns_pid)
+                else:
+                    netns.create_ns(ns)
                 self.state["created_namespaces"].append(ns)
                 self._save()
             self.ovs = OvsPartner(self.workdir / "ovs", self.partner_ns,
@@ -438,6 +445,8 @@ class Lab:
             out = {}
             for key in r.keys("TEAMD_SHIM_INSTANCE|*"):
                 rec = r.hgetall(key)
+                if rec.get("host", host_id()) != host_id():
+                    continue  # in a container: its pid is not ours to signal
                 if rec.get("pid", "").isdigit() and rec.get("starttime", "").isdigit():
                     ref = ProcRef(int(rec["pid"]), int(rec["starttime"]), key.split("|", 1)[1])
                     if ref.alive():

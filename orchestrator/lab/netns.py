@@ -51,6 +51,24 @@ def create_ns(name: str) -> str:
     return name
 
 
+def attach_ns(name: str, pid: int) -> str:
+    """Name the network namespace of process `pid` (a holder container's) `name`, as
+    `ip netns attach` does; delete_ns only removes the name, the namespace lives on with its
+    holder. Refuses if the name exists."""
+    import subprocess
+
+    if ns_exists(name):
+        raise FileExistsError(f"network namespace {name!r} already exists")
+    p = subprocess.run(["ip", "netns", "attach", name, str(pid)], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise OSError(f"ip netns attach {name} {pid}: {p.stderr.strip()}")
+    with IPRoute(netns=name, flags=0) as ipr:
+        idx = ipr.link_lookup(ifname="lo")
+        if idx:
+            ipr.link("set", index=idx[0], state="up")
+    return name
+
+
 def delete_ns(name: str) -> bool:
     """Delete namespace `name` if present; returns whether something was removed."""
     if not ns_exists(name):

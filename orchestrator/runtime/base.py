@@ -1,4 +1,9 @@
-"""The runtime interface and the instance record it works from."""
+"""The runtime interface and the instance record it works from.
+
+A runtime addresses instances by an opaque *handle*: a host pid for `process`, a container id
+for `docker` (a shim in a container has its own pid namespace, so its pid means nothing on the
+host). The controller never looks inside a handle.
+"""
 
 from __future__ import annotations
 
@@ -9,39 +14,70 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class Instance:
-    """A registered shim (STATE_DB `TEAMD_SHIM_INSTANCE|<name>`)."""
+    """A registered shim (STATE_DB `TEAMD_SHIM_INSTANCE|<name>`), located by a runtime."""
 
     name: str
-    pid: int
+    pid: int  # in the shim's own pid namespace
     starttime: str
     host: str
     argv: list[str]
     netns: str
     version: str
     role: str
-    ctl: str
+    ctl: str  # as the shim sees it; `locate` makes it a path this host can open
     epoch: str = ""
+    pidns: str = ""
+    container: str = ""  # container id as the shim's cgroup names it ('' on the host)
+    handle: str = ""  # set by Runtime.locate
+    image: str = ""  # docker: image id the container runs
+    image_ref: str = ""  # docker: the image name the container was created from
+    container_name: str = ""  # docker: `teamd`
 
     @classmethod
     def from_record(cls, name: str, rec: dict[str, str]) -> Instance:
         return cls(name=name, pid=int(rec.get("pid", "0") or 0), starttime=rec.get("starttime", ""),
                    host=rec.get("host", ""), argv=json.loads(rec.get("argv", "[]")),
                    netns=rec.get("netns", ""), version=rec.get("version", ""),
-                   role=rec.get("role", ""), ctl=rec.get("ctl", ""), epoch=rec.get("epoch", ""))
+                   role=rec.get("role", ""), ctl=rec.get("ctl", ""), epoch=rec.get("epoch", ""),
+                   pidns=rec.get("pidns", ""), container=rec.get("container", ""))
+
+
+class RuntimeFailure(RuntimeError):
+    """The runtime could not do what was asked; the message says what and what to do."""
 
 
 class Runtime(Protocol):
     name: str
 
-    def start_standby(self, active: Instance, new_name: str, exec_path: str | None) -> int:
-        """Start a standby with the active's command line (or `exec_path`) where the active
-        runs; return its pid."""
+    def locate(self, inst: Instance) -> Instance:
+        """The instance with `handle` (and a host-reachable `ctl`) filled in; raises
+        RuntimeFailure when this runtime cannot find it."""
         ...
 
-    def signal(self, pid: int, sig: int) -> None: ...
+    def start_standby(self, active: Instance, new_name: str, target: str | None) -> str:
+        """Start a standby like the active (`target`: another executable or image); return
+        its handle."""
+        ...
 
-    def alive(self, pid: int) -> bool: ...
+    def describe(self, handle: str) -> str: ...
 
-    def kill(self, pid: int, timeout: float = 2.0) -> None:
-        """SIGKILL and wait until gone (works on stopped processes too)."""
+    def signal(self, handle: str, sig: int) -> None: ...
+
+    def alive(self, handle: str) -> bool: ...
+
+    def kill(self, handle: str, timeout: float = 2.0) -> None:
+        """SIGKILL and wait until gone (works on stopped/paused ones too)."""
+        ...
+
+    def committed(self, old: Instance, new_handle: str) -> None:
+        """The new instance owns the LAGs and the old one has exited: clean up after the old
+        one without touching the kernel or the DBs."""
+        ...
+
+    def rolled_back(self, old: Instance, new_handle: str | None) -> None:
+        """The new instance is dead: undo what start_standby changed around the old one."""
+        ...
+
+    def journal_fields(self, active: Instance) -> dict[str, str]:
+        """What `recover` needs to finish or undo this run after the orchestrator died."""
         ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -37,10 +38,13 @@ class ProcessRuntime:
     def __init__(self) -> None:
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
-    def start_standby(self, active: Instance, new_name: str, exec_path: str | None) -> int:
-        if exec_path is not None and not os.access(exec_path, os.X_OK):
-            raise FileNotFoundError(f"--exec {exec_path}: not an executable file")
-        argv = standby_argv(active.argv, new_name, exec_path)
+    def locate(self, inst: Instance) -> Instance:
+        return dataclasses.replace(inst, handle=str(inst.pid))
+
+    def start_standby(self, active: Instance, new_name: str, target: str | None) -> str:
+        if target is not None and not os.access(target, os.X_OK):
+            raise FileNotFoundError(f"--exec {target}: not an executable file")
+        argv = standby_argv(active.argv, new_name, target)
         nsenter = shutil.which("nsenter")
         if nsenter is None:
             raise FileNotFoundError("nsenter (util-linux) is needed to enter the active's netns")
@@ -53,22 +57,35 @@ class ProcessRuntime:
                              start_new_session=True, close_fds=True)
         log.close()
         self._children[p.pid] = p
-        return p.pid
+        return str(p.pid)
 
-    def signal(self, pid: int, sig: int) -> None:
-        os.kill(pid, sig)
+    def describe(self, handle: str) -> str:
+        return f"pid {handle}"
 
-    def alive(self, pid: int) -> bool:
+    def signal(self, handle: str, sig: int) -> None:
+        os.kill(int(handle), sig)
+
+    def alive(self, handle: str) -> bool:
+        pid = int(handle)
         child = self._children.get(pid)
         if child is not None:
             return child.poll() is None
         return proc_starttime(pid) is not None
 
-    def kill(self, pid: int, timeout: float = 2.0) -> None:
+    def kill(self, handle: str, timeout: float = 2.0) -> None:
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(int(handle), signal.SIGKILL)
         except ProcessLookupError:
             return
         deadline = time.monotonic() + timeout
-        while self.alive(pid) and time.monotonic() < deadline:
+        while self.alive(handle) and time.monotonic() < deadline:
             time.sleep(0.005)
+
+    def committed(self, old: Instance, new_handle: str) -> None:
+        """Nothing to clean up: the old process has exited."""
+
+    def rolled_back(self, old: Instance, new_handle: str | None) -> None:
+        """Nothing was changed around the old process."""
+
+    def journal_fields(self, active: Instance) -> dict[str, str]:
+        return {}

@@ -12,6 +12,7 @@ import sys
 
 from . import __version__, sonic_db
 from .control import DEFAULT_CTL_DIR, ControlError, request
+from .identity import default_ctl_dir
 
 ROLES = ("active", "standby")
 
@@ -27,8 +28,10 @@ def _parser() -> argparse.ArgumentParser:
                    f"else {sonic_db.DEFAULT_DB_CONFIG} if present, else {sonic_db.DEFAULT_URL})")
     p.add_argument("--role", choices=ROLES, default="active")
     p.add_argument("--name", default="teamd-shim", help="instance name (control socket name)")
-    p.add_argument("--ctl-dir", default=os.environ.get("TEAMD_SHIM_CTL_DIR", DEFAULT_CTL_DIR),
-                   help=f"directory of control sockets (default {DEFAULT_CTL_DIR})")
+    p.add_argument("--ctl-dir", default=os.environ.get("TEAMD_SHIM_CTL_DIR"),
+                   help=f"directory of control sockets (default {DEFAULT_CTL_DIR}; in a "
+                   "container with a unix-socket --redis: <that socket's dir>/teamd-shim, which "
+                   "the host shares)")
     p.add_argument("--record", metavar="FILE",
                    help="also journal every dataplane write to FILE (tests)")
     p.add_argument("--dataplane", choices=("auto", "team", "appdb"), default="auto",
@@ -57,6 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s teamd-shim[%(process)d] %(message)s")
+    if args.ctl_dir is None:
+        unix = None
+        try:
+            unix = sonic_db.resolve(args.redis).unix_path
+        except sonic_db.RedisUrlError:
+            pass  # the daemon path below reports it
+        args.ctl_dir = default_ctl_dir(unix, DEFAULT_CTL_DIR)
     if args.cmd == "ctl":
         if args.words != ["state", "dump"]:
             print(f"teamd-shim ctl: unsupported command {' '.join(args.words)!r}; "

@@ -33,10 +33,12 @@ class ControlServer:
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        # owner and group only: a control socket can make the shim yield or retire
+        os.makedirs(os.path.dirname(self.path), mode=0o750, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
         self._server = await asyncio.start_unix_server(self._client, path=self.path)
+        os.chmod(self.path, 0o660)
 
     async def stop(self) -> None:
         if self._server is not None:

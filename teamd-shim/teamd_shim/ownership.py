@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from . import sonic_db
+from .identity import host_id
 
 STATE_DB = 6
 APPL_DB = 0
@@ -99,10 +99,11 @@ def proc_starttime(pid: int) -> int | None:
 
 
 def instance_alive(rec: dict[str, str]) -> bool:
-    """Alive = same host and the very same process still runs, else a fresh heartbeat."""
+    """Alive = same host and pid namespace and the very same process still runs, else a fresh
+    heartbeat (another host, or a shim in a container: its pid means nothing here)."""
     if not rec:
         return False
-    if rec.get("host") == socket.gethostname() and rec.get("pid", "").isdigit():
+    if rec.get("host") == host_id() and rec.get("pid", "").isdigit():
         st = proc_starttime(int(rec["pid"]))
         return st is not None and str(st) == rec.get("starttime")
     try:

@@ -19,7 +19,6 @@ import asyncio
 import json
 import logging
 import os
-import socket
 import sys
 import threading
 import time
@@ -27,6 +26,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .identity import container_id, host_id, pid_namespace
 from .lacp import Lag
 from .ownership import (
     OWNER_KEY,
@@ -96,7 +96,9 @@ class RolesMixin:
         return {
             "pid": str(os.getpid()),
             "starttime": str(proc_starttime(os.getpid()) or ""),
-            "host": socket.gethostname(),
+            "host": host_id(),
+            "pidns": pid_namespace(),
+            "container": container_id(),
             "argv": json.dumps(sys.argv),
             "netns": netns_id(),
             "version": __version__,

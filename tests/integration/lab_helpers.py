@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+from orchestrator.lab.record_analysis import inter_arrivals, load_records
+
+if TYPE_CHECKING:
+    from orchestrator.lab.lab import Lab
 
 T = TypeVar("T")
 
@@ -31,3 +36,15 @@ def all_negotiated(bond_show: dict[str, dict]) -> bool:
         b.get("lacp_status") == "negotiated" and b["members"] and all(b["members"].values())
         for b in bond_show.values()
     )
+
+
+def counters(lab: Lab) -> dict[tuple[str, str], tuple[int, int]]:
+    return {(b, m): (s["link_expired"], s["link_defaulted"])
+            for b, ms in lab.ovs.lacp_stats().items() for m, s in ms.items()}
+
+
+def max_gaps(lab: Lab, start: float, end: float) -> dict[str, float]:
+    """Largest inter-arrival per port; the window reaches back 2 s so a gap that spans the
+    window's start (the old owner's last PDU before it) is counted too."""
+    frames = [f for f in load_records(lab.state["recorder"]["out"]) if start - 2.0 <= f.t <= end]
+    return {iface: max(g) for iface, g in inter_arrivals(frames, subtype=1).items() if g}

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 from keyspace_recorder import KeyspaceRecorder
-from lab_helpers import all_negotiated, wait_for
+from lab_helpers import all_negotiated, counters, max_gaps, wait_for
 
 from orchestrator.lab.lab import Lab
-from orchestrator.lab.record_analysis import inter_arrivals, load_records
 from orchestrator.lab.shim import shim_command
 
 pytestmark = pytest.mark.integration
@@ -40,23 +39,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
     lab.down()
 
 
-def counters(lab: Lab) -> dict[tuple[str, str], tuple[int, int]]:
-    return {(b, m): (s["link_expired"], s["link_defaulted"])
-            for b, ms in lab.ovs.lacp_stats().items() for m, s in ms.items()}
-
-
 def warm_restart(lab: Lab) -> dict:
     p = subprocess.run([WARM_RESTART, "--redis", lab.redis_url, "teamd", "--yes", "--json"],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, (p.returncode, p.stdout[-2000:], p.stderr[-2000:])
     return json.loads(p.stdout)
-
-
-def max_gaps(lab: Lab, start: float, end: float) -> dict[str, float]:
-    """Largest inter-arrival per port; the window reaches back 2 s so a gap that spans the
-    window's start (the old owner's last PDU before it) is counted too."""
-    frames = [f for f in load_records(lab.state["recorder"]["out"]) if start - 2.0 <= f.t <= end]
-    return {iface: max(g) for iface, g in inter_arrivals(frames, subtype=1).items() if g}
 
 
 def test_30_hitless_restarts_are_invisible_to_the_partner(lab: Lab) -> None:

@@ -1,0 +1,282 @@
+"""The `docker` runtime: SONiC's teamd -> teamd_bak flow (fast-mode HLD, hld §11).
+
+`warm-restart` runs on the host, outside the containers, as `sonic-installer` does. The running
+container `teamd` is renamed `teamd_bak`; a new `teamd` is created from IMAGE (default: the
+running image) with the old one's configuration (network mode, mounts, caps, env, labels,
+restart policy: the inspected HostConfig is reused as is) and the standby role; the signals go to
+the containers (their init forwards them to the shim); `teamd_bak` is removed once its shim has
+exited by itself. Rollback removes the new container and renames `teamd_bak` back.
+
+Containers are addressed by id, never by a pid: the shim's pid is in its own pid namespace.
+Every Docker API call goes through one tenacity layer (`_retry`) that retries only transient
+failures (connection errors, 5xx); a 404/409 is an answer, not a glitch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from tenacity import (
+    Retrying,
+    before_sleep_log,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from .base import Instance, RuntimeFailure
+from .process import standby_argv
+
+log = logging.getLogger(__name__)
+BAK_SUFFIX = "_bak"
+LABEL_RESTART = "teamd-hitless.restart-policy"  # the policy teamd_bak had before the run
+
+
+def _transient(e: BaseException) -> bool:
+    import docker.errors
+    import requests
+
+    if isinstance(e, requests.exceptions.ConnectionError):
+        return True
+    return (isinstance(e, docker.errors.APIError) and e.response is not None
+            and e.response.status_code >= 500 and "is not running" not in str(e))
+
+
+def _retry(fn: Any, *args: Any, **kw: Any) -> Any:
+    for attempt in Retrying(stop=stop_after_delay(5), reraise=True,
+                            wait=wait_exponential_jitter(initial=0.05, max=0.5, jitter=0.05),
+                            retry=retry_if_exception(_transient),
+                            before_sleep=before_sleep_log(log, logging.WARNING)):
+        with attempt:
+            return fn(*args, **kw)
+    raise AssertionError("unreachable")
+
+
+def pid_namespace_of(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return ""
+
+
+def host_path(mounts: list[dict[str, Any]], path: str) -> str:
+    """`path` inside the container, as this host sees it (through the longest bind mount)."""
+    best: tuple[int, str] | None = None
+    for m in mounts:
+        dest, src = m.get("Destination", ""), m.get("Source", "")
+        if not dest or not src:
+            continue
+        if path == dest or path.startswith(dest.rstrip("/") + "/"):
+            if best is None or len(dest) > best[0]:
+                best = (len(dest), src + path[len(dest):])
+    if best is None:
+        raise RuntimeFailure(
+            f"the shim's control socket {path} is not on a volume shared with the host: mount "
+            "its directory (e.g. -v RUNDIR:RUNDIR, the dir of the redis socket) or pass "
+            "--ctl-dir on such a volume")
+    return best[1]
+
+
+class DockerRuntime:
+    name = "docker"
+
+    def __init__(self, image: str | None = None, base_url: str | None = None) -> None:
+        self.image = image
+        self.base_url = base_url
+        self._client: Any = None
+        # restart policy of each renamed container before the run (it is set to "no" so that
+        # teamd_bak does not come back when its shim exits); journaled for `recover`
+        self._policies: dict[str, dict[str, Any]] = {}
+
+    # ---- plumbing --------------------------------------------------------------------------
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import docker
+
+            try:
+                self._client = (docker.DockerClient(base_url=self.base_url, timeout=30)
+                                if self.base_url else docker.from_env(timeout=30))
+                _retry(self._client.ping)
+            except Exception as e:
+                self._client = None
+                where = (self.base_url or os.environ.get("DOCKER_HOST")
+                         or "unix:///var/run/docker.sock")
+                raise RuntimeFailure(
+                    f"no Docker engine answers at {where}: {e}. Start dockerd (`make images` "
+                    "does), or use --runtime process") from None
+        return self._client
+
+    def _get(self, ref: str) -> Any:
+        import docker.errors
+
+        try:
+            return _retry(self.client.containers.get, ref)
+        except docker.errors.NotFound:
+            return None
+
+    def _find(self, inst: Instance) -> Any:
+        """By the container id the shim's cgroup named, else by its pid namespace."""
+        if inst.container:
+            ctr = self._get(inst.container)
+            if ctr is not None:
+                return ctr
+        if inst.pidns:
+            for ctr in _retry(self.client.containers.list):
+                pid = int(ctr.attrs.get("State", {}).get("Pid") or 0)
+                if pid and pid_namespace_of(pid) == inst.pidns:
+                    return ctr
+        return None
+
+    # ---- Runtime ---------------------------------------------------------------------------
+    def locate(self, inst: Instance) -> Instance:
+        ctr = self._find(inst)
+        if ctr is None:
+            raise RuntimeFailure(
+                f"{inst.name!r} runs in no container this Docker engine knows (container "
+                f"{inst.container[:12] or '?'}, {inst.pidns or 'no pid namespace'}): is "
+                "warm-restart talking to the right engine (DOCKER_HOST)? Or use --runtime "
+                "process")
+        ctl = host_path(ctr.attrs.get("Mounts", []), inst.ctl) if inst.ctl else ""
+        return dataclasses.replace(inst, handle=ctr.id, ctl=ctl, image=ctr.attrs["Image"],
+                                   image_ref=ctr.attrs["Config"].get("Image", ""),
+                                   container_name=ctr.name, container=ctr.id)
+
+    def resolve_image(self, ref: str) -> Any:
+        import docker.errors
+
+        try:
+            return _retry(self.client.images.get, ref)
+        except docker.errors.ImageNotFound:
+            raise RuntimeFailure(f"no image {ref!r} in this Docker engine (`docker images`); "
+                                 "build it (`make images`) or `docker load` it") from None
+
+    def start_standby(self, active: Instance, new_name: str, target: str | None) -> str:
+        old = self._get(active.handle)
+        if old is None:
+            raise RuntimeFailure(f"container {active.handle[:12]} is gone")
+        # default: the very image the active runs (by id: its tag may have moved since)
+        ref = target or self.image or active.image
+        self.resolve_image(ref)
+        attrs = old.attrs
+        cfg, hc = attrs["Config"], dict(attrs["HostConfig"])
+        name = old.name
+        bak = name + BAK_SUFFIX
+        if self._get(bak) is not None:
+            raise RuntimeFailure(f"a container {bak!r} exists already (left by an interrupted "
+                                 "run?): run `warm-restart recover`, or remove it")
+        old_image_cfg = self.resolve_image(attrs["Image"]).attrs.get("Config") or {}
+        img_env = set(old_image_cfg.get("Env") or [])
+        img_labels = old_image_cfg.get("Labels") or {}
+        env = [e for e in cfg.get("Env") or [] if e not in img_env]
+        labels = {k: v for k, v in (cfg.get("Labels") or {}).items()
+                  if img_labels.get(k) != v}
+        argv = standby_argv(list(cfg.get("Cmd") or []), new_name, None)
+        policy = hc.get("RestartPolicy") or {"Name": "no"}
+        self._policies[old.id] = policy
+        # teamd_bak must not come back when its shim exits after the handover
+        _retry(old.rename, bak)
+        try:
+            if policy.get("Name", "no") not in ("", "no"):
+                _retry(old.update, restart_policy={"Name": "no"})
+            ctr = _retry(self.client.api.create_container, ref, command=argv,
+                         name=name, environment=env, labels=labels,
+                         entrypoint=None, host_config=hc)
+            _retry(self.client.api.start, ctr["Id"])
+        except BaseException:
+            self._undo_rename(old, name, policy, new_id=None)
+            raise
+        return str(ctr["Id"])
+
+    def describe(self, handle: str) -> str:
+        ctr = self._get(handle)
+        if ctr is None:
+            return f"container {handle[:12]} (gone)"
+        tags = ctr.image.tags if ctr.image is not None else []
+        image = tags[0] if tags else ctr.attrs["Image"][:19]
+        return f"container {ctr.name} {handle[:12]} ({image})"
+
+    def signal(self, handle: str, sig: int) -> None:
+        _retry(self.client.api.kill, handle, signal=int(sig))
+
+    def alive(self, handle: str) -> bool:
+        ctr = self._get(handle)
+        return ctr is not None and bool(ctr.attrs.get("State", {}).get("Running"))
+
+    def kill(self, handle: str, timeout: float = 2.0) -> None:
+        import docker.errors
+
+        ctr = self._get(handle)
+        if ctr is None:
+            return
+        try:
+            if ctr.attrs.get("State", {}).get("Paused"):
+                _retry(self.client.api.unpause, handle)
+            _retry(self.client.api.kill, handle, signal="SIGKILL")
+        except docker.errors.APIError as e:
+            if "is not running" not in str(e):
+                raise
+        try:
+            _retry(self.client.api.wait, handle, timeout=timeout)
+        except Exception as e:  # still there after timeout: the caller checks alive()
+            log.warning("container %s did not stop within %.1f s: %s", handle[:12], timeout, e)
+
+    def _remove(self, handle: str) -> None:
+        import docker.errors
+
+        try:
+            _retry(self.client.api.remove_container, handle, force=True, v=False)
+        except docker.errors.NotFound:
+            pass
+
+    def _undo_rename(self, old: Any, name: str, policy: dict[str, Any],
+                     new_id: str | None) -> None:
+        if new_id:
+            self._remove(new_id)
+        cur = self._get(name)
+        if cur is not None and cur.id != old.id:
+            self._remove(cur.id)  # a half-created new one
+        _retry(old.rename, name)
+        if policy.get("Name", "no") not in ("", "no"):
+            _retry(old.update, restart_policy=policy)
+
+    def committed(self, old: Instance, new_handle: str) -> None:
+        """teamd_bak has exited: remove it (no kernel or DB is touched by a removal)."""
+        self._remove(old.handle)
+
+    def rolled_back(self, old: Instance, new_handle: str | None) -> None:
+        ctr = self._get(old.handle)
+        if new_handle:
+            self._remove(new_handle)
+        if ctr is None:
+            return
+        name = old.container_name or ctr.name.lstrip("/").removesuffix(BAK_SUFFIX)
+        policy = self._policies.get(old.handle) or ctr.attrs["HostConfig"].get(
+            "RestartPolicy") or {"Name": "no"}
+        self._undo_rename(ctr, name, policy, new_id=None)
+
+    def journal_fields(self, active: Instance) -> dict[str, str]:
+        ctr = self._get(active.handle)
+        policy = (ctr.attrs["HostConfig"].get("RestartPolicy") or {}) if ctr else {}
+        return {"old_container": active.handle, "old_container_name": active.container_name,
+                "old_image": active.image, "restart_policy": policy.get("Name", "no"),
+                "restart_max": str(policy.get("MaximumRetryCount", 0))}
+
+    def restore_policy_from(self, run: dict[str, str], old: Instance) -> None:
+        """For `recover`: the policy teamd_bak had before the run (the journal has it)."""
+        if run.get("restart_policy"):
+            self._policies[old.handle] = {"Name": run["restart_policy"],
+                                          "MaximumRetryCount": int(run.get("restart_max") or 0)}
+
+
+def load_tarball(rt: DockerRuntime, path: Path) -> Any:
+    """`docker load` a saved image (as `sonic-installer upgrade-docker` does with a file)."""
+    with open(path, "rb") as f:
+        images = _retry(rt.client.images.load, f.read())
+    if not images:
+        raise RuntimeFailure(f"{path}: `docker load` found no image in it")
+    return images[0]

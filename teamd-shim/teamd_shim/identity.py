@@ -1,0 +1,58 @@
+"""Who this process is, in terms another process on the host can check (hld §11.2).
+
+A shim in a container has its own pid namespace: its pid means nothing on the host, and with
+`--network container:X` it even shares X's hostname with every other shim of that holder. So an
+instance record carries the pid namespace (`pid:[inode]`, the same string from inside and from
+`/proc/<pid>/ns/pid` on the host) and, when the cgroup names it, the container id. The host's
+orchestrator finds the container by either, and addresses it by container id, never by pid.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+
+# cgroup v1 with the cgroupfs driver: `/docker/<id>`; systemd driver: `docker-<id>.scope`
+_CGROUP_ID = re.compile(r"(?:/docker[-/]|docker-)([0-9a-f]{64})(?:\.scope)?\b")
+
+
+def pid_namespace(pid: int | str = "self") -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return ""
+
+
+def container_id() -> str:
+    """This process's Docker container id from its cgroup path, or '' (host, or cgroup v2
+    with a private cgroup namespace, where the path is just `/`)."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            text = f.read()
+    except OSError:
+        return ""
+    m = _CGROUP_ID.search(text)
+    return m.group(1) if m else ""
+
+
+def in_container() -> bool:
+    return bool(container_id()) or os.path.exists("/.dockerenv")
+
+
+def host_id() -> str:
+    """Equal for two processes exactly when a pid of one is meaningful to the other."""
+    return f"{socket.gethostname()}/{pid_namespace()}"
+
+
+def default_ctl_dir(redis_unix_path: str | None, host_default: str) -> str:
+    """Where control sockets go when `--ctl-dir` is not given.
+
+    On the host: `host_default` (/run/teamd-shim). In a container, the one directory it surely
+    shares with the host is the one holding the Redis unix socket (SONiC mounts
+    /var/run/redis into every container; the lab mounts its run dir), so the sockets go to
+    `<that dir>/teamd-shim`, where `warm-restart` on the host can reach them.
+    """
+    if redis_unix_path and in_container():
+        return os.path.join(os.path.dirname(redis_unix_path), "teamd-shim")
+    return host_default
