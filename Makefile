@@ -3,13 +3,18 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test test-host test-kernel test-docker lint unit integration bench clean images
+.PHONY: setup demo demo-docker test test-host test-kernel test-docker lint unit integration bench clean images
 
 setup:
 	@bash scripts/setup.sh
 
 demo: setup
 	$(VENV)/bin/warm-restart demo
+
+# the docker-compose lab: 5 hitless container restarts (an upgrade and a rollback by image among
+# them) and `docker restart teamd` for contrast
+demo-docker: images
+	$(VENV)/bin/warm-restart demo --runtime docker
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -238,8 +238,27 @@ def lab() -> None:
 @click.option("--prefix", default="wr", show_default=True,
               help="name prefix of the namespaces (<prefix>-dut, <prefix>-ptnr)")
 @click.option("--no-shim", is_flag=True, help="do not start the active teamd-shim")
-def lab_up(lags: int, members: int, workdir: Path, prefix: str, no_shim: bool) -> None:
+@click.option("--runtime", "runtime_name", type=click.Choice(["process", "docker"]),
+              default="process", show_default=True,
+              help="docker: the docker-compose lab (docker-compose.yml), teamd in a container")
+def lab_up(lags: int, members: int, workdir: Path, prefix: str, no_shim: bool,
+           runtime_name: str) -> None:
     """Bring the lab up and start the active shim."""
+    if runtime_name == "docker":
+        from .lab.compose import ComposeError, ComposeLab
+
+        try:
+            lab_c = ComposeLab(lags=lags, members=members).up()
+        except ComposeError as e:
+            click.echo(f"lab up: {e}", err=True)
+            sys.exit(2)
+        click.echo(f"compose lab is up in {lab_c.rundir} (project teamd-hitless)")
+        click.echo(f"  redis:      {lab_c.redis_url}")
+        click.echo(f"  restart:    warm-restart --redis {lab_c.redis_url} teamd --yes")
+        click.echo("  partner:    docker exec teamd-hitless-partner-1 ovs-appctl -t "
+                   "ovs-vswitchd bond/show")
+        click.echo("  tear down:  warm-restart lab down --runtime docker")
+        return
     from .lab.lab import Lab, LabError
     from .lab.shim import shim_command
 
@@ -275,6 +294,26 @@ def _load_lab(workdir: Path) -> object:
         sys.exit(2)
 
 
+@lab.command("wire")
+@click.option("--lags", default=4, show_default=True, type=click.IntRange(1, 512))
+@click.option("--members", default=2, show_default=True, type=click.IntRange(1, 16))
+@click.option("--peer-pid", default=1, show_default=True, type=int,
+              help="a process in the partner-side network namespace")
+@click.option("--ovs-db", default="unix:/run/openvswitch/db.sock", show_default=True,
+              help="the Open vSwitch partner's database socket")
+@click.pass_obj
+def lab_wire(ctx: Ctx, lags: int, members: int, peer_pid: int, ovs_db: str) -> None:
+    """The compose lab's one-shot wiring step (run in the wiring container, see
+    docker-compose.yml): veth pairs, the partner's bonds, CONFIG_DB."""
+    from .lab.wire import WireError, wire
+
+    try:
+        wire(lags, members, ctx.endpoint().url, peer_pid, ovs_db, _say)
+    except (WireError, OSError) as e:
+        click.echo(f"lab wire: {e}", err=True)
+        sys.exit(1)
+
+
 @lab.command("status")
 @click.option("--dir", "workdir", type=click.Path(path_type=Path), default=DEFAULT_LAB_DIR,
               show_default=True)
@@ -296,8 +335,19 @@ def lab_status(workdir: Path, as_json: bool) -> None:
 @lab.command("down")
 @click.option("--dir", "workdir", type=click.Path(path_type=Path), default=DEFAULT_LAB_DIR,
               show_default=True)
-def lab_down(workdir: Path) -> None:
+@click.option("--runtime", "runtime_name", type=click.Choice(["process", "docker"]),
+              default="process", show_default=True)
+def lab_down(workdir: Path, runtime_name: str) -> None:
     """Remove exactly what `lab up` created."""
+    if runtime_name == "docker":
+        from .lab.compose import ComposeError, ComposeLab
+
+        try:
+            click.echo("lab down: " + ", ".join(ComposeLab().down()))
+        except ComposeError as e:
+            click.echo(f"lab down: {e}", err=True)
+            sys.exit(1)
+        return
     from .lab.lab import LabError
 
     lab_ = _load_lab(workdir)
@@ -316,8 +366,16 @@ def lab_down(workdir: Path) -> None:
 @click.option("--members", default=2, show_default=True, type=click.IntRange(1, 8))
 @click.option("--runs", default=5, show_default=True, type=click.IntRange(1, 100))
 @click.option("--cold-runs", default=1, show_default=True, type=click.IntRange(0, 10))
-def demo(lags: int, members: int, runs: int, cold_runs: int) -> None:
+@click.option("--runtime", "runtime_name", type=click.Choice(["process", "docker"]),
+              default="process", show_default=True,
+              help="docker: the docker-compose lab, container restarts incl. an upgrade and a "
+              "rollback by image, `docker restart teamd` as the contrast (needs `make images`)")
+def demo(lags: int, members: int, runs: int, cold_runs: int, runtime_name: str) -> None:
     """Lab up, LACP negotiates, hitless restarts judged by the partner, a cold one, lab down."""
+    if runtime_name == "docker":
+        from .demo import run_docker_demo
+
+        sys.exit(run_docker_demo(lags, members))
     from .demo import run_demo
 
     sys.exit(run_demo(lags, members, runs, cold_runs))

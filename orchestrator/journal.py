@@ -15,17 +15,16 @@ import time
 from typing import Any
 
 import redis
-from teamd_shim.ownership import client, proc_starttime
+from teamd_shim.ownership import LOCK_KEY, RUN_PREFIX, client, proc_starttime
 from teamd_shim.sonic_db import Endpoint
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 STATE_DB = 6
-LOCK_KEY = "WARM_RESTART_LOCK|teamd"
 TABLE_KEY = "WARM_RESTART_TABLE|teamd"
 ENABLE_KEY = "WARM_RESTART_ENABLE_TABLE|teamd"
-RUN_PREFIX = "WARM_RESTART_RUN|"
 # docker runtime: the image teamd runs and the one before it (what rollback-docker goes back to)
 IMAGES_KEY = "TEAMD_HITLESS_IMAGES|teamd"
+__all__ = ["ENABLE_KEY", "IMAGES_KEY", "LOCK_KEY", "RUN_PREFIX", "TABLE_KEY", "Journal"]
 TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 # the single retry layer for the orchestrator's Redis calls: short, so a dead Redis is reported

@@ -5,7 +5,7 @@
 # reachable from the host only) by a venv of Debian's python3, the interpreter the images run,
 # and every `docker build` runs with the legacy builder and --network none.
 #
-#   build_images.sh                    base, teamd:<V> + teamd:latest, partner:<V>, and the
+#   build_images.sh                    base, teamd:<V> + :latest, partner:<V> + :latest, and the
 #                                      upgrade-test tag teamd:<U> (V = pyproject version,
 #                                      U = --upgrade-version, default V with patch+1 and .dev1)
 #   build_images.sh --version X        only teamd:<tag of X>, built from the same tree with the
@@ -312,12 +312,24 @@ build_partner() {
   say "$image built in $BUILD_SECONDS s ($(size_of "$image"))"
 }
 
+# tag_latest REPO IMAGE: REPO:latest -> IMAGE (the compose lab's default)
+tag_latest_partner() {
+  local id lid
+  id=$(docker image inspect --format '{{.Id}}' "teamd-hitless/partner:$(tag_of "$1")")
+  lid=$(docker image inspect --format '{{.Id}}' teamd-hitless/partner:latest 2>/dev/null || true)
+  if [ "$id" != "$lid" ]; then
+    docker tag "teamd-hitless/partner:$(tag_of "$1")" teamd-hitless/partner:latest
+    say "teamd-hitless/partner:latest -> $(tag_of "$1")"
+  fi
+}
+
 
 if [ -n "$version_arg" ]; then
   build_teamd "$version_arg"
 else
   build_teamd "$PROJECT_VERSION" latest
   build_partner "$PROJECT_VERSION"
+  tag_latest_partner "$PROJECT_VERSION"
   if [ $no_upgrade = 0 ]; then
     UPGRADE_VERSION=${upgrade_arg:-$("$PYTHON" - "$PROJECT_VERSION" <<'EOF'
 import re, sys

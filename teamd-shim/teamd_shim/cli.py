@@ -13,6 +13,7 @@ import sys
 from . import __version__, sonic_db
 from .control import DEFAULT_CTL_DIR, ControlError, request
 from .identity import default_ctl_dir
+from .ownership import awaited_as_standby
 
 ROLES = ("active", "standby")
 
@@ -40,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--version", action="version", version=f"teamd-shim {__version__}")
     sub = p.add_subparsers(dest="cmd")
+    sub.add_parser("health", help="exit 0 if the shim of this pid namespace (this container) "
+                   "answers and is active, or standby and READY (a container healthcheck)")
     ctl = sub.add_parser("ctl", help="query a running shim, teamdctl style")
     ctl.add_argument("lag")
     ctl.add_argument("words", nargs="+", help="`state dump`")
@@ -56,6 +59,27 @@ def _ctl_path(ctl_dir: str, name: str, explicit: bool) -> str:
     return socks[0]
 
 
+def _health(ctl_dir: str) -> int:
+    """Several shims may share the control directory (teamd and teamd_bak during a handover):
+    judge the one in our own pid namespace."""
+    from .identity import pid_namespace
+
+    mine = pid_namespace()
+    for sock in sorted(glob.glob(os.path.join(ctl_dir, "*.sock"))):
+        try:
+            info = request(sock, {"cmd": "info"}, timeout=1.0)
+        except ControlError:
+            continue
+        if info.get("pidns") != mine:
+            continue
+        ok = info["role"] == "active" or (info["role"] == "standby" and info["ready"])
+        print(f"teamd-shim {info['name']}: {info['role']}"
+              f"{'' if ok else ' (' + str(info.get('ready_detail') or 'not ready') + ')'}")
+        return 0 if ok else 1
+    print(f"teamd-shim: no shim of this pid namespace answers in {ctl_dir}", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
@@ -67,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         except sonic_db.RedisUrlError:
             pass  # the daemon path below reports it
         args.ctl_dir = default_ctl_dir(unix, DEFAULT_CTL_DIR)
+    if args.cmd == "health":
+        return _health(args.ctl_dir)
     if args.cmd == "ctl":
         if args.words != ["state", "dump"]:
             print(f"teamd-shim ctl: unsupported command {' '.join(args.words)!r}; "
@@ -105,7 +131,14 @@ def main(argv: list[str] | None = None) -> int:
         holder: list[Shim] = []
         dataplane = RecordingDataplane(  # type: ignore[assignment]
             dataplane, args.record, lambda: holder[0].epoch if holder else None)
-    shim = Shim(endpoint, dataplane, name=args.name, ctl_dir=args.ctl_dir, role=args.role)
+    role = args.role
+    if role == "standby" and awaited_as_standby(endpoint, args.name) is False:
+        role = "active"
+        logging.getLogger("teamd_shim").warning(
+            "%s: started with --role standby but no warm-restart run is waiting for it (a "
+            "restart of a container that a handover made active?): starting as active",
+            args.name)
+    shim = Shim(endpoint, dataplane, name=args.name, ctl_dir=args.ctl_dir, role=role)
     shims.append(shim)
     if args.record:
         holder.append(shim)

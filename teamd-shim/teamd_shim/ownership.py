@@ -30,6 +30,9 @@ INSTANCE_PREFIX = "TEAMD_SHIM_INSTANCE|"
 SNAPSHOT_PREFIX = "TEAMD_SHIM_STATE|"
 META = "_meta"
 HEARTBEAT_STALE_S = 3.0
+# the orchestrator's journal (orchestrator/journal.py), read here for one question only
+LOCK_KEY = "WARM_RESTART_LOCK|teamd"
+RUN_PREFIX = "WARM_RESTART_RUN|"
 
 CAS_LUA = """
 local e = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
@@ -186,3 +189,23 @@ class OwnerStore:
 
     def drop_instance(self, name: str) -> None:
         self.state.delete(INSTANCE_PREFIX + name, SNAPSHOT_PREFIX + name)
+
+
+def awaited_as_standby(endpoint: sonic_db.Endpoint, name: str) -> bool | None:
+    """Whether a warm-restart run in progress started us as its new instance.
+
+    `--role standby` lives on in a container's command line after the handover made that
+    container the active one; when the container restarts (`docker restart`, a restart policy,
+    a reboot) nobody is handing anything over, and a standby would wait for ever while the LAGs
+    go down. So a standby start is honoured only while the lock holder's run names us as `new`.
+    None: Redis did not answer (keep the role asked for).
+    """
+    try:
+        r = client(endpoint, STATE_DB)
+        run_id = r.hget(LOCK_KEY, "run_id")
+        if not run_id:
+            return False
+        run = r.hgetall(RUN_PREFIX + run_id)
+        return run.get("new") == name and run.get("result") == "running"
+    except redis.exceptions.RedisError:
+        return None

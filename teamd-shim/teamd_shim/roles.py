@@ -134,6 +134,7 @@ class RolesMixin:
     def info(self) -> dict[str, Any]:
         return {
             "name": self.name, "role": self.role, "epoch": self.epoch, "pid": os.getpid(),
+            "pidns": pid_namespace(),
             "ready": self.ready, "ready_detail": self.ready_detail,
             "final_written": self.final_written, "yielded_at": self.yielded_at,
             "takeover_at": self.takeover_at, "takeover_error": self.takeover_error,

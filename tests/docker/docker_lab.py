@@ -107,5 +107,9 @@ class DockerLab:
             self.lab.down()
         finally:
             remove_quietly(self.client, self.holder_name)
+            for img in self.client.images.list(name=IMAGE_REPO):
+                for tag in img.tags:
+                    if tag.startswith(f"{IMAGE_REPO}:test-"):  # built by the fault tests
+                        self.client.images.remove(tag)
 
 

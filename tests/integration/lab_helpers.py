@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from orchestrator.lab.record_analysis import inter_arrivals, load_records
+from orchestrator.lab.record_analysis import load_records, max_silence
 
 if TYPE_CHECKING:
     from orchestrator.lab.lab import Lab
@@ -44,7 +44,8 @@ def counters(lab: Lab) -> dict[tuple[str, str], tuple[int, int]]:
 
 
 def max_gaps(lab: Lab, start: float, end: float) -> dict[str, float]:
-    """Largest inter-arrival per port; the window reaches back 2 s so a gap that spans the
-    window's start (the old owner's last PDU before it) is counted too."""
-    frames = [f for f in load_records(lab.state["recorder"]["out"]) if start - 2.0 <= f.t <= end]
-    return {iface: max(g) for iface, g in inter_arrivals(frames, subtype=1).items() if g}
+    """Longest silence per port: the window reaches back 2 s so a gap that spans the window's
+    start (the old owner's last PDU before it) is counted, and the time from a port's last PDU
+    to `end` counts too (a sender that stopped for good leaves no next PDU to measure to)."""
+    frames = load_records(lab.state["recorder"]["out"])
+    return max_silence(frames, start - 2.0, end, subtype=1)

@@ -28,13 +28,13 @@ from typing import Any
 
 import pytest
 import redis
-from lab_helpers import all_negotiated, wait_for
+from lab_helpers import all_negotiated, max_gaps, wait_for
 from swsscommon.swsscommon import ConsumerStateTable, DBConnector
 from teamd_shim.control import request
 from teamd_shim.ownership import instance_alive, proc_starttime
 
 from orchestrator.lab.lab import Lab
-from orchestrator.lab.record_analysis import inter_arrivals, load_records
+from orchestrator.lab.record_analysis import load_records
 from orchestrator.lab.shim import shim_command
 
 pytestmark = pytest.mark.integration
@@ -248,13 +248,6 @@ def baseline(lab: Lab) -> Baseline:
     assert not lab.redis(6).exists(LOCK_KEY)
     return Baseline(time.monotonic(), lab.ovs.log_offset(), stats_snapshot(lab),
                     settled_active(lab))
-
-
-def max_gaps(lab: Lab, start: float, end: float) -> dict[str, float]:
-    """Largest inter-arrival of our LACPDUs per partner port over [start, end]; the window
-    reaches back 2 s so that a gap spanning its start is counted too."""
-    frames = [f for f in load_records(lab.state["recorder"]["out"]) if start - 2.0 <= f.t <= end]
-    return {i: max(g) for i, g in inter_arrivals(frames, subtype=1).items() if g}
 
 
 def assert_transmitting(lab: Lab, since: float) -> None:

@@ -297,3 +297,12 @@ def test_config_db_hashes():
         "lacp_key": "auto"}
     assert h["PORTCHANNEL_MEMBER|PortChannel0001|Ethernet4"] == {"NULL": "NULL"}
     assert len(h) == 4
+
+
+def test_max_silence_counts_the_tail_and_empty_ports():
+    frames = ra.parse_records(json.dumps({"t": t, "iface": "p1", "hex": "00" * 14 + "01"})
+                              for t in (10.0, 11.0, 12.0))
+    assert ra.max_silence(frames, 9.5, 12.5) == {"p1": pytest.approx(1.0)}
+    # the sender stopped at 12.0: by 16.0 that is 4 s of silence, not "largest gap 1.0 s"
+    assert ra.max_silence(frames, 9.5, 16.0)["p1"] == pytest.approx(4.0)
+    assert ra.max_silence(frames, 9.5, 16.0, ifaces=["p2"])["p2"] == pytest.approx(6.5)
