@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from docker_lab import UPGRADE_VERSION, DockerLab, run_step
+from docker_lab import LAGS, MEMBERS, UPGRADE_VERSION, HolderLab, run_step
 
 
 @pytest.fixture(scope="session")
@@ -30,9 +30,9 @@ def dlab(engine: Any, tmp_path_factory: pytest.TempPathFactory):
 
     # unix socket paths are limited to 107 bytes: keep the run dir short
     workdir = Path(tmp_path_factory.mktemp("dk"))
-    d = DockerLab(engine, workdir, prefix="dk")
+    d = HolderLab(engine, workdir, prefix="dk")
     try:
-        d.up()
+        d.up(LAGS, MEMBERS)
         d.run_teamd()
         wait_for(lambda: all_negotiated(d.lab.ovs.bond_show()), 30.0, "all bonds negotiated")
         time.sleep(1.5)

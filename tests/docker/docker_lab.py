@@ -12,17 +12,17 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
-IMAGE_REPO = "teamd-hitless/teamd"
+from orchestrator.lab.holder import IMAGE_REPO, TEAMD, HolderLab, remove_quietly  # noqa: E402
+
+__all__ = ["IMAGE_REPO", "TEAMD", "HolderLab", "remove_quietly"]
 UPGRADE_VERSION = os.environ.get("TEAMD_HITLESS_UPGRADE_VERSION", "0.1.1.dev1")
 LAGS, MEMBERS = 4, 2
-TEAMD = "teamd"  # the container name SONiC uses
 
 
 def run_step(argv: list[str], what: str, timeout: float) -> str:
@@ -34,82 +34,5 @@ def run_step(argv: list[str], what: str, timeout: float) -> str:
         pytest.fail(f"docker tier cannot run: {what} failed (exit {p.returncode}):\n"
                     f"{(p.stdout + p.stderr)[-3000:]}", pytrace=False)
     return p.stdout
-
-
-def remove_quietly(client: Any, *names: str) -> None:
-    import docker.errors
-
-    for n in names:
-        try:
-            client.containers.get(n).remove(force=True)
-        except docker.errors.NotFound:
-            pass
-
-
-class DockerLab:
-    """The lab plus a holder container and the user's `teamd` container."""
-
-    def __init__(self, client: Any, workdir: Path, prefix: str) -> None:
-        from orchestrator.lab.lab import Lab
-
-        self.client = client
-        self.workdir = workdir
-        self.prefix = prefix
-        self.holder_name = f"{prefix}-holder"
-        self.lab = Lab(workdir, prefix=prefix)
-        self.holder: Any = None
-
-    @property
-    def rundir(self) -> Path:
-        return self.workdir
-
-    @property
-    def redis_url(self) -> str:
-        return self.lab.redis_url
-
-    def up(self) -> DockerLab:
-        for n in (TEAMD, TEAMD + "_bak"):
-            try:
-                self.client.containers.get(n)
-                pytest.fail(f"a container named {n!r} exists on this engine; the docker tier "
-                            "uses that name (as SONiC does): remove it first", pytrace=False)
-            except Exception as e:
-                if "NotFound" not in type(e).__name__:
-                    raise
-        remove_quietly(self.client, self.holder_name)
-        # the holder only keeps the switch-side network namespace alive; never restarted
-        self.holder = self.client.containers.run(
-            f"{IMAGE_REPO}:latest", ["sleep", "infinity"], name=self.holder_name,
-            network_mode="none", detach=True, labels={"teamd-hitless.test": self.prefix})
-        self.holder.reload()
-        pid = int(self.holder.attrs["State"]["Pid"])
-        self.lab.up(LAGS, MEMBERS, shim_cmd=None, recorder=True, dut_netns_pid=pid)
-        return self
-
-    def run_teamd(self, image: str = f"{IMAGE_REPO}:latest") -> Any:
-        """Exactly what a user types (issue 8 item 6): no --init, no --ctl-dir, RUNDIR only."""
-        rd = str(self.rundir)
-        p = subprocess.run(["docker", "run", "-d", "--name", TEAMD, "--network",
-                            f"container:{self.holder_name}", "--cap-add", "NET_ADMIN",
-                            "--cap-add", "NET_RAW", "-v", f"{rd}:{rd}", image, "teamd-shim",
-                            "--redis", f"unix://{rd}/redis.sock"],
-                           capture_output=True, text=True, timeout=60)
-        assert p.returncode == 0, p.stderr
-        return self.client.containers.get(TEAMD)
-
-    def down(self) -> None:
-        remove_quietly(self.client, TEAMD, TEAMD + "_bak")
-        for c in self.client.containers.list(all=True,
-                                             filters={"label": "teamd-hitless.test"}):
-            if c.name != self.holder_name:
-                c.remove(force=True)
-        try:
-            self.lab.down()
-        finally:
-            remove_quietly(self.client, self.holder_name)
-            for img in self.client.images.list(name=IMAGE_REPO):
-                for tag in img.tags:
-                    if tag.startswith(f"{IMAGE_REPO}:test-"):  # built by the fault tests
-                        self.client.images.remove(tag)
 
 

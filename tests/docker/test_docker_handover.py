@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from docker_lab import IMAGE_REPO, REPO, TEAMD, UPGRADE_VERSION, DockerLab
+from docker_lab import IMAGE_REPO, REPO, TEAMD, UPGRADE_VERSION, HolderLab
 from keyspace_recorder import KeyspaceRecorder
 from lab_helpers import all_negotiated, counters, max_gaps, wait_for
 
@@ -29,12 +29,12 @@ WATCHED_FIELDS = ("oper_status", "admin_status", "status", "runner.selected", "r
 RESULTS: dict[str, Any] = {}
 
 
-def cli(d: DockerLab, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+def cli(d: HolderLab, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     return subprocess.run([WARM_RESTART, "--redis", f"unix://{d.rundir}/redis.sock", *args],
                           capture_output=True, text=True, timeout=timeout)
 
 
-def cli_json(d: DockerLab, *args: str, yes: bool = True) -> tuple[int, dict[str, Any]]:
+def cli_json(d: HolderLab, *args: str, yes: bool = True) -> tuple[int, dict[str, Any]]:
     p = cli(d, *args, *(["--yes"] if yes else []), "--json")
     try:
         return p.returncode, json.loads(p.stdout)
@@ -42,7 +42,7 @@ def cli_json(d: DockerLab, *args: str, yes: bool = True) -> tuple[int, dict[str,
         raise AssertionError((p.returncode, p.stdout[-2000:], p.stderr[-2000:])) from None
 
 
-def teamd_containers(d: DockerLab) -> dict[str, str]:
+def teamd_containers(d: HolderLab) -> dict[str, str]:
     return {c.name: c.id for c in d.client.containers.list(all=True)
             if c.name in (TEAMD, TEAMD + "_bak")}
 
@@ -50,7 +50,7 @@ def teamd_containers(d: DockerLab) -> dict[str, str]:
 class Judge:
     """Partner counters, member log lines, PDU gaps and APPL_DB/STATE_DB status over a window."""
 
-    def __init__(self, d: DockerLab) -> None:
+    def __init__(self, d: HolderLab) -> None:
         self.d = d
         lab = d.lab
         self.before = counters(lab)
@@ -84,7 +84,7 @@ class Judge:
         return v
 
 
-def test_10_container_handovers_are_invisible_to_the_partner(dlab: DockerLab) -> None:
+def test_10_container_handovers_are_invisible_to_the_partner(dlab: HolderLab) -> None:
     judge = Judge(dlab)
     ids = {teamd_containers(dlab)[TEAMD]}
     walls = []
@@ -103,14 +103,14 @@ def test_10_container_handovers_are_invisible_to_the_partner(dlab: DockerLab) ->
           f"median command {RESULTS['hitless']['median_wall_s']} s")
 
 
-def status_json(d: DockerLab) -> dict[str, Any]:
+def status_json(d: HolderLab) -> dict[str, Any]:
     p = cli(d, "status", "--json")
     assert p.returncode == 0, p.stderr
     st = json.loads(p.stdout)
     return st["instances"][st["owner"]["owner"]]
 
 
-def test_upgrade_docker_and_rollback_docker_are_invisible(dlab: DockerLab) -> None:
+def test_upgrade_docker_and_rollback_docker_are_invisible(dlab: HolderLab) -> None:
     before = status_json(dlab)
     assert before["image_version"] == "0.1.0" and before["container_name"] == TEAMD, before
     judge = Judge(dlab)
@@ -128,7 +128,7 @@ def test_upgrade_docker_and_rollback_docker_are_invisible(dlab: DockerLab) -> No
 
 
 def test_upgrade_from_a_tarball_and_to_an_image_with_the_same_version(
-        dlab: DockerLab, tmp_path: Path) -> None:
+        dlab: HolderLab, tmp_path: Path) -> None:
     tar = tmp_path / "teamd-upgrade.tar"
     with open(tar, "wb") as f:
         for chunk in dlab.client.images.get(f"{IMAGE_REPO}:{UPGRADE_VERSION}").save():
@@ -146,7 +146,7 @@ def test_upgrade_from_a_tarball_and_to_an_image_with_the_same_version(
     judge.assert_invisible()
 
 
-def build_derived(d: DockerLab, tmp: Path, line: str, tag: str) -> str:
+def build_derived(d: HolderLab, tmp: Path, line: str, tag: str) -> str:
     ctx = tmp / f"ctx-{tag}"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text(f"FROM {IMAGE_REPO}:latest\n{line}\n")
@@ -158,7 +158,7 @@ def build_derived(d: DockerLab, tmp: Path, line: str, tag: str) -> str:
     return ref
 
 
-def test_new_image_that_exits_at_once_rolls_back(dlab: DockerLab, tmp_path: Path) -> None:
+def test_new_image_that_exits_at_once_rolls_back(dlab: HolderLab, tmp_path: Path) -> None:
     bad = build_derived(dlab, tmp_path, 'ENTRYPOINT ["/bin/false"]', "exits")
     old = teamd_containers(dlab)[TEAMD]
     judge = Judge(dlab)
@@ -168,7 +168,7 @@ def test_new_image_that_exits_at_once_rolls_back(dlab: DockerLab, tmp_path: Path
     judge.assert_invisible()
 
 
-def test_new_container_that_hangs_before_ready_rolls_back(dlab: DockerLab) -> None:
+def test_new_container_that_hangs_before_ready_rolls_back(dlab: HolderLab) -> None:
     old = teamd_containers(dlab)[TEAMD]
     paused: list[str] = []
 
@@ -192,7 +192,7 @@ def test_new_container_that_hangs_before_ready_rolls_back(dlab: DockerLab) -> No
     judge.assert_invisible()
 
 
-def test_orchestrator_killed_after_the_rename_then_recover(dlab: DockerLab) -> None:
+def test_orchestrator_killed_after_the_rename_then_recover(dlab: HolderLab) -> None:
     old = teamd_containers(dlab)[TEAMD]
     judge = Judge(dlab)
     p = subprocess.Popen([WARM_RESTART, "--redis", f"unix://{dlab.rundir}/redis.sock", "teamd",
@@ -211,7 +211,7 @@ def test_orchestrator_killed_after_the_rename_then_recover(dlab: DockerLab) -> N
     judge.assert_invisible()
 
 
-def test_dockerd_restarted_with_live_restore_keeps_the_lags(dlab: DockerLab) -> None:
+def test_dockerd_restarted_with_live_restore_keeps_the_lags(dlab: HolderLab) -> None:
     judge = Judge(dlab)
     old = teamd_containers(dlab)[TEAMD]
     pids = subprocess.run(["pidof", "dockerd"], capture_output=True, text=True).stdout.split()
@@ -228,7 +228,7 @@ def test_dockerd_restarted_with_live_restore_keeps_the_lags(dlab: DockerLab) -> 
     judge.assert_invisible()
 
 
-def test_docker_restart_teamd_is_the_visible_contrast(dlab: DockerLab) -> None:
+def test_docker_restart_teamd_is_the_visible_contrast(dlab: HolderLab) -> None:
     """What SONiC does today: `docker restart teamd`. Measured, not assumed, in this harness."""
     judge = Judge(dlab)
     t = time.monotonic()
@@ -257,7 +257,7 @@ def test_docker_restart_teamd_is_the_visible_contrast(dlab: DockerLab) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _one_teamd_after_each_test(dlab: DockerLab):
+def _one_teamd_after_each_test(dlab: HolderLab):
     yield
     names = teamd_containers(dlab)
     assert set(names) == {TEAMD}, f"left behind: {names}"
