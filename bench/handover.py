@@ -227,8 +227,11 @@ def do_cold(lab: Lab, r: Restart, cold_gap: float) -> None:
 
 
 def measure_restart(lab: Lab, tail: RecordTail, method: str, run: int,
-                    cold_gap: float) -> Restart:
-    """Settled lab -> snapshot partner counters -> restart -> wait -> analyse the window."""
+                    cold_gap: float, act: Any = None) -> Restart:
+    """Settled lab -> snapshot partner counters -> restart -> wait -> analyse the window.
+
+    `act(lab, r)` replaces the built-in methods (bench/container_handover.py's container
+    restarts)."""
     assert lab.ovs is not None
     r = Restart(method, run)
     wait_settled(lab, SETTLE_LIMIT_S)
@@ -239,7 +242,9 @@ def measure_restart(lab: Lab, tail: RecordTail, method: str, run: int,
     w_start = -PRE_S - 0.05
     t0 = time.monotonic()
     try:
-        if method == "hitless":
+        if act is not None:
+            act(lab, r)
+        elif method == "hitless":
             do_hitless(lab, r)
         else:
             do_cold(lab, r, cold_gap)
