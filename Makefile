@@ -18,6 +18,7 @@ demo-docker: images
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy teamd-shim/teamd_shim orchestrator swsscommon-stub/swsscommon
 
 # host tiers first (unit, integration with redis-server + netns + OVS, docker: dockerd started
 # and images built if needed), then the kernel tier (qemu, ~2.5-5 min); both run even if the

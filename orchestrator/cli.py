@@ -10,10 +10,14 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 from teamd_shim import sonic_db
+
+if TYPE_CHECKING:
+    from .handover import Controller
+    from .lab.lab import Lab
 
 T = TypeVar("T")
 DEFAULT_LAB_DIR = Path(os.environ.get("WARM_RESTART_LAB_DIR", "/run/teamd-hitless-lab"))
@@ -40,7 +44,7 @@ def main(ctx: click.Context, redis_url: str | None) -> None:
     ctx.obj = Ctx(redis_url)
 
 
-def _controller(ctx: Ctx, quiet: bool = False) -> object:
+def _controller(ctx: Ctx, quiet: bool = False) -> Controller:
     from .handover import Controller
 
     return Controller(ctx.endpoint(), progress=(lambda s: None) if quiet else _say)
@@ -284,7 +288,7 @@ def _print_reach(lab_: object) -> None:
     click.echo("  tear down:   warm-restart lab down")
 
 
-def _load_lab(workdir: Path) -> object:
+def _load_lab(workdir: Path) -> Lab:
     from .lab.lab import Lab, LabError
 
     try:
@@ -323,7 +327,7 @@ def lab_status(workdir: Path, as_json: bool) -> None:
     import json
 
     lab_ = _load_lab(workdir)
-    st = lab_.status()  # type: ignore[attr-defined]
+    st = lab_.status()
     if as_json:
         click.echo(json.dumps(st, indent=2, default=str))
     else:
@@ -352,7 +356,7 @@ def lab_down(workdir: Path, runtime_name: str) -> None:
 
     lab_ = _load_lab(workdir)
     try:
-        removed = lab_.down()  # type: ignore[attr-defined]
+        removed = lab_.down()
     except LabError as e:
         click.echo(f"lab down: {e}", err=True)
         click.echo(f"lab down: what could not be removed is still listed in {workdir}/lab.json;"

@@ -6,15 +6,18 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import click
 from teamd_shim.sonic_db import parse_url
 
 from orchestrator.handover import Controller
 from orchestrator.lab.lab import Lab, LabError, LabNotFoundError
-from orchestrator.lab.record_analysis import load_records, max_silence
+from orchestrator.lab.ovs import OvsPartner
+from orchestrator.lab.record_analysis import load_caught_up, max_silence
 from orchestrator.lab.shim import shim_command
 from orchestrator.report import format_lags, table
 
@@ -29,14 +32,32 @@ def say(text: str) -> None:
     sys.stdout.flush()
 
 
-def negotiated(lab: Lab) -> bool:
+class PartnerLab(Protocol):
+    """What the verdicts read of a lab: both `Lab` and the compose lab's `ComposeLab` have it."""
+
+    @property
+    def ovs(self) -> OvsPartner | None: ...
+
+    @property
+    def state(self) -> dict[str, Any]: ...
+
+    def lags(self) -> list[str]: ...
+
+
+def _partner(lab: PartnerLab) -> OvsPartner:
+    if lab.ovs is None:
+        raise LabError("the lab has no Open vSwitch partner to judge by (is the lab up?)")
+    return lab.ovs
+
+
+def negotiated(lab: PartnerLab) -> bool:
     bonds = lab.ovs.bond_show() if lab.ovs else {}
     return len(bonds) == len(lab.lags()) and all(
         b.get("lacp_status") == "negotiated" and all(b["members"].values())
         for b in bonds.values())
 
 
-def wait_negotiated(lab: Lab, limit: float) -> float | None:
+def wait_negotiated(lab: PartnerLab, limit: float) -> float | None:
     t0 = time.monotonic()
     while time.monotonic() - t0 < limit:
         if negotiated(lab):
@@ -64,28 +85,29 @@ class Verdict:
                 and self.max_gap <= BUDGET_S)
 
 
-def counters(lab: Lab) -> tuple[int, int]:
-    stats = lab.ovs.lacp_stats()
+def counters(lab: PartnerLab) -> tuple[int, int]:
+    stats = _partner(lab).lacp_stats()
     return (sum(s["link_expired"] for b in stats.values() for s in b.values()),
             sum(s["link_defaulted"] for b in stats.values() for s in b.values()))
 
 
-def observe(lab: Lab, kind: str, action: object) -> Verdict:
+def observe(lab: PartnerLab, kind: str, action: Callable[[], tuple[bool, str]]) -> Verdict:
     """Run `action` and judge it from the partner's side only (OVS and the PDU recorder)."""
     exp0, def0 = counters(lab)
-    offset = lab.ovs.log_offset()
+    offset = _partner(lab).log_offset()
     start = time.monotonic()
-    ok, note = action()  # type: ignore[operator]
+    ok, note = action()
     wall = time.monotonic() - start
     wait_negotiated(lab, 15.0)
     time.sleep(3.2)  # longer than the partner's 3 s timeout: an expiry would show by now
     # the longest silence per port, the tail up to now included: a sender that stopped for good
     # leaves no next PDU to measure an inter-arrival to
-    gaps = list(max_silence(load_records(lab.state["recorder"]["out"]), start - 2.0,
-                            time.monotonic(), subtype=1).values())
+    end = time.monotonic()
+    gaps = list(max_silence(load_caught_up(Path(lab.state["recorder"]["out"]), end),
+                            start - 2.0, end, subtype=1).values())
     exp1, def1 = counters(lab)
     return Verdict(kind, ok, max(gaps) if gaps else float("inf"),
-                   len(lab.ovs.member_events(offset)), exp1 - exp0, def1 - def0, wall, note)
+                   len(_partner(lab).member_events(offset)), exp1 - exp0, def1 - def0, wall, note)
 
 
 def run_demo(lags: int, members: int, runs: int = 5, cold_runs: int = 1) -> int:
@@ -200,7 +222,7 @@ def run_docker_demo(lags: int, members: int) -> int:
     endpoint = parse_url(lab.redis_url)
     try:
         say(f"[2/{total}] waiting for LACP to negotiate (limit 15 s)")
-        took = wait_negotiated(lab, 15.0)  # type: ignore[arg-type]
+        took = wait_negotiated(lab, 15.0)
         if took is None:
             say("VERDICT: FAIL - not every LAG negotiated within 15 s")
             return 1
@@ -223,7 +245,7 @@ def run_docker_demo(lags: int, members: int) -> int:
                 return out.code == 0, (f"{out.old} -> {out.new}" if out.code == 0
                                        else out.reason)
 
-            v = observe(lab, "hitless", act)  # type: ignore[arg-type]
+            v = observe(lab, "hitless", act)
             verdicts.append(v)
             version = rt.client.containers.get("teamd").image.labels.get(
                 "org.opencontainers.image.version", "?")
@@ -237,7 +259,7 @@ def run_docker_demo(lags: int, members: int) -> int:
             p = subprocess.run(["docker", "restart", "teamd"], capture_output=True, text=True)
             return p.returncode == 0, "docker restart teamd"
 
-        v = observe(lab, "docker restart", restart)  # type: ignore[arg-type]
+        v = observe(lab, "docker restart", restart)
         verdicts.append(v)
         say(f"      docker restart: partner: largest PDU gap {v.max_gap:.3f} s, {v.flaps} "
             f"member flaps, expired +{v.expired}, defaulted +{v.defaulted} -> "

@@ -16,6 +16,8 @@ from typing import Any
 
 import redis
 from teamd_shim.ownership import LOCK_KEY, RUN_PREFIX, client, proc_starttime
+from teamd_shim.redis_decoded import fields as redis_fields
+from teamd_shim.redis_decoded import hget, hgetall
 from teamd_shim.sonic_db import Endpoint
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
@@ -79,7 +81,7 @@ class Journal:
 
     @edge_retry
     def lock_holder(self) -> dict[str, str]:
-        return self.r.hgetall(LOCK_KEY)
+        return hgetall(self.r, LOCK_KEY)
 
     @edge_retry
     def release(self, run_id: str) -> None:
@@ -97,17 +99,17 @@ class Journal:
         """SONiC's checkWarmStart bookkeeping: restore_count + 1, state initialized."""
         count = self.r.hincrby(TABLE_KEY, "restore_count", 1)
         self.r.hset(TABLE_KEY, mapping={"state": "initialized", "last_run": run_id})
-        self.r.hset(RUN_PREFIX + run_id, mapping={**fields, "stage": "initialized",
-                                                  "result": "running",
-                                                  "t_initialized": f"{time.time():.3f}"})
+        self.r.hset(RUN_PREFIX + run_id, mapping=redis_fields({
+            **fields, "stage": "initialized", "result": "running",
+            "t_initialized": f"{time.time():.3f}"}))
         return int(count)
 
     @edge_retry
     def stage(self, run_id: str, stage: str, sonic_state: str | None = None,
               **extra: str) -> None:
         pipe = self.r.pipeline()
-        pipe.hset(RUN_PREFIX + run_id, mapping={"stage": stage,
-                                                f"t_{stage}": f"{time.time():.3f}", **extra})
+        pipe.hset(RUN_PREFIX + run_id, mapping=redis_fields({
+            "stage": stage, f"t_{stage}": f"{time.time():.3f}", **extra}))
         if sonic_state:
             pipe.hset(TABLE_KEY, "state", sonic_state)
         pipe.execute()
@@ -124,15 +126,15 @@ class Journal:
 
     @edge_retry
     def run(self, run_id: str) -> dict[str, str]:
-        return self.r.hgetall(RUN_PREFIX + run_id)
+        return hgetall(self.r, RUN_PREFIX + run_id)
 
     @edge_retry
     def last_run_id(self) -> str | None:
-        return self.r.hget(TABLE_KEY, "last_run")
+        return hget(self.r, TABLE_KEY, "last_run")
 
     @edge_retry
     def warm_enabled(self) -> str | None:
-        return self.r.hget(ENABLE_KEY, "enable")
+        return hget(self.r, ENABLE_KEY, "enable")
 
     @edge_retry
     def set_warm_enabled(self, value: str | None) -> None:
@@ -143,7 +145,7 @@ class Journal:
 
     @edge_retry
     def images(self) -> dict[str, str]:
-        return self.r.hgetall(IMAGES_KEY)
+        return hgetall(self.r, IMAGES_KEY)
 
     @edge_retry
     def set_images(self, current: str, current_ref: str, previous: str,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from teamd_shim.redis_decoded import hgetall
+
 from orchestrator.lab.lab import Lab
 
 
@@ -23,11 +25,11 @@ def lag_rows(lab: Lab) -> list[list[str]]:
     rows = []
     for lag in lab.lags():
         bond = lab.state["lags"][lag]["bond"]
-        ours = state.hgetall(f"LAG_TABLE|{lag}")
+        ours = hgetall(state, f"LAG_TABLE|{lag}")
         members = [(p, pp) for lg, p, pp in lab.members() if lg == lag]
         our_m = []
         for port, _ in members:
-            m = state.hgetall(f"LAG_MEMBER_TABLE|{lag}|{port}")
+            m = hgetall(state, f"LAG_MEMBER_TABLE|{lag}|{port}")
             sel = "sel" if m.get("runner.selected") == "true" else "unsel"
             our_m.append(f"{port}:{m.get('runner.state', '?')}/{sel}")
         b = bonds.get(bond, {})

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from teamd_shim.ownership import OwnerStore, client, instance_alive
+from teamd_shim.redis_decoded import hget, hgetall, keys
 from teamd_shim.sonic_db import Endpoint
 
 from .journal import ENABLE_KEY, RUN_PREFIX, TABLE_KEY
@@ -16,20 +17,21 @@ def collect(endpoint: Endpoint) -> dict[str, Any]:
     store = OwnerStore(endpoint)
     r = client(endpoint, 6)
     owner = store.owner()
-    instances = {n: {**rec, "alive": instance_alive(rec)} for n, rec in store.instances().items()}
+    records = store.instances()
+    instances = {n: {**rec, "alive": instance_alive(rec)} for n, rec in records.items()}
     lags: dict[str, Any] = {}
-    for key in sorted(r.keys("LAG_TABLE|*")):
+    for key in sorted(keys(r, "LAG_TABLE|*")):
         name = key.split("|", 1)[1]
-        lags[name] = {"lag": r.hgetall(key), "members": {}}
-    for key in sorted(r.keys("LAG_MEMBER_TABLE|*")):
+        lags[name] = {"lag": hgetall(r, key), "members": {}}
+    for key in sorted(keys(r, "LAG_MEMBER_TABLE|*")):
         _, lag, port = key.split("|", 2)
-        lags.setdefault(lag, {"lag": {}, "members": {}})["members"][port] = r.hgetall(key)
-    wr = r.hgetall(TABLE_KEY)
-    last = r.hgetall(RUN_PREFIX + wr["last_run"]) if wr.get("last_run") else {}
+        lags.setdefault(lag, {"lag": {}, "members": {}})["members"][port] = hgetall(r, key)
+    wr = hgetall(r, TABLE_KEY)
+    last = hgetall(r, RUN_PREFIX + wr["last_run"]) if wr.get("last_run") else {}
     if owner and owner.owner in instances:
-        instances[owner.owner].update(_container_of(owner.owner, instances[owner.owner]))
+        instances[owner.owner].update(_container_of(owner.owner, records[owner.owner]))
     return {"owner": owner.__dict__ if owner else None, "instances": instances, "lags": lags,
-            "warm_restart": wr, "warm_restart_enable": r.hget(ENABLE_KEY, "enable"),
+            "warm_restart": wr, "warm_restart_enable": hget(r, ENABLE_KEY, "enable"),
             "last_run": last}
 
 

@@ -49,8 +49,10 @@ def upgrade(endpoint: Endpoint, source: str, *, tag: str | None, cleanup_image: 
         return _refused(f"{active.container_name} already runs {_tag_of(image)} "
                         f"({image.id[:19]})")
     if tag:
-        repo = (active.image_ref.rsplit(":", 1)[0] if ":" in active.image_ref
-                else active.image_ref) or "teamd-hitless/teamd"
+        # the running image's repository (its own tags: the container's image reference may be
+        # a bare id after an earlier handover)
+        tags = rt.resolve_image(active.image).tags
+        repo = tags[0].rsplit(":", 1)[0] if tags else "teamd-hitless/teamd"
         image.tag(repo, tag)
         image.reload()
         say(f"      tagged {repo}:{tag}")

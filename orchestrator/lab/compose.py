@@ -39,7 +39,7 @@ def compose_command() -> list[str]:
     if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
         return ["docker", "compose"]
     try:
-        import compose  # type: ignore[import-not-found]
+        import compose
 
         exe = Path(compose.__file__).parent / "docker-compose"
         if exe.exists():

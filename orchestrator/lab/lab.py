@@ -24,6 +24,8 @@ from pathlib import Path
 
 import redis
 from teamd_shim.identity import host_id
+from teamd_shim.redis_decoded import fields as redis_fields
+from teamd_shim.redis_decoded import hgetall, keys
 
 from orchestrator.lab import netns
 from orchestrator.lab.ovs import OvsPartner
@@ -272,7 +274,7 @@ class Lab:
         for key, fields in config_db_hashes(ms, lags=lags).items():
             if key.startswith("DEVICE_METADATA"):
                 continue
-            pipe.hset(key, mapping=fields)
+            pipe.hset(key, mapping=redis_fields(fields))
         pipe.execute()
 
     def _create_lag(self, i: int, ms: list[Member]) -> None:
@@ -443,8 +445,8 @@ class Lab:
         try:
             r = self.redis(6)
             out = {}
-            for key in r.keys("TEAMD_SHIM_INSTANCE|*"):
-                rec = r.hgetall(key)
+            for key in keys(r, "TEAMD_SHIM_INSTANCE|*"):
+                rec = hgetall(r, key)
                 if rec.get("host", host_id()) != host_id():
                     continue  # in a container: its pid is not ours to signal
                 if rec.get("pid", "").isdigit() and rec.get("starttime", "").isdigit():

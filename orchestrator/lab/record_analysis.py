@@ -144,3 +144,19 @@ def max_silence(frames: Iterable[Frame], start: float, end: float, subtype: int 
         gaps = [b - a for a, b in zip(ts, ts[1:], strict=False)]
         out[iface] = max([*gaps, end - ts[-1]])
     return out
+
+
+def load_caught_up(path: Path, end: float, limit: float = 2.5) -> list[Frame]:
+    """The frames of `path` once the recorder has written one received after `end` (or after
+    `limit` s). A busy recorder writes a frame a little after the kernel stamped it; judging the
+    silence up to `end` before it caught up would count its lag as silence. If nothing is
+    received after `end` (every sender stopped), the wait ends at `limit` and the silence counts.
+    """
+    import time
+
+    deadline = time.monotonic() + limit
+    while True:
+        frames = load_records(path)
+        if any(f.t > end for f in frames) or time.monotonic() > deadline:
+            return frames
+        time.sleep(0.05)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import redis
 from pyroute2 import IPRoute
+from teamd_shim.redis_decoded import fields as redis_fields
 
 from orchestrator.lab.topology import (
     CONFIG_DB,
@@ -61,7 +62,7 @@ def veths(members: list[Member], peer_pid: int, say: Callable[[str], None]) -> N
 def config_db(url: str, members: list[Member], say: Callable[[str], None]) -> None:
     r = redis.Redis.from_url(url, db=CONFIG_DB, decode_responses=True)
     for key, fields in config_db_hashes(members, system_mac=DUT_SYSTEM_MAC).items():
-        r.hset(key, mapping=fields)
+        r.hset(key, mapping=redis_fields(fields))
     r.set(CONFIG_DB_INITIALIZED, "1")
     say(f"wire: CONFIG_DB: {len({m.lag for m in members})} PortChannels, {len(members)} members")
 

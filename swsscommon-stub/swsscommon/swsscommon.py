@@ -44,13 +44,16 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, cast, overload
 from urllib.parse import unquote, urlparse
 
 import redis
 from redis.backoff import NoBackoff
 from redis.client import PubSub
 from redis.retry import Retry
+
+if TYPE_CHECKING:
+    from redis.typing import EncodableT, FieldT
 
 __all__ = [
     "DEFAULT_SONIC_DB_CONFIG_FILE",
@@ -295,10 +298,34 @@ def _client_from_url(db_id: int, url: str, timeout_ms: int) -> redis.Redis:
     raise ValueError(f"unsupported URL {url!r}: use unix:///path/redis.sock or redis://host:port")
 
 
+# Every client is made with decode_responses=True (``_client_kwargs``), so every reply is a str;
+# redis-py types replies as ``bytes | str`` because its types cannot see that. These helpers
+# narrow the type once, here; each is exactly the redis-py call it wraps.
+def _hgetall(client: redis.Redis, name: str) -> dict[str, str]:
+    return cast("dict[str, str]", client.hgetall(name))
+
+
+def _hget(client: redis.Redis, name: str, key: str) -> str | None:
+    return cast("str | None", client.hget(name, key))
+
+
+def _get(client: redis.Redis, name: str) -> str | None:
+    return cast("str | None", client.get(name))
+
+
+def _keys(client: redis.Redis, pattern: str) -> list[str]:
+    return cast("list[str]", client.keys(pattern))
+
+
+def _fields(mapping: Mapping[str, str]) -> Mapping[FieldT, EncodableT]:
+    """A str -> str mapping as hset's ``mapping=`` (whose key type is invariant)."""
+    return cast("Mapping[FieldT, EncodableT]", mapping)
+
+
 FieldValueTuple = tuple[str, str]
 
 
-class FieldValuePairs(list):  # type: ignore[type-arg]
+class FieldValuePairs(list[FieldValueTuple]):
     """A list of ``(field, value)`` string pairs, like SWIG's ``vector<pair<string,string>>``."""
 
     def __init__(self, items: Iterable[tuple[Any, Any]] | Mapping[Any, Any] = ()) -> None:
@@ -467,10 +494,10 @@ class DBConnector:
             self._client.hset(key, mapping=dict(pairs))
 
     def hget(self, key: str, field: str) -> str | None:
-        return self._client.hget(key, field)
+        return _hget(self._client, key, field)
 
     def hgetall(self, key: str) -> dict[str, str]:
-        return self._client.hgetall(key)
+        return _hgetall(self._client, key)
 
     def hexists(self, key: str, field: str) -> bool:
         return bool(self._client.hexists(key, field))
@@ -482,7 +509,7 @@ class DBConnector:
         return int(self._client.hdel(key, *names))
 
     def keys(self, pattern: str) -> list[str]:
-        return list(self._client.keys(pattern))
+        return list(_keys(self._client, pattern))
 
     def exists(self, key: str) -> bool:
         return bool(self._client.exists(key))
@@ -497,7 +524,7 @@ class DBConnector:
         return bool(self._client.set(key, value))
 
     def get(self, key: str) -> str | None:
-        return self._client.get(key)
+        return _get(self._client, key)
 
     def publish(self, channel: str, message: str) -> int:
         return int(self._client.publish(channel, message))
@@ -540,13 +567,13 @@ class Table(_TableBase):
     """Plain hashes ``<TABLE><sep><key>`` (CONFIG_DB, STATE_DB, reading APPL_DB)."""
 
     def get(self, key: str) -> tuple[bool, tuple[FieldValueTuple, ...]]:
-        data = self._db.client.hgetall(self.getKeyName(key))
+        data = _hgetall(self._db.client, self.getKeyName(key))
         if not data:
             return False, ()
         return True, tuple(data.items())
 
     def hget(self, key: str, field: str) -> tuple[bool, str]:
-        value = self._db.client.hget(self.getKeyName(key), field)
+        value = _hget(self._db.client, self.getKeyName(key), field)
         if value is None:
             return False, ""
         return True, value
@@ -576,7 +603,7 @@ class Table(_TableBase):
 
     def getKeys(self) -> list[str]:
         prefix = f"{self._table}{self._sep}"
-        keys = self._db.client.keys(_glob_escape(prefix) + "*")
+        keys = _keys(self._db.client, _glob_escape(prefix) + "*")
         return [k[len(prefix):] for k in keys]
 
 
@@ -834,9 +861,9 @@ class SubscriberStateTable(_TableBase, Selectable):
         self._pubsub.psubscribe(self._pattern)
         self._wait_subscribed("psubscribe")
         client = db.client
-        for full in client.keys(_glob_escape(self._prefix) + "*"):
+        for full in _keys(client, _glob_escape(self._prefix) + "*"):
             try:
-                data = client.hgetall(full)
+                data = _hgetall(client, full)
             except redis.exceptions.ResponseError:
                 continue  # not a hash
             if data:
@@ -853,7 +880,7 @@ class SubscriberStateTable(_TableBase, Selectable):
             self._buffer.append((key, "DEL", ()))
             return
         try:
-            data = self._db.client.hgetall(full)
+            data = _hgetall(self._db.client, full)
         except redis.exceptions.ResponseError:
             return  # not a hash (wrong type): nothing a SubscriberStateTable reports
         if data:
@@ -1034,16 +1061,16 @@ class SonicV2Connector:
         return self.get_redis_client(db_name).client
 
     def keys(self, db_name: str, pattern: str = "*", blocking: bool = False) -> list[str]:
-        return list(self._c(db_name).keys(pattern))
+        return list(_keys(self._c(db_name), pattern))
 
     def get(self, db_name: str, _hash: str, key: str, blocking: bool = False) -> str | None:
-        return self._c(db_name).hget(_hash, key)
+        return _hget(self._c(db_name), _hash, key)
 
     def hexists(self, db_name: str, _hash: str, key: str) -> bool:
         return bool(self._c(db_name).hexists(_hash, key))
 
     def get_all(self, db_name: str, _hash: str, blocking: bool = False) -> dict[str, str]:
-        return self._c(db_name).hgetall(_hash)
+        return _hgetall(self._c(db_name), _hash)
 
     def set(self, db_name: str, _hash: str, key: str, val: Any, blocking: bool = False) -> int:
         return int(self._c(db_name).hset(_hash, key, str(val)))
@@ -1182,7 +1209,7 @@ class ConfigDBConnector(SonicV2Connector):
         raw = self.typed_to_raw(data)
         stale = [f for f in client.hkeys(name) if f not in raw]
         pipe = client.pipeline(transaction=True)
-        pipe.hset(name, mapping=raw)
+        pipe.hset(name, mapping=_fields(raw))
         if stale:
             pipe.hdel(name, *stale)
         pipe.execute()
@@ -1194,16 +1221,16 @@ class ConfigDBConnector(SonicV2Connector):
         if data is None:
             client.delete(name)
             return
-        client.hset(name, mapping=self.typed_to_raw(data))
+        client.hset(name, mapping=_fields(self.typed_to_raw(data)))
 
     def get_entry(self, table: str, key: TableKey) -> TypedEntry:
-        raw = self._c(self.db_name).hgetall(self._hash(table, key))
+        raw = _hgetall(self._c(self.db_name), self._hash(table, key))
         return self.raw_to_typed(raw) or {}
 
     def get_keys(self, table: str, split: bool = True) -> list[TableKey]:
         prefix = f"{table}{self.TABLE_NAME_SEPARATOR}"
         out: list[TableKey] = []
-        for full in self._c(self.db_name).keys(_glob_escape(prefix) + "*"):
+        for full in _keys(self._c(self.db_name), _glob_escape(prefix) + "*"):
             row = full[len(prefix):]
             out.append(self.deserialize_key(row) if split else row)
         return out
@@ -1212,8 +1239,8 @@ class ConfigDBConnector(SonicV2Connector):
         client = self._c(self.db_name)
         prefix = f"{table}{self.TABLE_NAME_SEPARATOR}"
         out: dict[TableKey, TypedEntry] = {}
-        for full in client.keys(_glob_escape(prefix) + "*"):
-            entry = self.raw_to_typed(client.hgetall(full))
+        for full in _keys(client, _glob_escape(prefix) + "*"):
+            entry = self.raw_to_typed(_hgetall(client, full))
             if entry is not None:
                 out[self.deserialize_key(full[len(prefix):])] = entry
         return out
@@ -1234,12 +1261,12 @@ class ConfigDBConnector(SonicV2Connector):
     def get_config(self) -> dict[str, dict[TableKey, TypedEntry]]:
         client = self._c(self.db_name)
         out: dict[str, dict[TableKey, TypedEntry]] = {}
-        for full in client.keys("*"):
+        for full in _keys(client, "*"):
             if self.TABLE_NAME_SEPARATOR not in full:
                 continue
             table, row = full.split(self.TABLE_NAME_SEPARATOR, 1)
             try:
-                entry = self.raw_to_typed(client.hgetall(full))
+                entry = self.raw_to_typed(_hgetall(client, full))
             except redis.exceptions.ResponseError:
                 continue  # not a hash
             if entry is not None:
@@ -1298,7 +1325,7 @@ class ConfigDBConnector(SonicV2Connector):
                     handler(table, row, None)
                     continue
                 try:
-                    raw = client.hgetall(full)
+                    raw = _hgetall(client, full)
                 except redis.exceptions.ResponseError:
                     continue
                 if raw:

@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.record:
         holder: list[Shim] = []
-        dataplane = RecordingDataplane(  # type: ignore[assignment]
+        dataplane = RecordingDataplane(
             dataplane, args.record, lambda: holder[0].epoch if holder else None)
     role = args.role
     if role == "standby" and awaited_as_standby(endpoint, args.name) is False:

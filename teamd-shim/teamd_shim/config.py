@@ -147,7 +147,8 @@ def desired_config(
                 out.member_errors[(lag, port)] = f"LAG {lag} is not running: {reason}"
         if not valid:
             continue
-        keep = current_owner.get(port) if current_owner.get(port) in valid else sorted(valid)[0]
+        cur = current_owner.get(port)
+        keep = cur if cur is not None and cur in valid else sorted(valid)[0]
         owner[port] = keep
         for lag in valid:
             if lag != keep:

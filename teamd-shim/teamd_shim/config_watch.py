@@ -32,9 +32,9 @@ class ConfigSnapshot:
     initialized: bool = False  # SONiC's CONFIG_DB_INITIALIZED: config-setup finished loading
 
 
-def read_snapshot(db: object) -> ConfigSnapshot:
+def read_snapshot(db: sonic_db.DBConnector) -> ConfigSnapshot:
     snap = ConfigSnapshot()
-    snap.initialized = bool(db.get("CONFIG_DB_INITIALIZED"))  # type: ignore[attr-defined]
+    snap.initialized = bool(db.get("CONFIG_DB_INITIALIZED"))
     pc = sonic_db.Table(db, "PORTCHANNEL")
     for k in pc.getKeys():
         found, fvs = pc.get(k)

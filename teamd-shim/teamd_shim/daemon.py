@@ -13,6 +13,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import sonic_db
 from .config import DesiredConfig, LagConfig, desired_config, port_number
@@ -198,10 +199,10 @@ class Shim(RolesMixin):
             if running is None:
                 self._add_lag(cfg, now)
                 continue
-            err = desired.kept.get(name)
-            if err and running.error is None:
-                log.error("%s: refused config change, running config kept: %s", name, err)
-            running.error = f"refused config change, running config kept: {err}" if err else None
+            kept = desired.kept.get(name)
+            if kept and running.error is None:
+                log.error("%s: refused config change, running config kept: %s", name, kept)
+            running.error = f"refused config change, running config kept: {kept}" if kept else None
             self._update_lag(running, cfg, now)
         self._apply_member_errors(desired)
         self._schedule_publish()
@@ -431,7 +432,7 @@ class Shim(RolesMixin):
             self._dirty.add(lag)
             self._schedule_publish()
 
-    def dump(self, name: str) -> dict:  # type: ignore[type-arg]
+    def dump(self, name: str) -> dict[str, Any]:
         running = self.lags[name]
         return state_dump(running.lacp, running.cfg, self.device(running), self.links)
 

@@ -10,6 +10,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pyroute2 import IPRoute
 
@@ -31,21 +32,22 @@ class LinkInfo:
     kind: str = ""
 
 
-def link_info(msg: dict) -> LinkInfo | None:  # type: ignore[type-arg]
-    name = msg.get_attr("IFLA_IFNAME")  # type: ignore[attr-defined]
+def link_info(msg: Any) -> LinkInfo | None:
+    """`msg`: a pyroute2 ifinfmsg (a dict with `get_attr`; pyroute2 has no types)."""
+    name = msg.get_attr("IFLA_IFNAME")
     if not name:
         return None
     flags = msg["flags"]
     kind = ""
-    linkinfo = msg.get_attr("IFLA_LINKINFO")  # type: ignore[attr-defined]
+    linkinfo = msg.get_attr("IFLA_LINKINFO")
     if linkinfo is not None:
         kind = linkinfo.get_attr("IFLA_INFO_KIND") or ""
     return LinkInfo(
         name=name,
         ifindex=msg["index"],
-        mac=(msg.get_attr("IFLA_ADDRESS") or "00:00:00:00:00:00").lower(),  # type: ignore[attr-defined]
+        mac=(msg.get_attr("IFLA_ADDRESS") or "00:00:00:00:00:00").lower(),
         up=bool(flags & IFF_UP) and bool(flags & IFF_LOWER_UP),
-        master=msg.get_attr("IFLA_MASTER") or 0,  # type: ignore[attr-defined]
+        master=msg.get_attr("IFLA_MASTER") or 0,
         kind=kind,
     )
 

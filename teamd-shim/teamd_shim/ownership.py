@@ -22,6 +22,8 @@ from redis.retry import Retry
 
 from . import sonic_db
 from .identity import host_id
+from .redis_decoded import fields as redis_fields
+from .redis_decoded import hget, hgetall, keys
 
 STATE_DB = 6
 APPL_DB = 0
@@ -124,7 +126,7 @@ class OwnerStore:
         self._cas = self.state.register_script(CAS_LUA)
 
     def owner(self) -> Owner | None:
-        rec = self.state.hgetall(OWNER_KEY)
+        rec = hgetall(self.state, OWNER_KEY)
         if not rec:
             return None
         return Owner(int(rec.get("epoch", "0")), rec.get("owner", ""))
@@ -138,12 +140,12 @@ class OwnerStore:
         return Owner(int(epoch), owner) if ok else None
 
     def instance(self, name: str) -> dict[str, str]:
-        return self.state.hgetall(INSTANCE_PREFIX + name)
+        return hgetall(self.state, INSTANCE_PREFIX + name)
 
     def instances(self) -> dict[str, dict[str, str]]:
         out = {}
-        for k in self.state.keys(INSTANCE_PREFIX + "*"):
-            out[k[len(INSTANCE_PREFIX):]] = self.state.hgetall(k)
+        for k in keys(self.state, INSTANCE_PREFIX + "*"):
+            out[k[len(INSTANCE_PREFIX):]] = hgetall(self.state, k)
         return out
 
     def claim(self, name: str) -> Owner:
@@ -173,18 +175,18 @@ class OwnerStore:
         fields[META] = json.dumps(meta)
         pipe = self.state.pipeline(transaction=True)
         pipe.delete(key)
-        pipe.hset(key, mapping=fields)
+        pipe.hset(key, mapping=redis_fields(fields))
         pipe.execute()
 
     def read_snapshot(self, name: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-        raw = self.state.hgetall(SNAPSHOT_PREFIX + name)
+        raw = hgetall(self.state, SNAPSHOT_PREFIX + name)
         if META not in raw:
             return {}, {}
         meta = json.loads(raw.pop(META))
         return meta, {lag: json.loads(v) for lag, v in raw.items()}
 
     def read_meta(self, name: str) -> dict[str, Any]:
-        raw = self.state.hget(SNAPSHOT_PREFIX + name, META)
+        raw = hget(self.state, SNAPSHOT_PREFIX + name, META)
         return json.loads(raw) if raw else {}
 
     def drop_instance(self, name: str) -> None:
@@ -202,10 +204,10 @@ def awaited_as_standby(endpoint: sonic_db.Endpoint, name: str) -> bool | None:
     """
     try:
         r = client(endpoint, STATE_DB)
-        run_id = r.hget(LOCK_KEY, "run_id")
+        run_id = hget(r, LOCK_KEY, "run_id")
         if not run_id:
             return False
-        run = r.hgetall(RUN_PREFIX + run_id)
+        run = hgetall(r, RUN_PREFIX + run_id)
         return run.get("new") == name and run.get("result") == "running"
     except redis.exceptions.RedisError:
         return None

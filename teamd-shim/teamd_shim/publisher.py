@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import ownership, redis_edge, sonic_db
+from .redis_decoded import hgetall
 
 log = logging.getLogger(__name__)
 
@@ -157,11 +158,11 @@ class Publisher:
         """
         r = self._raw[target.db]
         if target.db == "STATE_DB":
-            cur = r.hgetall(f"{target.table}|{target.key}")
+            cur = hgetall(r, f"{target.table}|{target.key}")
             return (fields is None and not cur) or cur == fields
-        done = r.hgetall(f"{target.table}:{target.key}")
-        pending = r.hgetall(f"_{target.table}:{target.key}")
-        in_set = r.sismember(f"{target.table}_KEY_SET", target.key)
+        done = hgetall(r, f"{target.table}:{target.key}")
+        pending = hgetall(r, f"_{target.table}:{target.key}")
+        in_set = bool(r.sismember(f"{target.table}_KEY_SET", target.key))
         if fields is None:
             return not done and not in_set
         return (not in_set and done == fields) or (in_set and pending == fields)
@@ -199,8 +200,13 @@ class Publisher:
 
     def _fenced_write(self, target: Target, fields: Fields | None) -> bool:
         epoch = self._fence() if self._fence else None
+        if epoch is None:
+            # not the owner any more since this round's hold check (the role changed on the
+            # loop thread): not ours to write; the next round holds APPL_DB. Sending None would
+            # make redis-py raise DataError and restart the session.
+            return False
         t, key = target.table, target.key
-        args: list[object] = [epoch, f"{t}_CHANNEL@{ownership.APPL_DB}", key,
+        args: list[str | int] = [epoch, f"{t}_CHANNEL@{ownership.APPL_DB}", key,
                               "DEL" if fields is None else "SET",
                               ownership.STATE_DB, ownership.APPL_DB]
         for f, v in (fields or {}).items():

@@ -23,6 +23,7 @@ TIMEOUT_MS = 2000
 DB_IDS = {"APPL_DB": 0, "CONFIG_DB": 4, "STATE_DB": 6}
 SEPARATORS = {"APPL_DB": ":", "CONFIG_DB": "|", "STATE_DB": "|"}
 
+DBConnector = swsscommon.DBConnector
 Table = swsscommon.Table
 ProducerStateTable = swsscommon.ProducerStateTable
 SubscriberStateTable = swsscommon.SubscriberStateTable

@@ -134,9 +134,14 @@ def test_upgrade_from_a_tarball_and_to_an_image_with_the_same_version(
         for chunk in dlab.client.images.get(f"{IMAGE_REPO}:{UPGRADE_VERSION}").save():
             f.write(chunk)
     judge = Judge(dlab)
-    rc, out = cli_json(dlab, "upgrade-docker", "teamd", str(tar))
+    rc, out = cli_json(dlab, "upgrade-docker", "teamd", str(tar), "--tag", "test-from-tarball")
     assert rc == 0, out
     assert status_json(dlab)["image_version"] == UPGRADE_VERSION
+    assert dlab.client.images.get(f"{IMAGE_REPO}:test-from-tarball").id == \
+        dlab.client.images.get(f"{IMAGE_REPO}:{UPGRADE_VERSION}").id
+    # the image that runs already: refused, nothing changed
+    rc, out = cli_json(dlab, "upgrade-docker", "teamd", f"{IMAGE_REPO}:{UPGRADE_VERSION}")
+    assert rc == 2 and "already runs" in out["reason"], out
     # same version label, another image id (a rebuild): accepted
     same = build_derived(dlab, tmp_path, "LABEL teamd-hitless.rebuild=1", "rebuild")
     rc, out = cli_json(dlab, "upgrade-docker", "teamd", same)

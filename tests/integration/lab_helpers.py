@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from orchestrator.lab.record_analysis import load_records, max_silence
+from orchestrator.lab.record_analysis import load_caught_up, max_silence
 
 if TYPE_CHECKING:
     from orchestrator.lab.lab import Lab
@@ -47,5 +48,5 @@ def max_gaps(lab: Lab, start: float, end: float) -> dict[str, float]:
     """Longest silence per port: the window reaches back 2 s so a gap that spans the window's
     start (the old owner's last PDU before it) is counted, and the time from a port's last PDU
     to `end` counts too (a sender that stopped for good leaves no next PDU to measure to)."""
-    frames = load_records(lab.state["recorder"]["out"])
+    frames = load_caught_up(Path(lab.state["recorder"]["out"]), end)
     return max_silence(frames, start - 2.0, end, subtype=1)

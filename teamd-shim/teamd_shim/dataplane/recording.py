@@ -20,9 +20,10 @@ if TYPE_CHECKING:
 
 
 class RecordingDataplane:
-    """Wraps another backend; `epoch()` is read at every write, so stale owners show up."""
+    """Wraps another backend; `epoch()` is read at every write, so stale owners show up (None:
+    no epoch yet, recorded as null)."""
 
-    def __init__(self, inner: Dataplane, path: str, epoch: Callable[[], int]) -> None:
+    def __init__(self, inner: Dataplane, path: str, epoch: Callable[[], int | None]) -> None:
         self.inner = inner
         self.name = f"{inner.name}+recording"
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

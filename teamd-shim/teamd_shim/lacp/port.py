@@ -362,7 +362,12 @@ class Port:
             last_tx=opt_float("last_tx"),
             last_tx_frame=None if frame is None else bytes.fromhex(frame),
             enabled=_bool(d["enabled"]),
-            **{c: int(counters[c]) for c in COUNTERS},
+            # the COUNTERS, by name (a ** of a dict would hide their types from mypy)
+            rx_pdus=int(counters["rx_pdus"]),
+            tx_pdus=int(counters["tx_pdus"]),
+            rx_bad=int(counters["rx_bad"]),
+            rx_marker=int(counters["rx_marker"]),
+            down_count=int(counters["down_count"]),
         )
         if port.enabled != (port.mux_state is MuxState.COLLECTING_DISTRIBUTING):
             raise ValueError(f"port {name}: enabled disagrees with mux state {port.mux_state}")
