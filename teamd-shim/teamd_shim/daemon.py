@@ -250,7 +250,7 @@ class Shim(RolesMixin):
             log.info("%s: LACP settings changed", cfg.name)
             running.lacp.update_settings(settings_for(cfg), now)
         for port in set(old.members) - set(cfg.members):
-            self._remove_member(running, port, now)
+            self._remove_member(running, port, now, goodbye=True)
         running.cfg = cfg
         for port in cfg.members:
             if port not in running.lacp.ports:
@@ -273,8 +273,16 @@ class Shim(RolesMixin):
                  "up" if link.up else "down")
         self._dirty.add(running.cfg.name)
 
-    def _remove_member(self, running: RunningLag, port: str, now: float) -> None:
+    def _remove_member(self, running: RunningLag, port: str, now: float, *,
+                       goodbye: bool = False) -> None:
+        """`goodbye`: a real removal (config, cold stop) by the owner: one last PDU with Sync,
+        Collecting and Distributing cleared first (hld §12). Never on a handover, never by a
+        standby or yielded instance."""
         if port in running.lacp.ports:
+            if goodbye and self.role == "active" and self.io is not None:
+                frame = running.lacp.goodbye(port)
+                if frame is not None and self.io.send(port, frame):
+                    log.info("%s: goodbye PDU on %s", running.cfg.name, port)
             running.lacp.remove_port(port, now)
         self._apply_intents(running)
         if self.io is not None:
@@ -289,10 +297,11 @@ class Shim(RolesMixin):
         self._dirty.add(lag)
 
     def _remove_lag(self, name: str) -> None:
+        """Config removal or cold stop: every member says goodbye first."""
         running = self.lags.pop(name)
         now = time.monotonic()
         for port in list(running.lacp.ports):
-            self._remove_member(running, port, now)
+            self._remove_member(running, port, now, goodbye=True)
         if running.timer is not None:
             running.timer.cancel()
         self.dataplane.lag_removed(name)
@@ -353,8 +362,9 @@ class Shim(RolesMixin):
         lacp.on_timer(now)
         if self.role == "active" and self.io is not None:
             for port, frame in lacp.frames_to_send(now):
-                self.io.send(port, frame)
-                if self.takeover_at is not None and not self.confirmed:
+                if not self.io.send(port, frame):
+                    lacp.send_failed(port, frame, now)  # not our last PDU: it never left
+                elif self.takeover_at is not None and not self.confirmed:
                     self.note_tx(port, now)
         self._apply_intents(running)
         self._arm(running)

@@ -196,7 +196,8 @@ class RolesMixin:
         now = time.monotonic()
         for running in self.lags.values():
             for port, frame in running.lacp.refresh(now):
-                self.io.send(port, frame)  # type: ignore[attr-defined]
+                if not self.io.send(port, frame):  # type: ignore[attr-defined]
+                    running.lacp.send_failed(port, frame, now)
             self._apply_intents(running)  # type: ignore[attr-defined]
         self.role = "yielded"
         self.yielded_at = now

@@ -527,3 +527,43 @@ def test_refresh_sends_on_every_port_and_restarts_the_schedule() -> None:
     assert a.frames_to_send(t + 0.999) == []
     due = a.frames_to_send(t + 1.0)
     assert sorted(p for p, _ in due) == ["p0", "p1"]
+
+
+def test_goodbye_clears_sync_collecting_distributing_and_the_partner_lets_go_at_once():
+    wire = negotiated_pair()
+    a, b = wire.a, wire.b
+    assert b.port_enabled("e0")
+    before = a.would_send("e0")
+    bye = a.goodbye("e0")
+    assert bye is not None
+    s = state_of(bye)
+    assert not s & (SYNC | COLLECTING | DISTRIBUTING) and s & AGGREGATION and s & ACTIVITY
+    # everything else is the frame we would have sent: same partner echo, same identity
+    assert decode_frame(bye)[1].partner == decode_frame(before)[1].partner
+    assert a.would_send("e0") == before  # goodbye() changes nothing by itself
+    b.pop_intents()
+    b.receive("e0", bye, wire.now)
+    assert not b.port_enabled("e0") and b.port_enabled("e1")  # the partner stops using it now
+    assert PortEnable("PortChannel1", "e0", False) in b.pop_intents()
+
+
+def test_no_goodbye_from_a_port_that_cannot_transmit():
+    wire = negotiated_pair()
+    wire.a.set_link("e0", False, wire.now)
+    assert wire.a.goodbye("e0") is None
+
+
+def test_a_send_the_socket_refused_is_not_recorded_as_transmitted():
+    wire = negotiated_pair()
+    a = wire.a
+    before = a.to_dict()["ports"]["e0"]
+    t = before["last_tx"] + 1.0  # the next periodic PDU is due
+    out = dict(a.frames_to_send(t))
+    assert "e0" in out and a.to_dict()["ports"]["e0"]["last_tx"] == t
+    assert a.send_failed("e0", out["e0"], t)
+    after = a.to_dict()["ports"]["e0"]
+    # the last TX instant and bytes are what a handover hands on: the PDU that really left
+    assert (after["last_tx"], after["last_tx_frame"]) == (before["last_tx"],
+                                                          before["last_tx_frame"])
+    assert after["counters"]["tx_pdus"] == before["counters"]["tx_pdus"]
+    assert not a.send_failed("e0", out["e0"], t)  # only once, and only for that frame

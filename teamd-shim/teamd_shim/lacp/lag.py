@@ -161,6 +161,12 @@ class Lag:
         port.periodic_update(now, self._settings)
         self._converge(now)
 
+    def goodbye(self, name: str) -> bytes | None:
+        """The goodbye PDU for a member that is really being removed (config removal, LAG
+        removal, cold stop), to send before `remove_port`; a handover never asks for one.
+        Changes nothing: the caller removes the port next."""
+        return self._ports[name].goodbye_frame(self._settings)
+
     def remove_port(self, name: str, now: float) -> None:
         """Forget a member without a goodbye PDU (a handover must never send one)."""
         port = self._ports[name]
@@ -276,6 +282,12 @@ class Lag:
             port.transmitted(frame, now)
             out.append((port.name, frame))
         return out
+
+    def send_failed(self, name: str, frame: bytes, now: float) -> bool:
+        """The I/O layer could not send a frame that frames_to_send/refresh returned at `now`:
+        it is not recorded as transmitted (see Port.untransmitted)."""
+        port = self._ports.get(name)
+        return port is not None and port.untransmitted(frame, now)
 
     def refresh(self, now: float) -> list[tuple[str, bytes]]:
         """Send on every port now and restart each periodic schedule from now.

@@ -118,6 +118,10 @@ class Port:
     down_count: int = 0
     # (actor, partner, frame) of the last encoding; avoids re-encoding a steady-state PDU.
     _frame_cache: tuple[PortInfo, PortInfo, bytes] | None = None
+    # last_tx / last_tx_frame before the most recent transmission, so a send the socket refused
+    # can be taken back (transient: not part of the state that crosses a handover)
+    _before_tx: tuple[float | None, bytes | None] | None = field(
+        default=None, compare=False, repr=False)
 
     # ---- what we advertise -------------------------------------------------------------
 
@@ -157,6 +161,17 @@ class Port:
         frame = encode_frame(self.mac, Lacpdu(actor, self.partner))
         self._frame_cache = (actor, self.partner, frame)
         return frame
+
+    def goodbye_frame(self, cfg: LagSettings) -> bytes | None:
+        """The last PDU of a port that is really leaving (teamd's lacp_port_removed: the port
+        goes DISABLED and one LACPDU goes out): our info with Synchronization, Collecting and
+        Distributing cleared, so the partner stops using the link at once instead of after its
+        receive timeout (3 s fast, 90 s slow). None if the port could not transmit anyway."""
+        if not self.can_transmit(cfg):
+            return None
+        actor = self.actor(cfg)
+        leaving = actor.with_state(actor.state & ~(SYNC | COLLECTING | DISTRIBUTING))
+        return encode_frame(self.mac, Lacpdu(leaving, self.partner))
 
     def can_transmit(self, cfg: LagSettings) -> bool:
         """TX needs carrier and at least one active side (no passive-passive chatter)."""
@@ -266,9 +281,24 @@ class Port:
         self.ntt = False
         self.tx_hold = None
         self.tx_times = [*self.tx_times[-(TX_LIMIT - 1) :], now]
+        self._before_tx = (self.last_tx, self.last_tx_frame)
         self.last_tx = now
         self.last_tx_frame = frame
         self.tx_pdus += 1
+
+    def untransmitted(self, frame: bytes, now: float) -> bool:
+        """The frame handed out at `now` never left (the socket refused it): it must not count
+        as our last PDU, whose instant and bytes a handover hands on (a new owner would place its
+        first PDU one period after a PDU the partner never got). The NTT is not re-armed: the
+        periodic machine sends again on schedule."""
+        if self._before_tx is None or self.last_tx != now or self.last_tx_frame != frame:
+            return False
+        self.last_tx, self.last_tx_frame = self._before_tx
+        self._before_tx = None
+        if self.tx_times and self.tx_times[-1] == now:
+            self.tx_times = self.tx_times[:-1]
+        self.tx_pdus -= 1
+        return True
 
     # ---- mux machine (coupled control) -------------------------------------------------
 

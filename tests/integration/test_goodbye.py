@@ -1,0 +1,77 @@
+"""Goodbye on a real removal (issue 9 item 1), judged by Open vSwitch: a member or LAG removed
+from CONFIG_DB, and a cold stop (SIGTERM), send one last LACPDU with Sync, Collecting and
+Distributing cleared, so the partner stops using the link at once (here within 0.5 s) instead
+of after its 3 s receive timeout; the other members are untouched. The handover never sends
+one (test_handover.py: 30 runs, no member line at the partner).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from lab_helpers import all_negotiated, wait_for
+
+from orchestrator.lab.lab import Lab
+from orchestrator.lab.shim import shim_command
+
+pytestmark = pytest.mark.integration
+GOODBYE_LIMIT_S = 0.5  # the partner's 3 s timeout would be the limit without a goodbye
+
+
+@pytest.fixture
+def lab(tmp_path_factory: pytest.TempPathFactory):
+    lab = Lab(Path(tmp_path_factory.mktemp("gb")), prefix="gb")
+    lab.up(2, 2, shim_cmd=shim_command(lab))
+    wait_for(lambda: all_negotiated(lab.ovs.bond_show()), 15.0, "all bonds negotiated")
+    time.sleep(1.0)
+    yield lab
+    lab.down()
+
+
+def enabled(lab: Lab) -> dict[str, bool]:
+    return {m: up for b in lab.ovs.bond_show().values() for m, up in b["members"].items()}
+
+
+def time_until_disabled(lab: Lab, ports: set[str], limit: float = 3.5) -> float:
+    t0 = time.monotonic()
+    wait_for(lambda: not any(enabled(lab).get(p) for p in ports), limit,
+             f"{sorted(ports)} disabled at the partner", interval=0.02)
+    return time.monotonic() - t0
+
+
+def test_member_removed_from_config_is_let_go_at_once(lab: Lab) -> None:
+    (lag, port, pport), (_, _, other) = lab.members()[0], lab.members()[1]
+    lab.redis().delete(f"PORTCHANNEL_MEMBER|{lag}|{port}")  # the veth stays: only config goes
+    took = time_until_disabled(lab, {pport})
+    print(f"\nmember removed: partner disabled {pport} after {took:.3f} s")
+    assert took <= GOODBYE_LIMIT_S
+    time.sleep(0.5)
+    rest = enabled(lab)
+    assert rest[other] and all(v for p, v in rest.items() if p != pport), rest
+
+
+def test_lag_removed_from_config_is_let_go_at_once(lab: Lab) -> None:
+    lag = lab.lags()[1]
+    ports = {pp for lg, _, pp in lab.members() if lg == lag}
+    r = lab.redis()
+    for lg, dut, _ in lab.members():
+        if lg == lag:
+            r.delete(f"PORTCHANNEL_MEMBER|{lg}|{dut}")
+    r.delete(f"PORTCHANNEL|{lag}")
+    took = time_until_disabled(lab, ports)
+    print(f"\nLAG removed: partner disabled {sorted(ports)} after {took:.3f} s")
+    assert took <= GOODBYE_LIMIT_S
+    assert all(v for p, v in enabled(lab).items() if p not in ports)
+
+
+def test_cold_stop_lets_every_member_go_at_once(lab: Lab) -> None:
+    ports = {pp for _, _, pp in lab.members()}
+    (ref,) = lab.registered_shims().values()
+    t0 = time.monotonic()
+    ref.stop(5.0)  # SIGTERM: teamd's cold stop; returns once the process is gone
+    time_until_disabled(lab, ports)
+    took = time.monotonic() - t0
+    print(f"\nSIGTERM: partner disabled all {len(ports)} members {took:.3f} s after the signal")
+    assert took <= GOODBYE_LIMIT_S + 0.5  # the process's own exit included
