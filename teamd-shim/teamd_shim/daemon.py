@@ -59,6 +59,7 @@ def settings_for(cfg: LagConfig) -> LagSettings:
         key=cfg.key,
         fast_rate=cfg.fast_rate,
         min_links=cfg.min_links,
+        admin_up=cfg.admin_up,
     )
 
 

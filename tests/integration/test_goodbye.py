@@ -1,8 +1,10 @@
-"""Goodbye on a real removal (issue 9 item 1), judged by Open vSwitch: a member or LAG removed
-from CONFIG_DB, and a cold stop (SIGTERM), send one last LACPDU with Sync, Collecting and
-Distributing cleared, so the partner stops using the link at once (here within 0.5 s) instead
-of after its 3 s receive timeout; the other members are untouched. The handover never sends
-one (test_handover.py: 30 runs, no member line at the partner).
+"""Goodbye on a real removal and admin down (issue 9 items 1 and 2), judged by Open vSwitch.
+
+A member or LAG removed from CONFIG_DB, and a cold stop (SIGTERM), send one last LACPDU with
+Sync, Collecting and Distributing cleared, so the partner stops using the link at once (here
+within 0.5 s) instead of after its 3 s receive timeout; the other members are untouched. The
+handover never sends one (test_handover.py: 30 runs, no member line at the partner). Admin down
+does the same for every member of the LAG and then keeps it silent until admin up.
 """
 
 from __future__ import annotations
@@ -75,3 +77,34 @@ def test_cold_stop_lets_every_member_go_at_once(lab: Lab) -> None:
     took = time.monotonic() - t0
     print(f"\nSIGTERM: partner disabled all {len(ports)} members {took:.3f} s after the signal")
     assert took <= GOODBYE_LIMIT_S + 0.5  # the process's own exit included
+
+
+def test_admin_down_stops_the_lag_and_admin_up_renegotiates(lab: Lab) -> None:
+    """PORTCHANNEL admin_status down: goodbye on every member, then no PDU from us while down,
+    oper_status down; up again: negotiated within 5 s. The other LAG never notices."""
+    from orchestrator.lab.record_analysis import load_records
+
+    lag, other = lab.lags()[0], lab.lags()[1]
+    ports = {pp for lg, _, pp in lab.members() if lg == lag}
+    others = {pp for lg, _, pp in lab.members() if lg == other}
+    rec = lab.start_recorder()
+    lab.redis().hset(f"PORTCHANNEL|{lag}", "admin_status", "down")
+    took = time_until_disabled(lab, ports)
+    print(f"\nadmin down: partner disabled {sorted(ports)} after {took:.3f} s")
+    assert took <= 3.5
+    time.sleep(0.5)
+    t_quiet = time.monotonic()
+    time.sleep(3.0)
+    heard = [f for f in load_records(rec) if f.iface in ports and f.t > t_quiet and f.subtype == 1]
+    assert heard == [], f"{len(heard)} PDUs from us while admin down"
+    wait_for(lambda: lab.redis(6).hget(f"LAG_TABLE|{lag}", "oper_status") == "down", 3.0,
+             "STATE_DB oper_status down")
+    assert all(enabled(lab)[p] for p in others)
+    lab.redis().hset(f"PORTCHANNEL|{lag}", "admin_status", "up")
+    t0 = time.monotonic()
+    wait_for(lambda: all(enabled(lab).get(p) for p in ports), 5.0, "renegotiated after admin up",
+             interval=0.05)
+    print(f"admin up: negotiated again after {time.monotonic() - t0:.3f} s")
+    wait_for(lambda: lab.redis(6).hget(f"LAG_TABLE|{lag}", "oper_status") == "up", 3.0,
+             "STATE_DB oper_status up")
+    assert all(enabled(lab)[p] for p in others)

@@ -567,3 +567,36 @@ def test_a_send_the_socket_refused_is_not_recorded_as_transmitted():
                                                           before["last_tx_frame"])
     assert after["counters"]["tx_pdus"] == before["counters"]["tx_pdus"]
     assert not a.send_failed("e0", out["e0"], t)  # only once, and only for that frame
+
+
+def test_admin_down_says_goodbye_then_is_silent_and_admin_up_renegotiates():
+    wire = negotiated_pair()
+    a, b = wire.a, wire.b
+    a.pop_intents()
+    n0 = len(wire.log)
+    down = replace(a.settings, admin_up=False)
+    a.update_settings(down, wire.now)
+    assert a.pop_intents() == [PortEnable("PortChannel1", "e0", False),
+                               PortEnable("PortChannel1", "e1", False),
+                               Carrier("PortChannel1", False)]
+    t0 = wire.now
+    wire.run_until(t0 + 5.0)
+    sent = [(t, p, f) for t, s, p, f in wire.log[n0:] if s == "a"]
+    assert sorted(p for _, p, _ in sent) == ["e0", "e1"]  # one goodbye per port, then silence
+    assert all(not state_of(f) & (SYNC | COLLECTING | DISTRIBUTING) for _, _, f in sent)
+    assert not b.port_enabled("e0") and not b.port_enabled("e1") and not b.carrier
+    assert not a.carrier and a.next_deadline() is not None  # still receiving, timers alive
+    a.update_settings(replace(down, admin_up=True), wire.now)
+    wire.run_until(wire.now + 5.0)
+    assert a.port_enabled("e0") and a.port_enabled("e1") and a.carrier
+    assert b.port_enabled("e0") and b.port_enabled("e1")
+
+
+def test_admin_state_crosses_a_handover_and_old_snapshots_mean_up():
+    wire = negotiated_pair()
+    a = wire.a
+    a.update_settings(replace(a.settings, admin_up=False), wire.now)
+    d = a.to_dict()
+    assert Lag.from_dict(d).settings.admin_up is False
+    del d["settings"]["admin_up"]
+    assert Lag.from_dict(d).settings.admin_up is True

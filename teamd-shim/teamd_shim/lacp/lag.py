@@ -62,6 +62,9 @@ class LagSettings:
     active: bool = True
     # 802.1AX Aggregate_Wait_Time is 2 s; teamd has no wait_while, hence 0 by default.
     aggregate_wait: float = 0.0
+    # CONFIG_DB admin_status: down stops the LAG as teamd does (every port says goodbye, then
+    # no LACPDU, no member enabled, carrier down); PDUs are still received
+    admin_up: bool = True
 
     def __post_init__(self) -> None:
         if type(self.system) is not bytes or len(self.system) != 6:
@@ -84,6 +87,7 @@ class LagSettings:
             "system_priority": self.system_priority,
             "active": self.active,
             "aggregate_wait": self.aggregate_wait,
+            "admin_up": self.admin_up,
         }
 
     @classmethod
@@ -97,6 +101,8 @@ class LagSettings:
             system_priority=int(d["system_priority"]),
             active=bool(d["active"]),
             aggregate_wait=float(d["aggregate_wait"]),
+            # absent in a snapshot from before admin state was honoured: it was up
+            admin_up=bool(d.get("admin_up", True)),
         )
 
 
@@ -106,11 +112,12 @@ def _aggregator_key(port: Port) -> tuple[int, bytes, int]:
     return (p.system_priority, p.system, p.key)
 
 
-def _eligible(port: Port) -> bool:
+def _eligible(port: Port, cfg: LagSettings) -> bool:
     """Selectable: current, or expired with a real partner identity (teamd: not defaulted or
     disabled). A never-heard partner (all-zero identity) is not selectable, so a cold start
-    advertises Sync=0 instead of claiming an aggregator nobody agreed to."""
-    if not port.link_up:
+    advertises Sync=0 instead of claiming an aggregator nobody agreed to. Nothing is
+    selectable while the LAG is admin down."""
+    if not port.link_up or not cfg.admin_up:
         return False
     if port.rx_state is RxState.CURRENT:
         return True
@@ -126,6 +133,8 @@ class Lag:
         self._order: list[Port] = []  # by port number: the order of frames and intents
         self._carrier = False
         self._intents: list[Intent] = []
+        # goodbye PDUs queued by an admin down, sent by the next frames_to_send
+        self._goodbyes: list[tuple[str, bytes]] = []
 
     # ---- configuration -----------------------------------------------------------------
 
@@ -185,6 +194,12 @@ class Lag:
         self._run_timers(now)
         old = self._settings
         before = {p.name: p.actor(old) for p in self._order}
+        if old.admin_up and not settings.admin_up:
+            # teamd on admin down: every port DISABLED, one last PDU each, then silence
+            for port in self._order:
+                frame = port.goodbye_frame(old)
+                if frame is not None:
+                    self._goodbyes.append((port.name, frame))
         self._settings = settings
         identity_changed = (old.system, old.system_priority, old.key) != (
             settings.system, settings.system_priority, settings.key,
@@ -266,7 +281,8 @@ class Lag:
         """
         self._run_timers(now)
         cfg = self._settings
-        out: list[tuple[str, bytes]] = []
+        out: list[tuple[str, bytes]] = [(n, f) for n, f in self._goodbyes if n in self._ports]
+        self._goodbyes = []
         for port in self._order:
             if not port.ntt:
                 continue
@@ -333,9 +349,9 @@ class Lag:
     def port_view(self, name: str) -> dict[str, Any]:
         """A teamdctl-like per-port summary for state dumps."""
         port = self._ports[name]
-        if _eligible(port):
+        if _eligible(port, self._settings):
             key = _aggregator_key(port)
-            agg_id = min(p.port_number for p in self._order if _eligible(p) and
+            agg_id = min(p.port_number for p in self._order if _eligible(p, self._settings) and
                          _aggregator_key(p) == key)  # fmt: skip
         else:
             agg_id = port.port_number
@@ -401,7 +417,7 @@ class Lag:
         ports are STANDBY, like teamd's "not in selected aggregator"."""
         groups: dict[tuple[int, bytes, int], list[Port]] = {}
         for port in self._order:
-            if _eligible(port):
+            if _eligible(port, self._settings):
                 groups.setdefault(_aggregator_key(port), []).append(port)
         best: list[Port] = []
         if groups:
@@ -415,7 +431,7 @@ class Lag:
             )
         changed = False
         for port in self._order:
-            if not _eligible(port) or (
+            if not _eligible(port, self._settings) or (
                 port.selected is Selected.UNSELECTED and port.mux_state is not MuxState.DETACHED
             ):
                 # A deselected port must detach from its old aggregator before it may join

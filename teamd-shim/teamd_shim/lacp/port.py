@@ -174,8 +174,10 @@ class Port:
         return encode_frame(self.mac, Lacpdu(leaving, self.partner))
 
     def can_transmit(self, cfg: LagSettings) -> bool:
-        """TX needs carrier and at least one active side (no passive-passive chatter)."""
-        return self.link_up and (cfg.active or bool(self.partner.state & ACTIVITY))
+        """TX needs the LAG admin up, carrier and at least one active side (no passive-passive
+        chatter)."""
+        return cfg.admin_up and self.link_up and (cfg.active or
+                                                  bool(self.partner.state & ACTIVITY))
 
     def partner_sync(self) -> bool:
         return bool(self.partner.state & SYNC)
