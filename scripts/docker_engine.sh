@@ -55,24 +55,42 @@ fi
 command -v dockerd >/dev/null || die "dockerd not found after installing docker.io"
 command -v docker >/dev/null || die "no docker client on PATH (docker.io ships /usr/bin/docker)"
 
-# A dockerd of ours that is still starting, or a stale socket from one that died: never start a
-# second daemon over a live one.
-if [ -f /var/run/docker.pid ] && kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
-  pid=$(cat /var/run/docker.pid)
-  echo "docker: dockerd pid $pid exists but does not answer yet; waiting (limit ${WAIT_S} s)"
-else
+# A live dockerd (not a zombie: a daemon whose parent never reaped it still has a pid) that
+# is still starting: wait for it, never start a second daemon over it.
+running() {
+  local st
+  st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  st=${st##*) }
+  [ "${st%% *}" != Z ] && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = dockerd ]
+}
+start_dockerd() {
   mkdir -p "$(dirname "$LOG")"
   echo "==== $(date -u +%FT%TZ) started by teamd-hitless scripts/docker_engine.sh" >>"$LOG"
+  # a pid file of a dead or zombie daemon would make the new one refuse to start
+  rm -f /var/run/docker.pid
   # setsid + nohup: the daemon survives the end of `make` and of the calling shell.
   setsid nohup dockerd --live-restore --bridge=none --iptables=false --ip-masq=false \
     --host "unix://$SOCK" >>"$LOG" 2>&1 </dev/null &
   pid=$!
+  ours=1
+}
+ours=0
+if [ -f /var/run/docker.pid ] && running "$(cat /var/run/docker.pid)"; then
+  pid=$(cat /var/run/docker.pid)
+  echo "docker: dockerd pid $pid exists but does not answer yet; waiting (limit ${WAIT_S} s)"
+else
+  start_dockerd
 fi
 
 start=$(date +%s.%N)
 deadline=$(( $(date +%s) + WAIT_S ))
 until answers; do
-  if ! kill -0 "$pid" 2>/dev/null; then
+  if ! running "$pid" && [ $ours = 0 ]; then
+    echo "docker: dockerd pid $pid went away without answering; starting one"
+    start_dockerd
+    continue
+  fi
+  if ! running "$pid"; then
     echo "docker: dockerd (pid $pid) exited before answering on $SOCK; last lines of $LOG:" >&2
     tail -n 25 "$LOG" >&2
     exit 1
