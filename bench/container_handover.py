@@ -45,7 +45,7 @@ from handover import (  # noqa: E402
     summary,
     wait_settled,
 )
-from steady_state import BenchError, machine_info, progress  # noqa: E402
+from steady_state import machine_info, progress  # noqa: E402
 
 from orchestrator.lab.holder import TEAMD, HolderLab  # noqa: E402
 
@@ -79,7 +79,7 @@ def measure_containers(client: Any, lags: int, members: int, runs: int) -> SizeR
                          f"inter-arrival max {fmt(r.max_gap_s, '.3f')} s, expired "
                          f"{r.counters.get('link_expired', 0)}, member disabled "
                          f"{r.member_disabled}" + (f" [{r.error}]" if r.error else ""))
-    except (BenchError, Exception) as e:  # report it, go on with the next size
+    except Exception as e:  # BenchError or lab trouble: report it, go on with the next size
         res.error = f"{type(e).__name__}: {e}"
         progress(f"  FAILED: {res.error}")
     finally:

@@ -154,8 +154,6 @@ class Controller:
                      f" ({recovered.reason})")
         try:
             active = self.active()
-            if exec_path is not None and not os.access(exec_path, os.X_OK):
-                raise Refused(f"--exec {exec_path}: not an executable file")
             if exec_path is not None and self.runtime.name != "process":
                 raise Refused(f"--exec is for the process runtime; {active.name} runs in a "
                               "container: use --image IMAGE (or `upgrade-docker`)")
@@ -164,11 +162,10 @@ class Controller:
                 raise Refused(f"--image needs the docker runtime; {active.name} is a process "
                               "on this host: use --exec PATH")
             target = exec_path or image
-            if image is not None:
-                try:
-                    self.runtime.resolve_image(image)  # type: ignore[attr-defined]
-                except RuntimeFailure as e:
-                    raise Refused(str(e)) from None
+            try:
+                self.runtime.check_target(target)
+            except RuntimeFailure as e:
+                raise Refused(str(e)) from None
             run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
             self.journal.acquire(run_id)
         except LockHeld as e:
@@ -185,17 +182,19 @@ class Controller:
         warm_before = None
         new_pid: str | None = None  # the runtime's handle of the standby
         yielded = False
+        fields: dict[str, str] = {}  # what the runtime needs to undo its changes
         try:
             warm_before = self.journal.warm_enabled()
             if warm_before != "true":
                 self.journal.set_warm_enabled("true")
+            fields = self.runtime.journal_fields(active)
             self.journal.start_run(run_id, {"old": active.name, "old_pid": str(active.pid),
                                             "old_handle": active.handle,
                                             "runtime": self.runtime.name,
                                             "new": new, "new_ctl": new_ctl,
                                             "exec": exec_path or "", "image": image or "",
                                             "orchestrator_pid": str(os.getpid()),
-                                            **self.runtime.journal_fields(active)})
+                                            **fields})
             done("precheck", f"active {active.name} {self.runtime.describe(active.handle)} "
                              f"epoch {active.epoch}")
 
@@ -302,7 +301,7 @@ class Controller:
         except Rollback as e:
             out.code, out.result, out.reason = ROLLED_BACK, "rolled_back", str(e)
             self.say(f"      FAILED: {e}; rolling back")
-            self._rollback(active, new_pid, yielded, new)
+            self._rollback(active, new_pid, yielded, new, fields)
             try:
                 self.journal.finish(run_id, "rolled_back", str(e))
             except REDIS_ERRORS as re:
@@ -311,7 +310,7 @@ class Controller:
             out.code, out.result = ROLLED_BACK, "rolled_back"
             out.reason = f"{type(e).__name__}: {e}"
             self.say(f"      FAILED: {out.reason}; rolling back")
-            self._rollback(active, new_pid, yielded, new)
+            self._rollback(active, new_pid, yielded, new, fields)
             try:
                 self.journal.finish(run_id, "rolled_back", out.reason)
             except REDIS_ERRORS:
@@ -350,14 +349,14 @@ class Controller:
             self.say(f"      warning: could not remove the record of {name}: {e}")
 
     def _rollback(self, old: Instance, new_pid: str | None, yielded: bool,
-                  new_name: str = "") -> None:
+                  new_name: str, fields: dict[str, str]) -> None:
         """Kill the would-be successor first, then make sure the old owner transmits."""
         if new_pid is not None and self.runtime.alive(new_pid):
             self.runtime.kill(new_pid)
         if new_pid is not None and new_name and not self.runtime.alive(new_pid):
             self._forget(new_name)
         try:
-            self.runtime.rolled_back(old, new_pid)
+            self.runtime.rolled_back(old, new_pid, fields)
         except Exception as e:  # e.g. a Docker API error: say it, still resume the old owner
             self.say(f"      could not undo the runtime's changes around {old.name}: {e}")
         if yielded:
@@ -391,17 +390,13 @@ class Controller:
         if not new_h and new_rec.get("pid") and self.runtime.name == "process":
             new_h = new_rec["pid"]  # started, but the journal did not get its pid
         old_h = run.get("old_handle") or run.get("old_pid") or ""
-        old = Instance.from_record(out.old, old_rec or {"pid": run.get("old_pid", "0")})
-        old = dataclasses.replace(old, handle=old_h,
-                                  container_name=run.get("old_container_name", ""))
-        if old_rec and old.ctl:
+        old = dataclasses.replace(
+            Instance.from_record(out.old, old_rec or {"pid": run.get("old_pid", "0")}),
+            handle=old_h, container_name=run.get("old_container_name", ""))
+        if old_rec and old.ctl:  # a host-reachable control socket (docker: via the mounts)
             with contextlib.suppress(RuntimeFailure):
                 old = dataclasses.replace(self.runtime.locate(old), handle=old_h,
-                                          container_name=old.container_name or
-                                          run.get("old_container_name", ""))
-        restore = getattr(self.runtime, "restore_policy_from", None)
-        if restore is not None:
-            restore(run, old)
+                                          container_name=old.container_name)
         new_ctl = run.get("new_ctl", "") or new_rec.get("ctl", "")
         new_alive = bool(new_h) and self.runtime.alive(new_h)
         # Whether the new one took over: the owner record says so, or the process itself does
@@ -439,7 +434,7 @@ class Controller:
                 self.runtime.kill(new_h)
             if out.new and (not new_h or not self.runtime.alive(new_h)):
                 self._forget(out.new)
-            self.runtime.rolled_back(old, new_h or None)
+            self.runtime.rolled_back(old, new_h or None, run)
             if old_alive:
                 try:
                     info = ctl(old.ctl, "info")

@@ -38,14 +38,15 @@ def collect(endpoint: Endpoint) -> dict[str, Any]:
 def _container_of(name: str, rec: dict[str, str]) -> dict[str, str]:
     """Container, image and image version of a shim that runs in a container ({} if not)."""
     from .runtime import Instance, runtime_for
+    from .runtime.docker import DockerRuntime
 
     inst = Instance.from_record(name, rec)
     rt = runtime_for("auto", inst)
-    if rt.name != "docker":
+    if not isinstance(rt, DockerRuntime):
         return {}
     try:
         found = rt.locate(inst)
-        image = rt.resolve_image(found.image)  # type: ignore[attr-defined]
+        image = rt.resolve_image(found.image)
     except Exception as e:
         return {"container_error": str(e)}
     labels = image.attrs.get("Config", {}).get("Labels") or {}

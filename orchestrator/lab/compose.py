@@ -11,14 +11,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from orchestrator.lab import netns
+from orchestrator.lab.lab import LabError, start_recorder_process
 from orchestrator.lab.ovs import OvsError, OvsPartner
-from orchestrator.lab.procs import ProcRef, spawn
+from orchestrator.lab.procs import ProcRef
 from orchestrator.lab.topology import lag_name, plan
 
 REPO = Path(__file__).resolve().parents[2]
@@ -129,18 +128,13 @@ class ComposeLab:
     def start_recorder(self) -> None:
         ifaces = [m.partner_port for m in plan(self.n_lags, self.n_members)]
         out = self.rundir / "pdus.jsonl"
-        out.write_bytes(b"")
-        argv = ["ip", "netns", "exec", PEER_NS, sys.executable, "-m",
-                "orchestrator.lab.recorder", "--ifaces", ",".join(ifaces), "--out", str(out)]
-        ref = spawn(argv, self.rundir / "recorder.log",
-                    {**os.environ, "PYTHONPATH": str(REPO)}, "recorder")
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        try:
+            ref = start_recorder_process(PEER_NS, ifaces, out, self.rundir / "recorder.log",
+                                         env)
+        except LabError as e:
+            raise ComposeError(f"the PDU recorder did not start: {e}") from None
         self.state["recorder"] = {"out": str(out), "proc": ref.to_json()}
-        deadline = time.monotonic() + 10
-        while b'"event":"start"' not in out.read_bytes():
-            if not ref.alive() or time.monotonic() > deadline:
-                raise ComposeError(f"the PDU recorder did not start, see "
-                                   f"{self.rundir / 'recorder.log'}")
-            time.sleep(0.05)
 
     def down(self) -> list[str]:
         done = []

@@ -57,6 +57,26 @@ class LabError(RuntimeError):
     pass
 
 
+def start_recorder_process(ns: str, ifaces: list[str], out: Path, log: Path,
+                           env: dict[str, str], timeout: float = 10.0,
+                           on_spawn: Callable[[ProcRef], None] = lambda ref: None) -> ProcRef:
+    """The partner-side PDU recorder (orchestrator/lab/recorder.py) in namespace `ns`, once
+    it has opened every port (its "start" line); `env` must let it import the package."""
+    out.write_bytes(b"")
+    argv = ["ip", "netns", "exec", ns, sys.executable, "-m", "orchestrator.lab.recorder",
+            "--ifaces", ",".join(ifaces), "--out", str(out)]
+    ref = spawn(argv, log, env, "recorder")  # `ip netns exec` execs in place: the pid is ours
+    on_spawn(ref)
+    deadline = time.monotonic() + timeout
+    while b'"event":"start"' not in out.read_bytes():
+        if not ref.alive():
+            raise LabError(f"recorder exited early, see {log}")
+        if time.monotonic() > deadline:
+            raise LabError(f"recorder did not start in time, see {log}")
+        time.sleep(0.02)
+    return ref
+
+
 class LabExistsError(LabError):
     """A lab with this prefix (or in this work dir) is already up."""
 
@@ -409,20 +429,14 @@ class Lab:
             raise LabError("the recorder is already running")
         ifaces = ifaces or [m.partner_port for m in self._members()]
         out = self.workdir / f"pdus-{len(self.state['records']) + 1:03d}.jsonl"
-        out.touch()
-        argv = [sys.executable, "-m", "orchestrator.lab.recorder", "--ifaces", ",".join(ifaces),
-                "--out", str(out)]
-        ref = self._spawn(self.partner_ns, argv, self.workdir / "recorder.log", "recorder")
-        self.state["recorder"] = {"out": str(out), "ifaces": ifaces, "proc": ref.to_json()}
-        self.state["records"].append(str(out))
-        self._save()
-        deadline = time.monotonic() + timeout
-        while b'"event":"start"' not in out.read_bytes():
-            if not ref.alive():
-                raise LabError(f"recorder exited early, see {self.workdir / 'recorder.log'}")
-            if time.monotonic() > deadline:
-                raise LabError("recorder did not start in time")
-            time.sleep(0.02)
+
+        def started(ref: ProcRef) -> None:  # recorded before the wait: down() must find it
+            self.state["recorder"] = {"out": str(out), "ifaces": ifaces, "proc": ref.to_json()}
+            self.state["records"].append(str(out))
+            self._save()
+
+        start_recorder_process(self.partner_ns, ifaces, out, self.workdir / "recorder.log",
+                               self._ns_env(), timeout, started)
         return out
 
     def stop_recorder(self) -> Path | None:

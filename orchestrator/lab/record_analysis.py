@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,8 +153,6 @@ def load_caught_up(path: Path, end: float, limit: float = 2.5) -> list[Frame]:
     silence up to `end` before it caught up would count its lag as silence. If nothing is
     received after `end` (every sender stopped), the wait ends at `limit` and the silence counts.
     """
-    import time
-
     deadline = time.monotonic() + limit
     while True:
         frames = load_records(path)

@@ -54,6 +54,11 @@ class Runtime(Protocol):
         RuntimeFailure when this runtime cannot find it."""
         ...
 
+    def check_target(self, target: str | None) -> None:
+        """Refuse (RuntimeFailure) a `target` this runtime could not start, before anything
+        changed: an executable that is not one, an image the engine does not have."""
+        ...
+
     def start_standby(self, active: Instance, new_name: str, target: str | None) -> str:
         """Start a standby like the active (`target`: another executable or image); return
         its handle."""
@@ -74,8 +79,9 @@ class Runtime(Protocol):
         one without touching the kernel or the DBs."""
         ...
 
-    def rolled_back(self, old: Instance, new_handle: str | None) -> None:
-        """The new instance is dead: undo what start_standby changed around the old one."""
+    def rolled_back(self, old: Instance, new_handle: str | None, run: dict[str, str]) -> None:
+        """The new instance is dead: undo what start_standby changed around the old one.
+        `run` holds what journal_fields recorded before the start (what to restore)."""
         ...
 
     def journal_fields(self, active: Instance) -> dict[str, str]:

@@ -88,9 +88,6 @@ class DockerRuntime:
         self.image = image
         self.base_url = base_url
         self._client: Any = None
-        # restart policy of each renamed container before the run (it is set to "no" so that
-        # teamd_bak does not come back when its shim exits); journaled for `recover`
-        self._policies: dict[str, dict[str, Any]] = {}
 
     # ---- plumbing --------------------------------------------------------------------------
     @property
@@ -159,9 +156,9 @@ class DockerRuntime:
         old = self._get(active.handle)
         if old is None:
             raise RuntimeFailure(f"container {active.handle[:12]} is gone")
-        # default: the very image the active runs (by id: its tag may have moved since)
+        # default: the very image the active runs (by id: its tag may have moved since);
+        # check_target has made sure the engine has it
         ref = target or self.image or active.image
-        self.resolve_image(ref)
         attrs = old.attrs
         cfg, hc = attrs["Config"], dict(attrs["HostConfig"])
         name = old.name
@@ -177,7 +174,6 @@ class DockerRuntime:
                   if img_labels.get(k) != v}
         argv = standby_argv(list(cfg.get("Cmd") or []), new_name, None)
         policy = hc.get("RestartPolicy") or {"Name": "no"}
-        self._policies[old.id] = policy
         # teamd_bak must not come back when its shim exits after the handover
         _retry(old.rename, bak)
         try:
@@ -188,9 +184,13 @@ class DockerRuntime:
                          entrypoint=None, host_config=hc)
             _retry(self.client.api.start, ctr["Id"])
         except BaseException:
-            self._undo_rename(old, name, policy, new_id=None)
+            self._undo_rename(old, name, policy)
             raise
         return str(ctr["Id"])
+
+    def check_target(self, target: str | None) -> None:
+        if target is not None:
+            self.resolve_image(target)
 
     def describe(self, handle: str) -> str:
         ctr = self._get(handle)
@@ -233,10 +233,8 @@ class DockerRuntime:
         except docker.errors.NotFound:
             pass
 
-    def _undo_rename(self, old: Any, name: str, policy: dict[str, Any],
-                     new_id: str | None) -> None:
-        if new_id:
-            self._remove(new_id)
+    def _undo_rename(self, old: Any, name: str, policy: dict[str, Any]) -> None:
+        """Give `old` its name back (removing whatever new container holds it) and its policy."""
         cur = self._get(name)
         if cur is not None and cur.id != old.id:
             self._remove(cur.id)  # a half-created new one
@@ -248,16 +246,18 @@ class DockerRuntime:
         """teamd_bak has exited: remove it (no kernel or DB is touched by a removal)."""
         self._remove(old.handle)
 
-    def rolled_back(self, old: Instance, new_handle: str | None) -> None:
+    def rolled_back(self, old: Instance, new_handle: str | None, run: dict[str, str]) -> None:
+        """Remove the new container, give teamd_bak its name and the restart policy it had
+        before the run (journaled: it was set to "no" for the handover)."""
         ctr = self._get(old.handle)
         if new_handle:
             self._remove(new_handle)
         if ctr is None:
             return
         name = old.container_name or ctr.name.lstrip("/").removesuffix(BAK_SUFFIX)
-        policy = self._policies.get(old.handle) or ctr.attrs["HostConfig"].get(
-            "RestartPolicy") or {"Name": "no"}
-        self._undo_rename(ctr, name, policy, new_id=None)
+        policy = {"Name": run.get("restart_policy") or "no",
+                  "MaximumRetryCount": int(run.get("restart_max") or 0)}
+        self._undo_rename(ctr, name, policy)
 
     def journal_fields(self, active: Instance) -> dict[str, str]:
         ctr = self._get(active.handle)
@@ -265,12 +265,6 @@ class DockerRuntime:
         return {"old_container": active.handle, "old_container_name": active.container_name,
                 "old_image": active.image, "restart_policy": policy.get("Name", "no"),
                 "restart_max": str(policy.get("MaximumRetryCount", 0))}
-
-    def restore_policy_from(self, run: dict[str, str], old: Instance) -> None:
-        """For `recover`: the policy teamd_bak had before the run (the journal has it)."""
-        if run.get("restart_policy"):
-            self._policies[old.handle] = {"Name": run["restart_policy"],
-                                          "MaximumRetryCount": int(run.get("restart_max") or 0)}
 
 
 def load_tarball(rt: DockerRuntime, path: Path) -> Any:

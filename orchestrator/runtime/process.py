@@ -11,7 +11,7 @@ import time
 
 from teamd_shim.ownership import proc_starttime
 
-from .base import Instance
+from .base import Instance, RuntimeFailure
 
 
 def standby_argv(active_argv: list[str], new_name: str, exec_path: str | None) -> list[str]:
@@ -41,9 +41,11 @@ class ProcessRuntime:
     def locate(self, inst: Instance) -> Instance:
         return dataclasses.replace(inst, handle=str(inst.pid))
 
-    def start_standby(self, active: Instance, new_name: str, target: str | None) -> str:
+    def check_target(self, target: str | None) -> None:
         if target is not None and not os.access(target, os.X_OK):
-            raise FileNotFoundError(f"--exec {target}: not an executable file")
+            raise RuntimeFailure(f"--exec {target}: not an executable file")
+
+    def start_standby(self, active: Instance, new_name: str, target: str | None) -> str:
         argv = standby_argv(active.argv, new_name, target)
         nsenter = shutil.which("nsenter")
         if nsenter is None:
@@ -84,7 +86,7 @@ class ProcessRuntime:
     def committed(self, old: Instance, new_handle: str) -> None:
         """Nothing to clean up: the old process has exited."""
 
-    def rolled_back(self, old: Instance, new_handle: str | None) -> None:
+    def rolled_back(self, old: Instance, new_handle: str | None, run: dict[str, str]) -> None:
         """Nothing was changed around the old process."""
 
     def journal_fields(self, active: Instance) -> dict[str, str]:

@@ -9,6 +9,7 @@ orchestrator finds the container by either, and addresses it by container id, ne
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import socket
@@ -24,9 +25,11 @@ def pid_namespace(pid: int | str = "self") -> str:
         return ""
 
 
+@functools.cache
 def container_id() -> str:
     """This process's Docker container id from its cgroup path, or '' (host, or cgroup v2
-    with a private cgroup namespace, where the path is just `/`)."""
+    with a private cgroup namespace, where the path is just `/`). Fixed for the process's
+    life, so read once (the heartbeat asks every second)."""
     try:
         with open("/proc/self/cgroup") as f:
             text = f.read()

@@ -1,7 +1,7 @@
 """One AF_PACKET/ETH_P_SLOW socket per member port, driven by the asyncio loop.
 
 Each port's socket fails alone: ENETDOWN on one member (link down) or a vanished netdev never
-stops the others (reference/lacp.md §9 and rule 10). Several processes may hold such sockets on
+stops the others (hld §13.3). Several processes may hold such sockets on
 the same port and each receives every PDU, which is what lets a standby listen beside the active.
 """
 

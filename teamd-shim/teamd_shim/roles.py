@@ -1,4 +1,4 @@
-"""Roles of a shim instance and the handover between two of them (design.md, "Roles").
+"""Roles of a shim instance and the handover between two of them (hld §6-§7).
 
 active   transmits and owns the dataplane (holds the ownership epoch)
 standby  receives and shadows the active's published state; sends nothing, writes nothing

@@ -14,7 +14,7 @@ from .config import LagConfig
 from .lacp import Lag
 from .links import LinkInfo
 
-# the STATE_DB member fields tlm_teamd writes (reference/sonic-teamd.md §3)
+# the STATE_DB member fields tlm_teamd writes (hld §13.5)
 MEMBER_PATHS = (
     "ifinfo.dev_addr",
     "ifinfo.ifindex",

@@ -6,7 +6,7 @@ fixture can be regenerated and so its provenance is auditable. Run from the repo
 
     sudo .venv/bin/python tests/data/capture_ovs_lacpdus.py
 
-What it does (reference/lacp.md §5 and Appendix):
+What it does (hld §13.6):
 1. creates netns ``lc-cap`` with veth pairs o1/s1 and o2/s2 (pinned MACs);
 2. starts a private ovsdb-server + ovs-vswitchd (own OVS_RUNDIR/DBDIR/LOGDIR in a temp dir)
    inside the namespace; bridge ``br0`` (datapath_type=netdev, hwaddr 02:00:00:00:00:bb) and

@@ -45,7 +45,7 @@ STAGES = ("initialized", "standby_started", "restored", "yielded", "replayed")
 LOCK_KEY = "WARM_RESTART_LOCK|teamd"
 TABLE_KEY = "WARM_RESTART_TABLE|teamd"
 RUN_PREFIX = "WARM_RESTART_RUN|"
-ABORT_BUDGET_S = 1.5  # design.md: the abort path keeps every inter-arrival within 1.5 s
+ABORT_BUDGET_S = 1.5  # hld §8: the abort path keeps every inter-arrival within 1.5 s
 POLL_S = 0.002
 
 

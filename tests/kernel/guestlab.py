@@ -96,7 +96,7 @@ def wait_for(pred: Callable[[], Any], timeout: float, what: str, every: float = 
 
 
 def teamd_conf(dev: str, ports: list[str], hwaddr: str) -> dict[str, Any]:
-    """What teammgrd gives teamd for `fast_rate true` (reference/sonic-teamd.md §8)."""
+    """What teammgrd gives teamd for `fast_rate true` (hld §13.5)."""
     return {"device": dev, "hwaddr": hwaddr,
             "runner": {"name": "lacp", "active": True, "fast_rate": True, "min_ports": 1,
                        "tx_hash": ["eth", "ipv4", "ipv6"]},

@@ -1,6 +1,6 @@
 """A pyroute2 client for the Linux `team` generic-netlink family (what libteam's teamnl speaks).
 
-pyroute2 0.9 ships no team genl support (reference/ecosystem.md §1.2-1.3), so the message layout
+pyroute2 0.9 ships no team genl support (hld §13.4), so the message layout
 of include/uapi/linux/if_team.h is declared here. DATA is raw bytes packed by TYPE, because its
 type depends on a sibling attribute. Per-port bool `enabled`: a missing DATA means false, a
 zero-length DATA means true (team_nl_cmd_options_set).

@@ -1,4 +1,4 @@
-"""LACP numbers shared by the codec and the machines (IEEE 802.1AX, see reference/lacp.md §1-2).
+"""LACP numbers shared by the codec and the machines (IEEE 802.1AX; hld §13.1-13.2).
 
 Kept in one place so the codec, the machines and the tests agree on the exact values the
 partner implementations (OVS, Linux bonding, teamd) use.

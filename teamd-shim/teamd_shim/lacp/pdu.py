@@ -164,7 +164,7 @@ def encode_frame(src_mac: bytes, pdu: Lacpdu) -> bytes:
 def decode_frame(frame: bytes) -> tuple[bytes, Lacpdu]:
     """Return ``(src_mac, pdu)`` or raise PduError.
 
-    Checks are the union of what OVS, Linux and teamd check (reference/lacp.md §1), so that
+    Checks are the union of what OVS, Linux and teamd check (hld §13.1), so that
     anything we accept every partner implementation would accept too. The destination MAC
     and reserved bytes are not checked (OVS does not either); trailing bytes (padding, FCS)
     are ignored.

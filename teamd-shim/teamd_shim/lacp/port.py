@@ -394,13 +394,9 @@ class Port:
             last_tx=opt_float("last_tx"),
             last_tx_frame=None if frame is None else bytes.fromhex(frame),
             enabled=_bool(d["enabled"]),
-            # the COUNTERS, by name (a ** of a dict would hide their types from mypy)
-            rx_pdus=int(counters["rx_pdus"]),
-            tx_pdus=int(counters["tx_pdus"]),
-            rx_bad=int(counters["rx_bad"]),
-            rx_marker=int(counters["rx_marker"]),
-            down_count=int(counters["down_count"]),
         )
+        for c in COUNTERS:  # one list of counters for to_dict and from_dict
+            setattr(port, c, int(counters[c]))
         if port.enabled != (port.mux_state is MuxState.COLLECTING_DISTRIBUTING):
             raise ValueError(f"port {name}: enabled disagrees with mux state {port.mux_state}")
         return port
