@@ -32,6 +32,7 @@ YIELD_DEADLINE_S = 0.5
 CONFIRM_AFTER_YIELD_S = 1.25  # the new owner's first PDUs are due 1.0 s after the yield
 RETIRE_DEADLINE_S = 3.0
 POLL_S = 0.005
+CHECK_FLOOR_S = 0.02  # the shortest control request a deadline wait makes
 GAP_BUDGET_S = 1.1  # hld §8: largest PDU inter-arrival at the partner through a handover
 
 DONE, ROLLED_BACK, REFUSED = 0, 1, 2
@@ -68,6 +69,27 @@ class Deadline(Rollback):
 
 def ctl(path: str, cmd: str, timeout: float = 2.0, **kw: Any) -> Any:
     return request(path, {"cmd": cmd, **kw}, timeout=timeout)
+
+
+def poll_until(what: str, deadline: float, check: Callable[[float], Any],
+               every: float = POLL_S) -> Any:
+    """Poll `check` until truthy; a ControlError (busy or starting shim) means "not yet".
+
+    `check` gets the seconds left (at least CHECK_FLOOR_S) and must not block longer: on the
+    partner-visible stages a control request to a stopped or hung shim would otherwise run
+    past the deadline by its whole socket timeout, and the rollback's PDUs with it.
+    """
+    while True:
+        left = max(CHECK_FLOOR_S, deadline - time.monotonic())
+        try:
+            got = check(left)
+        except ControlError:
+            got = None
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise Deadline(f"{what}: deadline passed")
+        time.sleep(every)
 
 
 class Controller:
@@ -109,20 +131,6 @@ class Controller:
         if role != "active":
             raise Refused(f"{cur.owner!r} is {role}, not active: run `warm-restart recover`")
         return inst
-
-    def _wait(self, what: str, deadline: float, check: Callable[[], Any],
-              every: float = POLL_S) -> Any:
-        """Poll `check` until truthy; a ControlError (busy or starting shim) means "not yet"."""
-        while True:
-            try:
-                got = check()
-            except ControlError:
-                got = None
-            if got:
-                return got
-            if time.monotonic() > deadline:
-                raise Deadline(f"{what}: deadline passed")
-            time.sleep(every)
 
     # ---- the hitless restart ---------------------------------------------------------------
     def restart(self, exec_path: str | None = None, timeout: float = 20.0,
@@ -214,7 +222,7 @@ class Controller:
             stage(3, "ready", "wait until the standby is READY (byte-identical PDUs; "
                               f"limit {timeout:.0f} s)")
 
-            def ready() -> bool:
+            def ready(_left: float) -> bool:
                 assert new_pid is not None
                 if not self.runtime.alive(new_pid):
                     raise Rollback(f"standby {new} exited before READY (see its log next to "
@@ -224,7 +232,7 @@ class Controller:
             try:
                 # seconds-long and off the partner-visible path: poll gently, so the orchestrator
                 # does not take CPU from the standby that is starting up
-                self._wait("standby READY", time.monotonic() + timeout, ready, every=0.1)
+                poll_until("standby READY", time.monotonic() + timeout, ready, every=0.1)
             except Deadline:
                 detail = ""
                 try:
@@ -240,9 +248,9 @@ class Controller:
                   f"SIGUSR1 to {active.name}: refresh every port, stop, final snapshot")
             self.runtime.signal(active.handle, signal.SIGUSR1)
             yielded = True
-            info = self._wait("yield", time.monotonic() + YIELD_DEADLINE_S, lambda: (
+            info = poll_until("yield", time.monotonic() + YIELD_DEADLINE_S, lambda left: (
                 lambda i: i if i["role"] == "yielded" and i["final_written"] else None)(
-                    ctl(active.ctl, "info")))
+                    ctl(active.ctl, "info", timeout=min(0.5, left))))
             yielded_at = float(info["yielded_at"])
             self.journal.stage(run_id, "yielded")
             done("yield")
@@ -251,13 +259,13 @@ class Controller:
                   f"SIGRTMIN to {new}: take over, first PDU one period after the last")
             self.runtime.signal(new_pid, signal.SIGRTMIN)
 
-            def confirmed() -> dict[str, Any] | None:
-                i = ctl(new_ctl, "info", timeout=0.5)
+            def confirmed(left: float) -> dict[str, Any] | None:
+                i = ctl(new_ctl, "info", timeout=min(0.5, left))
                 if i.get("takeover_error"):
                     raise Rollback(f"standby refused the takeover: {i['takeover_error']}")
                 return i if i["confirmed"] else None
 
-            new_info = self._wait("first PDUs from the new owner",
+            new_info = poll_until("first PDUs from the new owner",
                                   yielded_at + CONFIRM_AFTER_YIELD_S, confirmed)
             # The new owner holds the epoch and transmits: from here on the only way is
             # forward. A rollback now would kill it while the old one is already retiring, so
@@ -411,8 +419,8 @@ class Controller:
         old_alive = bool(old_h) and self.runtime.alive(old_h)
         if took_over:
             try:
-                self._wait("new owner confirmation", time.monotonic() + 2.0,
-                           lambda: ctl(new_ctl, "info")["confirmed"])
+                poll_until("new owner confirmation", time.monotonic() + 2.0,
+                           lambda left: ctl(new_ctl, "info", timeout=left)["confirmed"])
             except Rollback:
                 pass
             if old_alive:

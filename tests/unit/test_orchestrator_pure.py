@@ -40,3 +40,34 @@ def test_redis_url_forms():
             assert bad in str(e)
         else:
             raise AssertionError(bad)
+
+
+def test_poll_until_does_not_overrun_its_deadline_on_a_shim_that_never_answers(tmp_path):
+    """A SIGSTOPped shim accepts the connection (the kernel queues it) and never replies."""
+    import socket
+    import time
+
+    import pytest
+
+    from orchestrator.handover import CHECK_FLOOR_S, Deadline, ctl, poll_until
+
+    path = str(tmp_path / "stopped.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(16)
+    calls: list[tuple[float, float]] = []
+
+    def confirmed(left: float) -> bool:
+        calls.append((time.monotonic(), left))
+        return bool(ctl(path, "info", timeout=min(0.5, left))["confirmed"])
+
+    deadline = time.monotonic() + 0.1
+    with pytest.raises(Deadline):
+        poll_until("first PDUs", deadline, confirmed)
+    overrun = time.monotonic() - deadline
+    srv.close()
+    # a fixed 0.5 s request timeout would overrun by 0.4 s
+    assert overrun < 0.2, overrun
+    assert calls
+    # every request was bounded by what was left, so none could run past the deadline
+    assert all(t + left <= deadline + CHECK_FLOOR_S + 1e-6 for t, left in calls), calls
