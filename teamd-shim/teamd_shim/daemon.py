@@ -20,7 +20,7 @@ from .config import DesiredConfig, LagConfig, desired_config, port_number
 from .config_watch import ConfigSnapshot, ConfigWatcher
 from .control import ControlServer
 from .dataplane import Dataplane
-from .lacp import Carrier, Lag, LagSettings, PortEnable, parse_mac
+from .lacp import AGGREGATE_WAIT, Carrier, Lag, LagSettings, PortEnable, parse_mac
 from .links import LinkInfo, LinkWatcher
 from .ownership import OwnerStore
 from .packet_io import PacketIO
@@ -60,6 +60,9 @@ def settings_for(cfg: LagConfig) -> LagSettings:
         fast_rate=cfg.fast_rate,
         min_links=cfg.min_links,
         admin_up=cfg.admin_up,
+        # 802.1AX's wait before attaching (hld §12): a partner change or ports coming up
+        # together never show as disable/enable within one PDU
+        aggregate_wait=AGGREGATE_WAIT,
     )
 
 
@@ -354,7 +357,10 @@ class Shim(RolesMixin):
         running = self.lags[lag_name]
         if self.role == "standby":
             self.note_rx(port, frame, now)
-        running.lacp.receive(port, frame, now)
+        if not running.lacp.receive(port, frame, now):
+            # dropped (bad, truncated, marker, loopback): its counter moved, publish it
+            self._dirty.add(lag_name)
+            self._schedule_publish()
         self._service(running, now)
 
     def _service(self, running: RunningLag, now: float) -> None:
@@ -386,6 +392,12 @@ class Shim(RolesMixin):
             self._service(running, time.monotonic())
 
     def _apply_intents(self, running: RunningLag) -> None:
+        for notice in running.lacp.pop_notices():
+            log.warning("%s: loopback detected on %s: it hears LACPDUs with our own system id "
+                        "%s (two of our ports cabled together?); it will not be selected",
+                        notice.lag, notice.port, running.cfg.system)
+            self._dirty.add(running.cfg.name)
+            self._schedule_publish()
         intents = running.lacp.pop_intents()
         if not intents:
             return

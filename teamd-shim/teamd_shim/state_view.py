@@ -12,6 +12,7 @@ from typing import Any
 
 from .config import LagConfig
 from .lacp import Lag
+from .lacp.port import COUNTERS, ERROR_COUNTERS
 from .links import LinkInfo
 
 # the STATE_DB member fields tlm_teamd writes (hld §13.5)
@@ -30,6 +31,9 @@ MEMBER_PATHS = (
     "runner.aggregator.selected",
     "runner.selected",
     "runner.state",
+    # ours, not tlm_teamd's (hld §12): what a user needs to see a broken link or a loop
+    "runner.loopback",
+    *(f"runner.counters.{c}" for c in ERROR_COUNTERS),
 )
 LAG_PATHS = (
     "setup.kernel_team_mode_name",
@@ -93,6 +97,8 @@ def port_dump(lag: Lag, port: str, link: LinkInfo | None) -> dict[str, Any]:
             "aggregator": {"id": view["aggregator_id"], "selected": view["aggregator_selected"]},
             "actor_lacpdu_info": view["actor"],
             "partner_lacpdu_info": view["partner"],
+            "loopback": view["loopback"],
+            "counters": {c: view[c] for c in COUNTERS if c != "down_count"},
         },
     }
 

@@ -20,9 +20,11 @@ from teamd_shim.lacp import (
     Lacpdu,
     Lag,
     LagSettings,
+    LoopbackDetected,
     PortEnable,
     PortInfo,
     decode_frame,
+    decode_marker,
     encode_frame,
     parse_mac,
 )
@@ -258,7 +260,10 @@ def test_partner_identity_change_deselects_and_reselects(change):
     # with one port does not beat the established one with two: e0 is STANDBY.
     assert a.pop_intents() == [PortEnable("PortChannel1", "e0", False)]
     view = a.port_view("e0")
-    assert view["selection"] == "standby" and view["aggregator_id"] == 1
+    # e0 is an aggregator of its own now; the established one keeps its id (it is not
+    # renumbered because its lowest-numbered port left)
+    assert view["selection"] == "standby" and view["aggregator_id"] == 2
+    assert a.port_view("e1")["aggregator_id"] == 1
     assert not decode_frame(a.would_send("e0"))[1].actor.state & SYNC
     assert a.carrier
     # The partner moves e1 too: the new aggregator is selected, both are re-enabled.
@@ -402,12 +407,12 @@ def test_malformed_frame_changes_nothing():
     good = crafted(a, "e0")
     for bad in (b"", good[:100], good[:16] + b"\x13" + good[17:], b"\xff" * 300):
         assert a.receive("e0", bad, t) is False
-    marker = good[:14] + b"\x02" + good[15:]
-    assert a.receive("e0", marker, t) is False
+    not_a_marker = good[:14] + b"\x02" + good[15:]  # subtype 2 with a LACPDU's TLVs
+    assert a.receive("e0", not_a_marker, t) is False
     after = a.to_dict()
-    assert after["ports"]["e0"]["counters"]["rx_bad"] == before["ports"]["e0"]["counters"][
-        "rx_bad"] + 4  # fmt: skip
-    assert after["ports"]["e0"]["counters"]["rx_marker"] == 1
+    c0, c1 = before["ports"]["e0"]["counters"], after["ports"]["e0"]["counters"]
+    assert (c1["rx_bad"], c1["rx_truncated"]) == (c0["rx_bad"] + 3, c0["rx_truncated"] + 2)
+    assert c1["rx_marker"] == 0
     after["ports"]["e0"]["counters"] = before["ports"]["e0"]["counters"]
     assert after == before
     assert a.pop_intents() == [] and a.frames_to_send(t) == []
@@ -600,3 +605,148 @@ def test_admin_state_crosses_a_handover_and_old_snapshots_mean_up():
     assert Lag.from_dict(d).settings.admin_up is False
     del d["settings"]["admin_up"]
     assert Lag.from_dict(d).settings.admin_up is True
+
+
+# ---- conformance (hld §12) -------------------------------------------------------------
+
+
+def test_loopback_pdus_are_dropped_counted_reported_once_and_never_select() -> None:
+    lag = make_lag(SYS_A, 1)
+    # e0 and e1 cabled to each other: each hears the other's PDUs, actor system = ours
+    now = 0.0
+    for _ in range(50):
+        for port, frame in lag.frames_to_send(now):
+            other = "e1" if port == "e0" else "e0"
+            assert lag.receive(other, frame, now) is False
+        now += 0.1
+        lag.on_timer(now)
+    for p in ("e0", "e1"):
+        view = lag.port_view(p)
+        assert view["loopback"] is True and view["rx_loopback"] > 3
+        assert view["selected"] is False and view["state"] in ("expired", "defaulted")
+    assert not lag.carrier
+    assert sorted(lag.pop_notices(), key=lambda n: n.port) == [
+        LoopbackDetected("PortChannel1", "e0"), LoopbackDetected("PortChannel1", "e1")]
+    # a real partner afterwards clears the flag; a new loop would be reported again
+    lag.receive("e0", crafted(lag, "e0"), now)
+    assert lag.port_view("e0")["loopback"] is False
+    assert lag.pop_notices() == []
+    assert Lag.from_dict(lag.to_dict()).port_view("e1")["loopback"] is True
+
+
+def marker_information(port: int = 7, tid: int = 0x01020304) -> bytes:
+    """A Marker Information PDU as Linux bonding lays it out (hld §13.1)."""
+    payload = bytes([2, 1, 1, 16]) + port.to_bytes(2, "big") + SYS_B + tid.to_bytes(4, "big")
+    payload += bytes(2) + bytes([0, 0]) + bytes(90)
+    return bytes.fromhex("0180c2000002") + SYS_B + b"\x88\x09" + payload
+
+
+def test_marker_information_gets_a_response_with_the_same_fields_rate_limited() -> None:
+    wire = negotiated_pair()
+    a = wire.a
+    t = wire.now + 0.01
+    a.frames_to_send(t)
+    assert a.receive("e0", marker_information(), t) is False  # not a LACPDU
+    out = [(p, f) for p, f in a.frames_to_send(t) if f[14] == 2]
+    assert len(out) == 1 and out[0][0] == "e0"
+    resp = decode_marker(out[0][1])
+    assert (resp.tlv_type, resp.requester_port, resp.requester_system,
+            resp.transaction_id) == (2, 7, SYS_B, 0x01020304)
+    frame = out[0][1]
+    assert len(frame) == 124 and frame[:6] == bytes.fromhex("0180c2000002")
+    assert frame[6:12] == SYS_A[:4] + bytes([0x10, 1])  # from e0's own MAC
+    # a flood: at most three answers in any second, the rest counted and dropped
+    answered = 1
+    for i in range(20):
+        a.receive("e0", marker_information(tid=i), t + 0.01 * (i + 1))
+        answered += sum(1 for _, f in a.frames_to_send(t + 0.01 * (i + 1)) if f[14] == 2)
+    assert answered == 3
+    view = a.port_view("e0")
+    assert view["rx_marker"] == 21 and view["tx_marker_response"] == 3
+    # the LACP side is untouched: a marker is not our last PDU
+    assert decode_frame(bytes.fromhex(a.to_dict()["ports"]["e0"]["last_tx_frame"]))
+
+
+def test_a_marker_response_not_sent_in_time_is_dropped_not_flushed_later() -> None:
+    """A standby shadows the owner (receives, never transmits): its queue must not pile up."""
+    wire = negotiated_pair()
+    a = wire.a
+    t = wire.now
+    for i in range(3):
+        a.receive("e1", marker_information(tid=i), t + i * 2.0)
+    sent = a.frames_to_send(t + 5.5)
+    assert [f for _, f in sent if f[14] == 2] == []  # all older than a period: dropped
+    assert a.port_view("e1")["tx_marker_response"] == 0
+
+
+def test_truncated_and_bad_markers_are_counted_apart() -> None:
+    lag = make_lag(SYS_A, 1)
+    good = marker_information()
+    lag.receive("e0", good[:60], 0.1)
+    lag.receive("e0", good[:16] + b"\x09" + good[17:], 0.1)  # TLV type 9
+    view = lag.port_view("e0")
+    assert (view["rx_truncated"], view["rx_bad"], view["rx_marker"]) == (1, 1, 0)
+
+
+def test_a_partner_that_says_individual_is_not_aggregated_with_others() -> None:
+    lag = make_lag(SYS_A, 1)
+    individual = STEADY_FAST & ~AGGREGATION
+    t = 0.1
+    for _ in range(3):
+        lag.receive("e0", crafted(lag, "e0", state=individual), t)
+        lag.receive("e1", crafted(lag, "e1", state=individual), t)
+        t += 0.5
+    views = {p: lag.port_view(p) for p in ("e0", "e1")}
+    # same partner system and key, but each is an aggregator of its own: one is selected
+    assert views["e0"]["aggregator_id"] != views["e1"]["aggregator_id"]
+    assert sorted(v["selection"] for v in views.values()) == ["selected", "standby"]
+
+
+def test_selection_is_stable_when_a_larger_aggregator_appears() -> None:
+    lag = Lag(LagSettings("PortChannel1", SYS_A, 1))
+    for name, num in (("e0", 1), ("e1", 2), ("e2", 3)):
+        lag.add_port(name, port_number=num, mac=SYS_A[:4] + bytes([0x10, num]), link_up=True,
+                     now=0.0)
+
+    def pdu(port: str, system: bytes, num: int) -> bytes:
+        ours = decode_frame(lag.would_send(port))[1].actor
+        actor = PortInfo(65535, system, 2, 255, num, STEADY_FAST)
+        return encode_frame(system[:5] + bytes([num]), Lacpdu(actor, ours))
+
+    t = 0.1
+    for _ in range(4):  # e0 alone with partner B: selected, carrier up
+        lag.receive("e0", pdu("e0", SYS_B, 1), t)
+        t += 0.3
+    assert lag.carrier and lag.port_view("e0")["selection"] == "selected"
+    lag.pop_intents()
+    for _ in range(4):  # e1 and e2 hear partner C: a larger group, kept on STANDBY
+        lag.receive("e0", pdu("e0", SYS_B, 1), t)
+        lag.receive("e1", pdu("e1", SYS_C, 2), t)
+        lag.receive("e2", pdu("e2", SYS_C, 3), t)
+        t += 0.3
+    assert lag.port_view("e0")["selection"] == "selected"
+    assert [lag.port_view(p)["selection"] for p in ("e1", "e2")] == ["standby", "standby"]
+    assert PortEnable("PortChannel1", "e0", False) not in lag.pop_intents()
+    # the selected aggregator loses its last port: only then the larger one takes over
+    lag.set_link("e0", False, t)
+    for _ in range(4):
+        lag.receive("e1", pdu("e1", SYS_C, 2), t)
+        lag.receive("e2", pdu("e2", SYS_C, 3), t)
+        t += 0.3
+    assert [lag.port_view(p)["selection"] for p in ("e1", "e2")] == ["selected", "selected"]
+    assert lag.carrier
+
+
+def test_refresh_stays_within_three_pdus_per_second() -> None:
+    wire = negotiated_pair()
+    a = wire.a
+    t = a.next_deadline()
+    assert a.frames_to_send(t)
+    for i in (1, 2):  # two answers to a disagreeing partner: the window holds 3 now
+        a.receive("e0", crafted(a, "e0", echo=False), t + 0.01 * i)
+        assert any(p == "e0" for p, _ in a.frames_to_send(t + 0.01 * i))
+    out = a.refresh(t + 0.05)
+    assert [p for p, _ in out] == ["e1"]  # e0's window is full: its refresh is held
+    port = a.to_dict()["ports"]["e0"]
+    assert port["ntt"] is True and port["tx_hold"] == pytest.approx(t + 1.0)
+    assert [p for p, _ in a.frames_to_send(t + 1.0)] == ["e0"]

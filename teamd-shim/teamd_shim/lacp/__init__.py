@@ -6,6 +6,7 @@ seconds) so that behaviour is deterministic and the whole state can move between
 
 from .constants import (
     ACTIVITY,
+    AGGREGATE_WAIT,
     AGGREGATION,
     COLLECTING,
     DEFAULTED,
@@ -21,14 +22,17 @@ from .constants import (
     SYNC,
     TIMEOUT,
 )
-from .lag import Carrier, Intent, Lag, LagSettings, PortEnable
+from .lag import Carrier, Intent, Lag, LagSettings, LoopbackDetected, Notice, PortEnable
 from .pdu import (
     Lacpdu,
+    Marker,
     NotLacpError,
     PduError,
     PortInfo,
     decode_frame,
+    decode_marker,
     encode_frame,
+    encode_marker_response,
     mac_str,
     parse_mac,
 )
@@ -36,6 +40,7 @@ from .port import MuxState, RxState, Selected
 
 __all__ = [
     "ACTIVITY",
+    "AGGREGATE_WAIT",
     "AGGREGATION",
     "COLLECTING",
     "DEFAULTED",
@@ -55,6 +60,9 @@ __all__ = [
     "Lacpdu",
     "Lag",
     "LagSettings",
+    "LoopbackDetected",
+    "Marker",
+    "Notice",
     "MuxState",
     "PortEnable",
     "RxState",
@@ -63,6 +71,8 @@ __all__ = [
     "PduError",
     "PortInfo",
     "decode_frame",
+    "decode_marker",
+    "encode_marker_response",
     "encode_frame",
     "mac_str",
     "parse_mac",

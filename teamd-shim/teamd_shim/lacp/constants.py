@@ -24,6 +24,10 @@ SLOW_PERIODIC: Final = 30.0
 SHORT_TIMEOUT: Final = 3.0
 LONG_TIMEOUT: Final = 90.0
 
+# 802.1AX Aggregate_Wait_Time: a port selected for an aggregator waits this long before it
+# attaches, so ports coming up together join together (Linux AD_AGGREGATOR_WAIT_TIME, 2 s).
+AGGREGATE_WAIT: Final = 2.0
+
 # The standard allows at most this many LACPDUs per FAST_PERIODIC per port.
 TX_LIMIT: Final = 3
 

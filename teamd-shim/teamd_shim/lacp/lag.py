@@ -14,8 +14,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .constants import SYNC
-from .pdu import ZERO_INFO, NotLacpError, PduError, PortInfo, decode_frame, mac_str, parse_mac
+from .constants import AGGREGATION, FAST_PERIODIC, SUBTYPE_MARKER, SYNC, TX_LIMIT
+from .pdu import (
+    MARKER_INFORMATION,
+    ZERO_INFO,
+    NotLacpError,
+    PduError,
+    PortInfo,
+    TruncatedPduError,
+    decode_frame,
+    decode_marker,
+    encode_marker_response,
+    mac_str,
+    parse_mac,
+)
 from .port import (
     COUNTERS,
     TEAMD_STATE_NAME,
@@ -47,6 +59,31 @@ class Carrier:
 
 
 Intent = PortEnable | Carrier
+
+
+@dataclass(frozen=True, slots=True)
+class LoopbackDetected:
+    """A port started hearing LACPDUs with our own system id (reported once per episode)."""
+
+    lag: str
+    port: str
+
+
+# Something the operator should hear about; not a dataplane change (those are intents).
+Notice = LoopbackDetected
+
+# A one-shot frame outside the periodic machine (goodbye, marker response) that is not sent by
+# this instant is dropped: an instance that does not transmit (a standby shadowing the owner)
+# must not pile them up and flush stale ones when it takes over.
+ONESHOT_TTL = FAST_PERIODIC
+
+
+@dataclass(frozen=True, slots=True)
+class _Oneshot:
+    port: str
+    frame: bytes
+    until: float
+    marker_response: bool = False
 
 
 @dataclass
@@ -106,10 +143,14 @@ class LagSettings:
         )
 
 
-def _aggregator_key(port: Port) -> tuple[int, bytes, int]:
-    """Ports aggregate together iff they see the same partner system, priority and key."""
+def _aggregator_key(port: Port) -> tuple[int, bytes, int, int]:
+    """Ports aggregate together iff they see the same partner system, priority and key, and
+    the partner lets them aggregate: a port whose partner says Individual (Aggregation bit
+    clear) is an aggregator of its own (802.1AX selection; Linux `__agg_has_partner` and
+    `is_individual`)."""
     p = port.partner
-    return (p.system_priority, p.system, p.key)
+    alone = 0 if p.state & AGGREGATION else port.port_number
+    return (p.system_priority, p.system, p.key, alone)
 
 
 def _eligible(port: Port, cfg: LagSettings) -> bool:
@@ -133,8 +174,10 @@ class Lag:
         self._order: list[Port] = []  # by port number: the order of frames and intents
         self._carrier = False
         self._intents: list[Intent] = []
-        # goodbye PDUs queued by an admin down, sent by the next frames_to_send
-        self._goodbyes: list[tuple[str, bytes]] = []
+        self._notices: list[Notice] = []
+        # frames outside the periodic machine (goodbyes queued by an admin down, marker
+        # responses), sent by the next frames_to_send
+        self._oneshots: list[_Oneshot] = []
 
     # ---- configuration -----------------------------------------------------------------
 
@@ -199,7 +242,7 @@ class Lag:
             for port in self._order:
                 frame = port.goodbye_frame(old)
                 if frame is not None:
-                    self._goodbyes.append((port.name, frame))
+                    self._queue(_Oneshot(port.name, frame, now + ONESHOT_TTL), now)
         self._settings = settings
         identity_changed = (old.system, old.system_priority, old.key) != (
             settings.system, settings.system_priority, settings.key,
@@ -241,10 +284,13 @@ class Lag:
         try:
             _src, pdu = decode_frame(frame)
         except NotLacpError as exc:
-            if exc.subtype == 2:
-                port.rx_marker += 1
+            if exc.subtype == SUBTYPE_MARKER:
+                self._on_marker(port, frame, now)
             else:
                 port.rx_bad += 1
+            return False
+        except TruncatedPduError:
+            port.rx_truncated += 1
             return False
         except PduError:
             port.rx_bad += 1
@@ -252,6 +298,15 @@ class Lag:
         if not port.link_up:
             return False  # like OVS: no carrier, no PDU
         cfg = self._settings
+        if pdu.actor.system == cfg.system:
+            # Our own PDU came back (Linux: "An illegal loopback occurred"; OVS: "Loopback
+            # detected"): dropped, so the port never becomes current on it and is not selected.
+            port.rx_loopback += 1
+            if not port.loopback:
+                port.loopback = True
+                self._notices.append(LoopbackDetected(cfg.name, name))
+            return False
+        port.loopback = False
         port.rx_pdus += 1
         port.record_pdu(pdu, port.actor(cfg), now, cfg)
         port.periodic_update(now, cfg)
@@ -281,8 +336,13 @@ class Lag:
         """
         self._run_timers(now)
         cfg = self._settings
-        out: list[tuple[str, bytes]] = [(n, f) for n, f in self._goodbyes if n in self._ports]
-        self._goodbyes = []
+        out: list[tuple[str, bytes]] = []
+        for shot in self._oneshots:
+            if shot.port in self._ports and now <= shot.until:
+                out.append((shot.port, shot.frame))
+                if shot.marker_response:
+                    self._ports[shot.port].tx_marker_response += 1
+        self._oneshots = []
         for port in self._order:
             if not port.ntt:
                 continue
@@ -316,8 +376,9 @@ class Lag:
         cfg = self._settings
         for port in self._order:
             if port.can_transmit(cfg) and port.tx_period is not None:
+                # Within the 3-per-second limit like any PDU: a port whose window is full keeps
+                # its NTT (and tx_hold), which a snapshot carries to the new owner.
                 port.ntt = True
-                port.tx_times = []  # a deliberate send: the 3-per-second budget starts over
         out = self.frames_to_send(now)
         for name, _ in out:
             port = self._ports[name]
@@ -332,6 +393,10 @@ class Lag:
     def pop_intents(self) -> list[Intent]:
         intents, self._intents = self._intents, []
         return intents
+
+    def pop_notices(self) -> list[Notice]:
+        notices, self._notices = self._notices, []
+        return notices
 
     # ---- views -------------------------------------------------------------------------
 
@@ -349,12 +414,7 @@ class Lag:
     def port_view(self, name: str) -> dict[str, Any]:
         """A teamdctl-like per-port summary for state dumps."""
         port = self._ports[name]
-        if _eligible(port, self._settings):
-            key = _aggregator_key(port)
-            agg_id = min(p.port_number for p in self._order if _eligible(p, self._settings) and
-                         _aggregator_key(p) == key)  # fmt: skip
-        else:
-            agg_id = port.port_number
+        agg_id = port.port_number if port.aggregator_id is None else port.aggregator_id
         return {
             "state": TEAMD_STATE_NAME[port.rx_state],
             "selected": port.selected is Selected.SELECTED,
@@ -366,6 +426,7 @@ class Lag:
             "mux_state": port.mux_state.value,
             "actor": port.actor(self._settings).to_dict(),
             "partner": port.partner.to_dict(),
+            "loopback": port.loopback,
             **{c: getattr(port, c) for c in COUNTERS},
         }
 
@@ -399,6 +460,36 @@ class Lag:
 
     # ---- internals ---------------------------------------------------------------------
 
+    def _on_marker(self, port: Port, frame: bytes, now: float) -> None:
+        """Marker responder (802.1AX requires one): a Marker Information is answered with a
+        Response carrying the same requester fields, at most TX_LIMIT per second per port
+        (more are counted and dropped: a partner cannot make us flood the link)."""
+        try:
+            marker = decode_marker(frame)
+        except TruncatedPduError:
+            port.rx_truncated += 1
+            return
+        except PduError:
+            port.rx_bad += 1
+            return
+        if marker.tlv_type != MARKER_INFORMATION:
+            port.rx_marker_response += 1
+            return
+        port.rx_marker += 1
+        if not port.link_up or not self._settings.admin_up:
+            return
+        recent = [t for t in port.marker_times if t > now - FAST_PERIODIC]
+        if len(recent) >= TX_LIMIT:
+            port.marker_times = recent
+            return
+        port.marker_times = [*recent, now]
+        self._queue(_Oneshot(port.name, encode_marker_response(port.mac, marker),
+                             now + ONESHOT_TTL, marker_response=True), now)
+
+    def _queue(self, shot: _Oneshot, now: float) -> None:
+        self._oneshots = [s for s in self._oneshots if now <= s.until]
+        self._oneshots.append(shot)
+
     def _run_timers(self, now: float) -> None:
         cfg = self._settings
         for port in self._order:
@@ -412,26 +503,30 @@ class Lag:
         self._converge(now)
 
     def _select(self) -> bool:
-        """Aggregator selection: the partner group with most ports wins; ties keep the group
-        already selected (no needless flap), then the lowest port number. Other eligible
-        ports are STANDBY, like teamd's "not in selected aggregator"."""
-        groups: dict[tuple[int, bytes, int], list[Port]] = {}
+        """Aggregator selection, stable like Linux's default `ad_select=stable`: the aggregator
+        that has a SELECTED port keeps being selected while it has any eligible port, even when
+        a larger one appears (re-selecting would take the working links down to gain some);
+        otherwise the group with most ports, then the lowest port number. Other eligible ports
+        are STANDBY, like teamd's "not in selected aggregator" (hld §12)."""
+        cfg = self._settings
+        groups: dict[tuple[int, bytes, int, int], list[Port]] = {}
         for port in self._order:
-            if _eligible(port, self._settings):
+            if _eligible(port, cfg):
                 groups.setdefault(_aggregator_key(port), []).append(port)
         best: list[Port] = []
         if groups:
             best = min(
                 groups.values(),
                 key=lambda g: (
-                    -len(g),
                     not any(p.selected is Selected.SELECTED for p in g),
+                    -len(g),
                     g[0].port_number,
                 ),
             )
+        self._number_aggregators(groups)
         changed = False
         for port in self._order:
-            if not _eligible(port, self._settings) or (
+            if not _eligible(port, cfg) or (
                 port.selected is Selected.UNSELECTED and port.mux_state is not MuxState.DETACHED
             ):
                 # A deselected port must detach from its old aggregator before it may join
@@ -445,6 +540,42 @@ class Lag:
                 port.selected = sel
                 changed = True
         return changed
+
+    def _number_aggregators(self, groups: dict[tuple[int, bytes, int, int], list[Port]]) -> None:
+        """Give each aggregator an id that stays while it has members (as Linux's aggregator
+        structures do). A port whose partner identity changes forgets its id (Port.record_pdu),
+        so it cannot take the id along; groups keep the id most of their ports still hold
+        (the group with more holders first), then new groups take their lowest free port
+        number. A port moving to another partner therefore never renumbers the others."""
+        taken: set[int] = set()
+        fresh: list[list[Port]] = []
+        claims: list[tuple[int, int, list[Port]]] = []
+        for group in groups.values():
+            held: dict[int, int] = {}
+            for p in group:
+                if p.aggregator_id is not None:
+                    held[p.aggregator_id] = held.get(p.aggregator_id, 0) + 1
+            if held:
+                agg_id, count = min(held.items(), key=lambda kv: (-kv[1], kv[0]))
+                claims.append((count, agg_id, group))
+            else:
+                fresh.append(group)
+        for _count, agg_id, group in sorted(claims, key=lambda c: (-c[0], c[1])):
+            if agg_id in taken:
+                fresh.append(group)
+                continue
+            taken.add(agg_id)
+            for p in group:
+                p.aggregator_id = agg_id
+        for group in sorted(fresh, key=lambda g: g[0].port_number):
+            candidates = [p.port_number for p in group] + [p.port_number for p in self._order]
+            agg_id = next((i for i in candidates if i not in taken), max(taken, default=0) + 1)
+            taken.add(agg_id)
+            for p in group:
+                p.aggregator_id = agg_id
+        for p in self._order:
+            if not _eligible(p, self._settings):
+                p.aggregator_id = None
 
     def _converge(self, now: float) -> None:
         """Run mux steps and selection until nothing moves; emit intents per transition."""

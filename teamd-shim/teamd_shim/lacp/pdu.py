@@ -17,15 +17,20 @@ from .constants import (
     LACP_VERSION,
     SLOW_PROTOCOLS_MAC,
     SUBTYPE_LACP,
+    SUBTYPE_MARKER,
 )
 
 __all__ = [
     "Lacpdu",
+    "Marker",
     "NotLacpError",
     "PduError",
     "PortInfo",
+    "TruncatedPduError",
     "decode_frame",
+    "decode_marker",
     "encode_frame",
+    "encode_marker_response",
     "mac_str",
     "parse_mac",
 ]
@@ -33,6 +38,11 @@ __all__ = [
 
 class PduError(ValueError):
     """A frame that is not a well-formed LACPDU; the message says which check failed."""
+
+
+class TruncatedPduError(PduError):
+    """A LACPDU or Marker PDU cut short; counted apart from other bad PDUs (a short frame
+    usually means a broken link or a bad driver, a wrong field a broken partner)."""
 
 
 class NotLacpError(PduError):
@@ -171,7 +181,7 @@ def decode_frame(frame: bytes) -> tuple[bytes, Lacpdu]:
     """
     n = len(frame)
     if n < 15:
-        raise PduError(f"short frame: {n} bytes")
+        raise TruncatedPduError(f"short frame: {n} bytes")
     ethertype = (frame[12] << 8) | frame[13]
     if ethertype != ETH_P_SLOW:
         raise PduError(f"ethertype 0x{ethertype:04x} is not slow protocols")
@@ -179,7 +189,7 @@ def decode_frame(frame: bytes) -> tuple[bytes, Lacpdu]:
     if subtype != SUBTYPE_LACP:
         raise NotLacpError(subtype)
     if n < FRAME_LEN:
-        raise PduError(f"truncated LACPDU: {n} bytes, need {FRAME_LEN}")
+        raise TruncatedPduError(f"truncated LACPDU: {n} bytes, need {FRAME_LEN}")
     f = _FRAME.unpack_from(frame)
     version = f[4]
     if version < 1:
@@ -196,3 +206,48 @@ def decode_frame(frame: bytes) -> tuple[bytes, Lacpdu]:
     actor = PortInfo(*f[7:13])
     partner = PortInfo(*f[15:21])
     return f[1], Lacpdu(actor, partner, f[23])
+
+
+# Marker protocol (802.1AX §6.5, hld §13.1): dst, src, ethertype, subtype 2, version 1,
+# marker TLV type (1 information, 2 response) / length 16, requester port, requester system,
+# transaction id, 2 pad, terminator type/length, 90 reserved: 124 bytes like a LACPDU.
+_MARKER = struct.Struct("!6s6sHBB BBH6sI2x BB90x")
+assert _MARKER.size == FRAME_LEN
+MARKER_INFORMATION = 1
+MARKER_RESPONSE = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """A Marker Information (a partner asking whether a link is drained) or a Response."""
+
+    tlv_type: int
+    requester_port: int
+    requester_system: bytes
+    transaction_id: int
+
+
+def decode_marker(frame: bytes) -> Marker:
+    """Decode a Slow Protocols subtype-2 frame or raise PduError (TruncatedPduError if short)."""
+    if len(frame) < FRAME_LEN:
+        raise TruncatedPduError(f"truncated Marker PDU: {len(frame)} bytes, need {FRAME_LEN}")
+    f = _MARKER.unpack_from(frame)
+    if f[2] != ETH_P_SLOW or f[3] != SUBTYPE_MARKER:
+        raise PduError(f"not a Marker PDU (ethertype 0x{f[2]:04x}, subtype {f[3]})")
+    if f[5] not in (MARKER_INFORMATION, MARKER_RESPONSE) or f[6] != 16:
+        raise PduError(f"marker TLV type/length {f[5]}/{f[6]}")
+    if (f[10], f[11]) != _TERMINATOR_TLV:
+        raise PduError(f"terminator TLV type/length {f[10]}/{f[11]}")
+    return Marker(f[5], f[7], f[8], f[9])
+
+
+def encode_marker_response(src_mac: bytes, info: Marker) -> bytes:
+    """The Marker Response to a Marker Information: the same requester fields, TLV type 2
+    (what Linux bonding's marker responder sends)."""
+    if type(src_mac) is not bytes or len(src_mac) != 6:
+        raise ValueError(f"src_mac must be 6 bytes, got {src_mac!r}")
+    return _MARKER.pack(
+        SLOW_PROTOCOLS_MAC, src_mac, ETH_P_SLOW, SUBTYPE_MARKER, 1,
+        MARKER_RESPONSE, 16, info.requester_port, info.requester_system, info.transaction_id,
+        *_TERMINATOR_TLV,
+    )  # fmt: skip

@@ -66,10 +66,20 @@ TEAMD_STATE_NAME = {
     RxState.CURRENT: "current",
 }
 
-COUNTERS = ("rx_pdus", "tx_pdus", "rx_bad", "rx_marker", "down_count")
+COUNTERS = ("rx_pdus", "tx_pdus", "rx_bad", "rx_truncated", "rx_marker", "rx_marker_response",
+            "tx_marker_response", "rx_loopback", "down_count")
+# The counters that only move when something is wrong: published to STATE_DB (rx_pdus/tx_pdus
+# move every second on every port and would turn the publisher into a per-PDU writer).
+ERROR_COUNTERS = ("rx_bad", "rx_truncated", "rx_marker", "rx_loopback")
 
 # What update_Selected and "matched" compare: identity plus the Aggregation bit.
 _IDENTITY_STATE_MASK = AGGREGATION
+
+
+def aggregation_identity(p: PortInfo) -> tuple[int, bytes, int, int]:
+    """What decides which aggregator a port belongs to (partner system, priority, key and
+    whether it may aggregate at all)."""
+    return (p.system_priority, p.system, p.key, p.state & AGGREGATION)
 
 
 def same_identity(a: PortInfo, b: PortInfo) -> bool:
@@ -114,8 +124,20 @@ class Port:
     rx_pdus: int = 0
     tx_pdus: int = 0
     rx_bad: int = 0
+    rx_truncated: int = 0
     rx_marker: int = 0
+    rx_marker_response: int = 0
+    tx_marker_response: int = 0
+    rx_loopback: int = 0
     down_count: int = 0
+    # The last LACPDU carried our own system id (two of our ports cabled together, or a port
+    # hearing itself): such PDUs are dropped, so the port is never selected (hld §12).
+    loopback: bool = False
+    # Aggregator id shown by state dumps; sticky while the port stays in its aggregator, so a
+    # port leaving for another partner does not renumber the others (Lag._number_aggregators).
+    aggregator_id: int | None = None
+    # Instants of the last marker responses: the responder's own 3-per-second window.
+    marker_times: list[float] = field(default_factory=list)
     # (actor, partner, frame) of the last encoding; avoids re-encoding a steady-state PDU.
     _frame_cache: tuple[PortInfo, PortInfo, bytes] | None = None
     # last_tx / last_tx_frame before the most recent transmission, so a send the socket refused
@@ -233,6 +255,8 @@ class Port:
         received = pdu.actor
         if not same_identity(received, self.partner):
             self.selected = Selected.UNSELECTED
+            if aggregation_identity(received) != aggregation_identity(self.partner):
+                self.aggregator_id = None  # another aggregator: its id is not ours to keep
         # matched: the partner's view of us is right, or it is an individual link.
         matched = same_identity(pdu.partner, actor) or not received.state & AGGREGATION
         if received.state & SYNC and not matched:
@@ -363,6 +387,8 @@ class Port:
             "last_tx": self.last_tx,
             "last_tx_frame": None if self.last_tx_frame is None else self.last_tx_frame.hex(),
             "enabled": self.enabled,
+            "loopback": self.loopback,
+            "aggregator_id": self.aggregator_id,
             "counters": {c: getattr(self, c) for c in COUNTERS},
         }
 
@@ -394,9 +420,12 @@ class Port:
             last_tx=opt_float("last_tx"),
             last_tx_frame=None if frame is None else bytes.fromhex(frame),
             enabled=_bool(d["enabled"]),
+            # absent in snapshots from before loopback detection / sticky aggregator ids
+            loopback=_bool(d.get("loopback", False)),
+            aggregator_id=None if d.get("aggregator_id") is None else int(d["aggregator_id"]),
         )
         for c in COUNTERS:  # one list of counters for to_dict and from_dict
-            setattr(port, c, int(counters[c]))
+            setattr(port, c, int(counters.get(c, 0)))
         if port.enabled != (port.mux_state is MuxState.COLLECTING_DISTRIBUTING):
             raise ValueError(f"port {name}: enabled disagrees with mux state {port.mux_state}")
         return port
