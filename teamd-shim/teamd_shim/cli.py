@@ -45,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
                    "answers and is active, or standby and READY (a container healthcheck)")
     ctl = sub.add_parser("ctl", help="query a running shim, teamdctl style")
     ctl.add_argument("lag")
-    ctl.add_argument("words", nargs="+", help="`state dump`")
+    ctl.add_argument("words", nargs="+", help="`state dump`, `state item get PATH`, `state item "
+                     "set PATH VALUE` (runner.retry_count, runner.enable_retry_count_feature, "
+                     "ports.<port>.runner.partner_retry_count)")
     return p
 
 
@@ -94,18 +96,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "health":
         return _health(args.ctl_dir)
     if args.cmd == "ctl":
-        if args.words != ["state", "dump"]:
-            print(f"teamd-shim ctl: unsupported command {' '.join(args.words)!r}; "
-                  "supported: state dump", file=sys.stderr)
+        w = args.words
+        if w == ["state", "dump"]:
+            req: dict[str, object] = {"cmd": "state_dump", "lag": args.lag}
+        elif len(w) == 4 and w[:3] == ["state", "item", "get"]:
+            req = {"cmd": "state_item_get", "lag": args.lag, "path": w[3]}
+        elif len(w) == 5 and w[:3] == ["state", "item", "set"]:
+            req = {"cmd": "state_item_set", "lag": args.lag, "path": w[3], "value": w[4]}
+        else:
+            print(f"teamd-shim ctl: unsupported command {' '.join(w)!r}; supported: state "
+                  "dump, state item get PATH, state item set PATH VALUE", file=sys.stderr)
             return 2
         explicit = "--name" in (argv if argv is not None else sys.argv)
         try:
-            dump = request(_ctl_path(args.ctl_dir, args.name, explicit),
-                           {"cmd": "state_dump", "lag": args.lag})
+            out = request(_ctl_path(args.ctl_dir, args.name, explicit), req)
         except ControlError as e:
             print(f"teamd-shim ctl: {e}", file=sys.stderr)
             return 1
-        print(json.dumps(dump, indent=4, sort_keys=True))
+        if req["cmd"] == "state_dump":
+            print(json.dumps(out, indent=4, sort_keys=True))
+        else:  # teamdctl prints the bare value
+            print(json.dumps(out) if isinstance(out, bool) else out)
         return 0
     try:
         endpoint = sonic_db.resolve(args.redis)

@@ -27,6 +27,8 @@ class LagConfig:
     key: int
     system: str  # MAC string, the LACP actor system id
     members: tuple[str, ...] = ()
+    # SONiC's LACP retry count (hld §13.7); 3 is plain LACP
+    retry_count: int = 3
 
 
 @dataclass
@@ -88,6 +90,7 @@ def parse_lag(name: str, entry: dict[str, str], system: str) -> LagConfig:
     mtu = _int(entry.get("mtu", str(DEFAULT_MTU)), "mtu", 1, 9216)
     min_links = _int(entry.get("min_links", "1"), "min_links", 1, 1024)
     fast_rate = _bool(entry.get("fast_rate", "false"), "fast_rate")
+    retry_count = _int(entry.get("retry_count", "3"), "retry_count", 3, 10)  # SONiC's CLI range
     raw_key = entry.get("lacp_key", "auto")
     if raw_key != "auto":
         _int(raw_key, "lacp_key", 1, 65535)
@@ -104,6 +107,7 @@ def parse_lag(name: str, entry: dict[str, str], system: str) -> LagConfig:
         fast_rate=fast_rate,
         key=lacp_key(name, raw_key),
         system=sys_mac.lower(),
+        retry_count=retry_count,
     )
 
 

@@ -71,6 +71,17 @@ class ControlServer:
                 known = ", ".join(sorted(shim.lags)) or "none"
                 raise ControlError(f"no LAG {lag!r} in this shim (running: {known})")
             return shim.dump(lag)
+        if cmd in ("state_item_get", "state_item_set"):
+            lag = req.get("lag")
+            if lag not in shim.lags:
+                known = ", ".join(sorted(shim.lags)) or "none"
+                raise ControlError(f"no LAG {lag!r} in this shim (running: {known})")
+            try:
+                if cmd == "state_item_get":
+                    return shim.state_item_get(lag, str(req.get("path")))
+                return shim.state_item_set(lag, str(req.get("path")), str(req.get("value")))
+            except (KeyError, ValueError) as e:
+                raise ControlError(str(e).strip("'\"")) from None
         if cmd == "lags":
             return sorted(shim.lags)
         if cmd == "info":

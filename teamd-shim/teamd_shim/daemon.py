@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -60,6 +61,7 @@ def settings_for(cfg: LagConfig) -> LagSettings:
         fast_rate=cfg.fast_rate,
         min_links=cfg.min_links,
         admin_up=cfg.admin_up,
+        retry_count=cfg.retry_count,
         # 802.1AX's wait before attaching (hld §12): a partner change or ports coming up
         # together never show as disable/enable within one PDU
         aggregate_wait=AGGREGATE_WAIT,
@@ -458,6 +460,45 @@ class Shim(RolesMixin):
     def dump(self, name: str) -> dict[str, Any]:
         running = self.lags[name]
         return state_dump(running.lacp, running.cfg, self.device(running), self.links)
+
+    def state_item_get(self, name: str, path: str) -> Any:
+        """teamdctl `state item get` for the items teamd's LACP runner exposes (hld §13.7)."""
+        lacp = self.lags[name].lacp
+        if path == "runner.retry_count":
+            return lacp.own_retry_count
+        if path == "runner.enable_retry_count_feature":
+            return lacp.retry_count_feature
+        m = re.fullmatch(r"ports\.([^.]+)\.runner\.partner_retry_count", path)
+        if m and m.group(1) in lacp.ports:
+            return lacp.port_view(m.group(1))["partner_retry_count"]
+        raise KeyError(f"no state item {path!r} (known: runner.retry_count, runner."
+                       "enable_retry_count_feature, ports.<port>.runner.partner_retry_count)")
+
+    def state_item_set(self, name: str, path: str, value: str) -> Any:
+        """teamdctl `state item set`: only the owner changes LACP state (a standby shadows it,
+        a yielded instance has handed it over)."""
+        if self.role != "active":
+            raise ValueError(f"{self.name} is {self.role}: set it on the active instance")
+        running = self.lags[name]
+        now = time.monotonic()
+        if path == "runner.retry_count":
+            try:
+                count = int(value)
+            except ValueError:
+                raise ValueError(f"runner.retry_count must be an integer 3..255, got {value!r}"
+                                 ) from None
+            running.lacp.set_retry_count(count, now)
+        elif path == "runner.enable_retry_count_feature":
+            if value.lower() not in ("true", "false"):
+                raise ValueError(f"{path} must be true or false, got {value!r}")
+            running.lacp.set_retry_count_feature(value.lower() == "true", now)
+        else:
+            raise KeyError(f"state item {path!r} cannot be set (settable: runner.retry_count, "
+                           "runner.enable_retry_count_feature)")
+        log.info("%s: %s set to %s", name, path, value)
+        self._dirty.add(name)
+        self._service(running, now)
+        return self.state_item_get(name, path)
 
     def _schedule_publish(self) -> None:
         if self._publish_handle is None and self._dirty and self._loop is not None:

@@ -33,6 +33,7 @@ MEMBER_PATHS = (
     "runner.state",
     # ours, not tlm_teamd's (hld §12): what a user needs to see a broken link or a loop
     "runner.loopback",
+    "runner.partner_retry_count",
     *(f"runner.counters.{c}" for c in ERROR_COUNTERS),
 )
 LAG_PATHS = (
@@ -98,6 +99,7 @@ def port_dump(lag: Lag, port: str, link: LinkInfo | None) -> dict[str, Any]:
             "actor_lacpdu_info": view["actor"],
             "partner_lacpdu_info": view["partner"],
             "loopback": view["loopback"],
+            "partner_retry_count": view["partner_retry_count"],
             "counters": {c: view[c] for c in COUNTERS if c != "down_count"},
         },
     }
@@ -127,6 +129,9 @@ def state_dump(lag: Lag, cfg: LagConfig, dev: TeamDevice, links: dict[str, LinkI
             "fast_rate": cfg.fast_rate,
             "select_policy": "lacp_prio",
             "fallback": False,
+            # SONiC's patched teamd (hld §13.7)
+            "enable_retry_count_feature": lag.retry_count_feature,
+            "retry_count": lag.own_retry_count,
         },
         "ports": {p: port_dump(lag, p, links.get(p)) for p in lag.ports},
     }

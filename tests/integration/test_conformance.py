@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 from lab_helpers import all_negotiated, wait_for
+from teamd_shim.control import request
+from teamd_shim.lacp import decode_marker, parse_mac
 
 from orchestrator.lab import netns
 from orchestrator.lab.lab import Lab
 from orchestrator.lab.shim import shim_command
 from orchestrator.lab.slowproto import marker_information
-from teamd_shim.control import request
-from teamd_shim.lacp import decode_marker, parse_mac
 
 pytestmark = pytest.mark.integration
 LOOP_LAG = "PortChannel0099"
@@ -100,3 +100,94 @@ def test_marker_information_is_answered_with_a_marker_response(lab: Lab) -> None
     assert counters["rx_marker"] == 1 and counters["tx_marker_response"] == 1, counters
     assert state_db(lab, f"LAG_MEMBER_TABLE|{lag}|{port}")["runner.counters.rx_marker"] == "1"
     assert all_negotiated(lab.ovs.bond_show())
+
+
+# ---- SONiC's retry-count extension against a crafted SONiC partner (hld §13.7) -----------
+
+SONIC_LAG = "PortChannel0098"
+SONIC_PORT = "sonic0"
+WARM_RESTART = str(Path(sys.executable).parent / "warm-restart")
+
+
+@pytest.fixture
+def sonic_link(lab: Lab):
+    """One more LAG whose only member is cabled to a namespace where a crafted SONiC teamd
+    (orchestrator.lab.slowproto sonic-partner) plays the partner."""
+    ns = f"{lab.prefix}-sonic"
+    netns.create_ns(ns)
+    netns.create_veth(lab.dut_ns, SONIC_PORT, ns, "sp0")
+    r = lab.redis()
+    r.hset(f"PORTCHANNEL|{SONIC_LAG}", mapping={"admin_status": "up", "mtu": "9100",
+                                                "min_links": "1", "fast_rate": "true"})
+    r.hset(f"PORTCHANNEL_MEMBER|{SONIC_LAG}|{SONIC_PORT}", "NULL", "NULL")
+    yield ns
+    netns.delete_ns(ns)
+
+
+def start_sonic_partner(lab: Lab, ns: str, count: int, duration: float) -> subprocess.Popen:
+    return subprocess.Popen(
+        ["ip", "netns", "exec", ns, sys.executable, "-m", "orchestrator.lab.slowproto",
+         "sonic-partner", "--iface", "sp0", "--system", "02:50:00:00:00:01",
+         "--retry-count", str(count), "--duration", str(duration)],
+        stdout=subprocess.PIPE, text=True, env=lab._ns_env())
+
+
+def our_state(lab: Lab) -> str:
+    dump = request(ctl_path(lab), {"cmd": "state_dump", "lag": SONIC_LAG}, timeout=1.0)
+    return str(dump["ports"][SONIC_PORT]["runner"]["state"])
+
+
+@pytest.mark.parametrize(("count", "up_for", "down_by"), [(5, 4.5, 5.5), (3, 2.5, 3.5)])
+def test_a_sonic_partner_retry_count_sets_our_receive_timeout(
+        lab: Lab, sonic_link: str, count: int, up_for: float, down_by: float) -> None:
+    partner = start_sonic_partner(lab, sonic_link, count, duration=6.0)
+    wait_for(lambda: our_state(lab) == "current", 5.0, "our port current with the partner")
+    seen: list[tuple[float, str]] = []
+    while partner.poll() is None:
+        seen.append((time.monotonic(), our_state(lab)))
+        time.sleep(0.02)
+    out, _ = partner.communicate()
+    result = json.loads(out)
+    last = result["last_tx"]
+    while time.monotonic() < last + down_by + 0.3:
+        seen.append((time.monotonic(), our_state(lab)))
+        time.sleep(0.02)
+    expired = [t for t, st in seen if st != "current"]
+    assert expired, seen[-5:]
+    took = expired[0] - last
+    print(f"\nretry count {count}: our port left current {took:.3f} s after the partner's "
+          f"last PDU (limits {up_for}..{down_by} s)")
+    assert up_for < took <= down_by
+    assert all(st == "current" for t, st in seen if t < last + up_for)
+    # we answered in the partner's own dialect: 0xf1 carrying its count, once it announced one
+    answers = [h for h in result["heard"] if h["t"] > result["started"] + 2.0]
+    if count != 3:
+        assert answers and all(h["version"] == 0xF1 and h["partner_retry_count"] == count
+                               for h in answers), answers
+    else:  # counts at their default: plain LACP, as patched teamd answers
+        assert answers and all(h["version"] == 1 for h in answers), answers
+    m = state_db(lab, f"LAG_MEMBER_TABLE|{SONIC_LAG}|{SONIC_PORT}")
+    assert m["runner.partner_retry_count"] == str(count), m
+
+
+def test_a_handover_keeps_the_partner_retry_count(lab: Lab, sonic_link: str) -> None:
+    partner = start_sonic_partner(lab, sonic_link, 5, duration=14.0)
+    wait_for(lambda: our_state(lab) == "current", 5.0, "our port current with the partner")
+    time.sleep(2.0)
+    t_run = time.monotonic()
+    p = subprocess.run([WARM_RESTART, "--redis", lab.redis_url, "teamd", "--yes", "--json"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, (p.stdout[-2000:], p.stderr[-2000:])
+    t_done = time.monotonic()
+    out, _ = partner.communicate(timeout=30)
+    heard = json.loads(out)["heard"]
+    around = [h for h in heard if t_run - 2.0 <= h["t"] <= t_done + 2.0]
+    assert around and all(h["version"] == 0xF1 and h["partner_retry_count"] == 5
+                          for h in around), around
+    times = [h["t"] for h in heard if h["t"] > t_run - 2.0]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    print(f"\nhandover with retry count 5: {len(around)} PDUs around it, all 0xf1/5; largest "
+          f"gap {max(gaps):.3f} s")
+    assert max(gaps) <= 1.1
+    dump = request(ctl_path(lab), {"cmd": "state_dump", "lag": SONIC_LAG})
+    assert dump["ports"][SONIC_PORT]["runner"]["partner_retry_count"] == 5

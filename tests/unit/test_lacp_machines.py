@@ -14,6 +14,7 @@ from teamd_shim.lacp import (
     DEFAULTED,
     DISTRIBUTING,
     EXPIRED,
+    RETRY_VERSION,
     SYNC,
     TIMEOUT,
     Carrier,
@@ -750,3 +751,116 @@ def test_refresh_stays_within_three_pdus_per_second() -> None:
     port = a.to_dict()["ports"]["e0"]
     assert port["ntt"] is True and port["tx_hold"] == pytest.approx(t + 1.0)
     assert [p for p, _ in a.frames_to_send(t + 1.0)] == ["e0"]
+
+
+# ---- SONiC retry-count extension (hld §13.7) -------------------------------------------
+
+
+def retry_pdu(lag: Lag, port: str, count: int, partner_count: int = 3, *,
+              system: bytes = SYS_B) -> bytes:
+    """A 0xf1 PDU from a SONiC partner announcing `count`, echoing what `lag` sends."""
+    ours = decode_frame(lag.would_send(port))[1].actor
+    actor = PortInfo(65535, system, 2, 255, PORTS[port], STEADY_FAST)
+    return encode_frame(system[:4] + b"\x20" + bytes([PORTS[port]]),
+                        Lacpdu(actor, ours, 0, RETRY_VERSION, count, partner_count))
+
+
+@pytest.mark.parametrize(("count", "expiry"), [(3, 3.0), (5, 5.0), (10, 10.0)])
+def test_partner_retry_count_scales_the_receive_timeout(count: int, expiry: float) -> None:
+    lag = make_lag(SYS_A, 1)
+    t = 0.1
+    for _ in range(4):
+        for p in ("e0", "e1"):
+            lag.receive(p, retry_pdu(lag, p, count), t)
+        t += 1.0
+    last = t - 1.0
+    assert lag.carrier and lag.port_view("e0")["partner_retry_count"] == count
+    lag.on_timer(last + expiry - 0.5)  # silence: still current just before count x 1 s
+    assert lag.port_view("e0")["state"] == "current" and lag.carrier
+    lag.on_timer(last + expiry + 0.001)
+    assert lag.port_view("e0")["state"] == "expired" and not lag.carrier
+
+
+def test_we_answer_a_sonic_partner_in_0xf1_with_our_count_and_its_count() -> None:
+    wire = negotiated_pair()
+    a, b = wire.a, wire.b
+    assert decode_frame(a.would_send("e0"))[1].version == 1
+    b.set_retry_count(5, wire.now)  # b is a SONiC teamd told `retry-count set 5`
+    wire.run_until(wire.now + 2.0)
+    from_b = decode_frame(b.would_send("e0"))[1]
+    assert (from_b.version, from_b.actor_retry_count, from_b.partner_retry_count) == (
+        RETRY_VERSION, 5, 3)
+    from_a = decode_frame(a.would_send("e0"))[1]
+    assert (from_a.version, from_a.actor_retry_count, from_a.partner_retry_count) == (
+        RETRY_VERSION, 3, 5)
+    assert a.port_view("e0")["partner_retry_count"] == 5
+    # the counts are LACP state: a new owner restored from the snapshot sends the same bytes
+    assert Lag.from_dict(a.to_dict()).would_send("e0") == a.would_send("e0")
+    assert Lag.from_dict(b.to_dict()).would_send("e1") == b.would_send("e1")
+
+
+def test_a_0xf1_probe_with_default_counts_gets_a_plain_answer() -> None:
+    lag = make_lag(SYS_A, 1)
+    lag.receive("e0", retry_pdu(lag, "e0", 3, 3), 0.1)
+    assert decode_frame(lag.would_send("e0"))[1].version == 1
+
+
+def test_a_plain_pdu_resets_the_partner_count_only_60_s_after_the_last_0xf1() -> None:
+    lag = make_lag(SYS_A, 1)
+    lag.receive("e0", retry_pdu(lag, "e0", 5), 0.1)
+    t = 1.0
+    while t < 60.0:  # lag_keepalive-style plain PDUs
+        lag.receive("e0", crafted(lag, "e0"), t)
+        assert lag.port_view("e0")["partner_retry_count"] == 5, t
+        t += 1.0
+    lag.receive("e0", crafted(lag, "e0"), 60.2)
+    assert lag.port_view("e0")["partner_retry_count"] == 3
+    assert decode_frame(lag.would_send("e0"))[1].version == 1
+
+
+def test_a_retry_count_below_three_is_dropped() -> None:
+    lag = make_lag(SYS_A, 1)
+    assert lag.receive("e0", retry_pdu(lag, "e0", 2), 0.1) is False
+    view = lag.port_view("e0")
+    assert view["rx_bad"] == 1 and view["state"] == "expired" and view["partner_retry_count"] == 3
+
+
+def test_a_count_set_at_run_time_lapses_after_count_x_3_min_or_when_a_port_expires() -> None:
+    wire = negotiated_pair()
+    a = wire.a
+    t0 = wire.now
+    a.set_retry_count(5, t0)
+    assert a.own_retry_count == 5
+    assert decode_frame(a.would_send("e0"))[1].actor_retry_count == 5
+    with pytest.raises(ValueError):
+        a.set_retry_count(2, t0)
+    wire.run_until(t0 + 5 * 180.0 + 1.0)
+    assert a.own_retry_count == 3 and a.carrier
+    a.set_retry_count(6, wire.now)
+    wire.cut.add("b")
+    wire.run_until(wire.now + 3.5)  # b silent: a's ports expire, the set count ends
+    assert a.own_retry_count == 3
+
+
+def test_the_feature_switched_off_means_plain_lacp() -> None:
+    lag = make_lag(SYS_A, 1)
+    lag.set_retry_count_feature(False, 0.0)
+    assert lag.receive("e0", retry_pdu(lag, "e0", 5), 0.1)
+    view = lag.port_view("e0")
+    assert view["partner_retry_count"] == 3 and view["state"] == "current"
+    assert decode_frame(lag.would_send("e0"))[1].version == 1
+    with pytest.raises(ValueError, match="disabled"):
+        lag.set_retry_count(5, 0.2)
+    assert Lag.from_dict(lag.to_dict()).retry_count_feature is False
+
+
+def test_configured_retry_count_is_announced_on_selected_ports() -> None:
+    wire = negotiated_pair()
+    a = wire.a
+    a.update_settings(replace(a.settings, retry_count=7), wire.now)
+    sent = a.frames_to_send(wire.now)
+    assert {p for p, _ in sent} == {"e0", "e1"}
+    assert {decode_frame(f)[1].actor_retry_count for _, f in sent} == {7}
+    assert LagSettings.from_dict(a.settings.to_dict()).retry_count == 7
+    with pytest.raises(ValueError):
+        LagSettings("x", SYS_A, 1, retry_count=2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from teamd_shim.lacp import (
     ETH_P_SLOW,
     FRAME_LEN,
+    RETRY_VERSION,
     SLOW_PROTOCOLS_MAC,
     SYNC,
     TIMEOUT,
@@ -106,16 +108,11 @@ def test_every_truncation_is_rejected(length):
     [
         (12, 0x08, "ethertype"),
         (13, 0x00, "ethertype"),
-        (15, 0, "version"),
         (16, 2, "actor"),
         (17, 19, "actor"),
         (17, 21, "actor"),
         (36, 1, "partner"),
         (37, 0, "partner"),
-        (56, 4, "collector"),
-        (57, 20, "collector"),
-        (72, 1, "terminator"),
-        (73, 16, "terminator"),
     ],
 )
 def test_bad_header_fields_are_rejected_with_a_reason(offset, value, reason):
@@ -124,8 +121,76 @@ def test_bad_header_fields_are_rejected_with_a_reason(offset, value, reason):
     assert not isinstance(exc.value, NotLacpError)
 
 
-def test_later_versions_are_accepted():
-    assert decode_frame(patched(good_frame(), 15, 2))[1] == decode_frame(good_frame())[1]
+@pytest.mark.parametrize("version", [0, 2, 3, 0x7F, 0xF0, 0xFF])
+def test_any_version_is_read_with_the_version_1_layout(version):
+    """Linux and OVS do not reject on the version (hld §13.1); neither do we."""
+    pdu = decode_frame(patched(good_frame(), 15, version))[1]
+    assert pdu == replace(decode_frame(good_frame())[1], version=version)
+
+
+@pytest.mark.parametrize(("offset", "value"), [(56, 4), (57, 20), (72, 1), (73, 16)])
+def test_collector_and_terminator_are_not_checked(offset, value):
+    """802.1AX-2014 (version 2) puts more TLVs there; Linux and OVS ignore them too."""
+    pdu = decode_frame(patched(good_frame(), offset, value))[1]
+    assert (pdu.actor, pdu.partner) == (ACTOR, PARTNER)
+
+
+# ---- SONiC's retry-count extension (hld §13.7) ----------------------------------------
+
+RETRY = Lacpdu(ACTOR, PARTNER, 0, RETRY_VERSION, 5, 3)
+
+
+def test_retry_count_layout_matches_sonic():
+    f = encode_frame(SRC, RETRY)
+    assert len(f) == FRAME_LEN and f[15] == 0xF1
+    assert f[56:58] == b"\x03\x10"  # the collector TLV stays where it is
+    assert f[72:82] == bytes([0x80, 4, 5, 0, 0x81, 4, 3, 0, 0, 0])
+    assert f[82:] == bytes(42)
+    assert decode_frame(f) == (SRC, RETRY)
+
+
+def test_a_captured_sonic_retry_count_tail_decodes():
+    """The tail of a real 0xf1 PDU saved by SONiC teamd (actor 3, partner 5)."""
+    f = bytearray(encode_frame(SRC, Lacpdu(ACTOR, PARTNER, 0, RETRY_VERSION, 0, 0)))
+    f[72:82] = bytes.fromhex("80040300810405000000")
+    pdu = decode_frame(bytes(f))[1]
+    assert (pdu.actor_retry_count, pdu.partner_retry_count) == (3, 5)
+
+
+@pytest.mark.parametrize(("offset", "value"), [(72, 0x82), (73, 5), (76, 0x80), (77, 0), (81, 1)])
+def test_a_0xf1_pdu_without_its_retry_tlvs_is_rejected(offset, value):
+    with pytest.raises(PduError, match="0xf1"):
+        decode_frame(patched(encode_frame(SRC, RETRY), offset, value))
+
+
+def test_retry_counts_exist_only_in_version_0xf1():
+    with pytest.raises(ValueError):
+        Lacpdu(ACTOR, PARTNER, 0, 1, 5, 3)
+    with pytest.raises(ValueError):
+        Lacpdu(ACTOR, PARTNER, 0, RETRY_VERSION)
+
+
+retry_pdus = st.builds(Lacpdu, actor=infos, partner=infos, collector_max_delay=u16,
+                       version=st.just(RETRY_VERSION), actor_retry_count=st.integers(0, 0xFF),
+                       partner_retry_count=st.integers(0, 0xFF))
+any_version_pdus = st.builds(Lacpdu, actor=infos, partner=infos, collector_max_delay=u16,
+                             version=st.integers(0, 0xFF).filter(lambda v: v != RETRY_VERSION))
+
+
+@given(st.one_of(retry_pdus, any_version_pdus), st.binary(min_size=6, max_size=6))
+def test_every_version_round_trips(pdu, src):
+    frame = encode_frame(src, pdu)
+    assert len(frame) == FRAME_LEN and decode_frame(frame) == (src, pdu)
+
+
+@given(st.binary(min_size=FRAME_LEN - 60, max_size=FRAME_LEN + 60), st.integers(0, 0xFF))
+def test_arbitrary_versions_and_trailing_tlvs_raise_only_pdu_error(tail, version):
+    head = bytearray(good_frame()[:72])
+    head[15] = version
+    try:
+        decode_frame(bytes(head) + tail)
+    except PduError:
+        pass
 
 
 def test_marker_is_a_distinct_error():

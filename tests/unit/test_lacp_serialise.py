@@ -178,7 +178,7 @@ def negotiated() -> tuple[Lag, float]:
 def test_top_level_layout():
     lag, now = negotiated()
     d = lag.to_dict()
-    assert set(d) == {"format", "settings", "carrier", "ports"}
+    assert set(d) == {"format", "settings", "carrier", "ports", "retry"}
     assert d["format"] == 1 and d["carrier"] is True
     assert d["settings"]["system"] == "02:00:00:00:00:aa"
     port = d["ports"]["e0"]

@@ -37,4 +37,12 @@ ETH_P_SLOW: Final = 0x8809
 SUBTYPE_LACP: Final = 1
 SUBTYPE_MARKER: Final = 2
 LACP_VERSION: Final = 1
+# SONiC's retry-count extension (hld §13.7): version 0xf1 with actor/partner retry-count TLVs.
+RETRY_VERSION: Final = 0xF1
+DEFAULT_RETRY_COUNT: Final = 3
+# a plain LACPDU resets a partner's custom count only this long after its last 0xf1 with one
+RETRY_COUNT_HOLD: Final = 60.0
+# a count set at run time (`state item set runner.retry_count`) falls back to the configured
+# one after count x this (teamd: 3 min per count)
+RETRY_OVERRIDE_PER_COUNT: Final = 180.0
 FRAME_LEN: Final = 124

@@ -14,10 +14,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .constants import AGGREGATION, FAST_PERIODIC, SUBTYPE_MARKER, SYNC, TX_LIMIT
+from .constants import (
+    AGGREGATION,
+    DEFAULT_RETRY_COUNT,
+    FAST_PERIODIC,
+    RETRY_COUNT_HOLD,
+    RETRY_OVERRIDE_PER_COUNT,
+    RETRY_VERSION,
+    SUBTYPE_MARKER,
+    SYNC,
+    TX_LIMIT,
+)
 from .pdu import (
     MARKER_INFORMATION,
     ZERO_INFO,
+    Lacpdu,
     NotLacpError,
     PduError,
     PortInfo,
@@ -102,6 +113,9 @@ class LagSettings:
     # CONFIG_DB admin_status: down stops the LAG as teamd does (every port says goodbye, then
     # no LACPDU, no member enabled, carrier down); PDUs are still received
     admin_up: bool = True
+    # SONiC's retry count (hld §13.7): the count we announce in 0xf1 PDUs (CONFIG_DB
+    # `retry_count`, 3..10 like SONiC's CLI; 3 is the plain-LACP default)
+    retry_count: int = DEFAULT_RETRY_COUNT
 
     def __post_init__(self) -> None:
         if type(self.system) is not bytes or len(self.system) != 6:
@@ -113,6 +127,8 @@ class LagSettings:
             raise ValueError(f"min_links must be >= 0, got {self.min_links}")
         if self.aggregate_wait < 0:
             raise ValueError(f"aggregate_wait must be >= 0, got {self.aggregate_wait}")
+        if not DEFAULT_RETRY_COUNT <= self.retry_count <= 0xFF:
+            raise ValueError(f"retry_count must be 3..255, got {self.retry_count}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -125,6 +141,7 @@ class LagSettings:
             "active": self.active,
             "aggregate_wait": self.aggregate_wait,
             "admin_up": self.admin_up,
+            "retry_count": self.retry_count,
         }
 
     @classmethod
@@ -140,6 +157,7 @@ class LagSettings:
             aggregate_wait=float(d["aggregate_wait"]),
             # absent in a snapshot from before admin state was honoured: it was up
             admin_up=bool(d.get("admin_up", True)),
+            retry_count=int(d.get("retry_count", DEFAULT_RETRY_COUNT)),
         )
 
 
@@ -178,6 +196,12 @@ class Lag:
         # frames outside the periodic machine (goodbyes queued by an admin down, marker
         # responses), sent by the next frames_to_send
         self._oneshots: list[_Oneshot] = []
+        # retry-count extension state (hld §13.7), all of it carried by to_dict: the feature
+        # switch (teamdctl runner.enable_retry_count_feature), a count set at run time and
+        # when it lapses, and until when a plain PDU may not reset a partner's custom count
+        self._retry_feature = True
+        self._retry_override: tuple[int, float] | None = None
+        self._retry_hold_until: float | None = None
 
     # ---- configuration -----------------------------------------------------------------
 
@@ -236,7 +260,8 @@ class Lag:
             raise ValueError(f"cannot rename LAG {self._settings.name} to {settings.name}")
         self._run_timers(now)
         old = self._settings
-        before = {p.name: p.actor(old) for p in self._order}
+        before = {p.name: p.frame(old, self.own_retry_count, self._retry_feature)
+                  for p in self._order}
         if old.admin_up and not settings.admin_up:
             # teamd on admin down: every port DISABLED, one last PDU each, then silence
             for port in self._order:
@@ -255,8 +280,10 @@ class Lag:
                 port.partner = port.partner.with_state(port.partner.state & ~SYNC)
             port.periodic_update(now, settings)
         self._converge(now)
+        if settings.retry_count != old.retry_count and self._retry_override is None:
+            self._announce_retry_count()
         for port in self._order:
-            if port.actor(settings) != before[port.name]:
+            if port.frame(settings, self.own_retry_count, self._retry_feature) != before[port.name]:
                 port.ntt = True
         self._update_carrier()
 
@@ -270,6 +297,7 @@ class Lag:
         port.link_up = up
         if up:
             port.enter_expired(now)
+            self._retry_override = None
         else:
             port.down_count += 1
             port.enter_port_disabled()
@@ -307,12 +335,18 @@ class Lag:
                 self._notices.append(LoopbackDetected(cfg.name, name))
             return False
         port.loopback = False
+        if not self._retry_count_received(port, pdu, now):
+            port.rx_bad += 1
+            return False
         port.rx_pdus += 1
         port.record_pdu(pdu, port.actor(cfg), now, cfg)
         port.periodic_update(now, cfg)
         self._converge(now)
-        # update_NTT, teamd-style: any difference in the 15 bytes echoing us gets an answer.
-        if pdu.partner != port.actor(cfg):
+        # update_NTT, teamd-style: any difference in the 15 bytes echoing us gets an answer, and
+        # so does a partner with the wrong idea of our retry count
+        if pdu.partner != port.actor(cfg) or (
+                pdu.partner_retry_count is not None and self._retry_feature
+                and pdu.partner_retry_count != self.own_retry_count):
             port.ntt = True
         return True
 
@@ -321,7 +355,7 @@ class Lag:
 
     def next_deadline(self) -> float | None:
         """Earliest absolute deadline of any timer (rx, wait_while, periodic TX, rate hold)."""
-        best: float | None = None
+        best = None if self._retry_override is None else self._retry_override[1]
         for port in self._order:
             for t in (port.current_while, port.wait_while, port.next_tx, port.tx_hold):
                 if t is not None and (best is None or t < best):
@@ -354,7 +388,7 @@ class Lag:
             if release is not None and now < release:
                 port.tx_hold = release
                 continue
-            frame = port.frame(cfg)
+            frame = port.frame(cfg, self.own_retry_count, self._retry_feature)
             port.transmitted(frame, now)
             out.append((port.name, frame))
         return out
@@ -388,11 +422,82 @@ class Lag:
 
     def would_send(self, name: str) -> bytes:
         """The frame this port would transmit now; no side effects (standby READY check)."""
-        return self._ports[name].frame(self._settings)
+        return self._ports[name].frame(self._settings, self.own_retry_count, self._retry_feature)
 
     def pop_intents(self) -> list[Intent]:
         intents, self._intents = self._intents, []
         return intents
+
+    # ---- SONiC retry count (hld §13.7) --------------------------------------------------
+
+    @property
+    def own_retry_count(self) -> int:
+        """The count we announce: one set at run time while it lasts, else the configured one."""
+        if not self._retry_feature:
+            return DEFAULT_RETRY_COUNT
+        if self._retry_override is not None:
+            return self._retry_override[0]
+        return self._settings.retry_count
+
+    @property
+    def retry_count_feature(self) -> bool:
+        return self._retry_feature
+
+    def set_retry_count(self, count: int, now: float) -> None:
+        """teamdctl `state item set runner.retry_count N`: announce N on every selected port
+        at once (as 0xf1, trusting that whoever sets it checked the partner speaks it); it
+        lapses after N x 3 min or when any port expires; 3 ends it."""
+        if not self._retry_feature:
+            raise ValueError("the retry count feature is disabled "
+                             "(runner.enable_retry_count_feature is false)")
+        if not DEFAULT_RETRY_COUNT <= count <= 0xFF:
+            raise ValueError(f"retry_count must be 3..255, got {count}")
+        self._run_timers(now)
+        if count == self.own_retry_count:
+            return
+        self._retry_override = (count, now + count * RETRY_OVERRIDE_PER_COUNT)
+        self._announce_retry_count()
+
+    def set_retry_count_feature(self, enabled: bool, now: float) -> None:
+        """teamdctl `runner.enable_retry_count_feature`: off means plain LACP only (0xf1 PDUs
+        are read like any version, every count back to 3)."""
+        self._run_timers(now)
+        if enabled == self._retry_feature:
+            return
+        self._retry_feature = enabled
+        if not enabled:
+            self._retry_override = None
+            self._retry_hold_until = None
+            for port in self._order:
+                port.partner_retry_count = DEFAULT_RETRY_COUNT
+                if port.selected is Selected.SELECTED:
+                    port.ntt = True
+
+    def _announce_retry_count(self) -> None:
+        for port in self._order:
+            if port.selected is Selected.SELECTED:
+                port.rx_version = RETRY_VERSION
+                port.ntt = True
+
+    def _retry_count_received(self, port: Port, pdu: Lacpdu, now: float) -> bool:
+        """Patched teamd's receive rules (hld §13.7); False: drop the PDU (a count below 3)."""
+        if pdu.version == RETRY_VERSION and self._retry_feature:
+            count = pdu.actor_retry_count
+            assert count is not None  # the codec guarantees it for 0xf1
+            if count < DEFAULT_RETRY_COUNT:
+                return False
+            port.partner_retry_count = count
+            if count != DEFAULT_RETRY_COUNT:
+                self._retry_hold_until = now + RETRY_COUNT_HOLD
+        elif port.partner_retry_count != DEFAULT_RETRY_COUNT and (
+                self._retry_hold_until is not None and now < self._retry_hold_until):
+            pass  # a plain PDU within 60 s of the last 0xf1 does not reset the count
+        else:
+            port.partner_retry_count = DEFAULT_RETRY_COUNT
+        if pdu.version != port.rx_version:
+            port.rx_version = pdu.version
+            port.ntt = True  # acknowledge the change of version at once
+        return True
 
     def pop_notices(self) -> list[Notice]:
         notices, self._notices = self._notices, []
@@ -427,6 +532,7 @@ class Lag:
             "actor": port.actor(self._settings).to_dict(),
             "partner": port.partner.to_dict(),
             "loopback": port.loopback,
+            "partner_retry_count": port.partner_retry_count,
             **{c: getattr(port, c) for c in COUNTERS},
         }
 
@@ -439,6 +545,11 @@ class Lag:
             "settings": self._settings.to_dict(),
             "carrier": self._carrier,
             "ports": {p.name: p.to_dict(self._settings) for p in self._order},
+            "retry": {
+                "feature": self._retry_feature,
+                "override": None if self._retry_override is None else list(self._retry_override),
+                "hold_until": self._retry_hold_until,
+            },
         }
 
     @classmethod
@@ -452,6 +563,13 @@ class Lag:
                 lag._ports[name] = Port.from_dict(name, pd)
             lag._order = sorted(lag._ports.values(), key=lambda p: p.port_number)
             lag._carrier = bool(d["carrier"])
+            retry = d.get("retry") or {}  # absent in snapshots from before the extension
+            lag._retry_feature = bool(retry.get("feature", True))
+            if retry.get("override") is not None:
+                n, until = retry["override"]
+                lag._retry_override = (int(n), float(until))
+            if retry.get("hold_until") is not None:
+                lag._retry_hold_until = float(retry["hold_until"])
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed LAG state: {exc!r}") from exc
         if len({p.port_number for p in lag._order}) != len(lag._order):
@@ -492,12 +610,16 @@ class Lag:
 
     def _run_timers(self, now: float) -> None:
         cfg = self._settings
+        if self._retry_override is not None and now >= self._retry_override[1]:
+            self._retry_override = None  # teamd: a set count lapses after count x 3 min
         for port in self._order:
             if port.tx_hold is not None and now >= port.tx_hold:
                 port.tx_hold = None
             if port.wait_while is not None and now >= port.wait_while:
                 port.wait_while = None
             if port.rx_timer(now):
+                if port.rx_state is RxState.EXPIRED:
+                    self._retry_override = None  # teamd: any port expiring ends a set count
                 port.periodic_update(now, cfg)
             port.periodic_timer(now)
         self._converge(now)

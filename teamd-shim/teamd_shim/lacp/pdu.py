@@ -15,6 +15,7 @@ from .constants import (
     ETH_P_SLOW,
     FRAME_LEN,
     LACP_VERSION,
+    RETRY_VERSION,
     SLOW_PROTOCOLS_MAC,
     SUBTYPE_LACP,
     SUBTYPE_MARKER,
@@ -133,51 +134,81 @@ ZERO_INFO = PortInfo(0, bytes(6), 0, 0, 0, 0)
 
 @dataclass(frozen=True, slots=True)
 class Lacpdu:
-    """The decoded content of a LACPDU (everything a receiver acts on)."""
+    """The decoded content of a LACPDU (everything a receiver acts on).
+
+    ``version`` is what the frame said (any value is accepted, as Linux and OVS do).
+    ``RETRY_VERSION`` (0xf1) is SONiC's retry-count extension (hld §13.7): the two counts are
+    set exactly when the version is 0xf1.
+    """
 
     actor: PortInfo
     partner: PortInfo
     collector_max_delay: int = 0
+    version: int = LACP_VERSION
+    actor_retry_count: int | None = None
+    partner_retry_count: int | None = None
 
     def __post_init__(self) -> None:
         _check_u16("collector_max_delay", self.collector_max_delay)
+        if not 0 <= self.version <= 0xFF:
+            raise ValueError(f"version out of range: {self.version}")
+        counts = (self.actor_retry_count, self.partner_retry_count)
+        if self.version == RETRY_VERSION:
+            if not all(c is not None and 0 <= c <= 0xFF for c in counts):
+                raise ValueError(f"a 0xf1 LACPDU needs both retry counts (0..255), got {counts}")
+        elif counts != (None, None):
+            raise ValueError(f"retry counts only exist in version 0xf1, got version "
+                             f"{self.version}")
 
 
 # dst, src, ethertype, subtype, version,
 # actor tlv type/len, actor info, 3 reserved,
 # partner tlv type/len, partner info, 3 reserved,
 # collector tlv type/len, max delay, 12 reserved,
-# terminator type/len, 50 reserved.
-_FRAME = struct.Struct("!6s6sHBB BBH6sHHHB3x BBH6sHHHB3x BBH12x BB50x")
-assert _FRAME.size == FRAME_LEN
+# then (v1) terminator type/len, 50 reserved
+# or (0xf1) actor retry tlv 0x80/4, count, 1 reserved, partner retry tlv 0x81/4, count,
+#           1 reserved, terminator type/len, 42 reserved.
+_HEAD = "!6s6sHBB BBH6sHHHB3x BBH6sHHHB3x BBH12x"
+_FRAME = struct.Struct(_HEAD + " BB50x")
+_FRAME_F1 = struct.Struct(_HEAD + " BBBx BBBx BB42x")
+assert _FRAME.size == FRAME_LEN == _FRAME_F1.size
+_HEAD_FIELDS = 24  # fields of _HEAD
 
 _ACTOR_TLV = (1, 20)
 _PARTNER_TLV = (2, 20)
 _COLLECTOR_TLV = (3, 16)
 _TERMINATOR_TLV = (0, 0)
+_ACTOR_RETRY_TLV = (0x80, 4)
+_PARTNER_RETRY_TLV = (0x81, 4)
 
 
 def encode_frame(src_mac: bytes, pdu: Lacpdu) -> bytes:
-    """Build the exact 124-byte frame (no FCS, reserved bytes zero) every partner accepts."""
+    """Build the exact 124-byte frame (no FCS, reserved bytes zero) every partner accepts;
+    a 0xf1 PDU in SONiC's layout (hld §13.7)."""
     if type(src_mac) is not bytes or len(src_mac) != 6:
         raise ValueError(f"src_mac must be 6 bytes, got {src_mac!r}")
     a, p = pdu.actor, pdu.partner
-    return _FRAME.pack(
-        SLOW_PROTOCOLS_MAC, src_mac, ETH_P_SLOW, SUBTYPE_LACP, LACP_VERSION,
+    head = (
+        SLOW_PROTOCOLS_MAC, src_mac, ETH_P_SLOW, SUBTYPE_LACP, pdu.version,
         *_ACTOR_TLV, a.system_priority, a.system, a.key, a.port_priority, a.port, a.state,
         *_PARTNER_TLV, p.system_priority, p.system, p.key, p.port_priority, p.port, p.state,
         *_COLLECTOR_TLV, pdu.collector_max_delay,
-        *_TERMINATOR_TLV,
     )  # fmt: skip
+    if pdu.version == RETRY_VERSION:
+        return _FRAME_F1.pack(*head, *_ACTOR_RETRY_TLV, pdu.actor_retry_count,
+                              *_PARTNER_RETRY_TLV, pdu.partner_retry_count, *_TERMINATOR_TLV)
+    return _FRAME.pack(*head, *_TERMINATOR_TLV)
 
 
 def decode_frame(frame: bytes) -> tuple[bytes, Lacpdu]:
-    """Return ``(src_mac, pdu)`` or raise PduError.
+    """Return ``(src_mac, pdu)`` or raise PduError (and nothing else).
 
-    Checks are the union of what OVS, Linux and teamd check (hld §13.1), so that
-    anything we accept every partner implementation would accept too. The destination MAC
-    and reserved bytes are not checked (OVS does not either); trailing bytes (padding, FCS)
-    are ignored.
+    Checked: what OVS checks (subtype, actor and partner TLV type/length, hld §13.1). Not
+    checked, as neither Linux nor OVS does: the version (0, 1, 2 or anything else are all read
+    with the version-1 layout), the collector and terminator TLVs and what follows them
+    (802.1AX-2014 adds TLVs there), the destination MAC and the reserved bytes; trailing bytes
+    (padding, FCS) are ignored. Version 0xf1 must carry SONiC's two retry-count TLVs (hld
+    §13.7), as patched teamd requires.
     """
     n = len(frame)
     if n < 15:
@@ -190,22 +221,25 @@ def decode_frame(frame: bytes) -> tuple[bytes, Lacpdu]:
         raise NotLacpError(subtype)
     if n < FRAME_LEN:
         raise TruncatedPduError(f"truncated LACPDU: {n} bytes, need {FRAME_LEN}")
-    f = _FRAME.unpack_from(frame)
+    f = _FRAME_F1.unpack_from(frame)
     version = f[4]
-    if version < 1:
-        raise PduError(f"LACP version {version}")
     if (f[5], f[6]) != _ACTOR_TLV:
         raise PduError(f"actor TLV type/length {f[5]}/{f[6]}")
     if (f[13], f[14]) != _PARTNER_TLV:
         raise PduError(f"partner TLV type/length {f[13]}/{f[14]}")
-    if (f[21], f[22]) != _COLLECTOR_TLV:
-        raise PduError(f"collector TLV type/length {f[21]}/{f[22]}")
-    if (f[24], f[25]) != _TERMINATOR_TLV:
-        raise PduError(f"terminator TLV type/length {f[24]}/{f[25]}")
     # Every field is range-checked by the struct widths, so these constructors cannot fail.
     actor = PortInfo(*f[7:13])
     partner = PortInfo(*f[15:21])
-    return f[1], Lacpdu(actor, partner, f[23])
+    delay = f[23] if (f[21], f[22]) == _COLLECTOR_TLV else 0
+    if version != RETRY_VERSION:
+        return f[1], Lacpdu(actor, partner, delay, version)
+    r = f[_HEAD_FIELDS:]
+    if (r[0], r[1]) != _ACTOR_RETRY_TLV or (r[3], r[4]) != _PARTNER_RETRY_TLV:
+        raise PduError(f"0xf1 LACPDU without the retry-count TLVs ({r[0]:#x}/{r[1]}, "
+                       f"{r[3]:#x}/{r[4]})")
+    if (r[6], r[7]) != _TERMINATOR_TLV:
+        raise PduError(f"0xf1 LACPDU terminator TLV type/length {r[6]}/{r[7]}")
+    return f[1], Lacpdu(actor, partner, delay, version, r[2], r[5])
 
 
 # Marker protocol (802.1AX §6.5, hld §13.1): dst, src, ethertype, subtype 2, version 1,

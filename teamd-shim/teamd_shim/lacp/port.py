@@ -19,12 +19,13 @@ from .constants import (
     ACTIVITY,
     AGGREGATION,
     COLLECTING,
+    DEFAULT_RETRY_COUNT,
     DEFAULTED,
     DISTRIBUTING,
     EXPIRED,
     FAST_PERIODIC,
-    LONG_TIMEOUT,
-    SHORT_TIMEOUT,
+    LACP_VERSION,
+    RETRY_VERSION,
     SLOW_PERIODIC,
     SYNC,
     TIMEOUT,
@@ -138,8 +139,13 @@ class Port:
     aggregator_id: int | None = None
     # Instants of the last marker responses: the responder's own 3-per-second window.
     marker_times: list[float] = field(default_factory=list)
-    # (actor, partner, frame) of the last encoding; avoids re-encoding a steady-state PDU.
-    _frame_cache: tuple[PortInfo, PortInfo, bytes] | None = None
+    # SONiC's retry-count extension (hld §13.7): the count the partner announced (receive
+    # expiry = periodic interval x this) and the version of its last accepted LACPDU (we answer
+    # 0xf1 only to a partner that speaks it)
+    partner_retry_count: int = DEFAULT_RETRY_COUNT
+    rx_version: int = LACP_VERSION
+    # (pdu, frame) of the last encoding; avoids re-encoding a steady-state PDU.
+    _frame_cache: tuple[Lacpdu, bytes] | None = None
     # last_tx / last_tx_frame before the most recent transmission, so a send the socket refused
     # can be taken back (transient: not part of the state that crosses a handover)
     _before_tx: tuple[float | None, bytes | None] | None = field(
@@ -174,15 +180,36 @@ class Port:
             self.actor_state(cfg),
         )
 
-    def frame(self, cfg: LagSettings) -> bytes:
-        """The PDU this port would transmit now; cached while actor and partner are unchanged."""
-        actor = self.actor(cfg)
+    def speaks_retry(self, cfg: LagSettings, own_retry: int, feature: bool) -> bool:
+        """Patched teamd's rule (hld §13.7): 0xf1 iff the feature is on, a count is not the
+        default, and the partner's last accepted PDU was 0xf1 (a partner that does not speak
+        it would drop 0xf1 PDUs as malformed, as stock teamd does)."""
+        return feature and self.rx_version == RETRY_VERSION and (
+            own_retry != DEFAULT_RETRY_COUNT or self.partner_retry_count != DEFAULT_RETRY_COUNT)
+
+    def pdu(self, cfg: LagSettings, own_retry: int = DEFAULT_RETRY_COUNT,
+            feature: bool = True, actor: PortInfo | None = None) -> Lacpdu:
+        actor = self.actor(cfg) if actor is None else actor
+        if self.speaks_retry(cfg, own_retry, feature):
+            return Lacpdu(actor, self.partner, 0, RETRY_VERSION, own_retry,
+                          self.partner_retry_count)
+        return Lacpdu(actor, self.partner)
+
+    def frame(self, cfg: LagSettings, own_retry: int = DEFAULT_RETRY_COUNT,
+              feature: bool = True) -> bytes:
+        """The PDU this port would transmit now; cached while its content is unchanged."""
+        pdu = self.pdu(cfg, own_retry, feature)
         cache = self._frame_cache
-        if cache is not None and cache[0] == actor and cache[1] == self.partner:
-            return cache[2]
-        frame = encode_frame(self.mac, Lacpdu(actor, self.partner))
-        self._frame_cache = (actor, self.partner, frame)
+        if cache is not None and cache[0] == pdu:
+            return cache[1]
+        frame = encode_frame(self.mac, pdu)
+        self._frame_cache = (pdu, frame)
         return frame
+
+    def receive_timeout(self, cfg: LagSettings) -> float:
+        """current_while: the periodic interval we asked for x the partner's retry count
+        (3 s / 90 s by default; patched teamd's rule, hld §13.7)."""
+        return (FAST_PERIODIC if cfg.fast_rate else SLOW_PERIODIC) * self.partner_retry_count
 
     def goodbye_frame(self, cfg: LagSettings) -> bytes | None:
         """The last PDU of a port that is really leaving (teamd's lacp_port_removed: the port
@@ -193,7 +220,7 @@ class Port:
             return None
         actor = self.actor(cfg)
         leaving = actor.with_state(actor.state & ~(SYNC | COLLECTING | DISTRIBUTING))
-        return encode_frame(self.mac, Lacpdu(leaving, self.partner))
+        return encode_frame(self.mac, Lacpdu(leaving, self.partner))  # v1: the last word
 
     def can_transmit(self, cfg: LagSettings) -> bool:
         """TX needs the LAG admin up, carrier and at least one active side (no passive-passive
@@ -226,10 +253,13 @@ class Port:
         self.tx_hold = None
 
     def enter_expired(self, now: float) -> None:
-        """Partner Sync off (disables the port), ask for fast PDUs, give it SHORT_TIMEOUT."""
+        """Partner Sync off (disables the port), ask for fast PDUs, give it the short timeout
+        (1 s x the partner's retry count: 3 s by default). teamd also forgets the partner's
+        version here, so 0xf1 resumes only when the partner speaks it again."""
         self.rx_state = RxState.EXPIRED
         self.partner = self.partner.with_state((self.partner.state & ~SYNC) | TIMEOUT)
-        self.current_while = now + SHORT_TIMEOUT
+        self.current_while = now + FAST_PERIODIC * self.partner_retry_count
+        self.rx_version = LACP_VERSION
         self.ntt = True  # our Expired bit changed; teamd sends every state change at once
 
     def enter_defaulted(self) -> None:
@@ -265,7 +295,7 @@ class Port:
         if self.rx_state is not RxState.CURRENT:
             self.ntt = True
         self.rx_state = RxState.CURRENT
-        self.current_while = now + (SHORT_TIMEOUT if cfg.fast_rate else LONG_TIMEOUT)
+        self.current_while = now + self.receive_timeout(cfg)
 
     # ---- periodic machine --------------------------------------------------------------
 
@@ -389,6 +419,8 @@ class Port:
             "enabled": self.enabled,
             "loopback": self.loopback,
             "aggregator_id": self.aggregator_id,
+            "partner_retry_count": self.partner_retry_count,
+            "rx_version": self.rx_version,
             "counters": {c: getattr(self, c) for c in COUNTERS},
         }
 
@@ -423,6 +455,8 @@ class Port:
             # absent in snapshots from before loopback detection / sticky aggregator ids
             loopback=_bool(d.get("loopback", False)),
             aggregator_id=None if d.get("aggregator_id") is None else int(d["aggregator_id"]),
+            partner_retry_count=int(d.get("partner_retry_count", DEFAULT_RETRY_COUNT)),
+            rx_version=int(d.get("rx_version", LACP_VERSION)),
         )
         for c in COUNTERS:  # one list of counters for to_dict and from_dict
             setattr(port, c, int(counters.get(c, 0)))
