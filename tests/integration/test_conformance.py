@@ -191,3 +191,32 @@ def test_a_handover_keeps_the_partner_retry_count(lab: Lab, sonic_link: str) -> 
     assert max(gaps) <= 1.1
     dump = request(ctl_path(lab), {"cmd": "state_dump", "lag": SONIC_LAG})
     assert dump["ports"][SONIC_PORT]["runner"]["partner_retry_count"] == 5
+
+
+def test_ctl_state_item_get_and_set_retry_count_like_teamdctl(lab: Lab) -> None:
+    from orchestrator.lab.shim import shim_executable
+
+    lag = lab.lags()[0]
+
+    def ctl(*words: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([shim_executable(), "--ctl-dir", str(Path(ctl_path(lab)).parent),
+                               "ctl", lag, "state", "item", *words],
+                              capture_output=True, text=True, timeout=10)
+
+    assert ctl("get", "runner.retry_count").stdout.strip() == "3"
+    assert ctl("get", "runner.enable_retry_count_feature").stdout.strip() == "true"
+    stats0 = lab.ovs.lacp_stats()
+    done = ctl("set", "runner.retry_count", "5")
+    assert done.returncode == 0 and done.stdout.strip() == "5", done
+    bad = ctl("set", "runner.retry_count", "2")
+    assert bad.returncode == 1 and "3..255" in bad.stderr, bad
+    unknown = ctl("get", "runner.nonsense")
+    assert unknown.returncode == 1 and "runner.retry_count" in unknown.stderr, unknown
+    time.sleep(3.5)
+    # OVS reads our 0xf1 PDUs as plain LACPDUs (hld §13.7): nothing bad, nothing expired
+    assert all_negotiated(lab.ovs.bond_show())
+    for bond, members in lab.ovs.lacp_stats().items():
+        for member, c in members.items():
+            b = stats0[bond][member]
+            assert (c["rx_bad"], c["link_expired"]) == (b["rx_bad"], b["link_expired"]), member
+    assert ctl("get", "runner.retry_count").stdout.strip() == "5"
