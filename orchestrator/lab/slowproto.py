@@ -59,6 +59,25 @@ def exchange(iface: str, frame: bytes, subtype: int | None, timeout: float) -> d
         s.close()
 
 
+def listen(iface: str, seconds: float) -> dict:
+    """Every Slow Protocols frame arriving on `iface` for `seconds` (src MAC, subtype, time)."""
+    s = open_socket(iface)
+    got: list[dict] = []
+    try:
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            r, _, _ = select.select([s], [], [], left)
+            if not r:
+                break
+            data, addr = s.recvfrom(2048)
+            if addr[2] == socket.PACKET_OUTGOING or len(data) < 15:
+                continue
+            got.append({"t": time.monotonic(), "src": data[6:12].hex(), "subtype": data[14]})
+        return {"received": got}
+    finally:
+        s.close()
+
+
 def sonic_partner(iface: str, system: bytes, key: int, port: int, retry_count: int,
                   duration: float, version: int) -> dict:
     """Play a SONiC teamd with `retry-count set N` on one link for `duration` seconds: a PDU
@@ -141,8 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--retry-count", type=int, default=5)
     sp.add_argument("--version", type=lambda v: int(v, 0), default=0xF1)
     sp.add_argument("--duration", type=float, required=True)
+    li = sub.add_parser("listen", help="print the Slow Protocols frames arriving for a while")
+    li.add_argument("--iface", required=True)
+    li.add_argument("--seconds", type=float, required=True)
     a = ap.parse_args(argv)
-    if a.cmd == "sonic-partner":
+    if a.cmd == "listen":
+        out = listen(a.iface, a.seconds)
+    elif a.cmd == "sonic-partner":
         out = sonic_partner(a.iface, bytes.fromhex(a.system.replace(":", "")), a.key, a.port,
                             a.retry_count, a.duration, a.version)
     else:

@@ -126,6 +126,7 @@ class GuestLab:
         self.record = self.workdir / "dataplane.jsonl"
         self.files = {n: self.workdir / f"{n}.jsonl" for n in ("dut", "partner", "traffic")}
         self.shim_seq = 0
+        self.extra_ns: list[str] = []  # namespaces a test added (down() deletes them)
 
     # ---- set-up ----------------------------------------------------------------------------
     def up(self) -> None:
@@ -141,8 +142,10 @@ class GuestLab:
         self.redis = RedisServer(self.workdir / "redis").start()
         self.write_config(self.lags)
 
-    def start_partner(self) -> None:
-        """Stock teamd per LAG, once our side has enslaved its members (as on a switch whose
+    def start_partner(self, teamd_lags: list[str] | None = None,
+                      bonding_lags: tuple[str, ...] = ()) -> None:
+        """Stock teamd per LAG (or Linux bonding, 802.3ad with lacp_rate fast, for those in
+        `bonding_lags`), once our side has enslaved its members (as on a switch whose
         PortChannels are configured before the peer comes up)."""
         with IPRoute(netns=DUT_NS, flags=0) as ipr:
             def enslaved() -> bool:
@@ -152,7 +155,9 @@ class GuestLab:
                 return all(teams.get(m.lag) and masters.get(m.dut_port) == teams[m.lag]
                            for m in self.members)
             wait_for(enslaved, 60, "our team netdevs with every member enslaved")
-        for lag in self.lags:
+        for lag in bonding_lags:
+            self.start_bonding(lag)
+        for lag in (self.lags if teamd_lags is None else teamd_lags):
             self.start_teamd(PTNR_NS, self.bond(lag),
                              [m.partner_port for m in self.members if m.lag == lag],
                              PARTNER_SYSTEM_MAC)
@@ -162,6 +167,20 @@ class GuestLab:
             # selected), so a partner LAG left down keeps ours `defaulted` for ever.
             self.link_up(PTNR_NS, self.bond(lag), mtu=9100)
         self.set_ip(PTNR_NS, self.bond(self.lags[0]), PTNR_IP)
+
+    def start_bonding(self, lag: str) -> None:
+        """A Linux bonding partner: what the kernel's own 802.3ad speaker makes of us."""
+        dev = self.bond(lag)
+        ip = ["ip", "-n", PTNR_NS, "link"]
+        subprocess.run([*ip, "add", dev, "type", "bond", "mode", "802.3ad", "lacp_rate", "fast",
+                        "miimon", "100"], check=True, timeout=20)
+        for m in self.members:
+            if m.lag == lag:
+                subprocess.run([*ip, "set", m.partner_port, "down"], check=True, timeout=20)
+                subprocess.run([*ip, "set", m.partner_port, "master", dev], check=True,
+                               timeout=20)
+                subprocess.run([*ip, "set", m.partner_port, "up"], check=True, timeout=20)
+        subprocess.run([*ip, "set", dev, "mtu", "9100", "up"], check=True, timeout=20)
 
     def bond(self, lag: str) -> str:
         return f"bond{int(lag[11:])}"
@@ -302,5 +321,5 @@ class GuestLab:
                     pass
         if self.redis is not None:
             self.redis.stop()
-        for ns in (DUT_NS, PTNR_NS):
+        for ns in (DUT_NS, PTNR_NS, *self.extra_ns):
             netns.delete_ns(ns)
