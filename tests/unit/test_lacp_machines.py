@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from teamd_shim.lacp import (
     ACTIVITY,
+    AGGREGATE_WAIT,
     AGGREGATION,
     COLLECTING,
     DEFAULTED,
@@ -864,3 +865,30 @@ def test_configured_retry_count_is_announced_on_selected_ports() -> None:
     assert LagSettings.from_dict(a.settings.to_dict()).retry_count == 7
     with pytest.raises(ValueError):
         LagSettings("x", SYS_A, 1, retry_count=2)
+
+
+@pytest.mark.parametrize("change", ["key", "aggregation"])
+def test_a_partner_change_is_never_disable_then_enable_within_one_receive(change: str) -> None:
+    """With production's aggregate wait the re-attach comes 2 s later, never in the same PDU."""
+    lag = Lag(LagSettings("PortChannel1", SYS_A, 1, aggregate_wait=AGGREGATE_WAIT))
+    lag.add_port("e0", port_number=1, mac=bytes.fromhex("020000001001"), link_up=True, now=0.0)
+    t = 0.1
+    while t < 4.0:
+        lag.receive("e0", crafted(lag, "e0"), t)
+        lag.on_timer(t)
+        t += 0.5
+    assert lag.carrier
+    lag.pop_intents()
+    kw = {"key": 9} if change == "key" else {"state": STEADY_FAST & ~AGGREGATION}
+    lag.receive("e0", crafted(lag, "e0", **kw), t)
+    first = lag.pop_intents()
+    assert PortEnable("PortChannel1", "e0", True) not in first
+    assert Carrier("PortChannel1", True) not in first
+    assert first == [PortEnable("PortChannel1", "e0", False), Carrier("PortChannel1", False)]
+    t0 = t
+    while t < t0 + 4.0:  # the partner keeps its new identity: enabled again after the wait
+        t += 0.25
+        lag.receive("e0", crafted(lag, "e0", **kw), t)
+        if lag.carrier:
+            break
+    assert lag.carrier and t - t0 >= AGGREGATE_WAIT
