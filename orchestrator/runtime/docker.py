@@ -123,7 +123,12 @@ class DockerRuntime:
             if ctr is not None:
                 return ctr
         if inst.pidns:
-            for ctr in _retry(self.client.containers.list):
+            # ids from one call, then each inspected on its own: `containers.list()` inspects
+            # them itself and fails with NotFound if one is removed in between
+            for summary in _retry(self.client.api.containers):
+                ctr = self._get(summary["Id"])
+                if ctr is None:
+                    continue
                 pid = int(ctr.attrs.get("State", {}).get("Pid") or 0)
                 if pid and pid_namespace_of(pid) == inst.pidns:
                     return ctr

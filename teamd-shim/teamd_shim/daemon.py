@@ -21,7 +21,7 @@ from .config import DesiredConfig, LagConfig, desired_config, port_number
 from .config_watch import ConfigSnapshot, ConfigWatcher
 from .control import ControlServer
 from .dataplane import Dataplane
-from .lacp import AGGREGATE_WAIT, Carrier, Lag, LagSettings, PortEnable, parse_mac
+from .lacp import Carrier, Lag, LagSettings, PortEnable, parse_mac
 from .links import LinkInfo, LinkWatcher
 from .ownership import OwnerStore
 from .packet_io import PacketIO
@@ -62,9 +62,8 @@ def settings_for(cfg: LagConfig) -> LagSettings:
         min_links=cfg.min_links,
         admin_up=cfg.admin_up,
         retry_count=cfg.retry_count,
-        # 802.1AX's wait before attaching (hld §12): a partner change or ports coming up
-        # together never show as disable/enable within one PDU
-        aggregate_wait=AGGREGATE_WAIT,
+        # no 802.1AX aggregate wait, as stock teamd (hld §12): it turned a partner's identity
+        # change into a 2 s outage the partner saw; Lag.pop_intents nets out instead
     )
 
 

@@ -43,8 +43,14 @@ def cli_json(d: HolderLab, *args: str, yes: bool = True) -> tuple[int, dict[str,
 
 
 def teamd_containers(d: HolderLab) -> dict[str, str]:
-    return {c.name: c.id for c in d.client.containers.list(all=True)
-            if c.name in (TEAMD, TEAMD + "_bak")}
+    """One API call, no inspect per container: `containers.list()` inspects each one it listed
+    and raised NotFound for a container removed in between (a run's teamd_bak cleanup)."""
+    out = {}
+    for c in d.client.api.containers(all=True):
+        for name in c.get("Names") or []:
+            if name.lstrip("/") in (TEAMD, TEAMD + "_bak"):
+                out[name.lstrip("/")] = c["Id"]
+    return out
 
 
 class Judge:

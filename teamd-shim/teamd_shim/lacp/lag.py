@@ -161,6 +161,28 @@ class LagSettings:
         )
 
 
+def _intent_key(it: Intent) -> tuple[str, str]:
+    return ("port", it.port) if isinstance(it, PortEnable) else ("carrier", "")
+
+
+def _intent_value(it: Intent) -> bool:
+    return it.enabled if isinstance(it, PortEnable) else it.up
+
+
+def net_intents(intents: list[Intent]) -> list[Intent]:
+    """Keep, per member and for the carrier, only the last intent, and none where the last
+    value equals the one before the first (each intent is a change, so the value before it is
+    the opposite of its own). Order: by each kept intent's position."""
+    before: dict[tuple[str, str], bool] = {}
+    last: dict[tuple[str, str], int] = {}
+    for i, it in enumerate(intents):
+        key = _intent_key(it)
+        before.setdefault(key, not _intent_value(it))
+        last[key] = i
+    return [it for i, it in enumerate(intents)
+            if last[_intent_key(it)] == i and _intent_value(it) != before[_intent_key(it)]]
+
+
 def _aggregator_key(port: Port) -> tuple[int, bytes, int, int]:
     """Ports aggregate together iff they see the same partner system, priority and key, and
     the partner lets them aggregate: a port whose partner says Individual (Aggregation bit
@@ -425,8 +447,12 @@ class Lag:
         return self._ports[name].frame(self._settings, self.own_retry_count, self._retry_feature)
 
     def pop_intents(self) -> list[Intent]:
+        """The net dataplane changes since the last call: a member (or the carrier) that went
+        off and on again within them is left out, so a partner's identity change that
+        re-selects the same ports at once is no change at all for the kernel (as with stock
+        teamd), never a disable/carrier-down/enable/up blip inside one PDU."""
         intents, self._intents = self._intents, []
-        return intents
+        return net_intents(intents)
 
     # ---- SONiC retry count (hld §13.7) --------------------------------------------------
 
