@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import pytest
 from docker_lab import IMAGE_REPO, REPO, TEAMD, UPGRADE_VERSION, HolderLab
 from keyspace_recorder import KeyspaceRecorder
@@ -188,7 +189,11 @@ def test_new_container_that_hangs_before_ready_rolls_back(dlab: HolderLab) -> No
         while time.monotonic() < deadline and not paused:
             now = teamd_containers(dlab)
             if now.get(TEAMD) not in (None, old):
-                dlab.client.api.pause(now[TEAMD])
+                try:
+                    dlab.client.api.pause(now[TEAMD])
+                except docker.errors.APIError:  # created, not started yet (409): once it runs
+                    time.sleep(0.02)
+                    continue
                 paused.append(now[TEAMD])
             time.sleep(0.02)
 
