@@ -138,13 +138,14 @@ class Controller:
         t0 = time.monotonic()
         out = Outcome(code=REFUSED, result="refused")
         stage_t = time.monotonic()
+        current = ""  # the stage a failure happened in, for the reason a user reads
 
         def stage(n: int, name: str, text: str) -> None:
-            nonlocal stage_t
+            nonlocal stage_t, current
             now = time.monotonic()
             self.say(f"[{n}/7] {text}")
             stage_t = now
-            del name
+            current = name
 
         def done(name: str, note: str = "") -> None:
             took = time.monotonic() - stage_t
@@ -316,7 +317,8 @@ class Controller:
                 out.reason += f" (journal not written: redis unreachable: {re})"
         except (REDIS_ERRORS + (ControlError, OSError, RuntimeFailure)) as e:
             out.code, out.result = ROLLED_BACK, "rolled_back"
-            out.reason = f"{type(e).__name__}: {e}"
+            what = "redis did not answer" if isinstance(e, REDIS_ERRORS) else type(e).__name__
+            out.reason = f"stage {current or 'precheck'}: {what}: {e}"
             self.say(f"      FAILED: {out.reason}; rolling back")
             self._rollback(active, new_pid, yielded, new, fields)
             try:

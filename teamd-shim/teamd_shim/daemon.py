@@ -367,8 +367,9 @@ class Shim(RolesMixin):
     def _service(self, running: RunningLag, now: float) -> None:
         """Run due timers, send what is due, apply intents, re-arm this LAG's timer."""
         lacp = running.lacp
+        keepalive = self.role == "yielded" and lacp.keepalive_due(now)
         lacp.on_timer(now)
-        if self.role == "active" and self.io is not None:
+        if (self.role == "active" or (keepalive and not self.superseded)) and self.io is not None:
             for port, frame in lacp.frames_to_send(now):
                 if not self.io.send(port, frame):
                     lacp.send_failed(port, frame, now)  # not our last PDU: it never left

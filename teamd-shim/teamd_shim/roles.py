@@ -2,7 +2,8 @@
 
 active   transmits and owns the dataplane (holds the ownership epoch)
 standby  receives and shadows the active's published state; sends nothing, writes nothing
-yielded  stopped transmitting after a final snapshot; still hot, resumes if nobody takes over
+yielded  hands over a final snapshot; writes nothing; still hot, resumes if nobody takes over,
+         and keeps its scheduled PDUs going until it knows another instance holds the epoch
 retired  handed over; exits without touching anything
 
 The handover is phase-continuous: on yield every port gets one PDU now (teamd's SIGUSR1
@@ -81,6 +82,11 @@ class RolesMixin:
         self.snapshot_meta: dict[str, Any] = {}
         self.yielded_at: float | None = None
         self.final_written = False
+        # PDU liveness (hld §7): a yielded instance transmits its periodic PDUs when they are
+        # due (never an answer to an event, never a dataplane write) until it has seen another
+        # instance hold the epoch; so a Redis that stalls at the yield or the takeover never
+        # silences a port
+        self.superseded = False
         self.takeover_at: float | None = None
         self.takeover_error = ""
         self.first_tx: dict[str, float] = {}
@@ -202,6 +208,7 @@ class RolesMixin:
         self.role = "yielded"
         self.yielded_at = now
         self.final_written = False
+        self.superseded = False
         meta = {"epoch": self.epoch, "t": now, "final": True, "owner": self.name}
         snap = self.lacp_snapshot()
         try:
@@ -247,6 +254,7 @@ class RolesMixin:
                         AUTO_RESUME_S, won.epoch)
             self._resume_local()
             return
+        self.superseded = True  # the new owner transmits: our PDUs stop here
         log.info("%s: superseded; retiring in %.0f s unless told earlier", self.name,
                  RETIRE_WHEN_SUPERSEDED_S)
         assert self._loop is not None

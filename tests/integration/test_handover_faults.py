@@ -582,3 +582,38 @@ def test_no_two_instances_ever_write_the_dataplane(lab: Lab) -> None:
     assert not back, back[:3]
     # the module wrote from more than one owner (start-up, and the link test's new owner)
     assert len(pids_of) >= 2 and len(set().union(*pids_of.values())) >= 2, pids_of
+
+
+# ---- Redis stalls: PDU liveness never waits for Redis (issue 10, hld §9) ----------------------
+STALL_S = 4.0  # longer than the partner's 3 s timeout: a handover that waits for Redis flaps
+
+
+@pytest.mark.parametrize("at", ["yield", "takeover", "confirmation"])
+def test_redis_stalled_mid_handover_never_silences_the_pdus(lab: Lab, at: str) -> None:
+    """redis-server SIGSTOPped for 4 s at the yield, at the takeover, or right after the new
+    owner's compare-and-set (during the confirmation): fencing is for dataplane writes, and
+    byte-identical LACPDUs from two instances are harmless, so some instance must keep every
+    port's PDUs within the period whatever Redis does."""
+    base = baseline(lab)
+    redis_pid = int(lab.state["redis"]["proc"]["pid"])
+    orch = warm_restart(lab)
+    if at == "yield":
+        orch.wait_stage("restored")  # the SIGUSR1 and its final snapshot write come next
+    elif at == "takeover":
+        orch.wait_stage("yielded")  # the SIGRTMIN and the standby's reads and CAS come next
+    else:
+        r6 = lab.redis(6)
+        wait_for(lambda: int(r6.hget("TEAMD_OWNER_TABLE|teamd", "epoch") or 0) > base.active.epoch,
+                 10.0, "the new owner's compare-and-set", interval=POLL_S)
+    os.kill(redis_pid, signal.SIGSTOP)
+    t_stop = time.monotonic()
+    try:
+        time.sleep(STALL_S)
+    finally:
+        os.kill(redis_pid, signal.SIGCONT)
+    code, out = orch.outcome(timeout=60.0)
+    print(f"\nredis stalled {STALL_S} s at the {at}: {out.get('result')} ({out.get('reason')})")
+    assert code in (0, 1) and out["result"] in ("completed", "rolled_back"), out
+    gaps = max_gaps(lab, t_stop - 1.0, t_stop + STALL_S + 1.0)
+    print(f"largest PDU gap at the partner around the stall: {max(gaps.values()):.3f} s")
+    assert_intact(lab, base)  # counters, member lines, gap <= 1.5 s, one active, no lock

@@ -894,3 +894,21 @@ def test_net_intents_keeps_only_real_changes() -> None:
     assert net_intents([off, down, on, up, off, down]) == [off, down]
     e1 = PortEnable("L", "e1", True)
     assert net_intents([off, e1, on]) == [e1]
+
+
+def test_keepalive_is_due_only_once_a_whole_period_passed_without_a_pdu() -> None:
+    """What a yielded owner goes by (hld §7): periodic PDUs yes, answers to events no."""
+    wire = negotiated_pair()
+    a = wire.a
+    t = wire.now + 0.01
+    a.refresh(t)  # the yield's refresh
+    assert not a.keepalive_due(t + 0.5)
+    a.receive("e0", crafted(a, "e0", echo=False), t + 0.5)  # an event: NTT, not a keepalive
+    assert not a.keepalive_due(t + 0.5)
+    assert a.keepalive_due(t + 1.0)
+    a.frames_to_send(t + 1.007)  # the keepalive left 7 ms late (a busy loop)
+    assert not a.keepalive_due(t + 1.5)
+    assert a.keepalive_due(t + 2.0)  # by the schedule, not by the late send's instant
+    a.update_settings(replace(a.settings, admin_up=False), t + 2.0)
+    a.frames_to_send(t + 2.0)
+    assert not a.keepalive_due(t + 5.0)  # nothing may transmit: nothing is due

@@ -415,6 +415,23 @@ class Lag:
             out.append((port.name, frame))
         return out
 
+    def keepalive_due(self, now: float) -> bool:
+        """Some port that can transmit has its periodic PDU due. A yielded owner transmits
+        only then (hld §7): it keeps the partner's timers fed while nobody else does, but
+        never answers events, which the new owner (restored from the final snapshot) will.
+
+        Judged by the periodic schedule (call it before on_timer advances it), not by the
+        instant of the last send: a send that left a few milliseconds late made the next
+        keepalive look early, and a port went 1.46 s without a PDU.
+        """
+        cfg = self._settings
+        for port in self._order:
+            if not port.can_transmit(cfg) or port.tx_period is None:
+                continue
+            if port.last_tx is None or (port.next_tx is not None and now >= port.next_tx):
+                return True
+        return False
+
     def send_failed(self, name: str, frame: bytes, now: float) -> bool:
         """The I/O layer could not send a frame that frames_to_send/refresh returned at `now`:
         it is not recorded as transmitted (see Port.untransmitted)."""
