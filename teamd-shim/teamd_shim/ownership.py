@@ -30,6 +30,9 @@ APPL_DB = 0
 OWNER_KEY = "TEAMD_OWNER_TABLE|teamd"
 INSTANCE_PREFIX = "TEAMD_SHIM_INSTANCE|"
 SNAPSHOT_PREFIX = "TEAMD_SHIM_STATE|"
+# the final snapshot of a yield, in a key of its own: a shadow snapshot still queued in the
+# publisher thread when the owner yields lands in SNAPSHOT_PREFIX and can never overwrite it
+FINAL_PREFIX = "TEAMD_SHIM_FINAL|"
 META = "_meta"
 HEARTBEAT_STALE_S = 3.0
 # the orchestrator's journal (orchestrator/journal.py), read here for one question only
@@ -168,9 +171,10 @@ class OwnerStore:
                 return won
         raise OwnershipError("could not claim ownership: the owner record keeps changing")
 
-    def write_snapshot(self, name: str, lags: dict[str, dict[str, Any]],
-                       meta: dict[str, Any]) -> None:
-        key = SNAPSHOT_PREFIX + name
+    def write_final(self, name: str, lags: dict[str, dict[str, Any]],
+                    meta: dict[str, Any]) -> None:
+        """The yield's final snapshot, replacing any earlier one in one transaction."""
+        key = FINAL_PREFIX + name
         fields = {lag: json.dumps(d, separators=(",", ":")) for lag, d in lags.items()}
         fields[META] = json.dumps(meta)
         pipe = self.state.pipeline(transaction=True)
@@ -178,8 +182,14 @@ class OwnerStore:
         pipe.hset(key, mapping=redis_fields(fields))
         pipe.execute()
 
-    def read_snapshot(self, name: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-        raw = hgetall(self.state, SNAPSHOT_PREFIX + name)
+    def read_final(self, name: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        return self.read_snapshot(name, FINAL_PREFIX)
+
+    def read_snapshot(self, name: str, prefix: str = SNAPSHOT_PREFIX
+                      ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """The shadow snapshot the active publishes while a standby follows (or, with
+        FINAL_PREFIX, the final one)."""
+        raw = hgetall(self.state, prefix + name)
         if META not in raw:
             return {}, {}
         meta = json.loads(raw.pop(META))
@@ -190,7 +200,7 @@ class OwnerStore:
         return json.loads(raw) if raw else {}
 
     def drop_instance(self, name: str) -> None:
-        self.state.delete(INSTANCE_PREFIX + name, SNAPSHOT_PREFIX + name)
+        self.state.delete(INSTANCE_PREFIX + name, SNAPSHOT_PREFIX + name, FINAL_PREFIX + name)
 
 
 def awaited_as_standby(endpoint: sonic_db.Endpoint, name: str) -> bool | None:

@@ -212,7 +212,7 @@ class RolesMixin:
         meta = {"epoch": self.epoch, "t": now, "final": True, "owner": self.name}
         snap = self.lacp_snapshot()
         try:
-            await self._blocking(self.store.write_snapshot, self.name, snap, meta)
+            await self._blocking(self.store.write_final, self.name, snap, meta)
         except Exception as e:
             log.error("%s: final snapshot not written (%s); resuming, nothing handed over",
                       self.name, e)
@@ -414,7 +414,7 @@ class RolesMixin:
             cur = await self._blocking(self.store.owner)
             if cur is None:
                 raise OwnershipError("no owner to take over from")
-            meta, lags = await self._blocking(self.store.read_snapshot, cur.owner)
+            meta, lags = await self._blocking(self.store.read_final, cur.owner)
             if not meta.get("final") or meta.get("epoch") != cur.epoch:
                 raise OwnershipError(f"{cur.owner} has not yielded at epoch {cur.epoch}")
             won = await self._blocking(self.store.cas, cur.epoch, cur.owner, self.name)
