@@ -294,7 +294,9 @@ class Shim(RolesMixin):
             self.io.remove(port)
         self.port_lag.pop(port, None)
         running.enabled.pop(port, None)
-        self.dataplane.member_removed(running.cfg.name, port)
+        if self.role == "active":  # a standby or yielded instance never writes the kernel
+            self.dataplane.member_removed(running.cfg.name, port)
+        self.note_port_gone(port)  # a takeover does not wait for its first PDU any more
         lag = running.cfg.name
         self.publisher.drop(Target("STATE_DB", "LAG_MEMBER_TABLE", f"{lag}|{port}"))
         self.publisher.drop(Target("APPL_DB", "LAG_MEMBER_TABLE", f"{lag}:{port}"))
@@ -309,7 +311,8 @@ class Shim(RolesMixin):
             self._remove_member(running, port, now, goodbye=True)
         if running.timer is not None:
             running.timer.cancel()
-        self.dataplane.lag_removed(name)
+        if self.role == "active":  # the new owner removes it after a takeover (roles.py)
+            self.dataplane.lag_removed(name)
         self.publisher.drop(Target("STATE_DB", "LAG_TABLE", name))
         self.publisher.drop(Target("APPL_DB", "LAG_TABLE", name))
         self._dirty.discard(name)

@@ -87,6 +87,7 @@ class RolesMixin:
         # instance hold the epoch; so a Redis that stalls at the yield or the takeover never
         # silences a port
         self.superseded = False
+        self._yield_snapshot: dict[str, dict[str, Any]] = {}
         self.takeover_at: float | None = None
         self.takeover_error = ""
         self.first_tx: dict[str, float] = {}
@@ -211,6 +212,7 @@ class RolesMixin:
         self.superseded = False
         meta = {"epoch": self.epoch, "t": now, "final": True, "owner": self.name}
         snap = self.lacp_snapshot()
+        self._yield_snapshot = snap  # a rollback applies config changed since (_resume_local)
         try:
             await self._blocking(self.store.write_final, self.name, snap, meta)
         except Exception as e:
@@ -229,6 +231,7 @@ class RolesMixin:
     def _resume_local(self) -> None:
         self.role = "active"
         self.yielded_at = None
+        self._apply_config_changed_meanwhile(self._yield_snapshot)
         for running in self.lags.values():
             self._sync_dataplane(running)  # type: ignore[attr-defined]
         now = time.monotonic()
@@ -434,6 +437,7 @@ class RolesMixin:
             log.warning("%s: took over with differences: %s", self.name, "; ".join(problems))
         self.epoch = won.epoch
         self.role = "active"
+        self._apply_config_changed_meanwhile(lags)
         self.takeover_at = time.monotonic()
         self.handed_from = {"owner": cur.owner, "epoch": cur.epoch, "t": meta.get("t"),
                             "last_tx": {p: d["ports"][p].get("last_tx")
@@ -449,6 +453,35 @@ class RolesMixin:
             self._confirm()  # nothing can transmit (every link down): nothing to wait for
         return self.info()
 
+    def _apply_config_changed_meanwhile(self, final: dict[str, dict[str, Any]]) -> None:
+        """CONFIG_DB changes between the standby's start and the takeover: neither instance
+        wrote them to the kernel (only the owner does, and the old one had yielded), so the new
+        owner does now. A LAG the final snapshot has and our config does not is released and
+        deleted; a LAG or member our config has and the snapshot does not is created and
+        enslaved (adopt-or-create: idempotent for what already exists)."""
+        dp = self.dataplane  # type: ignore[attr-defined]
+        for name, d in final.items():
+            if name not in self.lags:
+                log.warning("%s: %s was removed from CONFIG_DB during the handover: removing "
+                            "it now", self.name, name)
+                for port in d.get("ports", {}):
+                    dp.member_removed(name, port)
+                dp.lag_removed(name)
+        for name, running in self.lags.items():
+            had = set(final.get(name, {}).get("ports", {}))
+            if name not in final:
+                log.warning("%s: %s was added to CONFIG_DB during the handover: creating it "
+                            "now", self.name, name)
+                dp.lag_added(running.cfg, owner=True)
+            for port in running.lacp.ports:
+                if port not in had:
+                    dp.member_added(name, port, owner=True)
+            for port in had - set(running.lacp.ports):
+                dp.member_removed(name, port)
+
+    def note_port_gone(self, port: str) -> None:
+        self.note_link_down(port)
+
     def note_tx(self, port: str, now: float) -> None:
         """After a takeover: confirmed once every port that can transmit has transmitted.
 
@@ -463,8 +496,9 @@ class RolesMixin:
             self._confirm()
 
     def note_link_down(self, port: str) -> None:
-        """A port whose link went down right after a takeover will not transmit: stop waiting
-        for it, or the handover would be rolled back for a link that is simply down."""
+        """A port whose link went down (or that was removed from CONFIG_DB) right after a
+        takeover will not transmit: stop waiting for it, or the handover would be rolled back
+        for a link that is simply down or gone."""
         if self.takeover_at is not None and not self.confirmed and port in self._awaiting_tx:
             self._awaiting_tx.discard(port)
             if not self._awaiting_tx:

@@ -567,6 +567,59 @@ def test_two_concurrent_runs_one_is_refused_naming_the_holder(lab: Lab) -> None:
     assert_intact(lab, base, gap_limit=1.1)
 
 
+def dataplane_ops(lab: Lab, since: float, lag: str) -> list[dict[str, Any]]:
+    return [w for w in (json.loads(line) for line in dataplane_log(lab).read_text().splitlines())
+            if w["t"] >= since and w.get("lag") == lag]
+
+
+def test_config_changed_during_a_handover_is_applied_by_the_new_owner(lab: Lab) -> None:
+    """A LAG added, and later one removed, between the final snapshot and the takeover: only an
+    owner writes the kernel, and the old one has yielded, so the new owner must create (or
+    remove) it after taking over; nobody without the epoch may write it meanwhile (the
+    module's last test checks every write carries an epoch). Before: a LAG added after the
+    yield was never created, and a standby released ports / deleted the team netdev itself."""
+    base = baseline(lab)
+    t0 = time.monotonic()  # the dataplane journal's clock
+    orch = warm_restart(lab)
+    pid, _ = pause_standby_between_snapshot_and_takeover(orch)
+    try:
+        added = lab.add_lag(2)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    code, out = orch.outcome()
+    assert code == 0 and out["result"] == "completed", out
+    ops = dataplane_ops(lab, t0, added)
+    new_epoch = settled_active(lab).epoch
+    assert [w["op"] for w in ops][:3] == ["lag_added", "member_added", "member_added"], ops
+    assert {w["epoch"] for w in ops} == {new_epoch}, ops
+    bond = lab.state["lags"][added]["bond"]
+    wait_for(lambda: all_negotiated(lab.ovs.bond_show(bond)), 10.0, f"{added} negotiated")
+    wait_for(lambda: state_db(lab, f"LAG_TABLE|{added}").get("oper_status") == "up", 5.0,
+             f"STATE_DB {added} up")
+    # and a LAG removed from CONFIG_DB mid-handover is removed by the next owner
+    t1 = time.monotonic()
+    orch = warm_restart(lab)
+    pid, _ = pause_standby_between_snapshot_and_takeover(orch)
+    try:
+        r = lab.redis()
+        for lg, port, _ in lab.members():
+            if lg == added:
+                r.delete(f"PORTCHANNEL_MEMBER|{lg}|{port}")
+        r.delete(f"PORTCHANNEL|{added}")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    code, out = orch.outcome()
+    assert code == 0 and out["result"] == "completed", out
+    ops = dataplane_ops(lab, t1, added)
+    assert [w["op"] for w in ops].count("lag_removed") == 1, ops
+    active = settled_active(lab)
+    assert {w["epoch"] for w in ops} == {active.epoch}, ops
+    wait_for(lambda: not state_db(lab, f"LAG_TABLE|{added}"), 5.0, f"STATE_DB {added} gone")
+    flapped = frozenset(pp for lg, _, pp in lab.members() if lg == added)
+    lab.remove_lag(added)
+    assert_intact(lab, base, flapped=flapped, gap_limit=None)
+
+
 def test_no_two_instances_ever_write_the_dataplane(lab: Lab) -> None:
     """Over the whole module: writes sorted by time never go back in epoch, and each epoch's
     writes come from one process."""

@@ -428,7 +428,9 @@ class Lag:
         for port in self._order:
             if not port.can_transmit(cfg) or port.tx_period is None:
                 continue
-            if port.last_tx is None or (port.next_tx is not None and now >= port.next_tx):
+            # a port that never sent (a LAG configured after the yield) has nothing to keep
+            # alive: the new owner negotiates it
+            if port.last_tx is not None and port.next_tx is not None and now >= port.next_tx:
                 return True
         return False
 
