@@ -77,6 +77,7 @@ def _print_outcome(out: object, as_json: bool) -> None:
     for w in out.warnings:
         click.echo(f"WARNING: {w}")
     word = {"completed": "DONE", "rolled_back": "ROLLED BACK", "refused": "REFUSED",
+            "rollback_incomplete": "ROLLBACK INCOMPLETE",
             "nothing": "NOTHING TO DO"}[out.result]
     click.echo(f"{word}: {out.reason or (out.old + ' -> ' + out.new)}"
                f" (run {out.run_id or '-'}, {out.wall_s:.2f} s)")

@@ -63,6 +63,11 @@ class Rollback(Exception):
     """Undo: the old owner stays or becomes active again (exit 1)."""
 
 
+class RollbackIncomplete(RuntimeError):
+    """A rollback that could not confirm the successor dead, so it did not resume the old
+    owner; the message says what was left and what to do."""
+
+
 class Deadline(Rollback):
     """A stage's deadline passed (as opposed to a failure seen before it)."""
 
@@ -310,21 +315,21 @@ class Controller:
         except Rollback as e:
             out.code, out.result, out.reason = ROLLED_BACK, "rolled_back", str(e)
             self.say(f"      FAILED: {e}; rolling back")
-            self._rollback(active, new_pid, yielded, new, fields)
-            try:
-                self.journal.finish(run_id, "rolled_back", str(e))
-            except REDIS_ERRORS as re:
-                out.reason += f" (journal not written: redis unreachable: {re})"
+            if self._rolled_back(out, active, new_pid, yielded, new, fields):
+                try:
+                    self.journal.finish(run_id, "rolled_back", str(e))
+                except REDIS_ERRORS as re:
+                    out.reason += f" (journal not written: redis unreachable: {re})"
         except (REDIS_ERRORS + (ControlError, OSError, RuntimeFailure)) as e:
             out.code, out.result = ROLLED_BACK, "rolled_back"
             what = "redis did not answer" if isinstance(e, REDIS_ERRORS) else type(e).__name__
             out.reason = f"stage {current or 'precheck'}: {what}: {e}"
             self.say(f"      FAILED: {out.reason}; rolling back")
-            self._rollback(active, new_pid, yielded, new, fields)
-            try:
-                self.journal.finish(run_id, "rolled_back", out.reason)
-            except REDIS_ERRORS:
-                out.reason += " (journal not written: redis unreachable)"
+            if self._rolled_back(out, active, new_pid, yielded, new, fields):
+                try:
+                    self.journal.finish(run_id, "rolled_back", out.reason)
+                except REDIS_ERRORS:
+                    out.reason += " (journal not written: redis unreachable)"
         finally:
             try:
                 self.journal.release(run_id)
@@ -358,12 +363,38 @@ class Controller:
         except REDIS_ERRORS as e:
             self.say(f"      warning: could not remove the record of {name}: {e}")
 
+    def _rolled_back(self, out: Outcome, old: Instance, new_pid: str | None, yielded: bool,
+                     new_name: str, fields: dict[str, str]) -> bool:
+        """Roll back; False (and the outcome says so) if it had to stop half-way. The run
+        then stays `running` in the journal, for `warm-restart recover`."""
+        try:
+            self._rollback(old, new_pid, yielded, new_name, fields)
+        except RollbackIncomplete as e:
+            out.result = "rollback_incomplete"
+            out.reason = f"{out.reason}; {e}"
+            return False
+        return True
+
     def _rollback(self, old: Instance, new_pid: str | None, yielded: bool,
                   new_name: str, fields: dict[str, str]) -> None:
-        """Kill the would-be successor first, then make sure the old owner transmits."""
+        """Kill the would-be successor first, then make sure the old owner transmits.
+
+        Fails closed: if the successor cannot be confirmed dead, the old owner is not resumed
+        (two owners could both write the dataplane); it keeps its periodic PDUs going while
+        yielded (hld §7) and `warm-restart recover` finishes the job."""
         if new_pid is not None and self.runtime.alive(new_pid):
-            self.runtime.kill(new_pid)
-        if new_pid is not None and new_name and not self.runtime.alive(new_pid):
+            try:
+                self.runtime.kill(new_pid)
+            except Exception as e:  # a Docker API error: judged by alive() below
+                self.say(f"      could not kill {new_name}: {e}")
+        if new_pid is not None and self.runtime.alive(new_pid):
+            self.say(f"      {new_name} is still alive after SIGKILL: NOT resuming {old.name} "
+                     "(two owners must never both write); it keeps the partner's PDUs going "
+                     "while yielded. Stop the standby by hand, then run `warm-restart recover`")
+            raise RollbackIncomplete(
+                f"{new_name} could not be stopped; {old.name} left yielded (PDUs continue, "
+                "dataplane frozen): stop the standby, then `warm-restart recover`")
+        if new_pid is not None and new_name:
             self._forget(new_name)
         try:
             self.runtime.rolled_back(old, new_pid, fields)

@@ -23,7 +23,7 @@ from .control import ControlServer
 from .dataplane import Dataplane
 from .lacp import Carrier, Lag, LagSettings, PortEnable, parse_mac
 from .links import LinkInfo, LinkWatcher
-from .ownership import OwnerStore
+from .ownership import OwnershipError, OwnerStore
 from .packet_io import PacketIO
 from .publisher import Publisher, Target
 from .roles import RolesMixin
@@ -162,9 +162,11 @@ class Shim(RolesMixin):
                     await self.do_yield()
                 else:
                     await self.do_takeover()
-            except Exception as e:  # already logged by the step; the signal must not kill us
-                log.debug("%s by signal: %s", what, e)
-        asyncio.ensure_future(go())
+            except OwnershipError as e:  # refused: the step logged why at error level
+                log.info("%s by signal refused: %s", what, e)
+            except Exception:  # a bug: say so loudly, the signal must not kill us
+                log.exception("%s by signal failed", what)
+        self.spawn(go())
 
     def stop(self) -> None:
         self._stopping.set()

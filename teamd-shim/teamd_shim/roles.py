@@ -24,11 +24,14 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
+
+import redis
 
 from . import __version__
 from .identity import container_id, host_id, pid_namespace
-from .lacp import Lag
+from .lacp import Lag, PduError, PortInfo, decode_frame
 from .ownership import (
     OWNER_KEY,
     Owner,
@@ -88,6 +91,7 @@ class RolesMixin:
         # silences a port
         self.superseded = False
         self._yield_snapshot: dict[str, dict[str, Any]] = {}
+        self._tasks: set[asyncio.Future[Any]] = set()
         self.takeover_at: float | None = None
         self.takeover_error = ""
         self.first_tx: dict[str, float] = {}
@@ -135,8 +139,11 @@ class RolesMixin:
                                      f"{time.time():.3f}"):
                 log.warning("%s: the owner record was behind our epoch %d (redis lost it); "
                             "restored", self.name, epoch)
-        except Exception as e:  # redis down: the next heartbeat tries again
-            log.debug("%s: owner record not checked: %s", self.name, e)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
+            log.debug("%s: owner record not checked (redis down, next heartbeat tries "
+                      "again): %s", self.name, e)
+        except Exception:
+            log.exception("%s: owner record check failed", self.name)
 
     def info(self) -> dict[str, Any]:
         return {
@@ -149,6 +156,13 @@ class RolesMixin:
             "handed_from": self.handed_from, "lags": sorted(self.lags),
             "ports_by_lag": {n: list(r.lacp.ports) for n, r in self.lags.items()},
         }
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run `coro` as a task we keep (the loop holds only weak references to tasks: an
+        unreferenced one can be garbage-collected mid-flight, ruff RUF006)."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _blocking(self, fn: Any, *args: Any) -> Any:
         assert self._loop is not None
@@ -225,7 +239,7 @@ class RolesMixin:
                  self.epoch, len(snap))
         assert self._loop is not None
         self._resume_handle = self._loop.call_later(
-            AUTO_RESUME_S, lambda: asyncio.ensure_future(self._auto_resume()))
+            AUTO_RESUME_S, lambda: self.spawn(self._auto_resume()))
         return self.info()
 
     def _resume_local(self) -> None:
@@ -311,7 +325,10 @@ class RolesMixin:
         threading.Thread(target=self._follow, name="follow", daemon=True).start()
 
     def _follow(self) -> None:
+        """Thread: read the active's shadow snapshots. Redis going away is expected (said once
+        per outage); anything else is a bug and logged with its traceback, once per kind."""
         last_t = None
+        said: set[str] = set()
         while not self._follow_stop.is_set() and self.role == "standby":
             try:
                 cur = self.store.owner()
@@ -321,8 +338,16 @@ class RolesMixin:
                         meta, lags = self.store.read_snapshot(cur.owner)
                         last_t = meta.get("t")
                         self._post(self._on_shadow, cur, meta, lags)
+                said.discard("redis")
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
+                if "redis" not in said:
+                    said.add("redis")
+                    log.warning("%s: cannot follow the active's state, redis unreachable: %s "
+                                "(not READY until it answers)", self.name, e)
             except Exception as e:
-                log.debug("follow: %s", e)
+                if type(e).__name__ not in said:
+                    said.add(type(e).__name__)
+                    log.exception("%s: following the active's state failed", self.name)
             self._follow_stop.wait(FOLLOW_EVERY_S)
 
     def _post(self, fn: Any, *args: Any) -> None:
@@ -388,11 +413,47 @@ class RolesMixin:
                     if want and running.lacp.would_send(port) != bytes.fromhex(want):
                         problems.append(f"{name}/{port}: our PDU differs from the active's")
         problems += self._kernel_differs()
+        if not problems:
+            problems += self._own_view_differs(lags)
         ready = not problems
         if ready != self.ready:
             log.info("%s: %s", self.name, "READY" if ready else f"not ready: {problems[0]}")
         self.ready = ready
         self.ready_detail = "identical PDUs on every port" if ready else "; ".join(problems[:3])
+
+    def _own_view_differs(self, lags: dict[str, dict[str, Any]]) -> list[str]:
+        """READY from our own view too, not only from the active's snapshot compared with
+        itself: on every port the snapshot has current with a fast partner, we must have heard
+        that same partner (system, key, port) ourselves within the last RX_KEEP_S, on our own
+        socket. Slow-rate LAGs are not judged (their partner speaks every 30 s)."""
+        heard: dict[str, bytes] = {}
+        now = time.monotonic()
+        for port, frame, t in self._rx_log:
+            if len(frame) > 14 and frame[14] == 1 and now - t <= RX_KEEP_S:  # LACPDUs only
+                heard[port] = frame
+        out = []
+        for name, d in lags.items():
+            if not d.get("settings", {}).get("fast_rate"):
+                continue
+            for port, pd in d.get("ports", {}).items():
+                if pd.get("rx_state") != "current":
+                    continue
+                want = PortInfo.from_dict(pd["partner"])
+                last = heard.get(port)
+                if last is None:
+                    out.append(f"{name}/{port}: not heard the partner ourselves yet")
+                    continue
+                try:
+                    got = decode_frame(last)[1].actor
+                except PduError:
+                    out.append(f"{name}/{port}: last frame we heard is not a LACPDU")
+                    continue
+                if (got.system, got.system_priority, got.key, got.port) != (
+                        want.system, want.system_priority, want.key, want.port):
+                    out.append(f"{name}/{port}: we hear partner {got.to_dict()['system']} "
+                               f"port {got.port}, the active {want.to_dict()['system']} "
+                               f"port {want.port}")
+        return out
 
     def _kernel_differs(self) -> list[str]:
         """READY also needs our restored view to equal the kernel's (when there is a kernel LAG):

@@ -71,3 +71,37 @@ def test_poll_until_does_not_overrun_its_deadline_on_a_shim_that_never_answers(t
     assert calls
     # every request was bounded by what was left, so none could run past the deadline
     assert all(t + left <= deadline + CHECK_FLOOR_S + 1e-6 for t, left in calls), calls
+
+
+def test_a_rollback_that_cannot_kill_the_standby_never_resumes_the_old_owner(monkeypatch,
+                                                                            tmp_path):
+    """Fail closed: two owners must never both write; the old one stays yielded (its periodic
+    PDUs continue) and the outcome says what to do."""
+    from teamd_shim.sonic_db import Endpoint
+
+    import orchestrator.handover as handover
+    from orchestrator.runtime.base import Instance
+
+    calls: list[str] = []
+    monkeypatch.setattr(handover, "ctl", lambda path, cmd, **kw: calls.append(cmd))
+
+    class Unkillable:
+        name = "process"
+
+        def alive(self, handle: str) -> bool:
+            return True
+
+        def kill(self, handle: str, timeout: float = 2.0) -> None:
+            calls.append("kill")
+
+        def rolled_back(self, old: object, new: object, run: object) -> None:
+            calls.append("rolled_back")
+
+    c = handover.Controller(Endpoint(unix_path=str(tmp_path / "none.sock")),
+                            runtime=Unkillable())  # type: ignore[arg-type]
+    old = Instance("teamd", 1, "", "", [], "", "", "yielded", str(tmp_path / "old.sock"))
+    out = handover.Outcome(code=1, result="rolled_back", reason="standby not READY")
+    assert c._rolled_back(out, old, "4242", True, "teamd~2", {}) is False
+    assert calls == ["kill"], calls  # no runtime undo, and above all no `resume`
+    assert out.result == "rollback_incomplete"
+    assert "warm-restart recover" in out.reason and "teamd~2" in out.reason
