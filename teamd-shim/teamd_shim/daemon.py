@@ -26,6 +26,7 @@ from .links import LinkInfo, LinkWatcher
 from .ownership import OwnershipError, OwnerStore
 from .packet_io import PacketIO
 from .publisher import Publisher, Target
+from .role_machine import Role, RoleMachine
 from .roles import RolesMixin
 from .state_view import (
     TeamDevice,
@@ -75,7 +76,7 @@ class Shim(RolesMixin):
         self.endpoint = endpoint
         self.dataplane = dataplane
         self.name = name
-        self.role = role
+        self.rm = RoleMachine(Role(role))
         self.ctl_dir = ctl_dir
         self.lags: dict[str, RunningLag] = {}
         self.port_lag: dict[str, str] = {}
@@ -372,9 +373,9 @@ class Shim(RolesMixin):
     def _service(self, running: RunningLag, now: float) -> None:
         """Run due timers, send what is due, apply intents, re-arm this LAG's timer."""
         lacp = running.lacp
-        keepalive = self.role == "yielded" and lacp.keepalive_due(now)
+        keepalive = self.role is Role.YIELDED and lacp.keepalive_due(now)
         lacp.on_timer(now)
-        if (self.role == "active" or (keepalive and not self.superseded)) and self.io is not None:
+        if self.rm.transmits(keepalive) and self.io is not None:
             for port, frame in lacp.frames_to_send(now):
                 if not self.io.send(port, frame):
                     lacp.send_failed(port, frame, now)  # not our last PDU: it never left

@@ -42,14 +42,24 @@ from .ownership import (
     proc_starttime,
 )
 from .publisher import Target
+from .role_machine import (
+    AUTO_RESUME_S,
+    RETIRE_WHEN_SUPERSEDED_S,
+    CompareAndSetSelf,
+    Effect,
+    Event,
+    Exit,
+    IllegalTransition,
+    ResumeLocal,
+    Role,
+    RoleMachine,
+)
 
 if TYPE_CHECKING:
     from .daemon import RunningLag
 
 log = logging.getLogger(__name__)
 
-AUTO_RESUME_S = 0.75  # a yielded owner resumes after this if nobody took over
-RETIRE_WHEN_SUPERSEDED_S = 10.0  # a superseded yielded owner leaves by itself after this
 SHADOW_EVERY_S = 0.5  # how often the active publishes its state while a standby shadows
 SHADOW_LEASE_S = 30.0  # shadow publishing stops unless renewed
 FOLLOW_EVERY_S = 0.25  # how often a standby reads the active's published state
@@ -70,26 +80,43 @@ class RolesMixin:
 
     # provided by Shim
     name: str
-    role: str
+    rm: RoleMachine  # the role, the epoch and the role deadlines (role_machine.py)
     lags: dict[str, RunningLag]
     store: OwnerStore
     _loop: asyncio.AbstractEventLoop | None
 
+    # ---- the role machine's state, read through ----------------------------------------
+    @property
+    def role(self) -> Role:
+        return self.rm.role
+
+    @property
+    def epoch(self) -> int | None:
+        return self.rm.epoch
+
+    @epoch.setter
+    def epoch(self, value: int | None) -> None:
+        self.rm.epoch = value  # claimed at start-up: not a role change
+
+    @property
+    def yielded_at(self) -> float | None:
+        return self.rm.yielded_at
+
+    @property
+    def final_written(self) -> bool:
+        return self.rm.final_written
+
+    @property
+    def superseded(self) -> bool:
+        return self.rm.superseded
+
     def _roles_init(self) -> None:
-        self.epoch: int | None = None
         self.shadow_until = 0.0
         self._shadow_handle: asyncio.TimerHandle | None = None
         self._rx_log: deque[tuple[str, bytes, float]] = deque()
         self.ready = False
         self.ready_detail = "no snapshot from the active yet"
         self.snapshot_meta: dict[str, Any] = {}
-        self.yielded_at: float | None = None
-        self.final_written = False
-        # PDU liveness (hld §7): a yielded instance transmits its periodic PDUs when they are
-        # due (never an answer to an event, never a dataplane write) until it has seen another
-        # instance hold the epoch; so a Redis that stalls at the yield or the takeover never
-        # silences a port
-        self.superseded = False
         self._yield_snapshot: dict[str, dict[str, Any]] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
         self.takeover_at: float | None = None
@@ -99,8 +126,7 @@ class RolesMixin:
         self.confirmed = False
         self.handed_from: dict[str, Any] = {}
         self._follow_stop = threading.Event()
-        self._resume_handle: asyncio.TimerHandle | None = None
-        self._retire_handle: asyncio.TimerHandle | None = None
+        self._role_timer: asyncio.TimerHandle | None = None
 
     # ---- registration ----------------------------------------------------------------------
     def instance_record(self) -> dict[str, str]:
@@ -209,10 +235,50 @@ class RolesMixin:
         assert self._loop is not None
         self._shadow_handle = self._loop.call_later(SHADOW_EVERY_S, self._publish_shadow)
 
+    # ---- driving the role machine --------------------------------------------------------
+    def _handle(self, event: Event, *, epoch: int | None = None) -> list[Effect]:
+        """Feed the role machine one event, log a role change, re-arm its deadline, run what
+        it asks for. An event its table has no row for is refused (OwnershipError)."""
+        before = self.rm.role
+        try:
+            effects = self.rm.handle(event, time.monotonic(), epoch=epoch)
+        except IllegalTransition as e:
+            raise OwnershipError(str(e)) from None
+        if self.rm.role is not before:
+            log.info("%s: role %s -> %s (%s, epoch %s)", self.name, before.value,
+                     self.rm.role.value, event.value, self.rm.epoch)
+        self._arm_role_timer()
+        self._run_effects(effects)
+        return effects
+
+    def _arm_role_timer(self) -> None:
+        if self._role_timer is not None:
+            self._role_timer.cancel()
+            self._role_timer = None
+        deadline = self.rm.next_deadline()
+        if deadline is not None and self._loop is not None:
+            self._role_timer = self._loop.call_at(deadline, self._on_role_timer)
+
+    def _on_role_timer(self) -> None:
+        self._role_timer = None
+        effects = self.rm.on_timer(time.monotonic())
+        self._arm_role_timer()
+        self._run_effects(effects)
+
+    def _run_effects(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, CompareAndSetSelf):
+                self.spawn(self._auto_resume(effect.epoch))
+            elif isinstance(effect, ResumeLocal):
+                self._resume_local()
+            elif isinstance(effect, Exit):
+                log.info("%s: retiring", self.name)
+                self._stopping.set()  # type: ignore[attr-defined]
+
     # ---- active -> yielded -----------------------------------------------------------------
     async def do_yield(self) -> dict[str, Any]:
         """SIGUSR1: refresh every port, stop transmitting, hand over a final snapshot."""
-        if self.role != "active":
+        if self.role is not Role.ACTIVE:
             raise OwnershipError(f"cannot yield: role is {self.role}")
         now = time.monotonic()
         for running in self.lags.values():
@@ -220,10 +286,7 @@ class RolesMixin:
                 if not self.io.send(port, frame):  # type: ignore[attr-defined]
                     running.lacp.send_failed(port, frame, now)
             self._apply_intents(running)  # type: ignore[attr-defined]
-        self.role = "yielded"
-        self.yielded_at = now
-        self.final_written = False
-        self.superseded = False
+        self._handle(Event.YIELD)
         meta = {"epoch": self.epoch, "t": now, "final": True, "owner": self.name}
         snap = self.lacp_snapshot()
         self._yield_snapshot = snap  # a rollback applies config changed since (_resume_local)
@@ -232,19 +295,17 @@ class RolesMixin:
         except Exception as e:
             log.error("%s: final snapshot not written (%s); resuming, nothing handed over",
                       self.name, e)
-            self._resume_local()
+            self._handle(Event.FINAL_FAILED)
             raise OwnershipError(f"yield failed: final snapshot not written: {e}") from None
-        self.final_written = True
+        if self.role is not Role.YIELDED:  # resumed meanwhile (a forced rollback)
+            return self.info()
+        self._handle(Event.FINAL_WRITTEN)  # arms the auto-resume deadline
         log.info("%s: yielded at epoch %s; final snapshot of %d LAG(s) written", self.name,
                  self.epoch, len(snap))
-        assert self._loop is not None
-        self._resume_handle = self._loop.call_later(
-            AUTO_RESUME_S, lambda: self.spawn(self._auto_resume()))
         return self.info()
 
     def _resume_local(self) -> None:
-        self.role = "active"
-        self.yielded_at = None
+        """Owner again (the role machine already says so): write what changed meanwhile."""
         self._apply_config_changed_meanwhile(self._yield_snapshot)
         for running in self.lags.values():
             self._sync_dataplane(running)  # type: ignore[attr-defined]
@@ -253,39 +314,34 @@ class RolesMixin:
             self._service(running, now)  # type: ignore[attr-defined]
             self._dirty.add(running.cfg.name)  # type: ignore[attr-defined]
 
-    async def _auto_resume(self) -> None:
-        self._resume_handle = None
-        if self.role != "yielded":
-            return
+    async def _auto_resume(self, epoch: int) -> None:
+        """The machine's auto-resume deadline: nobody confirmed a takeover; try to take the
+        epoch back. Redis not answering leaves us yielded, periodic PDUs going."""
         try:
-            won = await self._blocking(self.store.cas, self.epoch, self.name, self.name)
+            won = await self._blocking(self.store.cas, epoch, self.name, self.name)
         except Exception as e:
-            log.error("%s: yielded and cannot reach redis to decide (%s); waiting for the "
-                      "orchestrator (`warm-restart recover`)", self.name, e)
-            return
-        if self.role != "yielded":
+            log.error("%s: yielded and cannot reach redis to decide (%s); periodic PDUs "
+                      "continue, waiting for the orchestrator (`warm-restart recover`)",
+                      self.name, e)
+            self._handle(Event.UNREACHABLE)
             return
         if won is not None:
-            self.epoch = won.epoch
-            log.warning("%s: nobody took over within %.2f s: resumed at epoch %d", self.name,
-                        AUTO_RESUME_S, won.epoch)
-            self._resume_local()
+            if self.role is Role.YIELDED:
+                log.warning("%s: nobody took over within %.2f s: resumed at epoch %d",
+                            self.name, AUTO_RESUME_S, won.epoch)
+            self._handle(Event.RESUMED, epoch=won.epoch)
             return
-        self.superseded = True  # the new owner transmits: our PDUs stop here
-        log.info("%s: superseded; retiring in %.0f s unless told earlier", self.name,
-                 RETIRE_WHEN_SUPERSEDED_S)
-        assert self._loop is not None
-        self._retire_handle = self._loop.call_later(RETIRE_WHEN_SUPERSEDED_S, self.retire)
+        if self.role is Role.YIELDED:
+            log.info("%s: superseded; retiring in %.0f s unless told earlier", self.name,
+                     RETIRE_WHEN_SUPERSEDED_S)
+        self._handle(Event.SUPERSEDED)  # the new owner transmits: our PDUs stop here
 
     async def do_resume(self, force: bool = False) -> dict[str, Any]:
         """Rollback: the orchestrator made sure the would-be successor is gone."""
-        if self.role == "active":
+        if self.role is Role.ACTIVE:
             return self.info()
-        if self.role != "yielded":
+        if self.role is not Role.YIELDED:
             raise OwnershipError(f"cannot resume: role is {self.role}")
-        if self._resume_handle is not None:
-            self._resume_handle.cancel()
-            self._resume_handle = None
         try:
             cur = await self._blocking(self.store.owner)
             won = await self._blocking(self.store.cas, cur.epoch if cur else 0,
@@ -298,22 +354,18 @@ class RolesMixin:
         else:
             if won is None and not force:
                 raise OwnershipError("cannot resume: another instance took over")
-        if won is not None:
-            self.epoch = won.epoch
-        if self._retire_handle is not None:
-            self._retire_handle.cancel()
-            self._retire_handle = None
-        log.warning("%s: resumed at epoch %s (rollback)", self.name, self.epoch)
-        self._resume_local()
+        if self.role is not Role.YIELDED:  # resumed by itself while we waited for Redis
+            return self.info()
+        log.warning("%s: resumed at epoch %s (rollback)", self.name,
+                    won.epoch if won is not None else self.epoch)
+        self._handle(Event.RESUMED, epoch=won.epoch if won is not None else None)
         return self.info()
 
     def retire(self) -> None:
         """Handed over: leave without touching the dataplane, the links or the DB state."""
-        if self.role == "active":
+        if self.role is Role.ACTIVE:
             raise OwnershipError("an active instance does not retire; yield first")
-        log.info("%s: retiring (role was %s)", self.name, self.role)
-        self.role = "retired"
-        self._stopping.set()  # type: ignore[attr-defined]
+        self._handle(Event.RETIRE)
 
     # ---- standby ---------------------------------------------------------------------------
     def note_rx(self, port: str, frame: bytes, now: float) -> None:
@@ -496,8 +548,7 @@ class RolesMixin:
         problems = self._restore(meta, lags, taking_over=True)
         if problems:
             log.warning("%s: took over with differences: %s", self.name, "; ".join(problems))
-        self.epoch = won.epoch
-        self.role = "active"
+        self._handle(Event.TAKEN_OVER, epoch=won.epoch)
         self._apply_config_changed_meanwhile(lags)
         self.takeover_at = time.monotonic()
         self.handed_from = {"owner": cur.owner, "epoch": cur.epoch, "t": meta.get("t"),
