@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from teamd_shim.contract import ContractError, InstanceInfo
 from teamd_shim.control import ControlError, request
 from teamd_shim.ownership import OwnerStore, instance_alive
 from teamd_shim.sonic_db import Endpoint
@@ -76,6 +77,14 @@ def ctl(path: str, cmd: str, timeout: float = 2.0, **kw: Any) -> Any:
     return request(path, {"cmd": cmd, **kw}, timeout=timeout)
 
 
+def info(path: str, timeout: float = 2.0) -> InstanceInfo:
+    """`ctl info` as the typed contract; a reply of another shape is a ControlError."""
+    try:
+        return InstanceInfo.from_json(ctl(path, "info", timeout=timeout))
+    except ContractError as e:
+        raise ControlError(f"{path}: {e}") from None
+
+
 def poll_until(what: str, deadline: float, check: Callable[[float], Any],
                every: float = POLL_S) -> Any:
     """Poll `check` until truthy; a ControlError (busy or starting shim) means "not yet".
@@ -130,7 +139,7 @@ class Controller:
         except RuntimeFailure as e:
             raise Refused(str(e)) from None
         try:
-            role = ctl(inst.ctl, "info")["role"]
+            role = info(inst.ctl).role
         except ControlError as e:
             raise Refused(f"the active instance does not answer: {e}") from None
         if role != "active":
@@ -233,7 +242,7 @@ class Controller:
                 if not self.runtime.alive(new_pid):
                     raise Rollback(f"standby {new} exited before READY (see its log next to "
                                    f"{new_ctl})")
-                return bool(ctl(new_ctl, "info")["ready"])
+                return info(new_ctl).ready
 
             try:
                 # seconds-long and off the partner-visible path: poll gently, so the orchestrator
@@ -242,7 +251,7 @@ class Controller:
             except Deadline:
                 detail = ""
                 try:
-                    detail = ctl(new_ctl, "info")["ready_detail"]
+                    detail = info(new_ctl).ready_detail
                 except ControlError:
                     pass
                 raise Rollback(f"standby not READY within {timeout:.0f} s"
@@ -254,10 +263,12 @@ class Controller:
                   f"SIGUSR1 to {active.name}: refresh every port, stop, final snapshot")
             self.runtime.signal(active.handle, signal.SIGUSR1)
             yielded = True
-            info = poll_until("yield", time.monotonic() + YIELD_DEADLINE_S, lambda left: (
-                lambda i: i if i["role"] == "yielded" and i["final_written"] else None)(
-                    ctl(active.ctl, "info", timeout=min(0.5, left))))
-            yielded_at = float(info["yielded_at"])
+            old_info: InstanceInfo = poll_until(
+                "yield", time.monotonic() + YIELD_DEADLINE_S, lambda left: (
+                    lambda i: i if i.role == "yielded" and i.final_written else None)(
+                        info(active.ctl, timeout=min(0.5, left))))
+            assert old_info.yielded_at is not None
+            yielded_at = old_info.yielded_at
             self.journal.stage(run_id, "yielded")
             done("yield")
 
@@ -265,20 +276,20 @@ class Controller:
                   f"SIGRTMIN to {new}: take over, first PDU one period after the last")
             self.runtime.signal(new_pid, signal.SIGRTMIN)
 
-            def confirmed(left: float) -> dict[str, Any] | None:
-                i = ctl(new_ctl, "info", timeout=min(0.5, left))
-                if i.get("takeover_error"):
-                    raise Rollback(f"standby refused the takeover: {i['takeover_error']}")
-                return i if i["confirmed"] else None
+            def confirmed(left: float) -> InstanceInfo | None:
+                i = info(new_ctl, timeout=min(0.5, left))
+                if i.takeover_error:
+                    raise Rollback(f"standby refused the takeover: {i.takeover_error}")
+                return i if i.confirmed else None
 
-            new_info = poll_until("first PDUs from the new owner",
+            new_info: InstanceInfo = poll_until("first PDUs from the new owner",
                                   yielded_at + CONFIRM_AFTER_YIELD_S, confirmed)
             # The new owner holds the epoch and transmits: from here on the only way is
             # forward. A rollback now would kill it while the old one is already retiring, so
             # journal writes become best effort (`warm-restart recover` completes the record).
             unjournaled = self._try_journal(self.journal.stage, run_id, "replayed",
-                                            sonic_state="replayed", epoch=str(new_info["epoch"]))
-            done("takeover", f"epoch {new_info['epoch']}")
+                                            sonic_state="replayed", epoch=str(new_info.epoch))
+            done("takeover", f"epoch {new_info.epoch}")
             out.lags = gaps(new_info)
             worst = max((v["max_gap_s"] for v in out.lags.values()
                          if v["max_gap_s"] is not None), default=0.0)
@@ -402,9 +413,9 @@ class Controller:
             self.say(f"      could not undo the runtime's changes around {old.name}: {e}")
         if yielded:
             try:
-                info = ctl(old.ctl, "resume", force=True)
-                self.say(f"      {old.name} is {info['role']} at epoch {info['epoch']}")
-            except ControlError as e:
+                now_is = InstanceInfo.from_json(ctl(old.ctl, "resume", force=True))
+                self.say(f"      {old.name} is {now_is.role} at epoch {now_is.epoch}")
+            except (ControlError, ContractError) as e:
                 self.say(f"      could not resume {old.name}: {e}")
 
     # ---- recovery --------------------------------------------------------------------------
@@ -446,14 +457,14 @@ class Controller:
         took_over = new_alive and owner is not None and owner.owner == out.new
         if not took_over and new_alive and new_ctl:
             try:
-                took_over = ctl(new_ctl, "info")["role"] == "active"
+                took_over = info(new_ctl).role == "active"
             except ControlError:
                 pass
         old_alive = bool(old_h) and self.runtime.alive(old_h)
         if took_over:
             try:
                 poll_until("new owner confirmation", time.monotonic() + 2.0,
-                           lambda left: ctl(new_ctl, "info", timeout=left)["confirmed"])
+                           lambda left: info(new_ctl, timeout=left).confirmed)
             except Rollback:
                 pass
             if old_alive:
@@ -478,8 +489,7 @@ class Controller:
             self.runtime.rolled_back(old, new_h or None, run)
             if old_alive:
                 try:
-                    info = ctl(old.ctl, "info")
-                    if info["role"] == "yielded":
+                    if info(old.ctl).role == "yielded":
                         ctl(old.ctl, "resume", force=True)
                 except ControlError:
                     pass
@@ -494,16 +504,20 @@ class Controller:
         return out
 
 
-def gaps(new_info: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def gaps(new_info: InstanceInfo) -> dict[str, dict[str, Any]]:
     """Per LAG: the largest gap between the old owner's last PDU and the new one's first.
 
     Both are CLOCK_MONOTONIC send instants on this host; the partner sees the same gap plus
     wire jitter.
     """
-    last = new_info.get("handed_from", {}).get("last_tx", {})
-    first = new_info.get("first_tx", {})
+    last = new_info.handed_from.last_tx if new_info.handed_from else {}
+    first = new_info.first_tx
     per_lag: dict[str, dict[str, Any]] = {}
-    for lag, ports in new_info.get("ports_by_lag", {}).items():
-        gs = {p: first[p] - last[p] for p in ports if p in first and last.get(p) is not None}
+    for lag, ports in new_info.ports_by_lag.items():
+        gs: dict[str, float] = {}
+        for p in ports:
+            was = last.get(p)
+            if p in first and was is not None:
+                gs[p] = first[p] - was
         per_lag[lag] = {"max_gap_s": max(gs.values()) if gs else None, "ports": gs}
     return per_lag

@@ -11,6 +11,7 @@ import os
 import sys
 
 from . import __version__, sonic_db
+from .contract import ContractError, InstanceInfo
 from .control import DEFAULT_CTL_DIR, ControlError, request
 from .identity import default_ctl_dir
 from .ownership import awaited_as_standby
@@ -69,14 +70,14 @@ def _health(ctl_dir: str) -> int:
     mine = pid_namespace()
     for sock in sorted(glob.glob(os.path.join(ctl_dir, "*.sock"))):
         try:
-            info = request(sock, {"cmd": "info"}, timeout=1.0)
-        except ControlError:
+            info = InstanceInfo.from_json(request(sock, {"cmd": "info"}, timeout=1.0))
+        except (ControlError, ContractError):
             continue
-        if info.get("pidns") != mine:
+        if info.pidns != mine:
             continue
-        ok = info["role"] == "active" or (info["role"] == "standby" and info["ready"])
-        print(f"teamd-shim {info['name']}: {info['role']}"
-              f"{'' if ok else ' (' + str(info.get('ready_detail') or 'not ready') + ')'}")
+        ok = info.role == "active" or (info.role == "standby" and info.ready)
+        print(f"teamd-shim {info.name}: {info.role}"
+              f"{'' if ok else ' (' + (info.ready_detail or 'not ready') + ')'}")
         return 0 if ok else 1
     print(f"teamd-shim: no shim of this pid namespace answers in {ctl_dir}", file=sys.stderr)
     return 1

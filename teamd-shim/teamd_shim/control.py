@@ -11,12 +11,32 @@ import contextlib
 import json
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from .ownership import OwnershipError
 
-if TYPE_CHECKING:
-    from .daemon import Shim
+
+class ControlTarget(Protocol):
+    """What the control server needs of a shim (daemon.Shim provides it); the server depends
+    on this, not on the daemon module."""
+
+    @property
+    def lags(self) -> Mapping[str, Any]: ...
+
+    dataplane: Any  # .name
+    endpoint: Any  # .url
+    publisher: Any  # .connected
+
+    def dump(self, name: str) -> dict[str, Any]: ...
+    def state_item_get(self, name: str, path: str) -> Any: ...
+    def state_item_set(self, name: str, path: str, value: str) -> Any: ...
+    def info(self) -> dict[str, Any]: ...
+    def request_shadow(self, seconds: float = ...) -> None: ...
+    async def do_yield(self) -> dict[str, Any]: ...
+    async def do_takeover(self) -> dict[str, Any]: ...
+    async def do_resume(self, force: bool = False) -> dict[str, Any]: ...
+    def retire(self) -> None: ...
 
 log = logging.getLogger(__name__)
 DEFAULT_CTL_DIR = "/run/teamd-shim"
@@ -27,7 +47,7 @@ class ControlError(Exception):
 
 
 class ControlServer:
-    def __init__(self, shim: Shim, path: str) -> None:
+    def __init__(self, shim: ControlTarget, path: str) -> None:
         self.shim = shim
         self.path = path
         self._server: asyncio.AbstractServer | None = None
@@ -67,13 +87,13 @@ class ControlServer:
         shim = self.shim
         if cmd == "state_dump":
             lag = req.get("lag")
-            if lag not in shim.lags:
+            if not isinstance(lag, str) or lag not in shim.lags:
                 known = ", ".join(sorted(shim.lags)) or "none"
                 raise ControlError(f"no LAG {lag!r} in this shim (running: {known})")
             return shim.dump(lag)
         if cmd in ("state_item_get", "state_item_set"):
             lag = req.get("lag")
-            if lag not in shim.lags:
+            if not isinstance(lag, str) or lag not in shim.lags:
                 known = ", ".join(sorted(shim.lags)) or "none"
                 raise ControlError(f"no LAG {lag!r} in this shim (running: {known})")
             try:

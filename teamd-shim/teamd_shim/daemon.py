@@ -13,7 +13,6 @@ import re
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import sonic_db
@@ -28,6 +27,7 @@ from .packet_io import PacketIO
 from .publisher import Publisher, Target
 from .role_machine import Role, RoleMachine
 from .roles import RolesMixin
+from .running_lag import RunningLag
 from .state_view import (
     TeamDevice,
     appl_db_lag,
@@ -40,18 +40,6 @@ from .state_view import (
 log = logging.getLogger(__name__)
 
 PUBLISH_EVERY_S = 0.1
-
-
-@dataclass
-class RunningLag:
-    """A LAG this process drives: its accepted config, LACP core, and applied dataplane view."""
-
-    cfg: LagConfig
-    lacp: Lag
-    timer: asyncio.TimerHandle | None = None
-    carrier: bool = False
-    enabled: dict[str, bool] = field(default_factory=dict)
-    error: str | None = None  # a refused config change, shown in STATE_DB; old config kept
 
 
 def settings_for(cfg: LagConfig) -> LagSettings:

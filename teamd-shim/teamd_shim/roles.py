@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from . import __version__
+from .contract import HandedFrom, InstanceInfo
 from .identity import container_id, host_id, pid_namespace
 from .lacp import Lag, PduError, PortInfo, decode_frame
 from .ownership import (
@@ -56,7 +57,7 @@ from .role_machine import (
 )
 
 if TYPE_CHECKING:
-    from .daemon import RunningLag
+    from .running_lag import RunningLag
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ class RolesMixin:
         self.first_tx: dict[str, float] = {}
         self._awaiting_tx: set[str] = set()
         self.confirmed = False
-        self.handed_from: dict[str, Any] = {}
+        self.handed_from: HandedFrom | None = None
         self._follow_stop = threading.Event()
         self._role_timer: asyncio.TimerHandle | None = None
 
@@ -171,17 +172,20 @@ class RolesMixin:
         except Exception:
             log.exception("%s: owner record check failed", self.name)
 
+    def info_record(self) -> InstanceInfo:
+        return InstanceInfo(
+            name=self.name, role=self.role.value, epoch=self.epoch, pid=os.getpid(),
+            pidns=pid_namespace(), ready=self.ready, ready_detail=self.ready_detail,
+            final_written=self.final_written, yielded_at=self.yielded_at,
+            takeover_at=self.takeover_at, takeover_error=self.takeover_error,
+            confirmed=self.confirmed, first_tx=dict(self.first_tx),
+            handed_from=self.handed_from, lags=tuple(sorted(self.lags)),
+            ports_by_lag={n: tuple(r.lacp.ports) for n, r in self.lags.items()},
+        )
+
     def info(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "role": self.role, "epoch": self.epoch, "pid": os.getpid(),
-            "pidns": pid_namespace(),
-            "ready": self.ready, "ready_detail": self.ready_detail,
-            "final_written": self.final_written, "yielded_at": self.yielded_at,
-            "takeover_at": self.takeover_at, "takeover_error": self.takeover_error,
-            "confirmed": self.confirmed, "first_tx": self.first_tx,
-            "handed_from": self.handed_from, "lags": sorted(self.lags),
-            "ports_by_lag": {n: list(r.lacp.ports) for n, r in self.lags.items()},
-        }
+        """The control reply (contract.InstanceInfo on the wire)."""
+        return self.info_record().to_json()
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run `coro` as a task we keep (the loop holds only weak references to tasks: an
@@ -551,9 +555,9 @@ class RolesMixin:
         self._handle(Event.TAKEN_OVER, epoch=won.epoch)
         self._apply_config_changed_meanwhile(lags)
         self.takeover_at = time.monotonic()
-        self.handed_from = {"owner": cur.owner, "epoch": cur.epoch, "t": meta.get("t"),
-                            "last_tx": {p: d["ports"][p].get("last_tx")
-                                        for d in lags.values() for p in d["ports"]}}
+        self.handed_from = HandedFrom(
+            owner=cur.owner, epoch=cur.epoch, t=meta.get("t"),
+            last_tx={p: d["ports"][p].get("last_tx") for d in lags.values() for p in d["ports"]})
         self.first_tx = {}
         self._awaiting_tx = {p for r in self.lags.values() for p in r.lacp.ports
                              if r.lacp.port_view(p)["state"] != "disabled"}

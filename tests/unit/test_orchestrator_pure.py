@@ -18,12 +18,18 @@ def test_standby_argv_with_exec_replaces_only_the_executable():
 
 
 def test_gaps_are_first_new_tx_minus_last_old_tx_per_port():
-    info = {
-        "handed_from": {"last_tx": {"Ethernet0": 10.0, "Ethernet4": 10.2, "Ethernet8": None}},
-        "first_tx": {"Ethernet0": 11.0, "Ethernet4": 11.25},
-        "ports_by_lag": {"PortChannel0001": ["Ethernet0", "Ethernet4"],
-                         "PortChannel0002": ["Ethernet8"]},
-    }
+    from teamd_shim.contract import HandedFrom, InstanceInfo
+
+    info = InstanceInfo(
+        name="teamd~2", role="active", epoch=2, pid=1, pidns="", ready=True, ready_detail="",
+        final_written=False, yielded_at=None, takeover_at=1.0, takeover_error="",
+        confirmed=True, first_tx={"Ethernet0": 11.0, "Ethernet4": 11.25},
+        handed_from=HandedFrom("teamd", 1, 9.0, {"Ethernet0": 10.0, "Ethernet4": 10.2,
+                                                  "Ethernet8": None}),
+        lags=("PortChannel0001", "PortChannel0002"),
+        ports_by_lag={"PortChannel0001": ("Ethernet0", "Ethernet4"),
+                      "PortChannel0002": ("Ethernet8",)})
+    assert InstanceInfo.from_json(info.to_json()) == info  # the wire round trip
     g = gaps(info)
     assert abs(g["PortChannel0001"]["max_gap_s"] - 1.05) < 1e-9
     assert g["PortChannel0002"]["max_gap_s"] is None  # no PDU on a down link: no gap claimed
@@ -105,3 +111,14 @@ def test_a_rollback_that_cannot_kill_the_standby_never_resumes_the_old_owner(mon
     assert calls == ["kill"], calls  # no runtime undo, and above all no `resume`
     assert out.result == "rollback_incomplete"
     assert "warm-restart recover" in out.reason and "teamd~2" in out.reason
+
+
+def test_an_info_reply_of_another_shape_names_the_missing_field():
+    import pytest
+    from teamd_shim.contract import ContractError, InstanceInfo
+
+    with pytest.raises(ContractError, match="lacks field 'confirmed'"):
+        InstanceInfo.from_json({"name": "x", "role": "active", "epoch": 1, "pid": 1,
+                                "ready": True, "ready_detail": "", "final_written": False,
+                                "yielded_at": None, "takeover_at": None, "takeover_error": "",
+                                "handed_from": {}})
