@@ -15,13 +15,14 @@ import time
 from typing import Any
 
 import redis
+from teamd_shim import sonic_db
 from teamd_shim.ownership import LOCK_KEY, RUN_PREFIX, client, proc_starttime
 from teamd_shim.redis_decoded import fields as redis_fields
 from teamd_shim.redis_decoded import hget, hgetall
 from teamd_shim.sonic_db import Endpoint
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
-STATE_DB = 6
+STATE_DB = sonic_db.DB_IDS["STATE_DB"]
 TABLE_KEY = "WARM_RESTART_TABLE|teamd"
 ENABLE_KEY = "WARM_RESTART_ENABLE_TABLE|teamd"
 # docker runtime: the image teamd runs and the one before it (what rollback-docker goes back to)

@@ -28,7 +28,8 @@ import sys
 import time
 from typing import IO
 
-ETH_P_SLOW = 0x8809
+from teamd_shim.lacp.constants import ETH_P_SLOW
+
 REOPEN_INTERVAL = 0.5
 
 

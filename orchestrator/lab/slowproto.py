@@ -22,7 +22,7 @@ import socket
 import sys
 import time
 
-ETH_P_SLOW = 0x8809
+from teamd_shim.lacp.constants import ETH_P_SLOW
 
 
 def marker_information(src: bytes, requester_port: int, requester_system: bytes,

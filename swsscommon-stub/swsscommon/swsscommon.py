@@ -658,6 +658,14 @@ return ret
 _STATE_PREFIX = "_"
 
 
+def producer_state_keys(table: str, key: str, db_id: int,
+                        separator: str = ":") -> tuple[str, str, str, str]:
+    """(key set, pending hash, delete set, channel) of a ProducerStateTable write: the one
+    definition of swss-common's layout, for callers that write it with their own Lua."""
+    return (f"{table}_KEY_SET", f"{_STATE_PREFIX}{table}{separator}{key}", f"{table}_DEL_SET",
+            f"{table}_CHANNEL@{db_id}")
+
+
 class _StateTableNames(_TableBase):
     @property
     def _key_set(self) -> str:

@@ -25,8 +25,8 @@ from .identity import host_id
 from .redis_decoded import fields as redis_fields
 from .redis_decoded import hget, hgetall, keys
 
-STATE_DB = 6
-APPL_DB = 0
+STATE_DB = sonic_db.DB_IDS["STATE_DB"]
+APPL_DB = sonic_db.DB_IDS["APPL_DB"]
 OWNER_KEY = "TEAMD_OWNER_TABLE|teamd"
 INSTANCE_PREFIX = "TEAMD_SHIM_INSTANCE|"
 SNAPSHOT_PREFIX = "TEAMD_SHIM_STATE|"

@@ -15,9 +15,10 @@ import struct
 import time
 from collections.abc import Callable
 
+from .lacp.constants import ETH_P_SLOW
+
 log = logging.getLogger(__name__)
 
-ETH_P_SLOW = 0x8809
 SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1
 PACKET_MR_MULTICAST = 0

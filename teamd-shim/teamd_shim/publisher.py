@@ -161,8 +161,9 @@ class Publisher:
             cur = hgetall(r, f"{target.table}|{target.key}")
             return (fields is None and not cur) or cur == fields
         done = hgetall(r, f"{target.table}:{target.key}")
-        pending = hgetall(r, f"_{target.table}:{target.key}")
-        in_set = bool(r.sismember(f"{target.table}_KEY_SET", target.key))
+        names = sonic_db.producer_keys(target.table, target.key)
+        pending = hgetall(r, names.pending)
+        in_set = bool(r.sismember(names.key_set, target.key))
         if fields is None:
             return not done and not in_set
         return (not in_set and done == fields) or (in_set and pending == fields)
@@ -206,13 +207,14 @@ class Publisher:
             # make redis-py raise DataError and restart the session.
             return False
         t, key = target.table, target.key
-        args: list[str | int] = [epoch, f"{t}_CHANNEL@{ownership.APPL_DB}", key,
+        names = sonic_db.producer_keys(t, key)
+        args: list[str | int] = [epoch, names.channel, key,
                               "DEL" if fields is None else "SET",
                               ownership.STATE_DB, ownership.APPL_DB]
         for f, v in (fields or {}).items():
             args += [f, v]
-        res = self._fenced_script(keys=[ownership.OWNER_KEY, f"{t}_KEY_SET", f"_{t}:{key}",
-                                        f"{t}_DEL_SET"], args=args)
+        res = self._fenced_script(keys=[ownership.OWNER_KEY, names.key_set, names.pending,
+                                        names.del_set], args=args)
         if res == -1:
             self.fenced += 1
             self._refused.add(target)

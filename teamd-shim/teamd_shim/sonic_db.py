@@ -103,6 +103,23 @@ def connect(endpoint: Endpoint, db_name: str) -> swsscommon.DBConnector:
     return swsscommon.DBConnector(db_id, endpoint.host, endpoint.port, TIMEOUT_MS)
 
 
+@dataclass(frozen=True)
+class ProducerKeys:
+    """The Redis keys one ProducerStateTable write touches (swss-common's layout, taken from
+    the swsscommon stub so there is one source): the key set, the pending hash, the delete
+    set and the wake-up channel."""
+
+    key_set: str
+    pending: str
+    del_set: str
+    channel: str
+
+
+def producer_keys(table: str, key_: str, db_name: str = "APPL_DB") -> ProducerKeys:
+    names = swsscommon.producer_state_keys(table, key_, DB_IDS[db_name], SEPARATORS[db_name])
+    return ProducerKeys(*names)
+
+
 def key(db_name: str, *parts: str) -> str:
     """Join key parts with the database's separator (`LAG_MEMBER_TABLE|lag|port`)."""
     return SEPARATORS[db_name].join(parts)
