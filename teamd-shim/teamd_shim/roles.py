@@ -465,6 +465,12 @@ class RolesMixin:
         if not problems:
             for name, running in self.lags.items():
                 for port in running.lacp.ports:
+                    if not running.lacp.can_transmit(port):
+                        # a member whose link is down sends nothing, now or after a takeover:
+                        # its last PDU (sent while up) cannot and need not match (before, a
+                        # link going down while a standby started blocked READY until it came
+                        # back, and the run rolled back)
+                        continue
                     want = lags[name]["ports"][port].get("last_tx_frame")
                     if want and running.lacp.would_send(port) != bytes.fromhex(want):
                         problems.append(f"{name}/{port}: our PDU differs from the active's")

@@ -513,6 +513,29 @@ def test_member_link_down_mid_handover(lab: Lab) -> None:
     assert {e.member for e in lab.ovs.member_events(base.offset)} == {pport}
 
 
+def test_member_link_down_while_the_standby_gets_ready_still_completes(lab: Lab) -> None:
+    """A member whose link goes down before READY sends nothing, now or after the takeover,
+    so READY does not wait for its last PDU to match (before: not READY until the link came
+    back; the run rolled back after --timeout, 60 s in the kernel tier)."""
+    lag, port, pport = lab.members()[3]
+    bond = lab.state["lags"][lag]["bond"]
+    base = baseline(lab)
+    orch = warm_restart(lab)
+    orch.wait_stage("standby_started")
+    lab.set_member_link(port, False)
+    try:
+        code, out = orch.outcome()
+        assert code == 0 and out["result"] == "completed", out
+        wait_for(lambda: not lab.ovs.bond_show()[bond]["members"][pport], 3.5,
+                 "partner disables the member")
+    finally:
+        lab.set_member_link(port, True)
+    wait_for(lambda: lab.ovs.bond_show()[bond]["members"][pport], 6.0, "partner re-enables")
+    wait_for(lambda: appl_db(lab)[f"LAG_MEMBER_TABLE:{lag}:{port}"] == {"status": "enabled"},
+             3.0, "APPL_DB member enabled")
+    assert_intact(lab, base, flapped=frozenset({pport}))
+
+
 def test_partner_changes_its_info_mid_handover(lab: Lab) -> None:
     lag = lab.lags()[1]
     bond = lab.state["lags"][lag]["bond"]

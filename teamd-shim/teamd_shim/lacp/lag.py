@@ -461,6 +461,10 @@ class Lag:
                 port.next_tx = now + port.tx_period
         return out
 
+    def can_transmit(self, name: str) -> bool:
+        """Whether this port may send at all now (carrier, admin up, an active side)."""
+        return self._ports[name].can_transmit(self._settings)
+
     def would_send(self, name: str) -> bytes:
         """The frame this port would transmit now; no side effects (standby READY check)."""
         return self._ports[name].frame(self._settings, self.own_retry_count, self._retry_feature)
