@@ -27,10 +27,12 @@ from teamd_shim.lacp.constants import ETH_P_SLOW
 
 def marker_information(src: bytes, requester_port: int, requester_system: bytes,
                        transaction_id: int) -> bytes:
-    """A Marker Information PDU laid out as 802.1AX and Linux bonding do (hld §13.1)."""
-    payload = bytes([2, 1, 1, 16]) + requester_port.to_bytes(2, "big") + requester_system
-    payload += transaction_id.to_bytes(4, "big") + bytes(2) + bytes([0, 0]) + bytes(90)
-    return bytes.fromhex("0180c2000002") + src + ETH_P_SLOW.to_bytes(2, "big") + payload
+    """A Marker Information PDU (802.1AX; hld §13.1), from `src`."""
+    from teamd_shim.lacp import Marker, encode_marker
+    from teamd_shim.lacp.pdu import MARKER_INFORMATION
+
+    return encode_marker(src, Marker(MARKER_INFORMATION, requester_port, requester_system,
+                                     transaction_id))
 
 
 def open_socket(iface: str) -> socket.socket:

@@ -287,7 +287,7 @@ class Shim(RolesMixin):
         running.enabled.pop(port, None)
         if self.role == "active":  # a standby or yielded instance never writes the kernel
             self.dataplane.member_removed(running.cfg.name, port)
-        self.note_port_gone(port)  # a takeover does not wait for its first PDU any more
+        self.note_port_silent(port)  # removed: a takeover does not wait for its first PDU
         lag = running.cfg.name
         self.publisher.drop(Target("STATE_DB", "LAG_MEMBER_TABLE", f"{lag}|{port}"))
         self.publisher.drop(Target("APPL_DB", "LAG_MEMBER_TABLE", f"{lag}:{port}"))
@@ -337,7 +337,7 @@ class Shim(RolesMixin):
             log.info("%s: member %s link %s", lag_name, name, "up" if info.up else "down")
             running.lacp.set_link(name, info.up, now)
             if not info.up:
-                self.note_link_down(name)
+                self.note_port_silent(name)
             if old is not None and old.ifindex != info.ifindex and self.io is not None:
                 self.io.add(name, info.ifindex)
             self._dirty.add(lag_name)

@@ -601,9 +601,6 @@ class RolesMixin:
             for port in had - set(running.lacp.ports):
                 dp.member_removed(name, port)
 
-    def note_port_gone(self, port: str) -> None:
-        self.note_link_down(port)
-
     def note_tx(self, port: str, now: float) -> None:
         """After a takeover: confirmed once every port that can transmit has transmitted.
 
@@ -617,7 +614,7 @@ class RolesMixin:
         if not self._awaiting_tx:
             self._confirm()
 
-    def note_link_down(self, port: str) -> None:
+    def note_port_silent(self, port: str) -> None:
         """A port whose link went down (or that was removed from CONFIG_DB) right after a
         takeover will not transmit: stop waiting for it, or the handover would be rolled back
         for a link that is simply down or gone."""

@@ -22,11 +22,13 @@ from teamd_shim.lacp import (
     Lag,
     LagSettings,
     LoopbackDetected,
+    Marker,
     PortEnable,
     PortInfo,
     decode_frame,
     decode_marker,
     encode_frame,
+    encode_marker,
     parse_mac,
 )
 
@@ -632,10 +634,8 @@ def test_loopback_pdus_are_dropped_counted_reported_once_and_never_select() -> N
 
 
 def marker_information(port: int = 7, tid: int = 0x01020304) -> bytes:
-    """A Marker Information PDU as Linux bonding lays it out (hld §13.1)."""
-    payload = bytes([2, 1, 1, 16]) + port.to_bytes(2, "big") + SYS_B + tid.to_bytes(4, "big")
-    payload += bytes(2) + bytes([0, 0]) + bytes(90)
-    return bytes.fromhex("0180c2000002") + SYS_B + b"\x88\x09" + payload
+    """A Marker Information PDU from SYS_B (the layout is pinned in test_lacp_pdu.py)."""
+    return encode_marker(SYS_B, Marker(1, port, SYS_B, tid))
 
 
 def test_marker_information_gets_a_response_with_the_same_fields_rate_limited() -> None:

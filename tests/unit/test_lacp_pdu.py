@@ -301,3 +301,17 @@ def test_ovs_frames_decode_and_reencode_identically(kind, entry):
         assert mac_str(pdu.partner.system) == CAPTURE["our_system"]
         assert pdu.partner.key == CAPTURE["our_key"]
         assert pdu.partner.state == 0x3F
+
+
+def test_marker_layout_matches_802_1ax():
+    """Built byte by byte from the standard's layout (hld §13.1), not by the encoder."""
+    from teamd_shim.lacp import Marker, decode_marker, encode_marker
+
+    system = bytes.fromhex("0200000000bb")
+    payload = bytes([2, 1, 1, 16]) + (7).to_bytes(2, "big") + system
+    payload += (0x01020304).to_bytes(4, "big") + bytes(2) + bytes([0, 0]) + bytes(90)
+    by_hand = SLOW_PROTOCOLS_MAC + system + b"\x88\x09" + payload
+    assert len(by_hand) == FRAME_LEN
+    info = Marker(1, 7, system, 0x01020304)
+    assert encode_marker(system, info) == by_hand
+    assert decode_marker(by_hand) == info

@@ -173,6 +173,8 @@ def net_intents(intents: list[Intent]) -> list[Intent]:
     """Keep, per member and for the carrier, only the last intent, and none where the last
     value equals the one before the first (each intent is a change, so the value before it is
     the opposite of its own). Order: by each kept intent's position."""
+    if len(intents) < 2:  # the common case on the per-PDU path: nothing can net out
+        return intents
     before: dict[tuple[str, str], bool] = {}
     last: dict[tuple[str, str], int] = {}
     for i, it in enumerate(intents):

@@ -31,6 +31,7 @@ __all__ = [
     "decode_frame",
     "decode_marker",
     "encode_frame",
+    "encode_marker",
     "encode_marker_response",
     "mac_str",
     "parse_mac",
@@ -275,13 +276,19 @@ def decode_marker(frame: bytes) -> Marker:
     return Marker(f[5], f[7], f[8], f[9])
 
 
-def encode_marker_response(src_mac: bytes, info: Marker) -> bytes:
-    """The Marker Response to a Marker Information: the same requester fields, TLV type 2
-    (what Linux bonding's marker responder sends)."""
+def encode_marker(src_mac: bytes, marker: Marker) -> bytes:
+    """A Marker PDU (Information or Response, by `marker.tlv_type`) as 802.1AX lays it out."""
     if type(src_mac) is not bytes or len(src_mac) != 6:
         raise ValueError(f"src_mac must be 6 bytes, got {src_mac!r}")
     return _MARKER.pack(
         SLOW_PROTOCOLS_MAC, src_mac, ETH_P_SLOW, SUBTYPE_MARKER, 1,
-        MARKER_RESPONSE, 16, info.requester_port, info.requester_system, info.transaction_id,
-        *_TERMINATOR_TLV,
+        marker.tlv_type, 16, marker.requester_port, marker.requester_system,
+        marker.transaction_id, *_TERMINATOR_TLV,
     )  # fmt: skip
+
+
+def encode_marker_response(src_mac: bytes, info: Marker) -> bytes:
+    """The Marker Response to a Marker Information: the same requester fields, TLV type 2
+    (what Linux bonding's marker responder sends)."""
+    return encode_marker(src_mac, Marker(MARKER_RESPONSE, info.requester_port,
+                                         info.requester_system, info.transaction_id))

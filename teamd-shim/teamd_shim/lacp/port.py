@@ -144,8 +144,9 @@ class Port:
     # 0xf1 only to a partner that speaks it)
     partner_retry_count: int = DEFAULT_RETRY_COUNT
     rx_version: int = LACP_VERSION
-    # (pdu, frame) of the last encoding; avoids re-encoding a steady-state PDU.
-    _frame_cache: tuple[Lacpdu, bytes] | None = None
+    # (actor, partner, retry counts or None, frame) of the last encoding: a steady-state PDU
+    # is not re-encoded.
+    _frame_cache: tuple[PortInfo, PortInfo, tuple[int, int] | None, bytes] | None = None
     # last_tx / last_tx_frame before the most recent transmission, so a send the socket refused
     # can be taken back (transient: not part of the state that crosses a handover)
     _before_tx: tuple[float | None, bytes | None] | None = field(
@@ -180,30 +181,33 @@ class Port:
             self.actor_state(cfg),
         )
 
-    def speaks_retry(self, cfg: LagSettings, own_retry: int, feature: bool) -> bool:
+    def speaks_retry(self, own_retry: int, feature: bool) -> bool:
         """Patched teamd's rule (hld §13.7): 0xf1 iff the feature is on, a count is not the
         default, and the partner's last accepted PDU was 0xf1 (a partner that does not speak
         it would drop 0xf1 PDUs as malformed, as stock teamd does)."""
         return feature and self.rx_version == RETRY_VERSION and (
             own_retry != DEFAULT_RETRY_COUNT or self.partner_retry_count != DEFAULT_RETRY_COUNT)
 
-    def pdu(self, cfg: LagSettings, own_retry: int = DEFAULT_RETRY_COUNT,
-            feature: bool = True, actor: PortInfo | None = None) -> Lacpdu:
-        actor = self.actor(cfg) if actor is None else actor
-        if self.speaks_retry(cfg, own_retry, feature):
-            return Lacpdu(actor, self.partner, 0, RETRY_VERSION, own_retry,
-                          self.partner_retry_count)
-        return Lacpdu(actor, self.partner)
-
     def frame(self, cfg: LagSettings, own_retry: int = DEFAULT_RETRY_COUNT,
               feature: bool = True) -> bytes:
-        """The PDU this port would transmit now; cached while its content is unchanged."""
-        pdu = self.pdu(cfg, own_retry, feature)
+        """The PDU this port would transmit now; cached while its content is unchanged.
+
+        Per-PDU path: the cache is checked on (actor, partner, retry counts) before any
+        Lacpdu is built, so a steady-state PDU costs one PortInfo and a comparison.
+        """
+        actor = self.actor(cfg)
+        retry = (own_retry, self.partner_retry_count) if self.speaks_retry(own_retry,
+                                                                           feature) else None
         cache = self._frame_cache
-        if cache is not None and cache[0] == pdu:
-            return cache[1]
+        if cache is not None and cache[0] == actor and cache[1] == self.partner \
+                and cache[2] == retry:
+            return cache[3]
+        if retry is None:
+            pdu = Lacpdu(actor, self.partner)
+        else:
+            pdu = Lacpdu(actor, self.partner, 0, RETRY_VERSION, *retry)
         frame = encode_frame(self.mac, pdu)
-        self._frame_cache = (pdu, frame)
+        self._frame_cache = (actor, self.partner, retry, frame)
         return frame
 
     def receive_timeout(self, cfg: LagSettings) -> float:
