@@ -912,3 +912,16 @@ def test_keepalive_is_due_only_once_a_whole_period_passed_without_a_pdu() -> Non
     a.update_settings(replace(a.settings, admin_up=False), t + 2.0)
     a.frames_to_send(t + 2.0)
     assert not a.keepalive_due(t + 5.0)  # nothing may transmit: nothing is due
+
+
+def test_a_pdu_received_at_the_keepalive_instant_does_not_hide_it() -> None:
+    """receive() runs the due timers first; the keepalive must still be seen as due after it
+    (before: the schedule had moved on, and a yielded owner skipped that PDU)."""
+    wire = negotiated_pair()
+    a = wire.a
+    t = wire.now + 0.01
+    a.refresh(t)
+    a.receive("e0", crafted(a, "e0"), t + 1.002)  # the partner's PDU, 2 ms after ours was due
+    assert a.keepalive_due(t + 1.002)
+    assert {p for p, _ in a.frames_to_send(t + 1.002)} == {"e0", "e1"}
+    assert not a.keepalive_due(t + 1.1)

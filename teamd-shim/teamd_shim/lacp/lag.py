@@ -418,21 +418,23 @@ class Lag:
         return out
 
     def keepalive_due(self, now: float) -> bool:
-        """Some port that can transmit has its periodic PDU due. A yielded owner transmits
+        """Some port that can transmit has a periodic PDU pending. A yielded owner transmits
         only then (hld §7): it keeps the partner's timers fed while nobody else does, but
         never answers events, which the new owner (restored from the final snapshot) will.
 
-        Judged by the periodic schedule (call it before on_timer advances it), not by the
-        instant of the last send: a send that left a few milliseconds late made the next
-        keepalive look early, and a port went 1.46 s without a PDU.
+        Judged by what raised the pending NTT (the periodic machine, `periodic_pending`), after
+        running the timers due at `now` like every entry point: judging by the last send's
+        instant made a late send hide the next keepalive (a port went 1.46 s without a PDU),
+        and judging by the schedule before the timers ran lost the keepalive whenever a
+        received PDU ran them first (3.0 s without a PDU on one LAG).
         """
+        self._run_timers(now)
         cfg = self._settings
         for port in self._order:
-            if not port.can_transmit(cfg) or port.tx_period is None:
-                continue
             # a port that never sent (a LAG configured after the yield) has nothing to keep
             # alive: the new owner negotiates it
-            if port.last_tx is not None and port.next_tx is not None and now >= port.next_tx:
+            if (port.ntt and port.periodic_pending and port.last_tx is not None
+                    and port.can_transmit(cfg)):
                 return True
         return False
 

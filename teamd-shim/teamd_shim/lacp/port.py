@@ -144,6 +144,9 @@ class Port:
     # 0xf1 only to a partner that speaks it)
     partner_retry_count: int = DEFAULT_RETRY_COUNT
     rx_version: int = LACP_VERSION
+    # the pending NTT was raised by the periodic machine (not by an event): what a yielded
+    # owner's keepalive goes by (Lag.keepalive_due); transient, not handed over
+    periodic_pending: bool = field(default=False, compare=False, repr=False)
     # (actor, partner, retry counts or None, frame) of the last encoding: a steady-state PDU
     # is not re-encoded.
     _frame_cache: tuple[PortInfo, PortInfo, tuple[int, int] | None, bytes] | None = None
@@ -326,6 +329,7 @@ class Port:
         if self.next_tx is None or self.tx_period is None or now < self.next_tx:
             return
         self.ntt = True
+        self.periodic_pending = True
         nxt = self.next_tx + self.tx_period
         self.next_tx = nxt if nxt > now else now + self.tx_period
 
@@ -339,6 +343,7 @@ class Port:
 
     def transmitted(self, frame: bytes, now: float) -> None:
         self.ntt = False
+        self.periodic_pending = False
         self.tx_hold = None
         self.tx_times = [*self.tx_times[-(TX_LIMIT - 1) :], now]
         self._before_tx = (self.last_tx, self.last_tx_frame)
