@@ -126,23 +126,25 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from .daemon import Shim
     from .dataplane import RecordingDataplane, make_dataplane
+    from .links import LinkWatcher
 
     shims: list[Shim] = []
 
     def kernel_changed(lag: str) -> None:
         """From a backend watcher thread: hand the LAG name to the shim's loop."""
         if shims:
-            shims[0]._from_thread(shims[0].dataplane_changed)(lag)
+            shims[0].kernel_changed(lag)
 
+    links = LinkWatcher()  # the process's one rtnetlink watcher: the backend and the shim
     try:
-        dataplane = make_dataplane(args.dataplane, kernel_changed)
+        dataplane = make_dataplane(args.dataplane, links, kernel_changed)
     except RuntimeError as e:
         print(f"teamd-shim: {e}; nothing was started.", file=sys.stderr)
         return 2
     if args.record:
         holder: list[Shim] = []
         dataplane = RecordingDataplane(
-            dataplane, args.record, lambda: holder[0].epoch if holder else None)
+            dataplane, args.record, lambda: holder[0].rm.epoch if holder else None)
     role = args.role
     if role == "standby" and awaited_as_standby(endpoint, args.name) is False:
         role = "active"
@@ -150,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             "%s: started with --role standby but no warm-restart run is waiting for it (a "
             "restart of a container that a handover made active?): starting as active",
             args.name)
-    shim = Shim(endpoint, dataplane, name=args.name, ctl_dir=args.ctl_dir, role=role)
+    shim = Shim(endpoint, dataplane, links, name=args.name, ctl_dir=args.ctl_dir, role=role)
     shims.append(shim)
     if args.record:
         holder.append(shim)

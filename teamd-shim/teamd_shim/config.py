@@ -10,6 +10,8 @@ import re
 import zlib
 from dataclasses import dataclass, field
 
+from .lacp import LagSettings, parse_mac
+
 LAG_NAME = re.compile(r"^PortChannel[0-9]{1,4}$")
 MAC = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
 DEFAULT_MTU = 9100
@@ -29,6 +31,16 @@ class LagConfig:
     members: tuple[str, ...] = ()
     # SONiC's LACP retry count (hld §13.7); 3 is plain LACP
     retry_count: int = 3
+
+    def lacp_settings(self) -> LagSettings:
+        """What of this entry the LACP core runs on; a change of it is a settings update."""
+        return LagSettings(
+            name=self.name, system=parse_mac(self.system), key=self.key,
+            fast_rate=self.fast_rate, min_links=self.min_links, admin_up=self.admin_up,
+            retry_count=self.retry_count,
+            # no 802.1AX aggregate wait, as stock teamd (hld §12): it turned a partner's
+            # identity change into a 2 s outage the partner saw; Lag.pop_intents nets out instead
+        )
 
 
 @dataclass

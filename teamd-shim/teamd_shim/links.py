@@ -1,7 +1,9 @@
-"""Member netdev state (exists, MAC, link up) from rtnetlink, watched from a thread.
+"""Netdev state (exists, MAC, link up, master, carrier) from rtnetlink, watched from a thread.
 
 pyroute2's sync IPRoute cannot be created inside a running asyncio loop, and a blocking netlink
-read must not stall LACP, so the watcher lives in its own thread and posts plain records.
+read must not stall LACP, so the watcher lives in its own thread and hands plain records to its
+subscribers: the shim (members) and the team backend (the team netdevs and their ports), one
+RTM_NEWLINK stream for both.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ IFF_LOWER_UP = 0x10000
 
 @dataclass(frozen=True)
 class LinkInfo:
-    """What the shim needs of a netdev; `up` means admin up with carrier (LACP may run)."""
+    """A netdev as RTM_NEWLINK tells it. `up` means admin up with carrier (LACP may run);
+    the team backend reads the rest (flags, carrier, mtu: the team netdev's kernel view)."""
 
     name: str
     ifindex: int
@@ -30,6 +33,9 @@ class LinkInfo:
     up: bool
     master: int = 0
     kind: str = ""
+    flags: int = 0
+    carrier: bool = False
+    mtu: int = 0
 
 
 def link_info(msg: Any) -> LinkInfo | None:
@@ -49,36 +55,54 @@ def link_info(msg: Any) -> LinkInfo | None:
         up=bool(flags & IFF_UP) and bool(flags & IFF_LOWER_UP),
         master=msg.get_attr("IFLA_MASTER") or 0,
         kind=kind,
+        flags=flags,
+        carrier=bool(msg.get_attr("IFLA_CARRIER")),
+        mtu=msg.get_attr("IFLA_MTU") or 0,
     )
 
 
-class LinkWatcher:
-    """Posts `on_links(full_table)` once, then `on_link(name, LinkInfo | None)` per change."""
+OnLinks = Callable[[dict[str, LinkInfo]], None]
+OnLink = Callable[[str, LinkInfo | None], None]
 
-    def __init__(
-        self,
-        on_links: Callable[[dict[str, LinkInfo]], None],
-        on_link: Callable[[str, LinkInfo | None], None],
-    ) -> None:
-        self._on_links = on_links
-        self._on_link = on_link
+
+class LinkWatcher:
+    """The process's one rtnetlink link watcher; every part that needs netdevs subscribes.
+
+    A subscriber gets `on_links(full_table)` once (at once if the first dump is done, else
+    when it is), then `on_link(name, LinkInfo | None)` per change, all in the watcher thread:
+    a subscriber on an event loop posts them there itself. Subscribing under the lock that
+    dispatch holds means no change falls between the table and the first event.
+    """
+
+    def __init__(self) -> None:
         self._thread = threading.Thread(target=self._run, name="links", daemon=True)
-        self._stop = False
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._subs: list[tuple[OnLinks, OnLink]] = []
+        self._table: dict[str, LinkInfo] | None = None  # None until the first dump
         self._names: dict[int, str] = {}
+        self.ready = threading.Event()
+
+    def subscribe(self, on_links: OnLinks, on_link: OnLink) -> None:
+        with self._lock:
+            self._subs.append((on_links, on_link))
+            if self._table is not None:
+                on_links(dict(self._table))
 
     def start(self) -> None:
-        self._thread.start()
+        if not self._thread.is_alive() and not self._stop.is_set():
+            self._thread.start()
 
     def stop(self) -> None:
-        self._stop = True
+        self._stop.set()
 
     def _run(self) -> None:
-        while not self._stop:
+        while not self._stop.is_set():
             try:
                 self._session()
             except Exception:
                 log.exception("link watcher failed; restarting in 1 s")
-                threading.Event().wait(1.0)
+                self._stop.wait(1.0)
 
     def _session(self) -> None:
         with IPRoute() as mon:
@@ -89,9 +113,13 @@ class LinkWatcher:
                     info = link_info(m)
                     if info:
                         table[info.name] = info
-                        self._names[info.ifindex] = info.name
-            self._on_links(table)
-            while not self._stop:
+            with self._lock:
+                self._table = dict(table)
+                self._names = {i.ifindex: i.name for i in table.values()}
+                for on_links, _ in self._subs:
+                    on_links(dict(table))
+            self.ready.set()
+            while not self._stop.is_set():
                 for m in mon.get():
                     ev = m.get("event")
                     if ev == "RTM_NEWLINK":
@@ -99,10 +127,23 @@ class LinkWatcher:
                         if info:
                             old = self._names.get(info.ifindex)
                             if old and old != info.name:
-                                self._on_link(old, None)
+                                self._emit(old, None)
                             self._names[info.ifindex] = info.name
-                            self._on_link(info.name, info)
+                            self._emit(info.name, info)
                     elif ev == "RTM_DELLINK":
                         name = self._names.pop(m["index"], None) or m.get_attr("IFLA_IFNAME")
                         if name:
-                            self._on_link(name, None)
+                            self._emit(name, None)
+
+    def _emit(self, name: str, info: LinkInfo | None) -> None:
+        with self._lock:
+            assert self._table is not None
+            if info is None:
+                self._table.pop(name, None)
+            else:
+                self._table[name] = info
+            for _, on_link in self._subs:
+                try:
+                    on_link(name, info)
+                except Exception:  # one subscriber's bug must not starve the others
+                    log.exception("link event %s: a subscriber failed", name)

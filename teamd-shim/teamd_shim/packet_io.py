@@ -3,6 +3,11 @@
 Each port's socket fails alone: ENETDOWN on one member (link down) or a vanished netdev never
 stops the others (hld §13.3). Several processes may hold such sockets on
 the same port and each receives every PDU, which is what lets a standby listen beside the active.
+
+Every frame comes with the kernel's receive stamp (SO_TIMESTAMPNS). The kernel stamps an skb
+once, before it is handed to the packet sockets, so the active's copy and the standby's copy of
+one PDU carry the same stamp: that is the replay cut of a handover (hld §7, "The replay cut"),
+exact whatever either process was doing when it read the frame.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ log = logging.getLogger(__name__)
 SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1
 PACKET_MR_MULTICAST = 0
+SO_TIMESTAMPNS = 35  # = SCM_TIMESTAMPNS, asm-generic/socket.h (x86, arm)
+TIMESPEC = struct.Struct("qq")
 SLOW_PROTOCOLS_MAC = bytes.fromhex("0180c2000002")
 
 
@@ -32,8 +39,6 @@ class PortSocket:
         self.name = name
         self.ifindex = ifindex
         self.sock: socket.socket | None = None
-        self.tx_errors = 0
-        self.rx_errors = 0
         self._last_err_log = 0.0
 
     def open(self) -> socket.socket:
@@ -42,6 +47,7 @@ class PortSocket:
             s.bind((self.name, ETH_P_SLOW))
             mreq = struct.pack("iHH8s", self.ifindex, PACKET_MR_MULTICAST, 6, SLOW_PROTOCOLS_MAC)
             s.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
+            s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             s.setblocking(False)
         except OSError:
             s.close()
@@ -62,11 +68,24 @@ class PortSocket:
             log.warning("%s: %s failed: %s", self.name, what, err)
 
 
+def kernel_stamp(ancdata: list[tuple[int, int, bytes]]) -> int:
+    """The SCM_TIMESTAMPNS of a recvmsg, in ns (CLOCK_REALTIME); 0 if the kernel gave none."""
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= TIMESPEC.size:
+            sec, nsec = TIMESPEC.unpack_from(data)
+            return sec * 1_000_000_000 + nsec
+    return 0
+
+
+ANC_SIZE = socket.CMSG_SPACE(TIMESPEC.size)
+
+
 class PacketIO:
-    """Owns the member sockets; calls `on_frame(port, frame, now)` for every received PDU."""
+    """Owns the member sockets; calls `on_frame(port, frame, now, stamp)` for every received
+    PDU (`now`: monotonic, when read; `stamp`: the kernel's receive stamp, see above)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop,
-                 on_frame: Callable[[str, bytes, float], None]) -> None:
+                 on_frame: Callable[[str, bytes, float, int], None]) -> None:
         self._loop = loop
         self._on_frame = on_frame
         self.ports: dict[str, PortSocket] = {}
@@ -102,7 +121,6 @@ class PacketIO:
             ps.sock.send(frame)
             return True
         except OSError as e:
-            ps.tx_errors += 1
             ps.note_error("send", e)
             return False
 
@@ -112,14 +130,13 @@ class PacketIO:
             return
         for _ in range(64):  # bounded, so one busy port cannot starve the loop
             try:
-                frame = sock.recv(2048)
+                frame, anc, _flags, _addr = sock.recvmsg(2048, ANC_SIZE)
             except BlockingIOError:
                 return
             except OSError as e:
-                ps.rx_errors += 1
                 if e.errno not in (errno.ENETDOWN, errno.EAGAIN):
                     ps.note_error("recv", e)
                 if e.errno in (errno.ENXIO, errno.ENODEV):
                     self.remove(ps.name)
                 return
-            self._on_frame(ps.name, frame, time.monotonic())
+            self._on_frame(ps.name, frame, time.monotonic(), kernel_stamp(anc))

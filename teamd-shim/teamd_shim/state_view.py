@@ -7,10 +7,10 @@ dump`, tlm_teamd-style STATE_DB fields and teamsyncd-style APPL_DB fields can ne
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from .config import LagConfig
+from .dataplane.base import TeamDevice
 from .lacp import Lag
 from .lacp.port import COUNTERS, ERROR_COUNTERS
 from .links import LinkInfo
@@ -45,17 +45,6 @@ LAG_PATHS = (
     "team_device.ifinfo.dev_addr",
     "team_device.ifinfo.ifindex",
 )
-
-
-@dataclass(frozen=True)
-class TeamDevice:
-    """The LAG netdev as the dataplane backend knows it (ifindex 0 when there is none)."""
-
-    ifindex: int
-    dev_addr: str
-    admin_up: bool
-    oper_up: bool
-    mtu: int
 
 
 def _s(v: Any) -> str:

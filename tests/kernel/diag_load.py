@@ -49,7 +49,9 @@ def main() -> int:
             "import": "import teamd_shim.cli, teamd_shim.daemon, teamd_shim.dataplane.team",
             "import+TeamDataplane": "import teamd_shim.cli, teamd_shim.daemon\n"
                                     "from teamd_shim.dataplane.team import TeamDataplane\n"
-                                    "import time; t = time.monotonic(); d = TeamDataplane()\n"
+                                    "from teamd_shim.links import LinkWatcher\n"
+                                    "import time; t = time.monotonic()\n"
+                                    "d = TeamDataplane(LinkWatcher())\n"
                                     "print(f'TeamDataplane() {time.monotonic() - t:.1f} s')",
         }
         for phase in ("idle", "observed"):

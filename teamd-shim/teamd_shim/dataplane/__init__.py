@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from ..links import LinkWatcher
 from .base import Dataplane, NullDataplane
 from .recording import RecordingDataplane
 
@@ -22,7 +23,8 @@ CHOICES = ("auto", "team", "appdb")
 NO_TEAM_MSG = "no kernel team driver: running without a kernel LAG (APPL_DB/STATE_DB only)"
 
 
-def make_dataplane(kind: str, on_change: Callable[[str], None] | None = None) -> Dataplane:
+def make_dataplane(kind: str, links: LinkWatcher,
+                   on_change: Callable[[str], None] | None = None) -> Dataplane:
     """`auto`: team when the kernel has the driver, else appdb (said once, at start).
 
     pyroute2 is imported only here, so `appdb` never pays for it. Must run outside a running
@@ -38,7 +40,7 @@ def make_dataplane(kind: str, on_change: Callable[[str], None] | None = None) ->
                                "netlink family `team` is missing; `modprobe team`?)")
         log.warning(NO_TEAM_MSG)
         return NullDataplane()
-    return TeamDataplane(on_change)
+    return TeamDataplane(links, on_change)
 
 
 __all__ = ["CHOICES", "Dataplane", "NullDataplane", "RecordingDataplane", "make_dataplane"]

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from ..config import LagConfig
-    from ..state_view import TeamDevice
+
+
+@dataclass(frozen=True)
+class TeamDevice:
+    """The LAG netdev as the dataplane backend knows it (ifindex 0 when there is none)."""
+
+    ifindex: int
+    dev_addr: str
+    admin_up: bool
+    oper_up: bool
+    mtu: int
 
 
 class Dataplane(Protocol):

@@ -16,7 +16,7 @@ from .base import Dataplane
 
 if TYPE_CHECKING:
     from ..config import LagConfig
-    from ..state_view import TeamDevice
+    from .base import TeamDevice
 
 
 class RecordingDataplane:

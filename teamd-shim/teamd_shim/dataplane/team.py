@@ -15,8 +15,8 @@ What is written, and when (hld/teamd-hitless-hld.md, "team backend"):
 
 pyroute2's sync sockets run their own event loop and cannot be used from the thread of a
 running asyncio loop, and a netlink round trip must never delay a PDU. So every write is queued
-to one worker thread (in call order) and every read is served from caches that two watcher
-threads keep current: RTM_NEWLINK/RTM_DELLINK (devices, ports, carrier) and the team
+to one worker thread (in call order) and every read is served from caches kept current by the
+process's one rtnetlink link watcher (links.py: devices, ports, carrier) and by a thread on the team
 `change_event` multicast group (per-port `enabled`). Errors are logged with what failed and what
 was kept; one port's failure never raises into the LACP loop.
 """
@@ -28,7 +28,6 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pyroute2 import IPRoute
@@ -36,7 +35,8 @@ from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST
 from pyroute2.netlink.rtnl import RTM_SETLINK
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
-from ..state_view import TeamDevice
+from ..links import IFF_LOWER_UP, IFF_UP, LinkInfo, LinkWatcher, link_info
+from .base import TeamDevice
 from .teamnl import TeamNL
 
 if TYPE_CHECKING:
@@ -44,45 +44,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-IFF_UP = 0x1
-IFF_LOWER_UP = 0x10000
 TEAM_MODE = "loadbalance"  # what teamd's LACP runner sets (teamd_runner_lacp.c)
 INIT_TIMEOUT_S = 10.0
 CLOSE_TIMEOUT_S = 5.0
-
-
-@dataclass(frozen=True)
-class Link:
-    """What the backend keeps of a netdev from RTM_NEWLINK."""
-
-    ifindex: int
-    name: str
-    kind: str
-    master: int
-    flags: int
-    carrier: bool
-    mtu: int
-    address: str
-
-
-def _link(msg: Any) -> Link | None:
-    name = msg.get_attr("IFLA_IFNAME")
-    if not name:
-        return None
-    kind = ""
-    info = msg.get_attr("IFLA_LINKINFO")
-    if info is not None:
-        kind = info.get_attr("IFLA_INFO_KIND") or ""
-    return Link(
-        ifindex=msg["index"],
-        name=name,
-        kind=kind,
-        master=msg.get_attr("IFLA_MASTER") or 0,
-        flags=msg["flags"],
-        carrier=bool(msg.get_attr("IFLA_CARRIER")),
-        mtu=msg.get_attr("IFLA_MTU") or 0,
-        address=(msg.get_attr("IFLA_ADDRESS") or "00:00:00:00:00:00").lower(),
-    )
 
 
 def set_carrier(ipr: IPRoute, ifindex: int, up: bool) -> None:
@@ -113,10 +77,11 @@ class TeamDataplane:
 
     name = "team"
 
-    def __init__(self, on_change: Callable[[str], None] | None = None) -> None:
+    def __init__(self, links: LinkWatcher, on_change: Callable[[str], None] | None = None
+                 ) -> None:
         self._on_change = on_change or (lambda lag: None)
         self._lock = threading.Lock()
-        self._links: dict[int, Link] = {}
+        self._links: dict[int, LinkInfo] = {}
         self._byname: dict[str, int] = {}
         self._enabled: dict[tuple[int, int], bool] = {}  # (team ifindex, port ifindex)
         self._ops: queue.Queue[tuple[str, Callable[..., None], tuple[Any, ...]] | None] = (
@@ -125,9 +90,10 @@ class TeamDataplane:
         self._ready = {"links": threading.Event(), "options": threading.Event()}
         self._threads = [
             threading.Thread(target=self._worker, name="team-writer", daemon=True),
-            threading.Thread(target=self._watch_links, name="team-rtnl", daemon=True),
             threading.Thread(target=self._watch_options, name="team-genl", daemon=True),
         ]
+        links.subscribe(self._on_links, self._on_link)  # the process's one rtnetlink watcher
+        links.start()
         for t in self._threads[1:]:
             t.start()
         for what, ev in self._ready.items():
@@ -137,7 +103,7 @@ class TeamDataplane:
         self._threads[0].start()
 
     # ---- reads (any thread) ----------------------------------------------------------------
-    def _lookup(self, name: str) -> Link | None:
+    def _lookup(self, name: str) -> LinkInfo | None:
         with self._lock:
             idx = self._byname.get(name)
             return self._links.get(idx) if idx is not None else None
@@ -146,7 +112,7 @@ class TeamDataplane:
         link = self._lookup(lag)
         if link is None or link.kind != "team":
             return None
-        return TeamDevice(ifindex=link.ifindex, dev_addr=link.address,
+        return TeamDevice(ifindex=link.ifindex, dev_addr=link.mac,
                           admin_up=bool(link.flags & IFF_UP),
                           oper_up=bool(link.flags & IFF_LOWER_UP), mtu=link.mtu)
 
@@ -241,13 +207,13 @@ class TeamDataplane:
                 except Exception:
                     pass
 
-    def _need(self, name: str, what: str) -> Link:
+    def _need(self, name: str, what: str) -> LinkInfo:
         link = self._lookup(name)
         if link is None:
             raise LookupError(f"netdev {name} does not exist ({what})")
         return link
 
-    def _fresh(self, ipr: IPRoute, name: str) -> Link | None:
+    def _fresh(self, ipr: IPRoute, name: str) -> LinkInfo | None:
         """Read one link now (the cache may lag our own last write by an event)."""
         try:
             msgs = ipr.link("get", ifname=name)
@@ -255,7 +221,7 @@ class TeamDataplane:
             if getattr(e, "code", None) == errno.ENODEV:
                 return None
             raise
-        link = _link(msgs[0])
+        link = link_info(msgs[0])
         if link is not None:
             self._store_link(link)
         return link
@@ -307,13 +273,13 @@ class TeamDataplane:
             self._set_team_mac(ipr, lag, team, p)  # while down: not every driver takes it live
             ipr.link("set", index=p.ifindex, state="up")
             log.info("%s: %s enslaved", lag, port)
-        elif p.address != team.address:
+        elif p.mac != team.mac:
             self._set_team_mac(ipr, lag, team, p)
         # a new port starts enabled; the LACP runner disables it until selected (teamd does too)
         nl.set_port_enabled(team.ifindex, p.ifindex, False)
         self._store_enabled(team.ifindex, p.ifindex, False)
 
-    def _set_team_mac(self, ipr: IPRoute, lag: str, team: Link, p: Link) -> None:
+    def _set_team_mac(self, ipr: IPRoute, lag: str, team: LinkInfo, p: LinkInfo) -> None:
         """The port takes the team's MAC, as teamd's LACP runner does (lacp_port_set_mac).
 
         Frames for the team (ARP replies, unicast) carry the team MAC; the port's receive path
@@ -321,13 +287,13 @@ class TeamDataplane:
         sees them, so with another MAC they are PACKET_OTHERHOST and IP/ARP drop them. The
         kernel gives the port its own MAC back when it is released (team_port_del).
         """
-        if p.address == team.address:
+        if p.mac == team.mac:
             return
         try:
-            ipr.link("set", index=p.ifindex, address=team.address)
+            ipr.link("set", index=p.ifindex, address=team.mac)
         except Exception as e:
             log.error("%s: %s keeps MAC %s, not the team's %s (%s): traffic to the team "
-                      "arriving on it will be dropped", lag, p.name, p.address, team.address, e)
+                      "arriving on it will be dropped", lag, p.name, p.mac, team.mac, e)
 
     def _do_port_enabled(self, ipr: IPRoute, nl: TeamNL, lag: str, port: str,
                          enabled: bool) -> None:
@@ -355,7 +321,7 @@ class TeamDataplane:
         log.info("%s: team netdev deleted", lag)
 
     # ---- caches and watchers ---------------------------------------------------------------
-    def _store_link(self, link: Link) -> str | None:
+    def _store_link(self, link: LinkInfo) -> str | None:
         """Update the cache; returns the LAG name whose kernel view changed, if any."""
         with self._lock:
             old = self._links.get(link.ifindex)
@@ -364,8 +330,8 @@ class TeamDataplane:
             self._links[link.ifindex] = link
             self._byname[link.name] = link.ifindex
             if link.kind == "team":
-                if old is None or (old.flags, old.carrier, old.mtu, old.address) != (
-                        link.flags, link.carrier, link.mtu, link.address):
+                if old is None or (old.flags, old.carrier, old.mtu, old.mac) != (
+                        link.flags, link.carrier, link.mtu, link.mac):
                     return link.name
             elif old is None or old.master != link.master:
                 for idx in {link.master, old.master if old else 0} - {0}:
@@ -391,29 +357,21 @@ class TeamDataplane:
             except Exception as e:
                 log.debug("on_change(%s): %s", lag, e)
 
-    def _watch_links(self) -> None:
-        while not self._stop.is_set():
-            try:
-                with IPRoute() as mon:
-                    mon.bind()
-                    with IPRoute() as ipr:
-                        for m in ipr.link("dump"):
-                            link = _link(m)
-                            if link is not None:
-                                self._store_link(link)
-                    self._ready["links"].set()
-                    while not self._stop.is_set():
-                        for m in mon.get():
-                            ev = m.get("event")
-                            if ev == "RTM_NEWLINK":
-                                link = _link(m)
-                                if link is not None:
-                                    self._notify(self._store_link(link))
-                            elif ev == "RTM_DELLINK":
-                                self._notify(self._drop_link(m["index"]))
-            except Exception:
-                log.exception("team dataplane: rtnetlink watcher failed; restarting in 1 s")
-                self._stop.wait(1.0)
+    def _on_links(self, table: dict[str, LinkInfo]) -> None:
+        """The link watcher's full table (its thread): at start, and after it reconnected."""
+        for link in table.values():
+            self._store_link(link)
+        self._ready["links"].set()
+
+    def _on_link(self, name: str, link: LinkInfo | None) -> None:
+        """One RTM_NEWLINK / RTM_DELLINK from the link watcher (its thread)."""
+        if link is not None:
+            self._notify(self._store_link(link))
+            return
+        with self._lock:
+            idx = self._byname.get(name)
+        if idx is not None:
+            self._notify(self._drop_link(idx))
 
     def _drop_link(self, ifindex: int) -> str | None:
         with self._lock:

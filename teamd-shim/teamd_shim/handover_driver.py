@@ -1,17 +1,14 @@
-"""Roles of a shim instance and the handover between two of them (hld §6-§7).
+"""The handover driver: the Redis and thread side of the role machine (hld §6-§7).
 
-active   transmits and owns the dataplane (holds the ownership epoch)
-standby  receives and shadows the active's published state; sends nothing, writes nothing
-yielded  hands over a final snapshot; writes nothing; still hot, resumes if nobody takes over,
-         and keeps its scheduled PDUs going until it knows another instance holds the epoch
-retired  handed over; exits without touching anything
+The role machine (role_machine.py) decides; this module executes: it feeds it events and
+deadlines, runs the effects it returns against Redis (worker threads) and the LAG runner (the
+event loop), publishes snapshots and the instance record, follows the active as a standby, and
+takes over. Every method runs on the shim's event loop unless it says it is a thread.
 
 The handover is phase-continuous: on yield every port gets one PDU now (teamd's SIGUSR1
 "refresh"), so each port's next PDU is due one full period later; the new owner restores the
 final snapshot, whose deadlines are absolute CLOCK_MONOTONIC times, and simply keeps that
 schedule. Nothing says goodbye, no link or kernel object is touched.
-
-Kept out of daemon.py so the LACP loop stays readable; mixed into `Shim`.
 """
 
 from __future__ import annotations
@@ -23,49 +20,41 @@ import os
 import sys
 import threading
 import time
-from collections import deque
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import redis
 
 from . import __version__
 from .contract import HandedFrom, InstanceInfo
 from .identity import container_id, host_id, pid_namespace
-from .lacp import Lag, PduError, PortInfo, decode_frame
-from .ownership import (
-    OWNER_KEY,
-    Owner,
-    OwnershipError,
-    OwnerStore,
-    instance_alive,
-    netns_id,
-    proc_starttime,
-)
-from .publisher import Target
+from .lacp import PduError, PortInfo, decode_frame
+from .lag_runner import LagRunner
+from .ownership import OWNER_KEY, Owner, OwnershipError, OwnerStore, netns_id, proc_starttime
+from .publisher import Publisher, Target
+from .replay import RX_KEEP_S, RxLog, restore
 from .role_machine import (
     AUTO_RESUME_S,
     RETIRE_WHEN_SUPERSEDED_S,
+    SHADOW_LEASE_S,
     CompareAndSetSelf,
+    Confirmed,
     Effect,
     Event,
     Exit,
     IllegalTransition,
+    PublishShadow,
     ResumeLocal,
     Role,
     RoleMachine,
 )
 
-if TYPE_CHECKING:
-    from .running_lag import RunningLag
-
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-SHADOW_EVERY_S = 0.5  # how often the active publishes its state while a standby shadows
-SHADOW_LEASE_S = 30.0  # shadow publishing stops unless renewed
 FOLLOW_EVERY_S = 0.25  # how often a standby reads the active's published state
 SNAPSHOT_FRESH_S = 2.0  # a standby is READY only on a snapshot younger than this
-RX_KEEP_S = 3.0  # received frames kept by a standby, replayed after a snapshot
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 # owner record forward to (ARGV[1], ARGV[2]) only if its epoch is lower (never backwards)
 OWNER_FORWARD_LUA = """
@@ -76,61 +65,42 @@ return 1
 """
 
 
-class RolesMixin:
-    """Handover state and steps of `Shim`; every method runs on the shim's event loop."""
+class HandoverDriver:
+    """Drives one instance's role machine; see the module docstring."""
 
-    # provided by Shim
-    name: str
-    rm: RoleMachine  # the role, the epoch and the role deadlines (role_machine.py)
-    lags: dict[str, RunningLag]
-    store: OwnerStore
-    _loop: asyncio.AbstractEventLoop | None
-
-    # ---- the role machine's state, read through ----------------------------------------
-    @property
-    def role(self) -> Role:
-        return self.rm.role
-
-    @property
-    def epoch(self) -> int | None:
-        return self.rm.epoch
-
-    @epoch.setter
-    def epoch(self, value: int | None) -> None:
-        self.rm.epoch = value  # claimed at start-up: not a role change
-
-    @property
-    def yielded_at(self) -> float | None:
-        return self.rm.yielded_at
-
-    @property
-    def final_written(self) -> bool:
-        return self.rm.final_written
-
-    @property
-    def superseded(self) -> bool:
-        return self.rm.superseded
-
-    def _roles_init(self) -> None:
-        self.shadow_until = 0.0
-        self._shadow_handle: asyncio.TimerHandle | None = None
-        self._rx_log: deque[tuple[str, bytes, float]] = deque()
+    def __init__(self, name: str, rm: RoleMachine, store: OwnerStore, publisher: Publisher,
+                 runner: LagRunner, *, on_exit: Callable[[], None]) -> None:
+        self.name = name
+        self.rm = rm
+        self.store = store
+        self.publisher = publisher
+        self.runner = runner
+        self._on_exit = on_exit
+        self.ctl_path = ""  # the control socket, for the instance record
+        self.rx = RxLog()
         self.ready = False
         self.ready_detail = "no snapshot from the active yet"
-        self.snapshot_meta: dict[str, Any] = {}
+        self.takeover_error = ""
+        self.handed_from: HandedFrom | None = None
         self._yield_snapshot: dict[str, dict[str, Any]] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
-        self.takeover_at: float | None = None
-        self.takeover_error = ""
-        self.first_tx: dict[str, float] = {}
-        self._awaiting_tx: set[str] = set()
-        self.confirmed = False
-        self.handed_from: HandedFrom | None = None
         self._follow_stop = threading.Event()
         self._role_timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        runner.on_rx = self.note_rx
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def stop(self) -> None:
+        self._follow_stop.set()
+        if self._role_timer is not None:
+            self._role_timer.cancel()
+            self._role_timer = None
 
     # ---- registration ----------------------------------------------------------------------
     def instance_record(self) -> dict[str, str]:
+        rm = self.rm
         return {
             "pid": str(os.getpid()),
             "starttime": str(proc_starttime(os.getpid()) or ""),
@@ -140,22 +110,27 @@ class RolesMixin:
             "argv": json.dumps(sys.argv),
             "netns": netns_id(),
             "version": __version__,
-            "role": self.role,
-            "epoch": "" if self.epoch is None else str(self.epoch),
-            "ctl": self.control.path if self.control else "",  # type: ignore[attr-defined]
+            "role": rm.role,
+            "epoch": "" if rm.epoch is None else str(rm.epoch),
+            "ctl": self.ctl_path,
             "heartbeat": f"{time.time():.3f}",
             "ready": "true" if self.ready else "false",
             "ready_detail": self.ready_detail,
-            "confirmed": "true" if self.confirmed else "false",
+            "confirmed": "true" if rm.confirmed else "false",
         }
 
-    def _heartbeat(self) -> None:
-        self.publisher.put(Target("STATE_DB", "TEAMD_SHIM_INSTANCE", self.name),  # type: ignore[attr-defined]
+    def heartbeat(self) -> None:
+        """Every second until retired: the instance record, and the owner record kept."""
+        self._put_instance_record()
+        rm = self.rm
+        if self._loop is not None and rm.role is Role.ACTIVE and rm.epoch is not None:
+            self._loop.run_in_executor(None, self._keep_owner_record, rm.epoch)
+        if self._loop is not None and rm.role is not Role.RETIRED:
+            self._loop.call_later(1.0, self.heartbeat)
+
+    def _put_instance_record(self) -> None:
+        self.publisher.put(Target("STATE_DB", "TEAMD_SHIM_INSTANCE", self.name),
                            self.instance_record())
-        if self._loop is not None and self.role == "active" and self.epoch is not None:
-            self._loop.run_in_executor(None, self._keep_owner_record, self.epoch)
-        if self._loop is not None and self.role != "retired":
-            self._loop.call_later(1.0, self._heartbeat)
 
     def _keep_owner_record(self, epoch: int) -> None:
         """A Redis restarted empty or from an older dump has lost our epoch, and every fenced
@@ -166,21 +141,23 @@ class RolesMixin:
                                      f"{time.time():.3f}"):
                 log.warning("%s: the owner record was behind our epoch %d (redis lost it); "
                             "restored", self.name, epoch)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
+        except REDIS_DOWN as e:
             log.debug("%s: owner record not checked (redis down, next heartbeat tries "
                       "again): %s", self.name, e)
         except Exception:
             log.exception("%s: owner record check failed", self.name)
 
     def info_record(self) -> InstanceInfo:
+        rm, lags = self.rm, self.runner.lags
+        c = rm.confirmation
         return InstanceInfo(
-            name=self.name, role=self.role.value, epoch=self.epoch, pid=os.getpid(),
+            name=self.name, role=rm.role.value, epoch=rm.epoch, pid=os.getpid(),
             pidns=pid_namespace(), ready=self.ready, ready_detail=self.ready_detail,
-            final_written=self.final_written, yielded_at=self.yielded_at,
-            takeover_at=self.takeover_at, takeover_error=self.takeover_error,
-            confirmed=self.confirmed, first_tx=dict(self.first_tx),
-            handed_from=self.handed_from, lags=tuple(sorted(self.lags)),
-            ports_by_lag={n: tuple(r.lacp.ports) for n, r in self.lags.items()},
+            final_written=rm.final_written, yielded_at=rm.yielded_at,
+            takeover_at=rm.takeover_at, takeover_error=self.takeover_error,
+            confirmed=rm.confirmed, first_tx=dict(c.first_tx) if c else {},
+            handed_from=self.handed_from, lags=tuple(sorted(lags)),
+            ports_by_lag={n: tuple(r.lacp.ports) for n, r in lags.items()},
         )
 
     def info(self) -> dict[str, Any]:
@@ -194,72 +171,52 @@ class RolesMixin:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _blocking(self, fn: Any, *args: Any) -> Any:
+    async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
         assert self._loop is not None
         return await self._loop.run_in_executor(None, fn, *args)
 
     async def claim_ownership(self) -> bool:
         """An active at start-up: take the epoch unless a live instance holds it."""
-        import redis as _redis
-
         delay = 0.1
         while True:
             try:
-                won: Owner = await self._blocking(self.store.claim, self.name)
-                self.epoch = won.epoch
-                log.info("%s: owner of the LAGs at epoch %d", self.name, won.epoch)
-                return True
+                won: Owner = await self.blocking(self.store.claim, self.name)
             except OwnershipError as e:
                 log.error("%s: %s", self.name, e)
                 return False
-            except (_redis.exceptions.ConnectionError, _redis.exceptions.TimeoutError) as e:
+            except REDIS_DOWN as e:
                 log.warning("%s: waiting for redis to claim ownership: %s", self.name, e)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
-
-    # ---- active: shadow publishing ---------------------------------------------------------
-    def request_shadow(self, seconds: float = SHADOW_LEASE_S) -> None:
-        """A standby is following: publish our state every SHADOW_EVERY_S for `seconds`."""
-        self.shadow_until = time.monotonic() + seconds
-        if self._shadow_handle is None:
-            self._publish_shadow()
-
-    def lacp_snapshot(self) -> dict[str, dict[str, Any]]:
-        return {name: r.lacp.to_dict() for name, r in self.lags.items()}
-
-    def _publish_shadow(self) -> None:
-        self._shadow_handle = None
-        if self.role != "active" or time.monotonic() > self.shadow_until:
-            return
-        meta = {"epoch": self.epoch, "t": time.monotonic(), "final": False, "owner": self.name}
-        fields = {lag: json.dumps(d, separators=(",", ":"))
-                  for lag, d in self.lacp_snapshot().items()}
-        fields["_meta"] = json.dumps(meta)
-        self.publisher.put(Target("STATE_DB", "TEAMD_SHIM_STATE", self.name), fields)  # type: ignore[attr-defined]
-        assert self._loop is not None
-        self._shadow_handle = self._loop.call_later(SHADOW_EVERY_S, self._publish_shadow)
+                continue
+            self.rm.epoch = won.epoch  # claimed at start-up: not a role change
+            log.info("%s: owner of the LAGs at epoch %d", self.name, won.epoch)
+            return True
 
     # ---- driving the role machine --------------------------------------------------------
-    def _handle(self, event: Event, *, epoch: int | None = None) -> list[Effect]:
+    def handle(self, event: Event, *, epoch: int | None = None,
+               ports: frozenset[str] = frozenset()) -> list[Effect]:
         """Feed the role machine one event, log a role change, re-arm its deadline, run what
         it asks for. An event its table has no row for is refused (OwnershipError)."""
         before = self.rm.role
         try:
-            effects = self.rm.handle(event, time.monotonic(), epoch=epoch)
+            effects = self.rm.handle(event, time.monotonic(), epoch=epoch, ports=ports)
         except IllegalTransition as e:
             raise OwnershipError(str(e)) from None
         if self.rm.role is not before:
             log.info("%s: role %s -> %s (%s, epoch %s)", self.name, before.value,
                      self.rm.role.value, event.value, self.rm.epoch)
         self._arm_role_timer()
-        self._run_effects(effects)
+        self.run_effects(effects)
         return effects
 
     def _arm_role_timer(self) -> None:
+        deadline = self.rm.next_deadline()
         if self._role_timer is not None:
+            if deadline is not None and self._role_timer.when() == deadline:
+                return
             self._role_timer.cancel()
             self._role_timer = None
-        deadline = self.rm.next_deadline()
         if deadline is not None and self._loop is not None:
             self._role_timer = self._loop.call_at(deadline, self._on_role_timer)
 
@@ -267,89 +224,103 @@ class RolesMixin:
         self._role_timer = None
         effects = self.rm.on_timer(time.monotonic())
         self._arm_role_timer()
-        self._run_effects(effects)
+        self.run_effects(effects)
 
-    def _run_effects(self, effects: list[Effect]) -> None:
+    def run_effects(self, effects: list[Effect]) -> None:
         for effect in effects:
             if isinstance(effect, CompareAndSetSelf):
                 self.spawn(self._auto_resume(effect.epoch))
             elif isinstance(effect, ResumeLocal):
                 self._resume_local()
+            elif isinstance(effect, PublishShadow):
+                self._publish_shadow()
+            elif isinstance(effect, Confirmed):
+                self._confirmed()
             elif isinstance(effect, Exit):
                 log.info("%s: retiring", self.name)
-                self._stopping.set()  # type: ignore[attr-defined]
+                self._on_exit()
+
+    # ---- active: shadow publishing ---------------------------------------------------------
+    def request_shadow(self, seconds: float = SHADOW_LEASE_S) -> None:
+        """A standby is following: publish our state every SHADOW_EVERY_S for `seconds`."""
+        self.run_effects(self.rm.request_shadow(time.monotonic(), seconds))
+        self._arm_role_timer()
+
+    def _snapshot_meta(self, now: float, final: bool) -> dict[str, Any]:
+        """`rx_cut`: the replay cut (replay.py), taken with the LACP state, in one loop step."""
+        return {"epoch": self.rm.epoch, "t": now, "final": final, "owner": self.name,
+                "rx_cut": dict(self.runner.rx_cut)}
+
+    def _publish_shadow(self) -> None:
+        fields = {lag: json.dumps(d, separators=(",", ":"))
+                  for lag, d in self.runner.lacp_snapshot().items()}
+        fields["_meta"] = json.dumps(self._snapshot_meta(time.monotonic(), final=False))
+        self.publisher.put(Target("STATE_DB", "TEAMD_SHIM_STATE", self.name), fields)
 
     # ---- active -> yielded -----------------------------------------------------------------
     async def do_yield(self) -> dict[str, Any]:
         """SIGUSR1: refresh every port, stop transmitting, hand over a final snapshot."""
-        if self.role is not Role.ACTIVE:
-            raise OwnershipError(f"cannot yield: role is {self.role}")
+        if self.rm.role is not Role.ACTIVE:
+            raise OwnershipError(f"cannot yield: role is {self.rm.role}")
         now = time.monotonic()
-        for running in self.lags.values():
-            for port, frame in running.lacp.refresh(now):
-                if not self.io.send(port, frame):  # type: ignore[attr-defined]
-                    running.lacp.send_failed(port, frame, now)
-            self._apply_intents(running)  # type: ignore[attr-defined]
-        self._handle(Event.YIELD)
-        meta = {"epoch": self.epoch, "t": now, "final": True, "owner": self.name}
-        snap = self.lacp_snapshot()
+        self.runner.refresh_all(now)
+        self.handle(Event.YIELD)
+        meta = self._snapshot_meta(now, final=True)
+        snap = self.runner.lacp_snapshot()
         self._yield_snapshot = snap  # a rollback applies config changed since (_resume_local)
         try:
-            await self._blocking(self.store.write_final, self.name, snap, meta)
+            await self.blocking(self.store.write_final, self.name, snap, meta)
         except Exception as e:
             log.error("%s: final snapshot not written (%s); resuming, nothing handed over",
                       self.name, e)
-            self._handle(Event.FINAL_FAILED)
+            self.handle(Event.FINAL_FAILED)
             raise OwnershipError(f"yield failed: final snapshot not written: {e}") from None
-        if self.role is not Role.YIELDED:  # resumed meanwhile (a forced rollback)
+        if not self.rm.is_in(Role.YIELDED):  # resumed while we waited (a forced rollback)
             return self.info()
-        self._handle(Event.FINAL_WRITTEN)  # arms the auto-resume deadline
+        self.handle(Event.FINAL_WRITTEN)  # arms the auto-resume deadline
         log.info("%s: yielded at epoch %s; final snapshot of %d LAG(s) written", self.name,
-                 self.epoch, len(snap))
+                 self.rm.epoch, len(snap))
         return self.info()
 
     def _resume_local(self) -> None:
         """Owner again (the role machine already says so): write what changed meanwhile."""
         self._apply_config_changed_meanwhile(self._yield_snapshot)
-        for running in self.lags.values():
-            self._sync_dataplane(running)  # type: ignore[attr-defined]
-        now = time.monotonic()
-        for running in self.lags.values():
-            self._service(running, now)  # type: ignore[attr-defined]
-            self._dirty.add(running.cfg.name)  # type: ignore[attr-defined]
+        self.runner.sync_dataplane()
+        self.runner.service_all(time.monotonic())
 
     async def _auto_resume(self, epoch: int) -> None:
         """The machine's auto-resume deadline: nobody confirmed a takeover; try to take the
         epoch back. Redis not answering leaves us yielded, periodic PDUs going."""
         try:
-            won = await self._blocking(self.store.cas, epoch, self.name, self.name)
+            won = await self.blocking(self.store.cas, epoch, self.name, self.name)
         except Exception as e:
             log.error("%s: yielded and cannot reach redis to decide (%s); periodic PDUs "
                       "continue, waiting for the orchestrator (`warm-restart recover`)",
                       self.name, e)
-            self._handle(Event.UNREACHABLE)
+            self.handle(Event.UNREACHABLE)
             return
         if won is not None:
-            if self.role is Role.YIELDED:
+            if self.rm.role is Role.YIELDED:
                 log.warning("%s: nobody took over within %.2f s: resumed at epoch %d",
                             self.name, AUTO_RESUME_S, won.epoch)
-            self._handle(Event.RESUMED, epoch=won.epoch)
+            self.handle(Event.RESUMED, epoch=won.epoch)
             return
-        if self.role is Role.YIELDED:
+        if self.rm.role is Role.YIELDED:
             log.info("%s: superseded; retiring in %.0f s unless told earlier", self.name,
                      RETIRE_WHEN_SUPERSEDED_S)
-        self._handle(Event.SUPERSEDED)  # the new owner transmits: our PDUs stop here
+        self.handle(Event.SUPERSEDED)  # the new owner transmits: our PDUs stop here
 
     async def do_resume(self, force: bool = False) -> dict[str, Any]:
         """Rollback: the orchestrator made sure the would-be successor is gone."""
-        if self.role is Role.ACTIVE:
+        if self.rm.role is Role.ACTIVE:
             return self.info()
-        if self.role is not Role.YIELDED:
-            raise OwnershipError(f"cannot resume: role is {self.role}")
+        if self.rm.role is not Role.YIELDED:
+            raise OwnershipError(f"cannot resume: role is {self.rm.role}")
+        won: Owner | None
         try:
-            cur = await self._blocking(self.store.owner)
-            won = await self._blocking(self.store.cas, cur.epoch if cur else 0,
-                                       "*" if force else self.name, self.name)
+            cur = await self.blocking(self.store.owner)
+            won = await self.blocking(self.store.cas, cur.epoch if cur else 0,
+                                      "*" if force else self.name, self.name)
         except Exception as e:
             if not force:
                 raise OwnershipError(f"cannot resume: redis unreachable ({e})") from None
@@ -358,24 +329,23 @@ class RolesMixin:
         else:
             if won is None and not force:
                 raise OwnershipError("cannot resume: another instance took over")
-        if self.role is not Role.YIELDED:  # resumed by itself while we waited for Redis
+        if not self.rm.is_in(Role.YIELDED):  # resumed by itself while we waited for Redis
             return self.info()
         log.warning("%s: resumed at epoch %s (rollback)", self.name,
-                    won.epoch if won is not None else self.epoch)
-        self._handle(Event.RESUMED, epoch=won.epoch if won is not None else None)
+                    won.epoch if won is not None else self.rm.epoch)
+        self.handle(Event.RESUMED, epoch=won.epoch if won is not None else None)
         return self.info()
 
     def retire(self) -> None:
         """Handed over: leave without touching the dataplane, the links or the DB state."""
-        if self.role is Role.ACTIVE:
+        if self.rm.role is Role.ACTIVE:
             raise OwnershipError("an active instance does not retire; yield first")
-        self._handle(Event.RETIRE)
+        self.handle(Event.RETIRE)
 
     # ---- standby ---------------------------------------------------------------------------
-    def note_rx(self, port: str, frame: bytes, now: float) -> None:
-        self._rx_log.append((port, frame, now))
-        while self._rx_log and self._rx_log[0][2] < now - RX_KEEP_S:
-            self._rx_log.popleft()
+    def note_rx(self, port: str, frame: bytes, now: float, stamp: int) -> None:
+        if self.rm.role is Role.STANDBY:
+            self.rx.add(port, frame, now, stamp)
 
     def start_following(self) -> None:
         threading.Thread(target=self._follow, name="follow", daemon=True).start()
@@ -385,7 +355,7 @@ class RolesMixin:
         per outage); anything else is a bug and logged with its traceback, once per kind."""
         last_t = None
         said: set[str] = set()
-        while not self._follow_stop.is_set() and self.role == "standby":
+        while not self._follow_stop.is_set() and self.rm.role is Role.STANDBY:
             try:
                 cur = self.store.owner()
                 if cur is not None and cur.owner != self.name:
@@ -393,9 +363,9 @@ class RolesMixin:
                     if meta and meta.get("t") != last_t:
                         meta, lags = self.store.read_snapshot(cur.owner)
                         last_t = meta.get("t")
-                        self._post(self._on_shadow, cur, meta, lags)
+                        self._post(self._on_shadow, meta, lags)
                 said.discard("redis")
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
+            except REDIS_DOWN as e:
                 if "redis" not in said:
                     said.add("redis")
                     log.warning("%s: cannot follow the active's state, redis unreachable: %s "
@@ -406,64 +376,35 @@ class RolesMixin:
                     log.exception("%s: following the active's state failed", self.name)
             self._follow_stop.wait(FOLLOW_EVERY_S)
 
-    def _post(self, fn: Any, *args: Any) -> None:
+    def _post(self, fn: Callable[..., None], *args: Any) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(fn, *args)
 
     def _restore(self, meta: dict[str, Any], lags: dict[str, dict[str, Any]],
                  *, taking_over: bool = False) -> list[str]:
-        """Adopt the published state, then replay what we received after it was taken and
-        catch up with link changes since. Taking over, the changes this makes stay pending as
-        intents, for the new owner to apply: the yielded owner saw them but wrote nothing."""
-        problems = []
-        t = float(meta.get("t", 0.0))
-        for name, running in self.lags.items():
-            d = lags.get(name)
-            if d is None:
-                problems.append(f"{name}: not in the active's state")
-                continue
-            try:
-                lag = Lag.from_dict(d)
-            except ValueError as e:
-                problems.append(f"{name}: unreadable state ({e})")
-                continue
-            if lag.settings != running.lacp.settings or set(lag.ports) != set(running.lacp.ports):
-                problems.append(f"{name}: config differs from the active's")
-                continue
-            running.lacp = lag
-            running.carrier = lag.carrier
-            running.enabled = {p: lag.port_enabled(p) for p in lag.ports}
-        for port, frame, ft in list(self._rx_log):
-            lag_name = self.port_lag.get(port)  # type: ignore[attr-defined]
-            if ft > t and lag_name in self.lags:
-                self.lags[lag_name].lacp.receive(port, frame, ft)
-        now = time.monotonic()
-        for name, running in self.lags.items():
-            snap_ports = lags.get(name, {}).get("ports", {})
-            for port in running.lacp.ports:
-                link = self.links.get(port)  # type: ignore[attr-defined]
-                was_up = snap_ports.get(port, {}).get("link_up")
-                if link is not None and was_up is not None and bool(was_up) != link.up:
-                    running.lacp.set_link(port, link.up, now)  # changed after the snapshot
-            if not taking_over:
-                running.lacp.pop_intents()  # a standby's view: nothing to apply
+        """Adopt published state (replay.restore). Taking over, the changes it makes stay
+        pending as intents, for the new owner to apply: the yielded owner saw them but wrote
+        nothing. A standby's view has nothing to apply."""
+        r = self.runner
+        problems = restore(r.lags, meta, lags, self.rx, r.links, r.port_lag, time.monotonic())
+        if not taking_over:
+            for running in r.lags.values():
+                running.lacp.pop_intents()
         return problems
 
-    def _on_shadow(self, owner: Owner, meta: dict[str, Any],
-                   lags: dict[str, dict[str, Any]]) -> None:
-        if self.role != "standby":
+    def _on_shadow(self, meta: dict[str, Any], lags: dict[str, dict[str, Any]]) -> None:
+        if self.rm.role is not Role.STANDBY:
             return
-        self.snapshot_meta = meta
+        running_lags = self.runner.lags
         problems = self._restore(meta, lags)
-        if not self.lags:
+        if not running_lags:
             problems.append("no LAG configured yet")
-        now = time.monotonic()
-        age = now - float(meta.get("t", 0.0))
+        age = time.monotonic() - float(meta.get("t", 0.0))
         if age > SNAPSHOT_FRESH_S:
             problems.append(f"active's state is {age:.1f} s old")
         if not problems:
-            for name, running in self.lags.items():
+            for name, running in running_lags.items():
                 for port in running.lacp.ports:
                     if not running.lacp.can_transmit(port):
                         # a member whose link is down sends nothing, now or after a takeover:
@@ -474,7 +415,7 @@ class RolesMixin:
                     want = lags[name]["ports"][port].get("last_tx_frame")
                     if want and running.lacp.would_send(port) != bytes.fromhex(want):
                         problems.append(f"{name}/{port}: our PDU differs from the active's")
-        problems += self._kernel_differs()
+        problems += self.runner.kernel_differs()
         if not problems:
             problems += self._own_view_differs(lags)
         ready = not problems
@@ -490,9 +431,9 @@ class RolesMixin:
         socket. Slow-rate LAGs are not judged (their partner speaks every 30 s)."""
         heard: dict[str, bytes] = {}
         now = time.monotonic()
-        for port, frame, t in self._rx_log:
-            if len(frame) > 14 and frame[14] == 1 and now - t <= RX_KEEP_S:  # LACPDUs only
-                heard[port] = frame
+        for r in self.rx:
+            if len(r.frame) > 14 and r.frame[14] == 1 and now - r.at <= RX_KEEP_S:  # LACPDUs
+                heard[r.port] = r.frame
         out = []
         for name, d in lags.items():
             if not d.get("settings", {}).get("fast_rate"):
@@ -517,33 +458,18 @@ class RolesMixin:
                                f"port {want.port}")
         return out
 
-    def _kernel_differs(self) -> list[str]:
-        """READY also needs our restored view to equal the kernel's (when there is a kernel LAG):
-        a takeover writes nothing, so a difference here would never be corrected."""
-        out = []
-        dp = self.dataplane  # type: ignore[attr-defined]
-        for name, running in self.lags.items():
-            dev = dp.device(name)
-            if dev is not None and dev.admin_up and dev.oper_up != running.carrier:
-                out.append(f"{name}: kernel carrier {dev.oper_up}, restored {running.carrier}")
-            for port, on in running.enabled.items():
-                k = dp.port_enabled(name, port)
-                if k is not None and k != on:
-                    out.append(f"{name}/{port}: kernel enabled {k}, restored {on}")
-        return out
-
     async def do_takeover(self) -> dict[str, Any]:
         """SIGRTMIN: adopt the yielded owner's final snapshot and its epoch, then transmit."""
-        if self.role != "standby":
-            raise OwnershipError(f"cannot take over: role is {self.role}")
+        if self.rm.role is not Role.STANDBY:
+            raise OwnershipError(f"cannot take over: role is {self.rm.role}")
         try:
-            cur = await self._blocking(self.store.owner)
+            cur = await self.blocking(self.store.owner)
             if cur is None:
                 raise OwnershipError("no owner to take over from")
-            meta, lags = await self._blocking(self.store.read_final, cur.owner)
+            meta, lags = await self.blocking(self.store.read_final, cur.owner)
             if not meta.get("final") or meta.get("epoch") != cur.epoch:
                 raise OwnershipError(f"{cur.owner} has not yielded at epoch {cur.epoch}")
-            won = await self._blocking(self.store.cas, cur.epoch, cur.owner, self.name)
+            won = await self.blocking(self.store.cas, cur.epoch, cur.owner, self.name)
             if won is None:
                 raise OwnershipError(f"{cur.owner} resumed or another instance took over")
         except OwnershipError as e:
@@ -558,21 +484,16 @@ class RolesMixin:
         problems = self._restore(meta, lags, taking_over=True)
         if problems:
             log.warning("%s: took over with differences: %s", self.name, "; ".join(problems))
-        self._handle(Event.TAKEN_OVER, epoch=won.epoch)
-        self._apply_config_changed_meanwhile(lags)
-        self.takeover_at = time.monotonic()
         self.handed_from = HandedFrom(
             owner=cur.owner, epoch=cur.epoch, t=meta.get("t"),
             last_tx={p: d["ports"][p].get("last_tx") for d in lags.values() for p in d["ports"]})
-        self.first_tx = {}
-        self._awaiting_tx = {p for r in self.lags.values() for p in r.lacp.ports
-                             if r.lacp.port_view(p)["state"] != "disabled"}
+        running_lags = self.runner.lags
+        awaiting = frozenset(p for r in running_lags.values() for p in r.lacp.ports
+                             if r.lacp.port_view(p)["state"] != "disabled")
+        self.handle(Event.TAKEN_OVER, epoch=won.epoch, ports=awaiting)
+        self._apply_config_changed_meanwhile(lags)
         log.info("%s: took over from %s at epoch %d", self.name, cur.owner, won.epoch)
-        now = time.monotonic()
-        for running in self.lags.values():
-            self._service(running, now)  # type: ignore[attr-defined]
-        if not self._awaiting_tx:
-            self._confirm()  # nothing can transmit (every link down): nothing to wait for
+        self.runner.service_all(time.monotonic())
         return self.info()
 
     def _apply_config_changed_meanwhile(self, final: dict[str, dict[str, Any]]) -> None:
@@ -581,15 +502,16 @@ class RolesMixin:
         owner does now. A LAG the final snapshot has and our config does not is released and
         deleted; a LAG or member our config has and the snapshot does not is created and
         enslaved (adopt-or-create: idempotent for what already exists)."""
-        dp = self.dataplane  # type: ignore[attr-defined]
+        dp = self.runner.dataplane
+        running_lags = self.runner.lags
         for name, d in final.items():
-            if name not in self.lags:
+            if name not in running_lags:
                 log.warning("%s: %s was removed from CONFIG_DB during the handover: removing "
                             "it now", self.name, name)
                 for port in d.get("ports", {}):
                     dp.member_removed(name, port)
                 dp.lag_removed(name)
-        for name, running in self.lags.items():
+        for name, running in running_lags.items():
             had = set(final.get(name, {}).get("ports", {}))
             if name not in final:
                 log.warning("%s: %s was added to CONFIG_DB during the handover: creating it "
@@ -601,42 +523,11 @@ class RolesMixin:
             for port in had - set(running.lacp.ports):
                 dp.member_removed(name, port)
 
-    def note_tx(self, port: str, now: float) -> None:
-        """After a takeover: confirmed once every port that can transmit has transmitted.
-
-        O(1) per PDU: right after a takeover every port sends within a few milliseconds, and
-        anything slower here spreads those first PDUs out (measured: +0.4 s at 64 LAGs x 2).
-        """
-        if self.takeover_at is None or self.confirmed:
-            return
-        self.first_tx.setdefault(port, now)
-        self._awaiting_tx.discard(port)
-        if not self._awaiting_tx:
-            self._confirm()
-
-    def note_port_silent(self, port: str) -> None:
-        """A port whose link went down (or that was removed from CONFIG_DB) right after a
-        takeover will not transmit: stop waiting for it, or the handover would be rolled back
-        for a link that is simply down or gone."""
-        if self.takeover_at is not None and not self.confirmed and port in self._awaiting_tx:
-            self._awaiting_tx.discard(port)
-            if not self._awaiting_tx:
-                self._confirm()
-
-    def _confirm(self) -> None:
-        self.confirmed = True
+    def _confirmed(self) -> None:
+        c = self.rm.confirmation
         log.info("%s: confirmed: first PDU sent on all %d port(s)", self.name,
-                 len(self.first_tx))
-        self._heartbeat_now()
+                 len(c.first_tx) if c else 0)
+        self._put_instance_record()
         # the restored state equals what the old owner published: republish only now, so
         # the first PDUs are not competing with DB work
-        for name in self.lags:
-            self._dirty.add(name)  # type: ignore[attr-defined]
-        self._schedule_publish()  # type: ignore[attr-defined]
-
-    def _heartbeat_now(self) -> None:
-        self.publisher.put(Target("STATE_DB", "TEAMD_SHIM_INSTANCE", self.name),  # type: ignore[attr-defined]
-                           self.instance_record())
-
-
-__all__ = ["RolesMixin", "instance_alive"]
+        self.runner.mark_dirty(self.runner.lags)
