@@ -1,8 +1,9 @@
 """The handover controller behind `warm-restart teamd` and `warm-restart recover`.
 
-Stages (each journaled in STATE_DB, each with a deadline):
-  precheck -> standby started -> standby READY (restored) -> old yielded -> new confirmed
-  (replayed) -> old retired -> committed (reconciled)
+`STAGES`, in order, one object each (each journaled in STATE_DB, each with a deadline; the
+`[n/N]` progress lines and the outcome's per-stage seconds come from that list):
+  Precheck -> StartStandby (standby_started) -> WaitReady (restored) -> Yield (yielded) ->
+  Takeover (replayed, confirmed) -> Retire -> Commit (reconciled)
 Anything that fails before the old owner yielded only removes the standby. After the yield, a
 missing confirmation rolls back: the standby is killed *first*, then the yielded owner resumes;
 so two owners never hold the dataplane at once (the epoch CAS in Redis enforces the same).
@@ -17,7 +18,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 from teamd_shim.contract import ContractError, InstanceInfo
@@ -120,6 +121,7 @@ class Controller:
         self.say = progress
         self.journal = Journal(endpoint)
         self.store = OwnerStore(endpoint)
+        self.stages: tuple[Stage, ...] = STAGES
 
     # ---- helpers ---------------------------------------------------------------------------
     def active(self) -> Instance:
@@ -149,208 +151,61 @@ class Controller:
     # ---- the hitless restart ---------------------------------------------------------------
     def restart(self, exec_path: str | None = None, timeout: float = 20.0,
                 image: str | None = None) -> Outcome:
+        """Run STAGES in order. The `[n/N]` lines and the outcome's per-stage seconds come
+        from that list; a failure is refused (before the lock: nothing changed), rolled back
+        (after it), or left for `recover` when the rollback cannot finish."""
         t0 = time.monotonic()
         out = Outcome(code=REFUSED, result="refused")
-        stage_t = time.monotonic()
-        current = ""  # the stage a failure happened in, for the reason a user reads
-
-        def stage(n: int, name: str, text: str) -> None:
-            nonlocal stage_t, current
-            now = time.monotonic()
-            self.say(f"[{n}/7] {text}")
-            stage_t = now
-            current = name
-
-        def done(name: str, note: str = "") -> None:
-            took = time.monotonic() - stage_t
-            out.stages[name] = took
-            self.say(f"      ok ({took * 1000:.0f} ms){' - ' + note if note else ''}")
-
-        stage(1, "precheck", "precheck: redis, lock, active instance")
+        run = Run(exec_path=exec_path, image=image or self.image, timeout=timeout, out=out)
+        stages = self.stages
+        current = stages[0]
         try:
-            self.journal.ping()
-        except REDIS_ERRORS as e:
-            return self._refused(out, f"redis unreachable at {self.endpoint.url}: {e}")
-        recovered = self.recover(only_if_stale=True)
-        if recovered.result not in ("nothing",):
-            self.say(f"      recovered an interrupted run first: {recovered.result}"
-                     f" ({recovered.reason})")
-        try:
-            active = self.active()
-            if exec_path is not None and self.runtime.name != "process":
-                raise Refused(f"--exec is for the process runtime; {active.name} runs in a "
-                              "container: use --image IMAGE (or `upgrade-docker`)")
-            image = image or self.image
-            if image is not None and self.runtime.name != "docker":
-                raise Refused(f"--image needs the docker runtime; {active.name} is a process "
-                              "on this host: use --exec PATH")
-            target = exec_path or image
-            try:
-                self.runtime.check_target(target)
-            except RuntimeFailure as e:
-                raise Refused(str(e)) from None
-            run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-            self.journal.acquire(run_id)
-        except LockHeld as e:
-            return self._refused(out, str(e))
-        except Refused as e:
-            return self._refused(out, str(e))
-        except REDIS_ERRORS as e:
-            return self._refused(out, f"redis unreachable at {self.endpoint.url}: {e}")
-        out.run_id, out.old = run_id, active.name
-        base = active.name.split("~")[0]
-        new = f"{base}~{int(active.epoch or 0) + 1}"
-        out.new = new
-        new_ctl = os.path.join(os.path.dirname(active.ctl), f"{new}.sock")
-        warm_before = None
-        new_pid: str | None = None  # the runtime's handle of the standby
-        yielded = False
-        fields: dict[str, str] = {}  # what the runtime needs to undo its changes
-        try:
-            warm_before = self.journal.warm_enabled()
-            if warm_before != "true":
-                self.journal.set_warm_enabled("true")
-            fields = self.runtime.journal_fields(active)
-            self.journal.start_run(run_id, {"old": active.name, "old_pid": str(active.pid),
-                                            "old_handle": active.handle,
-                                            "runtime": self.runtime.name,
-                                            "new": new, "new_ctl": new_ctl,
-                                            "exec": exec_path or "", "image": image or "",
-                                            "orchestrator_pid": str(os.getpid()),
-                                            **fields})
-            done("precheck", f"active {active.name} {self.runtime.describe(active.handle)} "
-                             f"epoch {active.epoch}")
-
-            if self.runtime.name == "docker":
-                how = (f"image {image}" if image else "same image")
-                text = (f"start standby {new} ({how}): container {active.container_name} -> "
-                        f"{active.container_name}_bak, new {active.container_name}")
-            else:
-                how = f"--exec {exec_path}" if exec_path else "same executable"
-                text = f"start standby {new} ({how}) in the active's network namespace"
-            stage(2, "standby", text)
-            ctl(active.ctl, "shadow", seconds=timeout + 30.0)
-            new_pid = self.runtime.start_standby(active, new, target)
-            self.journal.stage(run_id, "standby_started", new_pid=new_pid, new_handle=new_pid)
-            done("standby", self.runtime.describe(new_pid))
-
-            stage(3, "ready", "wait until the standby is READY (byte-identical PDUs; "
-                              f"limit {timeout:.0f} s)")
-
-            def ready(_left: float) -> bool:
-                assert new_pid is not None
-                if not self.runtime.alive(new_pid):
-                    raise Rollback(f"standby {new} exited before READY (see its log next to "
-                                   f"{new_ctl})")
-                return info(new_ctl).ready
-
-            try:
-                # seconds-long and off the partner-visible path: poll gently, so the orchestrator
-                # does not take CPU from the standby that is starting up
-                poll_until("standby READY", time.monotonic() + timeout, ready, every=0.1)
-            except Deadline:
-                detail = ""
-                try:
-                    detail = info(new_ctl).ready_detail
-                except ControlError:
-                    pass
-                raise Rollback(f"standby not READY within {timeout:.0f} s"
-                               f"{': ' + detail if detail else ''}") from None
-            self.journal.stage(run_id, "restored", sonic_state="restored")
-            done("ready")
-
-            stage(4, "yield",
-                  f"SIGUSR1 to {active.name}: refresh every port, stop, final snapshot")
-            self.runtime.signal(active.handle, signal.SIGUSR1)
-            yielded = True
-            old_info: InstanceInfo = poll_until(
-                "yield", time.monotonic() + YIELD_DEADLINE_S, lambda left: (
-                    lambda i: i if i.role == "yielded" and i.final_written else None)(
-                        info(active.ctl, timeout=min(0.5, left))))
-            assert old_info.yielded_at is not None
-            yielded_at = old_info.yielded_at
-            self.journal.stage(run_id, "yielded")
-            done("yield")
-
-            stage(5, "takeover",
-                  f"SIGRTMIN to {new}: take over, first PDU one period after the last")
-            self.runtime.signal(new_pid, signal.SIGRTMIN)
-
-            def confirmed(left: float) -> InstanceInfo | None:
-                i = info(new_ctl, timeout=min(0.5, left))
-                if i.takeover_error:
-                    raise Rollback(f"standby refused the takeover: {i.takeover_error}")
-                return i if i.confirmed else None
-
-            new_info: InstanceInfo = poll_until("first PDUs from the new owner",
-                                  yielded_at + CONFIRM_AFTER_YIELD_S, confirmed)
-            # The new owner holds the epoch and transmits: from here on the only way is
-            # forward. A rollback now would kill it while the old one is already retiring, so
-            # journal writes become best effort (`warm-restart recover` completes the record).
-            unjournaled = self._try_journal(self.journal.stage, run_id, "replayed",
-                                            sonic_state="replayed", epoch=str(new_info.epoch))
-            done("takeover", f"epoch {new_info.epoch}")
-            out.lags = gaps(new_info)
-            worst = max((v["max_gap_s"] for v in out.lags.values()
-                         if v["max_gap_s"] is not None), default=0.0)
-            if worst > GAP_BUDGET_S:
-                # no flap (that needs 3 s), but the promise is "not one late PDU": say so
-                out.warnings.append(f"largest PDU gap {worst:.3f} s exceeds the "
-                                    f"{GAP_BUDGET_S} s budget (machine overloaded?)")
-                self.say(f"      WARNING: {out.warnings[-1]}")
-
-            stage(6, "retire", f"retire {active.name} (exits without touching anything)")
-            try:
-                ctl(active.ctl, "retire")
-            except ControlError:
-                pass
-            deadline = time.monotonic() + RETIRE_DEADLINE_S
-            while self.runtime.alive(active.handle) and time.monotonic() < deadline:
-                time.sleep(0.01)
-            if self.runtime.alive(active.handle):
-                self.runtime.kill(active.handle)  # it is retired: a kill touches nothing
-            if not self.runtime.alive(active.handle):
-                self._forget(active.name)  # if it was killed, its record would stay behind
-                self.runtime.committed(active, new_pid)
-            done("retire")
-
-            stage(7, "commit", "commit")
-            unjournaled = unjournaled or self._try_journal(
-                self.journal.finish, run_id, "completed",
-                summary={"lags": out.lags, "stages": out.stages})
-            done("commit")
+            for n, current in enumerate(stages, 1):
+                self.say(f"[{n}/{len(stages)}] {current.title(self, run)}")
+                started = time.monotonic()
+                note = current.run(self, run)
+                took = time.monotonic() - started
+                out.stages[current.name] = took
+                self.say(f"      ok ({took * 1000:.0f} ms){' - ' + note if note else ''}")
             out.code, out.result = DONE, "completed"
-            if unjournaled:
-                out.reason = (f"{active.name} -> {new} done, but the journal could not be "
-                              f"written ({unjournaled}); `warm-restart recover` records it")
+            if run.unjournaled:
+                out.reason = (f"{run.old.name} -> {run.new} done, but the journal could not be "
+                              f"written ({run.unjournaled}); `warm-restart recover` records it")
+        except (Refused, LockHeld) as e:
+            return self._refused(out, str(e))
+        except REDIS_ERRORS as e:
+            if not run.locked:
+                return self._refused(out, f"redis unreachable at {self.endpoint.url}: {e}")
+            self._roll_back(run, f"stage {current.name}: redis did not answer: {e}")
         except Rollback as e:
-            out.code, out.result, out.reason = ROLLED_BACK, "rolled_back", str(e)
-            self.say(f"      FAILED: {e}; rolling back")
-            if self._rolled_back(out, active, new_pid, yielded, new, fields):
-                try:
-                    self.journal.finish(run_id, "rolled_back", str(e))
-                except REDIS_ERRORS as re:
-                    out.reason += f" (journal not written: redis unreachable: {re})"
-        except (REDIS_ERRORS + (ControlError, OSError, RuntimeFailure)) as e:
-            out.code, out.result = ROLLED_BACK, "rolled_back"
-            what = "redis did not answer" if isinstance(e, REDIS_ERRORS) else type(e).__name__
-            out.reason = f"stage {current or 'precheck'}: {what}: {e}"
-            self.say(f"      FAILED: {out.reason}; rolling back")
-            if self._rolled_back(out, active, new_pid, yielded, new, fields):
-                try:
-                    self.journal.finish(run_id, "rolled_back", out.reason)
-                except REDIS_ERRORS:
-                    out.reason += " (journal not written: redis unreachable)"
+            self._roll_back(run, str(e))
+        except (ControlError, OSError, RuntimeFailure) as e:
+            self._roll_back(run, f"stage {current.name}: {type(e).__name__}: {e}")
         finally:
-            try:
-                self.journal.release(run_id)
-                if warm_before != "true":
-                    self.journal.set_warm_enabled(warm_before)
-            except REDIS_ERRORS as e:
-                self.say(f"      warning: could not release the lock / restore "
-                         f"WARM_RESTART_ENABLE_TABLE|teamd: {e}; `warm-restart recover` will")
+            if run.locked:
+                try:
+                    self.journal.release(run.run_id)
+                    if run.warm_before != "true":
+                        self.journal.set_warm_enabled(run.warm_before)
+                except REDIS_ERRORS as e:
+                    self.say(f"      warning: could not release the lock / restore "
+                             f"WARM_RESTART_ENABLE_TABLE|teamd: {e}; `warm-restart recover` "
+                             "will")
         out.wall_s = time.monotonic() - t0
         return out
+
+    def _roll_back(self, run: Run, reason: str) -> None:
+        out = run.out
+        if not run.locked:  # failed before the lock: nothing was changed
+            self._refused(out, reason)
+            return
+        out.code, out.result, out.reason = ROLLED_BACK, "rolled_back", reason
+        self.say(f"      FAILED: {reason}; rolling back")
+        if self._rolled_back(out, run.old, run.new_pid, run.yielded, run.new, run.fields):
+            try:
+                self.journal.finish(run.run_id, "rolled_back", out.reason)
+            except REDIS_ERRORS as e:
+                out.reason += f" (journal not written: redis unreachable: {e})"
 
     def _refused(self, out: Outcome, reason: str) -> Outcome:
         out.code, out.result, out.reason = REFUSED, "refused", reason
@@ -502,6 +357,238 @@ class Controller:
         if out.result == "completed":
             out.code = DONE
         return out
+
+
+@dataclass
+class Run:
+    """One restart as it goes from stage to stage: what the later stages and a rollback need."""
+
+    exec_path: str | None
+    image: str | None
+    timeout: float
+    out: Outcome
+    active: Instance | None = None
+    run_id: str = ""
+    locked: bool = False  # from here on a failure rolls back instead of refusing
+    new: str = ""
+    new_ctl: str = ""
+    new_pid: str | None = None  # the runtime's handle of the standby
+    yielded: bool = False
+    yielded_at: float = 0.0
+    warm_before: str | None = None
+    fields: dict[str, str] = field(default_factory=dict)  # what the runtime needs to undo
+    new_info: InstanceInfo | None = None
+    unjournaled: str = ""  # why a best-effort journal write after the takeover failed
+
+    @property
+    def old(self) -> Instance:
+        assert self.active is not None, "precheck did not run"
+        return self.active
+
+    @property
+    def target(self) -> str | None:
+        return self.exec_path or self.image
+
+
+class Stage(Protocol):
+    """One step of `Controller.restart`; `run` returns the note shown after "ok"."""
+
+    name: str
+
+    def title(self, c: Controller, run: Run) -> str: ...
+
+    def run(self, c: Controller, run: Run) -> str: ...
+
+
+class Precheck:
+    name = "precheck"
+
+    def title(self, c: Controller, run: Run) -> str:
+        return "precheck: redis, lock, active instance"
+
+    def run(self, c: Controller, run: Run) -> str:
+        c.journal.ping()
+        recovered = c.recover(only_if_stale=True)
+        if recovered.result not in ("nothing",):
+            c.say(f"      recovered an interrupted run first: {recovered.result}"
+                  f" ({recovered.reason})")
+        active = c.active()
+        if run.exec_path is not None and c.runtime.name != "process":
+            raise Refused(f"--exec is for the process runtime; {active.name} runs in a "
+                          "container: use --image IMAGE (or `upgrade-docker`)")
+        if run.image is not None and c.runtime.name != "docker":
+            raise Refused(f"--image needs the docker runtime; {active.name} is a process "
+                          "on this host: use --exec PATH")
+        try:
+            c.runtime.check_target(run.target)
+        except RuntimeFailure as e:
+            raise Refused(str(e)) from None
+        run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        c.journal.acquire(run_id)
+        run.active, run.run_id, run.locked = active, run_id, True
+        out = run.out
+        out.run_id, out.old = run_id, active.name
+        run.new = out.new = f"{active.name.split('~')[0]}~{int(active.epoch or 0) + 1}"
+        run.new_ctl = os.path.join(os.path.dirname(active.ctl), f"{run.new}.sock")
+        run.warm_before = c.journal.warm_enabled()
+        if run.warm_before != "true":
+            c.journal.set_warm_enabled("true")
+        run.fields = c.runtime.journal_fields(active)
+        c.journal.start_run(run_id, {"old": active.name, "old_pid": str(active.pid),
+                                     "old_handle": active.handle, "runtime": c.runtime.name,
+                                     "new": run.new, "new_ctl": run.new_ctl,
+                                     "exec": run.exec_path or "", "image": run.image or "",
+                                     "orchestrator_pid": str(os.getpid()), **run.fields})
+        return (f"active {active.name} {c.runtime.describe(active.handle)} "
+                f"epoch {active.epoch}")
+
+
+class StartStandby:
+    name = "standby"
+
+    def title(self, c: Controller, run: Run) -> str:
+        old = run.old
+        if c.runtime.name == "docker":
+            how = f"image {run.image}" if run.image else "same image"
+            return (f"start standby {run.new} ({how}): container {old.container_name} -> "
+                    f"{old.container_name}_bak, new {old.container_name}")
+        how = f"--exec {run.exec_path}" if run.exec_path else "same executable"
+        return f"start standby {run.new} ({how}) in the active's network namespace"
+
+    def run(self, c: Controller, run: Run) -> str:
+        ctl(run.old.ctl, "shadow", seconds=run.timeout + 30.0)
+        run.new_pid = c.runtime.start_standby(run.old, run.new, run.target)
+        c.journal.stage(run.run_id, "standby_started", new_pid=run.new_pid,
+                        new_handle=run.new_pid)
+        return c.runtime.describe(run.new_pid)
+
+
+class WaitReady:
+    name = "ready"
+
+    def title(self, c: Controller, run: Run) -> str:
+        return f"wait until the standby is READY (byte-identical PDUs; limit {run.timeout:.0f} s)"
+
+    def run(self, c: Controller, run: Run) -> str:
+        new_pid = run.new_pid
+        assert new_pid is not None
+
+        def ready(_left: float) -> bool:
+            if not c.runtime.alive(new_pid):
+                raise Rollback(f"standby {run.new} exited before READY (see its log next to "
+                               f"{run.new_ctl})")
+            return info(run.new_ctl).ready
+
+        try:
+            # seconds-long and off the partner-visible path: poll gently, so the orchestrator
+            # does not take CPU from the standby that is starting up
+            poll_until("standby READY", time.monotonic() + run.timeout, ready, every=0.1)
+        except Deadline:
+            detail = ""
+            with contextlib.suppress(ControlError):
+                detail = info(run.new_ctl).ready_detail
+            raise Rollback(f"standby not READY within {run.timeout:.0f} s"
+                           f"{': ' + detail if detail else ''}") from None
+        c.journal.stage(run.run_id, "restored", sonic_state="restored")
+        return ""
+
+
+class Yield:
+    name = "yield"
+
+    def title(self, c: Controller, run: Run) -> str:
+        return f"SIGUSR1 to {run.old.name}: refresh every port, stop, final snapshot"
+
+    def run(self, c: Controller, run: Run) -> str:
+        c.runtime.signal(run.old.handle, signal.SIGUSR1)
+        run.yielded = True
+
+        def yielded(left: float) -> InstanceInfo | None:
+            i = info(run.old.ctl, timeout=min(0.5, left))
+            return i if i.role == "yielded" and i.final_written else None
+
+        old_info: InstanceInfo = poll_until("yield", time.monotonic() + YIELD_DEADLINE_S,
+                                            yielded)
+        assert old_info.yielded_at is not None
+        run.yielded_at = old_info.yielded_at
+        c.journal.stage(run.run_id, "yielded")
+        return ""
+
+
+class Takeover:
+    name = "takeover"
+
+    def title(self, c: Controller, run: Run) -> str:
+        return f"SIGRTMIN to {run.new}: take over, first PDU one period after the last"
+
+    def run(self, c: Controller, run: Run) -> str:
+        assert run.new_pid is not None
+        c.runtime.signal(run.new_pid, signal.SIGRTMIN)
+
+        def confirmed(left: float) -> InstanceInfo | None:
+            i = info(run.new_ctl, timeout=min(0.5, left))
+            if i.takeover_error:
+                raise Rollback(f"standby refused the takeover: {i.takeover_error}")
+            return i if i.confirmed else None
+
+        new_info: InstanceInfo = poll_until("first PDUs from the new owner",
+                                            run.yielded_at + CONFIRM_AFTER_YIELD_S, confirmed)
+        # The new owner holds the epoch and transmits: from here on the only way is forward.
+        # A rollback now would kill it while the old one is already retiring, so journal
+        # writes become best effort (`warm-restart recover` completes the record).
+        run.unjournaled = c._try_journal(c.journal.stage, run.run_id, "replayed",
+                                         sonic_state="replayed", epoch=str(new_info.epoch))
+        out = run.out
+        out.lags = gaps(new_info)
+        worst = max((v["max_gap_s"] for v in out.lags.values() if v["max_gap_s"] is not None),
+                    default=0.0)
+        if worst > GAP_BUDGET_S:
+            # no flap (that needs 3 s), but the promise is "not one late PDU": say so
+            out.warnings.append(f"largest PDU gap {worst:.3f} s exceeds the {GAP_BUDGET_S} s "
+                                "budget (machine overloaded?)")
+            c.say(f"      WARNING: {out.warnings[-1]}")
+        return f"epoch {new_info.epoch}"
+
+
+class Retire:
+    name = "retire"
+
+    def title(self, c: Controller, run: Run) -> str:
+        return f"retire {run.old.name} (exits without touching anything)"
+
+    def run(self, c: Controller, run: Run) -> str:
+        old = run.old
+        with contextlib.suppress(ControlError):
+            ctl(old.ctl, "retire")
+        deadline = time.monotonic() + RETIRE_DEADLINE_S
+        while c.runtime.alive(old.handle) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if c.runtime.alive(old.handle):
+            c.runtime.kill(old.handle)  # it is retired: a kill touches nothing
+        if not c.runtime.alive(old.handle):
+            c._forget(old.name)  # if it was killed, its record would stay behind
+            assert run.new_pid is not None
+            c.runtime.committed(old, run.new_pid)
+        return ""
+
+
+class Commit:
+    name = "commit"
+
+    def title(self, c: Controller, run: Run) -> str:
+        return "commit"
+
+    def run(self, c: Controller, run: Run) -> str:
+        out = run.out
+        run.unjournaled = run.unjournaled or c._try_journal(
+            c.journal.finish, run.run_id, "completed",
+            summary={"lags": out.lags, "stages": out.stages})
+        return ""
+
+
+# the hitless restart, in order (hld §7); `warm-restart teamd` prints [n/len(STAGES)]
+STAGES: tuple[Stage, ...] = (Precheck(), StartStandby(), WaitReady(), Yield(), Takeover(),
+                             Retire(), Commit())
 
 
 def gaps(new_info: InstanceInfo) -> dict[str, dict[str, Any]]:

@@ -47,6 +47,7 @@ from .role_machine import (
     ResumeLocal,
     Role,
     RoleMachine,
+    WriteFinal,
 )
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class HandoverDriver:
         self.takeover_error = ""
         self.handed_from: HandedFrom | None = None
         self._yield_snapshot: dict[str, dict[str, Any]] = {}
+        self._final_write: asyncio.Future[dict[str, Any]] | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
         self._follow_stop = threading.Event()
         self._role_timer: asyncio.TimerHandle | None = None
@@ -164,12 +166,13 @@ class HandoverDriver:
         """The control reply (contract.InstanceInfo on the wire)."""
         return self.info_record().to_json()
 
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
         """Run `coro` as a task we keep (the loop holds only weak references to tasks: an
         unreferenced one can be garbage-collected mid-flight, ruff RUF006)."""
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
         assert self._loop is not None
@@ -228,7 +231,13 @@ class HandoverDriver:
 
     def run_effects(self, effects: list[Effect]) -> None:
         for effect in effects:
-            if isinstance(effect, CompareAndSetSelf):
+            if isinstance(effect, WriteFinal):
+                # taken here, in the yield's loop step: no frame is applied in between
+                snap = self.runner.lacp_snapshot()
+                meta = self._snapshot_meta(self.rm.yielded_at or time.monotonic(), final=True)
+                self._yield_snapshot = snap  # a rollback applies config changed since
+                self._final_write = self.spawn(self._write_final(snap, meta))
+            elif isinstance(effect, CompareAndSetSelf):
                 self.spawn(self._auto_resume(effect.epoch))
             elif isinstance(effect, ResumeLocal):
                 self._resume_local()
@@ -262,12 +271,14 @@ class HandoverDriver:
         """SIGUSR1: refresh every port, stop transmitting, hand over a final snapshot."""
         if self.rm.role is not Role.ACTIVE:
             raise OwnershipError(f"cannot yield: role is {self.rm.role}")
-        now = time.monotonic()
-        self.runner.refresh_all(now)
-        self.handle(Event.YIELD)
-        meta = self._snapshot_meta(now, final=True)
-        snap = self.runner.lacp_snapshot()
-        self._yield_snapshot = snap  # a rollback applies config changed since (_resume_local)
+        self.runner.refresh_all(time.monotonic())
+        self._final_write = None
+        self.handle(Event.YIELD)  # -> WriteFinal
+        assert self._final_write is not None
+        return await self._final_write
+
+    async def _write_final(self, snap: dict[str, dict[str, Any]],
+                           meta: dict[str, Any]) -> dict[str, Any]:
         try:
             await self.blocking(self.store.write_final, self.name, snap, meta)
         except Exception as e:

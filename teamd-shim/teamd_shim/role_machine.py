@@ -73,6 +73,12 @@ class IllegalTransition(RuntimeError):
 
 # ---- effects: what the driver must do ----------------------------------------------------------
 @dataclass(frozen=True, slots=True)
+class WriteFinal:
+    """Hand over: take the final snapshot now (in the same loop step as the yield's refresh)
+    and write it; FINAL_WRITTEN or FINAL_FAILED follows."""
+
+
+@dataclass(frozen=True, slots=True)
 class CompareAndSetSelf:
     """Try to move the epoch from ours to ours + 1 with ourselves as owner (auto-resume)."""
 
@@ -100,7 +106,7 @@ class Confirmed:
     orchestrator polls for it) and republish, which waited so as not to compete with them."""
 
 
-Effect = CompareAndSetSelf | ResumeLocal | Exit | PublishShadow | Confirmed
+Effect = WriteFinal | CompareAndSetSelf | ResumeLocal | Exit | PublishShadow | Confirmed
 
 
 @dataclass
@@ -237,7 +243,7 @@ class RoleMachine:
                ports: frozenset[str]) -> list[Effect]:
         if event is Event.YIELD:
             self.yielded_at, self.final_written, self.superseded = now, False, False
-            return []
+            return [WriteFinal()]
         if event is Event.FINAL_WRITTEN:
             self.final_written = True
             self.auto_resume_at = now + AUTO_RESUME_S

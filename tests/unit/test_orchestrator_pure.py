@@ -122,3 +122,57 @@ def test_an_info_reply_of_another_shape_names_the_missing_field():
                                 "ready": True, "ready_detail": "", "final_written": False,
                                 "yielded_at": None, "takeover_at": None, "takeover_error": "",
                                 "handed_from": {}})
+
+
+class _Step:
+    """A stand-in stage: the engine of Controller.restart, not the stages, is under test."""
+
+    def __init__(self, name: str, fail: Exception | None = None) -> None:
+        self.name, self.fail = name, fail
+
+    def title(self, c: object, run: object) -> str:
+        return f"do {self.name}"
+
+    def run(self, c: object, run: object) -> str:
+        if self.fail is not None:
+            raise self.fail
+        return f"{self.name} done"
+
+
+def _controller(tmp_path, lines: list[str]):
+    from teamd_shim.sonic_db import Endpoint
+
+    from orchestrator.handover import Controller
+    return Controller(Endpoint(unix_path=str(tmp_path / "none.sock")), progress=lines.append)
+
+
+def test_restart_numbers_and_times_its_stages_from_the_stage_list(tmp_path):
+    from orchestrator.handover import STAGES
+
+    assert [s.name for s in STAGES] == ["precheck", "standby", "ready", "yield", "takeover",
+                                        "retire", "commit"]
+    lines: list[str] = []
+    c = _controller(tmp_path, lines)
+    c.stages = (_Step("one"), _Step("two"), _Step("three"))
+    out = c.restart()
+    assert out.result == "completed" and out.code == 0
+    assert list(out.stages) == ["one", "two", "three"]
+    assert list(out.to_json()["stages"]) == ["one", "two", "three"]
+    assert [x for x in lines if x.startswith("[")] == ["[1/3] do one", "[2/3] do two",
+                                                       "[3/3] do three"]
+    assert lines[1].startswith("      ok (") and lines[1].endswith(" - one done")
+
+
+def test_a_stage_failing_before_the_lock_is_a_refusal_naming_why(tmp_path):
+    import redis
+
+    from orchestrator.handover import REFUSED, Refused
+
+    for fail, why in ((Refused("no teamd-shim owns the LAGs"), "no teamd-shim owns the LAGs"),
+                      (redis.exceptions.ConnectionError("down"), "redis unreachable at")):
+        lines: list[str] = []
+        c = _controller(tmp_path, lines)
+        c.stages = (_Step("one", fail), _Step("two"))
+        out = c.restart()
+        assert out.result == "refused" and out.code == REFUSED and why in out.reason
+        assert "two" not in out.stages and "      nothing was changed" in lines

@@ -19,12 +19,13 @@ from teamd_shim.role_machine import (
     ResumeLocal,
     Role,
     RoleMachine,
+    WriteFinal,
 )
 
 
 def yielded(now: float = 10.0, epoch: int = 4) -> RoleMachine:
     m = RoleMachine(Role.ACTIVE, epoch)
-    assert m.handle(Event.YIELD, now) == []
+    assert m.handle(Event.YIELD, now) == [WriteFinal()]
     assert m.handle(Event.FINAL_WRITTEN, now + 0.01) == []
     return m
 
