@@ -49,6 +49,7 @@ from .role_machine import (
     RoleMachine,
     WriteFinal,
 )
+from .timers import rearm
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -214,14 +215,8 @@ class HandoverDriver:
         return effects
 
     def _arm_role_timer(self) -> None:
-        deadline = self.rm.next_deadline()
-        if self._role_timer is not None:
-            if deadline is not None and self._role_timer.when() == deadline:
-                return
-            self._role_timer.cancel()
-            self._role_timer = None
-        if deadline is not None and self._loop is not None:
-            self._role_timer = self._loop.call_at(deadline, self._on_role_timer)
+        self._role_timer = rearm(self._loop, self._role_timer, self.rm.next_deadline(),
+                                 self._on_role_timer)
 
     def _on_role_timer(self) -> None:
         self._role_timer = None

@@ -27,6 +27,7 @@ from .publisher import Publisher, Target
 from .role_machine import Effect, Role, RoleMachine
 from .running_lag import RunningLag
 from .state_view import appl_db_lag, appl_db_member, state_db_lag, state_db_member, state_dump
+from .timers import rearm
 
 log = logging.getLogger(__name__)
 
@@ -226,14 +227,8 @@ class LagRunner:
             self._on_effects(effects)
 
     def _arm(self, running: RunningLag) -> None:
-        deadline = running.lacp.next_deadline()
-        if running.timer is not None:
-            if deadline is not None and running.timer.when() == deadline:
-                return
-            running.timer.cancel()
-            running.timer = None
-        if deadline is not None and self._loop is not None:
-            running.timer = self._loop.call_at(deadline, self._on_timer, running)
+        running.timer = rearm(self._loop, running.timer, running.lacp.next_deadline(),
+                              self._on_timer, running)
 
     def _on_timer(self, running: RunningLag) -> None:
         running.timer = None
