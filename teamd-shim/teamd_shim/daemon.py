@@ -30,7 +30,7 @@ from .lag_runner import LagRunner
 from .links import LinkInfo, LinkWatcher
 from .ownership import OwnershipError, OwnerStore
 from .publisher import Publisher, Target
-from .role_machine import SHADOW_LEASE_S, Role, RoleMachine
+from .role_machine import SHADOW_LEASE_S, Effect, Role, RoleMachine
 from .running_lag import RunningLag
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class Shim:
         """The epoch our dataplane writes carry; None while we are not the owner."""
         return self.rm.epoch if self.rm.owns_dataplane else None
 
-    def _run_effects(self, effects: list[Any]) -> None:
+    def _run_effects(self, effects: list[Effect]) -> None:
         self.driver.run_effects(effects)
 
     @property

@@ -126,10 +126,12 @@ class LinkWatcher:
                         info = link_info(m)
                         if info:
                             old = self._names.get(info.ifindex)
-                            if old and old != info.name:
-                                self._emit(old, None)
                             self._names[info.ifindex] = info.name
                             self._emit(info.name, info)
+                            if old and old != info.name:
+                                # a rename: the new name first, so a cache keyed by ifindex
+                                # (the team backend's) keeps what it knew of the netdev
+                                self._emit(old, None)
                     elif ev == "RTM_DELLINK":
                         name = self._names.pop(m["index"], None) or m.get_attr("IFLA_IFNAME")
                         if name:
