@@ -513,6 +513,43 @@ def test_member_link_down_mid_handover(lab: Lab) -> None:
     assert {e.member for e in lab.ovs.member_events(base.offset)} == {pport}
 
 
+def test_link_change_while_yielded_then_rollback_is_written_by_the_resumed_owner(
+        lab: Lab) -> None:
+    """A member link goes down while the old owner is yielded (it decides, writes nothing),
+    then the standby dies before the takeover: the run rolls back, and the resumed owner
+    publishes what it decided meanwhile at once (before the fix in LagRunner.sync_dataplane,
+    APPL_DB kept the member `enabled` until some later event)."""
+    lag, port, pport = lab.members()[1]
+    bond = lab.state["lags"][lag]["bond"]
+    base = baseline(lab)
+    orch = warm_restart(lab)
+    pid, _ = pause_standby_between_snapshot_and_takeover(orch)
+    try:
+        lab.set_member_link(port, False)
+        time.sleep(0.1)  # decided by the yielded owner, which writes nothing
+    finally:
+        os.kill(pid, signal.SIGKILL)  # the standby never takes over
+    try:
+        code, out = orch.outcome()
+        assert code == 1 and out["result"] == "rolled_back", out
+        wait_for(lambda: appl_db(lab).get(f"LAG_MEMBER_TABLE:{lag}:{port}")
+                 == {"status": "disabled"}, 1.0, "APPL_DB member disabled after the rollback",
+                 interval=0.02)
+        assert state_db(lab, f"LAG_MEMBER_TABLE|{lag}|{port}").get("runner.selected") == "false"
+        wait_for(lambda: not lab.ovs.bond_show()[bond]["members"][pport], 3.0,
+                 "partner disables the member")
+        writes = [json.loads(line) for line in dataplane_log(lab).read_text().splitlines()]
+        by_standby = [w for w in writes if w["pid"] == pid]
+        assert all(w["op"] != "enabled" for w in by_standby), by_standby
+    finally:
+        lab.set_member_link(port, True)
+    wait_for(lambda: lab.ovs.bond_show()[bond]["members"][pport], 6.0, "partner re-enables")
+    wait_for(lambda: appl_db(lab)[f"LAG_MEMBER_TABLE:{lag}:{port}"] == {"status": "enabled"},
+             3.0, "APPL_DB member enabled")
+    after = assert_intact(lab, base, flapped=frozenset({pport}))
+    assert after.pid == base.active.pid and after.epoch > base.active.epoch
+
+
 def test_member_link_down_while_the_standby_gets_ready_still_completes(lab: Lab) -> None:
     """A member whose link goes down before READY sends nothing, now or after the takeover,
     so READY does not wait for its last PDU to match (before: not READY until the link came
