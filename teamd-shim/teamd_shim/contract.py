@@ -1,4 +1,5 @@
-"""The control-socket contract between a shim and the orchestrator, as typed frozen records.
+"""The contracts between processes, as typed frozen records: the control socket's replies
+(shim -> orchestrator) and a handover snapshot's `_meta` (one shim -> the next, through Redis).
 
 Both sides build and read these instead of dicts read key by key, so a renamed or missing field
 fails in one place (`from_json`) with a message naming it, not as a KeyError deep inside a
@@ -91,6 +92,36 @@ class InstanceInfo:
                                 "different versions?)") from None
         except (TypeError, ValueError, AttributeError) as e:
             raise ContractError(f"`info` reply has a malformed field: {e}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotMeta:
+    """The `_meta` field of a handover snapshot (TEAMD_SHIM_STATE|<name>, the shadow one, and
+    TEAMD_SHIM_FINAL|<name>, the yield's), next to one field per LAG (`Lag.to_dict()`)."""
+
+    epoch: int | None  # the owner's epoch when it was taken
+    t: float  # the owner's CLOCK_MONOTONIC when it was taken (one clock per host)
+    final: bool
+    owner: str
+    # per port, the kernel receive stamp (ns) of the last frame applied: the replay cut (hld §7)
+    rx_cut: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: Any) -> SnapshotMeta:
+        if not isinstance(d, dict):
+            raise ContractError(f"snapshot `_meta` is not an object: {d!r}")
+        try:
+            return cls(epoch=None if d["epoch"] is None else int(d["epoch"]), t=float(d["t"]),
+                       final=bool(d["final"]), owner=str(d["owner"]),
+                       rx_cut={str(k): int(v) for k, v in (d.get("rx_cut") or {}).items()})
+        except KeyError as e:
+            raise ContractError(f"snapshot `_meta` lacks field {e} (shims of different "
+                                "versions?)") from None
+        except (TypeError, ValueError, AttributeError) as e:
+            raise ContractError(f"snapshot `_meta` has a malformed field: {e}") from None
 
 
 def _opt_float(v: Any) -> float | None:

@@ -26,11 +26,19 @@ from typing import Any, TypeVar
 import redis
 
 from . import __version__
-from .contract import HandedFrom, InstanceInfo
+from .contract import HandedFrom, InstanceInfo, SnapshotMeta
 from .identity import container_id, host_id, pid_namespace
 from .lacp import PduError, PortInfo, decode_frame
 from .lag_runner import LagRunner
-from .ownership import OWNER_KEY, Owner, OwnershipError, OwnerStore, netns_id, proc_starttime
+from .ownership import (
+    OWNER_KEY,
+    Owner,
+    OwnershipError,
+    OwnerStore,
+    netns_id,
+    proc_starttime,
+    snapshot_fields,
+)
 from .publisher import Publisher, Target
 from .replay import RX_KEEP_S, RxLog, restore
 from .role_machine import (
@@ -250,15 +258,14 @@ class HandoverDriver:
         self.run_effects(self.rm.request_shadow(time.monotonic(), seconds))
         self._arm_role_timer()
 
-    def _snapshot_meta(self, now: float, final: bool) -> dict[str, Any]:
+    def _snapshot_meta(self, now: float, final: bool) -> SnapshotMeta:
         """`rx_cut`: the replay cut (replay.py), taken with the LACP state, in one loop step."""
-        return {"epoch": self.rm.epoch, "t": now, "final": final, "owner": self.name,
-                "rx_cut": dict(self.runner.rx_cut)}
+        return SnapshotMeta(epoch=self.rm.epoch, t=now, final=final, owner=self.name,
+                            rx_cut=dict(self.runner.rx_cut))
 
     def _publish_shadow(self) -> None:
-        fields = {lag: json.dumps(d, separators=(",", ":"))
-                  for lag, d in self.runner.lacp_snapshot().items()}
-        fields["_meta"] = json.dumps(self._snapshot_meta(time.monotonic(), final=False))
+        fields = snapshot_fields(self.runner.lacp_snapshot(),
+                                 self._snapshot_meta(time.monotonic(), final=False))
         self.publisher.put(Target("STATE_DB", "TEAMD_SHIM_STATE", self.name), fields)
 
     # ---- active -> yielded -----------------------------------------------------------------
@@ -273,7 +280,7 @@ class HandoverDriver:
         return await self._final_write
 
     async def _write_final(self, snap: dict[str, dict[str, Any]],
-                           meta: dict[str, Any]) -> dict[str, Any]:
+                           meta: SnapshotMeta) -> dict[str, Any]:
         try:
             await self.blocking(self.store.write_final, self.name, snap, meta)
         except Exception as e:
@@ -359,17 +366,18 @@ class HandoverDriver:
     def _follow(self) -> None:
         """Thread: read the active's shadow snapshots. Redis going away is expected (said once
         per outage); anything else is a bug and logged with its traceback, once per kind."""
-        last_t = None
+        last_t: float | None = None
         said: set[str] = set()
         while not self._follow_stop.is_set() and self.rm.role is Role.STANDBY:
             try:
                 cur = self.store.owner()
                 if cur is not None and cur.owner != self.name:
-                    meta = self.store.read_meta(cur.owner)
-                    if meta and meta.get("t") != last_t:
+                    head = self.store.read_meta(cur.owner)
+                    if head is not None and head.t != last_t:
                         meta, lags = self.store.read_snapshot(cur.owner)
-                        last_t = meta.get("t")
-                        self._post(self._on_shadow, meta, lags)
+                        if meta is not None:
+                            last_t = meta.t
+                            self._post(self._on_shadow, meta, lags)
                 said.discard("redis")
             except REDIS_DOWN as e:
                 if "redis" not in said:
@@ -387,7 +395,7 @@ class HandoverDriver:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(fn, *args)
 
-    def _restore(self, meta: dict[str, Any], lags: dict[str, dict[str, Any]],
+    def _restore(self, meta: SnapshotMeta, lags: dict[str, dict[str, Any]],
                  *, taking_over: bool = False) -> list[str]:
         """Adopt published state (replay.restore). Taking over, the changes it makes stay
         pending as intents, for the new owner to apply: the yielded owner saw them but wrote
@@ -399,14 +407,14 @@ class HandoverDriver:
                 running.lacp.pop_intents()
         return problems
 
-    def _on_shadow(self, meta: dict[str, Any], lags: dict[str, dict[str, Any]]) -> None:
+    def _on_shadow(self, meta: SnapshotMeta, lags: dict[str, dict[str, Any]]) -> None:
         if self.rm.role is not Role.STANDBY:
             return
         running_lags = self.runner.lags
         problems = self._restore(meta, lags)
         if not running_lags:
             problems.append("no LAG configured yet")
-        age = time.monotonic() - float(meta.get("t", 0.0))
+        age = time.monotonic() - meta.t
         if age > SNAPSHOT_FRESH_S:
             problems.append(f"active's state is {age:.1f} s old")
         if not problems:
@@ -473,7 +481,7 @@ class HandoverDriver:
             if cur is None:
                 raise OwnershipError("no owner to take over from")
             meta, lags = await self.blocking(self.store.read_final, cur.owner)
-            if not meta.get("final") or meta.get("epoch") != cur.epoch:
+            if meta is None or not meta.final or meta.epoch != cur.epoch:
                 raise OwnershipError(f"{cur.owner} has not yielded at epoch {cur.epoch}")
             won = await self.blocking(self.store.cas, cur.epoch, cur.owner, self.name)
             if won is None:
@@ -491,7 +499,7 @@ class HandoverDriver:
         if problems:
             log.warning("%s: took over with differences: %s", self.name, "; ".join(problems))
         self.handed_from = HandedFrom(
-            owner=cur.owner, epoch=cur.epoch, t=meta.get("t"),
+            owner=cur.owner, epoch=cur.epoch, t=meta.t,
             last_tx={p: d["ports"][p].get("last_tx") for d in lags.values() for p in d["ports"]})
         running_lags = self.runner.lags
         awaiting = frozenset(p for r in running_lags.values() for p in r.lacp.ports

@@ -21,6 +21,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from . import sonic_db
+from .contract import SnapshotMeta
 from .identity import host_id
 from .redis_decoded import fields as redis_fields
 from .redis_decoded import hget, hgetall, keys
@@ -77,6 +78,13 @@ class OwnershipError(RuntimeError):
 class Owner:
     epoch: int
     owner: str
+
+
+def snapshot_fields(lags: dict[str, dict[str, Any]], meta: SnapshotMeta) -> dict[str, str]:
+    """A snapshot's hash: one field per LAG (`Lag.to_dict()` as JSON) and `_meta`."""
+    fields = {lag: json.dumps(d, separators=(",", ":")) for lag, d in lags.items()}
+    fields[META] = json.dumps(meta.to_json())
+    return fields
 
 
 def client(endpoint: sonic_db.Endpoint, db: int) -> redis.Redis:
@@ -172,32 +180,32 @@ class OwnerStore:
         raise OwnershipError("could not claim ownership: the owner record keeps changing")
 
     def write_final(self, name: str, lags: dict[str, dict[str, Any]],
-                    meta: dict[str, Any]) -> None:
+                    meta: SnapshotMeta) -> None:
         """The yield's final snapshot, replacing any earlier one in one transaction."""
         key = FINAL_PREFIX + name
-        fields = {lag: json.dumps(d, separators=(",", ":")) for lag, d in lags.items()}
-        fields[META] = json.dumps(meta)
+        fields = snapshot_fields(lags, meta)
         pipe = self.state.pipeline(transaction=True)
         pipe.delete(key)
         pipe.hset(key, mapping=redis_fields(fields))
         pipe.execute()
 
-    def read_final(self, name: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    def read_final(self, name: str) -> tuple[SnapshotMeta | None, dict[str, dict[str, Any]]]:
         return self.read_snapshot(name, FINAL_PREFIX)
 
     def read_snapshot(self, name: str, prefix: str = SNAPSHOT_PREFIX
-                      ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+                      ) -> tuple[SnapshotMeta | None, dict[str, dict[str, Any]]]:
         """The shadow snapshot the active publishes while a standby follows (or, with
-        FINAL_PREFIX, the final one)."""
+        FINAL_PREFIX, the final one); (None, {}) when there is none. A `_meta` of another shape
+        raises ContractError."""
         raw = hgetall(self.state, prefix + name)
         if META not in raw:
-            return {}, {}
-        meta = json.loads(raw.pop(META))
+            return None, {}
+        meta = SnapshotMeta.from_json(json.loads(raw.pop(META)))
         return meta, {lag: json.loads(v) for lag, v in raw.items()}
 
-    def read_meta(self, name: str) -> dict[str, Any]:
+    def read_meta(self, name: str) -> SnapshotMeta | None:
         raw = hget(self.state, SNAPSHOT_PREFIX + name, META)
-        return json.loads(raw) if raw else {}
+        return SnapshotMeta.from_json(json.loads(raw)) if raw else None
 
     def drop_instance(self, name: str) -> None:
         self.state.delete(INSTANCE_PREFIX + name, SNAPSHOT_PREFIX + name, FINAL_PREFIX + name)

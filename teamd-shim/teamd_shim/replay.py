@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .contract import SnapshotMeta
 from .lacp import Lag
 from .links import LinkInfo
 from .running_lag import RunningLag
@@ -52,7 +53,7 @@ class RxLog:
                 yield r
 
 
-def restore(lags: Mapping[str, RunningLag], meta: Mapping[str, Any],
+def restore(lags: Mapping[str, RunningLag], meta: SnapshotMeta,
             snap: Mapping[str, dict[str, Any]], rx: RxLog, links: Mapping[str, LinkInfo],
             port_lag: Mapping[str, str], now: float) -> list[str]:
     """Adopt the snapshot into `lags`, then apply link changes since it was taken, then the
@@ -85,8 +86,7 @@ def restore(lags: Mapping[str, RunningLag], meta: Mapping[str, Any],
             was_up = snap_ports.get(port, {}).get("link_up")
             if link is not None and was_up is not None and bool(was_up) != link.up:
                 running.lacp.set_link(port, link.up, now)  # changed after the snapshot
-    cut = {p: int(s) for p, s in (meta.get("rx_cut") or {}).items()}
-    for r in rx.after_cut(cut, float(meta.get("t", 0.0))):
+    for r in rx.after_cut(meta.rx_cut, meta.t):
         target = lags.get(port_lag.get(r.port, ""))
         if target is not None and r.port in target.lacp.ports:
             target.lacp.receive(r.port, r.frame, r.at)

@@ -13,6 +13,7 @@ import time
 
 import pytest
 from teamd_shim import sonic_db
+from teamd_shim.contract import SnapshotMeta
 from teamd_shim.ownership import OwnerStore
 from teamd_shim.publisher import Publisher, Target
 
@@ -25,20 +26,21 @@ def test_a_queued_shadow_snapshot_never_overwrites_the_final_one(redis_server) -
     name = "teamd"
     publisher = Publisher(endpoint)
     shadow = {"PortChannel0001": json.dumps({"shadow": True}),
-              "_meta": json.dumps({"epoch": 1, "t": 1.0, "final": False, "owner": name})}
+              "_meta": json.dumps({"epoch": 1, "t": 1.0, "final": False, "owner": name,
+                                   "rx_cut": {}})}
     publisher.put(Target("STATE_DB", "TEAMD_SHIM_STATE", name), shadow)  # queued ...
     store.write_final(name, {"PortChannel0001": {"final": True}},
-                      {"epoch": 1, "t": 2.0, "final": True, "owner": name})
+                      SnapshotMeta(epoch=1, t=2.0, final=True, owner=name))
     publisher.start()  # ... and written after the final snapshot
     try:
         deadline = time.monotonic() + 5.0
-        while store.read_meta(name).get("t") != 1.0:
+        while (head := store.read_meta(name)) is None or head.t != 1.0:
             assert time.monotonic() < deadline, "the queued shadow was never written"
             time.sleep(0.01)
     finally:
         publisher.stop()
     meta, lags = store.read_final(name)  # what a takeover reads
-    assert meta["final"] is True and meta["t"] == 2.0
+    assert meta is not None and meta.final is True and meta.t == 2.0
     assert lags == {"PortChannel0001": {"final": True}}
     store.drop_instance(name)
-    assert store.read_final(name) == ({}, {}) and store.read_snapshot(name) == ({}, {})
+    assert store.read_final(name) == (None, {}) and store.read_snapshot(name) == (None, {})

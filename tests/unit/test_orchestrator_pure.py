@@ -1,3 +1,5 @@
+import json
+
 from teamd_shim.sonic_db import RedisUrlError, parse_url
 
 from orchestrator.handover import gaps
@@ -176,3 +178,17 @@ def test_a_stage_failing_before_the_lock_is_a_refusal_naming_why(tmp_path):
         out = c.restart()
         assert out.result == "refused" and out.code == REFUSED and why in out.reason
         assert "two" not in out.stages and "      nothing was changed" in lines
+
+
+def test_a_snapshot_meta_round_trips_and_a_foreign_one_names_what_is_wrong():
+    import pytest
+    from teamd_shim.contract import ContractError, SnapshotMeta
+
+    meta = SnapshotMeta(epoch=4, t=12.5, final=True, owner="teamd", rx_cut={"Ethernet0": 17})
+    assert SnapshotMeta.from_json(json.loads(json.dumps(meta.to_json()))) == meta
+    older = {"epoch": 4, "t": 12.5, "final": True, "owner": "teamd"}  # no replay cut yet
+    assert SnapshotMeta.from_json(older).rx_cut == {}
+    with pytest.raises(ContractError, match="lacks field 'final'"):
+        SnapshotMeta.from_json({"epoch": 4, "t": 1.0, "owner": "teamd"})
+    with pytest.raises(ContractError, match="malformed"):
+        SnapshotMeta.from_json({**older, "rx_cut": {"Ethernet0": "soon"}})

@@ -6,9 +6,11 @@ reads no Redis (the store and the publisher are built but never started or calle
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
+from teamd_shim.contract import SnapshotMeta
 from teamd_shim.dataplane import NullDataplane
 from teamd_shim.handover_driver import HandoverDriver
 from teamd_shim.lag_runner import LagRunner
@@ -36,7 +38,8 @@ def active_snapshot(partner_system: bytes = SYS_B):
     """What the active publishes: its LAG converged with a fast partner."""
     a, b = make_lag(SYS_A, 1, fast_rate=True), make_lag(partner_system, 2, fast_rate=True)
     Wire(a, b).run_until(5.0)
-    return {"t": time.monotonic(), "rx_cut": {}}, {"PortChannel1": a.to_dict()}, b
+    meta = SnapshotMeta(epoch=3, t=time.monotonic(), final=False, owner="teamd")
+    return meta, {"PortChannel1": a.to_dict()}, b
 
 
 def hear(driver: HandoverDriver, partner, ports=tuple(PORTS)) -> None:
@@ -88,5 +91,5 @@ def test_not_ready_on_a_stale_snapshot(tmp_path, age: float) -> None:
     driver = standby(tmp_path)
     meta, snap, partner = active_snapshot()
     hear(driver, partner)
-    driver._on_shadow({**meta, "t": time.monotonic() - age}, snap)
+    driver._on_shadow(dataclasses.replace(meta, t=time.monotonic() - age), snap)
     assert not driver.ready and "s old" in driver.ready_detail

@@ -9,6 +9,7 @@ same stamp for one frame (tests/integration/test_packet_stamps.py).
 from __future__ import annotations
 
 from teamd_shim.config import LagConfig
+from teamd_shim.contract import SnapshotMeta
 from teamd_shim.lacp import Lag, LagSettings
 from teamd_shim.links import LinkInfo
 from teamd_shim.replay import RxLog, restore
@@ -17,6 +18,10 @@ from test_lacp_machines import PORTS, SYS_A, SYS_B, Wire, make_lag
 
 CFG = LagConfig(name="PortChannel1", admin_up=True, mtu=9100, min_links=1, fast_rate=True,
                 key=1, system="02:00:00:00:00:aa", members=tuple(PORTS))
+
+
+def cut_at(t: float, rx_cut: dict[str, int]) -> SnapshotMeta:
+    return SnapshotMeta(epoch=3, t=t, final=True, owner="teamd", rx_cut=rx_cut)
 
 
 def converged() -> tuple[Wire, Lag]:
@@ -52,7 +57,7 @@ def test_a_frame_the_owner_applied_is_not_applied_again_however_late_we_read_it(
     w, b = converged()
     snap = {"PortChannel1": w.a.to_dict()}
     before = rx_pdus({"PortChannel1": RunningLag(cfg=CFG, lacp=w.a)}, "e0")
-    meta = {"t": 5.0, "rx_cut": {"e0": 1000, "e1": 1000}}
+    meta = cut_at(5.0, {"e0": 1000, "e1": 1000})
     rx = RxLog()
     # the owner applied the frame stamped 1000 before its snapshot; the standby, busy, read it
     # only after the snapshot's time: the old cut (read time > t) applied it a second time
@@ -66,7 +71,7 @@ def test_a_frame_the_owner_had_not_read_yet_is_replayed_however_early_we_read_it
     w, b = converged()
     snap = {"PortChannel1": w.a.to_dict()}
     before = rx_pdus({"PortChannel1": RunningLag(cfg=CFG, lacp=w.a)}, "e1")
-    meta = {"t": 5.0, "rx_cut": {"e0": 1000, "e1": 1000}}
+    meta = cut_at(5.0, {"e0": 1000, "e1": 1000})
     rx = RxLog()
     # stamped after the owner's last applied frame, but read by the standby before the
     # snapshot's time (the owner's loop was refreshing every port): the old cut lost it
@@ -84,7 +89,7 @@ def test_a_port_without_a_stamp_in_the_snapshot_falls_back_to_the_snapshot_time(
     rx.add("e0", partner_frame(b, "e0", 4.9), 4.9, 7)  # before t: in the snapshot already
     rx.add("e0", partner_frame(b, "e0", 5.2), 5.2, 8)  # after t: replayed
     lags = standby_lags()
-    restore(lags, {"t": 5.0}, snap, rx, links(), {p: "PortChannel1" for p in PORTS}, 5.3)
+    restore(lags, cut_at(5.0, {}), snap, rx, links(), {p: "PortChannel1" for p in PORTS}, 5.3)
     assert rx_pdus(lags, "e0") == before + 1
 
 
@@ -98,7 +103,7 @@ def test_a_link_that_came_up_after_the_snapshot_is_applied_before_the_replayed_f
     rx.add("e1", partner_frame(b, "e1", 5.3), 5.3, 2000)
     lags = standby_lags()
     before = rx_pdus({"PortChannel1": RunningLag(cfg=CFG, lacp=w.a)}, "e1")
-    restore(lags, {"t": 5.0, "rx_cut": {"e0": 1000}}, snap, rx, links(up=True),
+    restore(lags, cut_at(5.0, {"e0": 1000}), snap, rx, links(up=True),
             {p: "PortChannel1" for p in PORTS}, 5.4)
     view = lags["PortChannel1"].lacp.port_view("e1")
     # replayed before the link was caught up, the PDU met a port with no link and was dropped
