@@ -47,8 +47,10 @@ class Shim:
         self.ctl_dir = ctl_dir
         self.rm = RoleMachine(Role(role))
         self.publisher = Publisher(endpoint, fence=self._fence)
+        # the runner and the driver call each other only through these two callbacks and the
+        # driver's reference to the runner: the runner knows nothing of the handover
         self.runner = LagRunner(dataplane, self.publisher, self.rm,
-                                on_effects=self._run_effects)
+                                on_effects=self._run_effects, on_rx=self._note_rx)
         self.driver = HandoverDriver(name, self.rm, OwnerStore(endpoint), self.publisher,
                                      self.runner, on_exit=self.stop)
         self.snapshot: ConfigSnapshot | None = None
@@ -67,6 +69,9 @@ class Shim:
 
     def _run_effects(self, effects: list[Effect]) -> None:
         self.driver.run_effects(effects)
+
+    def _note_rx(self, port: str, frame: bytes, now: float, stamp: int) -> None:
+        self.driver.note_rx(port, frame, now, stamp)
 
     @property
     def role(self) -> Role:

@@ -98,7 +98,6 @@ class HandoverDriver:
         self._follow_stop = threading.Event()
         self._role_timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        runner.on_rx = self.note_rx
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop

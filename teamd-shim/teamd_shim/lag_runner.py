@@ -41,12 +41,12 @@ class LagRunner:
     """Runs the LACP of every LAG; see the module docstring."""
 
     def __init__(self, dataplane: Dataplane, publisher: Publisher, rm: RoleMachine, *,
-                 on_effects: Callable[[list[Effect]], None]) -> None:
+                 on_effects: Callable[[list[Effect]], None], on_rx: RxObserver) -> None:
         self.dataplane = dataplane
         self.publisher = publisher
         self.rm = rm
         self._on_effects = on_effects  # the role machine's effects raised on the LACP path
-        self.on_rx: RxObserver | None = None  # the handover driver records frames (standby)
+        self._on_rx = on_rx  # every received frame (a standby keeps them for its replay)
         self.lags: dict[str, RunningLag] = {}
         self.port_lag: dict[str, str] = {}
         self.links: dict[str, LinkInfo] = {}
@@ -179,8 +179,7 @@ class LagRunner:
         if lag_name is None:
             return
         running = self.lags[lag_name]
-        if self.on_rx is not None:
-            self.on_rx(port, frame, now, stamp)
+        self._on_rx(port, frame, now, stamp)
         self.rx_cut[port] = stamp
         if not running.lacp.receive(port, frame, now):
             # dropped (bad, truncated, marker, loopback): its counter moved, publish it

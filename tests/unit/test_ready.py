@@ -27,11 +27,14 @@ def standby(tmp_path) -> HandoverDriver:
     endpoint = Endpoint(unix_path=str(tmp_path / "never-used.sock"))
     rm = RoleMachine(Role.STANDBY)
     publisher = Publisher(endpoint)
-    runner = LagRunner(NullDataplane(), publisher, rm, on_effects=lambda effects: None)
+    held: list[HandoverDriver] = []
+    runner = LagRunner(NullDataplane(), publisher, rm, on_effects=lambda effects: None,
+                       on_rx=lambda *frame: held[0].note_rx(*frame))
     runner.lags["PortChannel1"] = RunningLag(cfg=CFG, lacp=make_lag(SYS_A, 1, fast_rate=True))
     runner.port_lag = {p: "PortChannel1" for p in PORTS}
-    return HandoverDriver("teamd~2", rm, OwnerStore(endpoint), publisher, runner,
-                          on_exit=lambda: None)
+    held.append(HandoverDriver("teamd~2", rm, OwnerStore(endpoint), publisher, runner,
+                               on_exit=lambda: None))
+    return held[0]
 
 
 def active_snapshot(partner_system: bytes = SYS_B):
