@@ -356,8 +356,8 @@ class HandoverDriver:
 
     # ---- standby ---------------------------------------------------------------------------
     def note_rx(self, port: str, frame: bytes, now: float, stamp: int) -> None:
-        if self.rm.role is Role.STANDBY:
-            self.rx.add(port, frame, now, stamp)
+        """A frame a standby received (the runner calls this for a standby only)."""
+        self.rx.add(port, frame, now, stamp)
 
     def start_following(self) -> None:
         threading.Thread(target=self._follow, name="follow", daemon=True).start()

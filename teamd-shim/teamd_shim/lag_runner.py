@@ -46,7 +46,7 @@ class LagRunner:
         self.publisher = publisher
         self.rm = rm
         self._on_effects = on_effects  # the role machine's effects raised on the LACP path
-        self._on_rx = on_rx  # every received frame (a standby keeps them for its replay)
+        self._on_rx = on_rx  # a standby's received frames, kept for its replay
         self.lags: dict[str, RunningLag] = {}
         self.port_lag: dict[str, str] = {}
         self.links: dict[str, LinkInfo] = {}
@@ -82,9 +82,10 @@ class LagRunner:
 
     def update_lag(self, running: RunningLag, cfg: LagConfig, now: float) -> None:
         old = running.cfg
-        if old.lacp_settings() != cfg.lacp_settings():
+        settings = cfg.lacp_settings()
+        if old.lacp_settings() != settings:
             log.info("%s: LACP settings changed", cfg.name)
-            running.lacp.update_settings(cfg.lacp_settings(), now)
+            running.lacp.update_settings(settings, now)
         for port in set(old.members) - set(cfg.members):
             self.remove_member(running, port, now, goodbye=True)
         running.cfg = cfg
@@ -179,7 +180,8 @@ class LagRunner:
         if lag_name is None:
             return
         running = self.lags[lag_name]
-        self._on_rx(port, frame, now, stamp)
+        if self.rm.role is Role.STANDBY:  # only a standby keeps frames (for its replay)
+            self._on_rx(port, frame, now, stamp)
         self.rx_cut[port] = stamp
         if not running.lacp.receive(port, frame, now):
             # dropped (bad, truncated, marker, loopback): its counter moved, publish it

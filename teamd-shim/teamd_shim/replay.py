@@ -43,7 +43,7 @@ class RxLog:
             self._log.popleft()
 
     def __iter__(self) -> Iterator[Received]:
-        return iter(list(self._log))
+        return iter(self._log)  # read on the loop, which alone adds to it
 
     def after_cut(self, cut: Mapping[str, int], t: float) -> Iterator[Received]:
         """The frames the snapshot has not applied, in arrival order."""

@@ -136,7 +136,6 @@ class RoleMachine:
         self.shadow_at: float | None = None
         self.shadow_until = 0.0
         self.confirmation: Confirmation | None = None
-        self.confirming = False  # checked per PDU: the one cheap test on the transmit path
         self.history: list[tuple[float, Role, Event, Role]] = []
 
     # ---- queries ---------------------------------------------------------------------------
@@ -155,6 +154,12 @@ class RoleMachine:
         """For a check after an await, where the role may have changed meanwhile (a call, so
         that a type checker does not carry over what it knew before the await)."""
         return self.role is role
+
+    @property
+    def confirming(self) -> bool:
+        """A takeover waits for first PDUs (checked once per PDU sent, so kept to one test)."""
+        c = self.confirmation
+        return c is not None and not c.done
 
     @property
     def confirmed(self) -> bool:
@@ -204,7 +209,6 @@ class RoleMachine:
         if c.awaiting:
             return []
         c.done = True
-        self.confirming = False
         return [Confirmed()]
 
     def on_timer(self, now: float) -> list[Effect]:
@@ -273,7 +277,6 @@ class RoleMachine:
         if event is Event.TAKEN_OVER:
             self.epoch = epoch
             self.confirmation = Confirmation(at=now, awaiting=set(ports))
-            self.confirming = True
             return self._maybe_confirmed(self.confirmation)  # nothing can transmit: done
         if event in (Event.RETIRE, Event.RETIRE_DUE):
             self.auto_resume_at = self.retire_at = None
