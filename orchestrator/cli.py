@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -174,6 +175,38 @@ def rollback_docker(ctx: Ctx, container: str, timeout: float, yes: bool, as_json
         say(f"      refused: {out.reason}")
     _print_outcome(out, as_json)
     sys.exit(out.code)
+
+
+@main.command()
+@click.option("--runtime", "runtime_name", type=click.Choice(["auto", "process", "docker"]),
+              default="auto", show_default=True,
+              help="how instances are started (this version: process)")
+@click.option("--name", help="instance name of a cold-started active (default: the owner's "
+              "base name, else teamd); hot standbys are NAME~sN")
+@click.option("--shim-arg", "shim_args", multiple=True, metavar="ARG",
+              help="with nothing running to copy from: an argument for a cold-started "
+              "teamd-shim (repeatable; --redis is added)")
+@click.pass_obj
+def supervise(ctx: Ctx, runtime_name: str, name: str | None, shim_args: tuple[str, ...]) -> None:
+    """Keep a hot standby beside the active, so even a crash of the active is invisible.
+
+    Runs in the foreground, in the members' network namespace; SIGTERM/SIGINT stop it and leave
+    the active and the standby running. It adopts what runs, starts one hot standby (which
+    promotes itself within milliseconds when the active dies or hangs), starts a new one after
+    every promotion, backs off a standby that keeps dying, and cold-starts an active when
+    there is none. Exit 2: refused (another supervisor runs, redis unreachable)."""
+    from .supervisor import Supervisor, SupervisorError
+
+    def say(line: str) -> None:
+        _say(f"{time.strftime('%H:%M:%S')} supervise: {line}")
+
+    try:
+        sup = Supervisor(ctx.endpoint(), runtime_name=runtime_name, say=say, name=name,
+                         shim_args=shim_args)
+        sys.exit(sup.run())
+    except SupervisorError as e:
+        click.echo(f"supervise: {e}", err=True)
+        sys.exit(2)
 
 
 @main.command()

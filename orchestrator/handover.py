@@ -124,6 +124,16 @@ class Controller:
         self.stages: tuple[Stage, ...] = STAGES
 
     # ---- helpers ---------------------------------------------------------------------------
+    def hot_standby(self, active: Instance) -> tuple[str, dict[str, str]] | None:
+        """A READY hot standby of the supervisor, shadowing `active` (hld §14.5): a planned
+        restart hands over to it instead of starting one (the ready stage drops out)."""
+        for name, rec in self.store.instances().items():
+            if (name != active.name and rec.get("role") == "standby" and rec.get("hot") == "true"
+                    and rec.get("ready") == "true" and rec.get("netns") == active.netns
+                    and rec.get("ctl") and instance_alive(rec)):
+                return name, rec
+        return None
+
     def active(self) -> Instance:
         cur = self.store.owner()
         if cur is None:
@@ -373,6 +383,7 @@ class Run:
     new: str = ""
     new_ctl: str = ""
     new_pid: str | None = None  # the runtime's handle of the standby
+    hot: bool = False  # the new instance is the supervisor's hot standby, already READY
     yielded: bool = False
     yielded_at: float = 0.0
     warm_before: str | None = None
@@ -428,8 +439,15 @@ class Precheck:
         run.active, run.run_id, run.locked = active, run_id, True
         out = run.out
         out.run_id, out.old = run_id, active.name
-        run.new = out.new = f"{active.name.split('~')[0]}~{int(active.epoch or 0) + 1}"
-        run.new_ctl = os.path.join(os.path.dirname(active.ctl), f"{run.new}.sock")
+        hot = (c.hot_standby(active) if run.target is None and c.runtime.name == "process"
+               else None)
+        if hot is not None:
+            run.hot = True
+            run.new = out.new = hot[0]
+            run.new_ctl, run.new_pid = hot[1]["ctl"], hot[1]["pid"]
+        else:
+            run.new = out.new = f"{active.name.split('~')[0]}~{int(active.epoch or 0) + 1}"
+            run.new_ctl = os.path.join(os.path.dirname(active.ctl), f"{run.new}.sock")
         run.warm_before = c.journal.warm_enabled()
         if run.warm_before != "true":
             c.journal.set_warm_enabled("true")
@@ -448,6 +466,8 @@ class StartStandby:
 
     def title(self, c: Controller, run: Run) -> str:
         old = run.old
+        if run.hot:
+            return f"hot standby {run.new}: already running and READY (started by the supervisor)"
         if c.runtime.name == "docker":
             how = f"image {run.image}" if run.image else "same image"
             return (f"start standby {run.new} ({how}): container {old.container_name} -> "
@@ -457,6 +477,11 @@ class StartStandby:
 
     def run(self, c: Controller, run: Run) -> str:
         ctl(run.old.ctl, "shadow", seconds=run.timeout + 30.0)
+        if run.hot:
+            assert run.new_pid is not None
+            c.journal.stage(run.run_id, "standby_started", new_pid=run.new_pid,
+                            new_handle=run.new_pid)
+            return f"{c.runtime.describe(run.new_pid)}, reused"
         run.new_pid = c.runtime.start_standby(run.old, run.new, run.target)
         c.journal.stage(run.run_id, "standby_started", new_pid=run.new_pid,
                         new_handle=run.new_pid)

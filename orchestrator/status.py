@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from teamd_shim.ownership import OwnerStore, client, instance_alive
@@ -30,9 +31,11 @@ def collect(endpoint: Endpoint) -> dict[str, Any]:
     last = hgetall(r, RUN_PREFIX + wr["last_run"]) if wr.get("last_run") else {}
     if owner and owner.owner in instances:
         instances[owner.owner].update(_container_of(owner.owner, records[owner.owner]))
+    from .supervisor import read_record
+
     return {"owner": owner.__dict__ if owner else None, "instances": instances, "lags": lags,
             "warm_restart": wr, "warm_restart_enable": hget(r, ENABLE_KEY, "enable"),
-            "last_run": last}
+            "last_run": last, "supervisor": read_record(r)}
 
 
 def _container_of(name: str, rec: dict[str, str]) -> dict[str, str]:
@@ -72,10 +75,11 @@ def render(st: dict[str, Any]) -> str:
             lines.append(f"container: unknown ({inst['container_error']})")
     else:
         lines.append("active: none")
-    others = [f"{n} ({i.get('role')}, pid {i.get('pid')})" for n, i in st["instances"].items()
-              if not own or n != own["owner"]]
+    others = [_describe(n, i) for n, i in st["instances"].items()
+              if (not own or n != own["owner"]) and i.get("alive")]
     if others:
         lines.append("other instances: " + ", ".join(others))
+    lines += _supervisor_lines(st.get("supervisor") or {})
     rows = []
     for lag, v in st["lags"].items():
         if "error" in v["lag"] and "oper_status" not in v["lag"]:
@@ -100,3 +104,47 @@ def render(st: dict[str, Any]) -> str:
                      f"({last.get('old')} -> {last.get('new')}){gap}"
                      f"{': ' + last['reason'] if last.get('reason') else ''}")
     return "\n".join(lines)
+
+
+def _describe(name: str, i: dict[str, Any]) -> str:
+    role = ("hot " if i.get("hot") == "true" else "") + str(i.get("role"))
+    ready = ", READY" if i.get("ready") == "true" else (
+        f", not ready: {i.get('ready_detail')}" if i.get("role") == "standby" else "")
+    refused = f", would not promote: {i['promotion_refused']}" if i.get(
+        "promotion_refused") else ""
+    return f"{name} ({role}, pid {i.get('pid')}{ready}{refused})"
+
+
+def _when(t: str | float) -> str:
+    try:
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(float(t)))
+    except (TypeError, ValueError):
+        return "?"
+
+
+def _supervisor_lines(sup: dict[str, Any]) -> list[str]:
+    if not sup:
+        return ["supervisor: none (an unplanned death of the active flaps every LAG; "
+                "`warm-restart supervise` keeps a hot standby)"]
+    if not sup.get("alive"):
+        head = f"supervisor: NOT RUNNING (last state {sup.get('state') or '?'})"
+    else:
+        head = (f"supervisor: pid {sup['pid']}, runtime {sup.get('runtime')}, up since "
+                f"{_when(sup.get('since', ''))}")
+    out = [head, f"  now: {sup.get('note') or '-'}"]
+    p = sup.get("last_promotion") or {}
+    if p:
+        out.append(f"  last promotion: {_when(p.get('at', ''))} {p.get('from')} "
+                   f"{p.get('why')} -> {p.get('to')} (epoch {p.get('epoch')}, "
+                   f"{p.get('took_ms')} ms: {p.get('how')})")
+    else:
+        out.append("  last promotion: none")
+    c = sup.get("last_cold_start") or {}
+    if c:
+        out.append(f"  cold starts: {sup.get('cold_starts')}, last {_when(c.get('at', ''))}: "
+                   f"{c.get('why')}")
+    if sup.get("crashes"):
+        until = float(sup.get("backoff_until") or 0)
+        out.append(f"  standby crashes in a row: {sup['crashes']}"
+                   + (f", backing off until {_when(until)}" if until > time.time() else ""))
+    return out

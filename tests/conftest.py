@@ -15,3 +15,20 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory):
     srv = RedisServer(d).start()
     yield srv
     srv.stop()
+
+
+# Numbers a test measured, printed at the end of the run beside each other (the supervised
+# results next to the unsupervised contrast), whatever pytest captured.
+_SUMMARY: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def summary() -> list[str]:
+    return _SUMMARY
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    if _SUMMARY:
+        terminalreporter.section("measured (partner-side)")
+        for line in _SUMMARY:
+            terminalreporter.write_line(line)

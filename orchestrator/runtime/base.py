@@ -59,9 +59,10 @@ class Runtime(Protocol):
         changed: an executable that is not one, an image the engine does not have."""
         ...
 
-    def start_standby(self, active: Instance, new_name: str, target: str | None) -> str:
-        """Start a standby like the active (`target`: another executable or image); return
-        its handle."""
+    def start_standby(self, active: Instance, new_name: str, target: str | None, *,
+                      hot: bool = False) -> str:
+        """Start a standby like the active (`target`: another executable or image; `hot`: a
+        supervisor's, which promotes itself); return its handle."""
         ...
 
     def describe(self, handle: str) -> str: ...

@@ -157,7 +157,8 @@ class DockerRuntime:
             raise RuntimeFailure(f"no image {ref!r} in this Docker engine (`docker images`); "
                                  "build it (`make images`) or `docker load` it") from None
 
-    def start_standby(self, active: Instance, new_name: str, target: str | None) -> str:
+    def start_standby(self, active: Instance, new_name: str, target: str | None, *,
+                      hot: bool = False) -> str:
         old = self._get(active.handle)
         if old is None:
             raise RuntimeFailure(f"container {active.handle[:12]} is gone")
@@ -177,7 +178,7 @@ class DockerRuntime:
         env = [e for e in cfg.get("Env") or [] if e not in img_env]
         labels = {k: v for k, v in (cfg.get("Labels") or {}).items()
                   if img_labels.get(k) != v}
-        argv = standby_argv(list(cfg.get("Cmd") or []), new_name, None)
+        argv = standby_argv(list(cfg.get("Cmd") or []), new_name, None, hot=hot)
         policy = hc.get("RestartPolicy") or {"Name": "no"}
         # teamd_bak must not come back when its shim exits after the handover
         _retry(old.rename, bak)

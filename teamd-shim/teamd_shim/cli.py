@@ -14,7 +14,7 @@ from . import __version__, sonic_db
 from .contract import ContractError, InstanceInfo
 from .control import DEFAULT_CTL_DIR, ControlError, request
 from .identity import default_ctl_dir
-from .ownership import awaited_as_standby
+from .ownership import awaited_as_standby, live_owner
 
 ROLES = ("active", "standby")
 
@@ -29,6 +29,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="unix:///path/redis.sock or redis://host:port (default: $TEAMD_SHIM_REDIS, "
                    f"else {sonic_db.DEFAULT_DB_CONFIG} if present, else {sonic_db.DEFAULT_URL})")
     p.add_argument("--role", choices=ROLES, default="active")
+    p.add_argument("--hot", action="store_true",
+                   help="with --role standby: a hot standby that watches the owner and takes "
+                   "the LAGs over by itself when it dies or hangs (`warm-restart supervise` "
+                   "starts these); with no live owner it starts as the active (a cold start)")
     p.add_argument("--name", default="teamd-shim", help="instance name (control socket name)")
     p.add_argument("--ctl-dir", default=os.environ.get("TEAMD_SHIM_CTL_DIR"),
                    help=f"directory of control sockets (default {DEFAULT_CTL_DIR}; in a "
@@ -146,13 +150,20 @@ def main(argv: list[str] | None = None) -> int:
         dataplane = RecordingDataplane(
             dataplane, args.record, lambda: holder[0].rm.epoch if holder else None)
     role = args.role
-    if role == "standby" and awaited_as_standby(endpoint, args.name) is False:
+    if role == "standby" and args.hot:
+        if live_owner(endpoint) is False:
+            role = "active"
+            logging.getLogger("teamd_shim").warning(
+                "%s: hot standby with no live owner of the LAGs: cold start as the active",
+                args.name)
+    elif role == "standby" and awaited_as_standby(endpoint, args.name) is False:
         role = "active"
         logging.getLogger("teamd_shim").warning(
             "%s: started with --role standby but no warm-restart run is waiting for it (a "
             "restart of a container that a handover made active?): starting as active",
             args.name)
-    shim = Shim(endpoint, dataplane, links, name=args.name, ctl_dir=args.ctl_dir, role=role)
+    shim = Shim(endpoint, dataplane, links, name=args.name, ctl_dir=args.ctl_dir, role=role,
+                hot=args.hot and role == "standby")
     shims.append(shim)
     if args.record:
         holder.append(shim)

@@ -37,6 +37,8 @@ class ControlTarget(Protocol):
     async def do_takeover(self) -> dict[str, Any]: ...
     async def do_resume(self, force: bool = False) -> dict[str, Any]: ...
     def retire(self) -> None: ...
+    async def serve_watcher(self, reader: asyncio.StreamReader,
+                            writer: asyncio.StreamWriter) -> None: ...
 
 log = logging.getLogger(__name__)
 DEFAULT_CTL_DIR = "/run/teamd-shim"
@@ -70,8 +72,13 @@ class ControlServer:
         try:
             while line := await reader.readline():
                 try:
-                    reply: dict[str, Any] = {"ok": True,
-                                             "result": await self.handle(json.loads(line))}
+                    req = json.loads(line)
+                    if isinstance(req, dict) and req.get("cmd") == "watch":
+                        # a hot standby's watch: heartbeats on this connection until it closes
+                        # (hld §14.1); nothing else is served on it
+                        await self.shim.serve_watcher(reader, writer)
+                        return
+                    reply: dict[str, Any] = {"ok": True, "result": await self.handle(req)}
                 except ControlError as e:
                     reply = {"ok": False, "error": str(e)}
                 except Exception as e:  # a bad request must not take the shim down

@@ -40,11 +40,12 @@ class Shim:
     """Drives all LAGs of CONFIG_DB in one of the roles of role_machine.py."""
 
     def __init__(self, endpoint: sonic_db.Endpoint, dataplane: Dataplane, links: LinkWatcher,
-                 *, name: str, ctl_dir: str, role: str = "active") -> None:
+                 *, name: str, ctl_dir: str, role: str = "active", hot: bool = False) -> None:
         self.endpoint = endpoint
         self.dataplane = dataplane
         self.name = name
         self.ctl_dir = ctl_dir
+        self.hot = hot  # a hot standby: watches the owner and promotes itself (hld §14)
         self.rm = RoleMachine(Role(role))
         self.publisher = Publisher(endpoint, fence=self._fence)
         # the runner and the driver call each other only through these two callbacks and the
@@ -53,6 +54,7 @@ class Shim:
                                 on_effects=self._run_effects, on_rx=self._note_rx)
         self.driver = HandoverDriver(name, self.rm, OwnerStore(endpoint), self.publisher,
                                      self.runner, on_exit=self.stop)
+        self.driver.hot = hot and role == "standby"  # in the very first instance record
         self.snapshot: ConfigSnapshot | None = None
         self.refused: dict[Target, str] = {}
         self._links_ready = False
@@ -110,10 +112,15 @@ class Shim:
         self.config_watcher.start()
         if self.role is Role.STANDBY:
             self.driver.start_following()
-        log.info("%s: %s started (pid %d, dataplane %s, redis %s)", self.name, self.role,
+            if self.hot:
+                self.driver.start_hot()
+        log.info("%s: %s%s started (pid %d, dataplane %s, redis %s)", self.name,
+                 "hot " if self.hot and self.role is Role.STANDBY else "", self.role,
                  os.getpid(), self.dataplane.name, self.endpoint.url)
         await self._stopping.wait()
         log.info("%s: stopping (role %s)", self.name, self.role)
+        # a hot standby must not take a cold stop for a death and bring the LAGs back
+        self.driver.close_watchers("stop" if self.role is Role.ACTIVE else self.role.value)
         self.config_watcher.stop()
         self.link_watcher.stop()
         self.driver.stop()
@@ -181,6 +188,10 @@ class Shim:
 
     def retire(self) -> None:
         self.driver.retire()
+
+    async def serve_watcher(self, reader: asyncio.StreamReader,
+                            writer: asyncio.StreamWriter) -> None:
+        await self.driver.serve_watcher(reader, writer)
 
     # ---- config ----------------------------------------------------------------------------
     def _on_snapshot(self, snap: ConfigSnapshot) -> None:

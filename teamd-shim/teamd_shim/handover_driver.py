@@ -14,9 +14,12 @@ schedule. Nothing says goodbye, no link or kernel object is touched.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import select
+import signal
 import sys
 import threading
 import time
@@ -27,9 +30,11 @@ import redis
 
 from . import __version__
 from .contract import HandedFrom, InstanceInfo, SnapshotMeta
+from .hot_standby import HotWatcher
 from .identity import container_id, host_id, pid_namespace
 from .lacp import PduError, PortInfo, decode_frame
 from .lag_runner import LagRunner
+from .liveness import HEARTBEAT_EVERY_S, Beat, Loss, Watch, plan_promotion
 from .ownership import (
     OWNER_KEY,
     Owner,
@@ -58,12 +63,16 @@ from .role_machine import (
     WriteFinal,
 )
 from .timers import rearm
+from .wire_tap import WireTap
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 FOLLOW_EVERY_S = 0.25  # how often a standby reads the active's published state
 SNAPSHOT_FRESH_S = 2.0  # a standby is READY only on a snapshot younger than this
+WATCH_LEASE_S = 2.0  # shadow publishing while a hot standby watches, renewed every heartbeat
+WATCH_BUFFER_MAX = 65536  # a watcher that reads nothing (stopped) gets no more heartbeats
+KILL_WAIT_S = 1.0  # how long a promotion waits to see the fenced owner's process gone
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 # owner record forward to (ARGV[1], ARGV[2]) only if its epoch is lower (never backwards)
@@ -98,12 +107,30 @@ class HandoverDriver:
         self._follow_stop = threading.Event()
         self._role_timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # hot standby (hld §14): watches the owner, promotes itself when it is lost
+        self.hot = False
+        self.watcher: HotWatcher | None = None
+        self.wire: WireTap | None = None
+        self._last_shadow: tuple[SnapshotMeta, dict[str, dict[str, Any]]] | None = None
+        self.last_owner: Owner | None = None  # as the follow thread last read it
+        self.promotion: dict[str, str] = {}  # how we became the owner, for `status`
+        self.promotion_refused = ""
+        # the owner's side: the hot standbys watching us, and their heartbeat
+        self._watchers: set[asyncio.StreamWriter] = set()
+        self._beat_handle: asyncio.TimerHandle | None = None
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
 
     def stop(self) -> None:
         self._follow_stop.set()
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.wire is not None:
+            self.wire.close()
+        if self._beat_handle is not None:
+            self._beat_handle.cancel()
+            self._beat_handle = None
         if self._role_timer is not None:
             self._role_timer.cancel()
             self._role_timer = None
@@ -127,6 +154,9 @@ class HandoverDriver:
             "ready": "true" if self.ready else "false",
             "ready_detail": self.ready_detail,
             "confirmed": "true" if rm.confirmed else "false",
+            "hot": "true" if self.hot else "false",
+            "promotion_refused": self.promotion_refused,
+            **{f"promoted_{k}": v for k, v in self.promotion.items()},
         }
 
     def heartbeat(self) -> None:
@@ -370,6 +400,7 @@ class HandoverDriver:
         while not self._follow_stop.is_set() and self.rm.role is Role.STANDBY:
             try:
                 cur = self.store.owner()
+                self.last_owner = cur
                 if cur is not None and cur.owner != self.name:
                     head = self.store.read_meta(cur.owner)
                     if head is not None and head.t != last_t:
@@ -410,6 +441,7 @@ class HandoverDriver:
         if self.rm.role is not Role.STANDBY:
             return
         running_lags = self.runner.lags
+        self._last_shadow = (meta, lags)
         problems = self._restore(meta, lags)
         if not running_lags:
             problems.append("no LAG configured yet")
@@ -494,6 +526,9 @@ class HandoverDriver:
             log.error("%s: takeover failed: %s", self.name, e)
             raise OwnershipError(f"takeover failed: {e}") from None
         self._follow_stop.set()
+        if self.wire is not None:  # a hot standby taken over in a planned restart
+            self.wire.close()
+            self.wire = None
         problems = self._restore(meta, lags, taking_over=True)
         if problems:
             log.warning("%s: took over with differences: %s", self.name, "; ".join(problems))
@@ -544,3 +579,205 @@ class HandoverDriver:
         # the restored state equals what the old owner published: republish only now, so
         # the first PDUs are not competing with DB work
         self.runner.mark_dirty(self.runner.lags)
+
+    # ---- the owner's side of a hot standby's watch (hld §14.1) ---------------------------
+    async def serve_watcher(self, reader: asyncio.StreamReader,
+                            writer: asyncio.StreamWriter) -> None:
+        """A `watch` request: heartbeats on this connection until either side closes it. The
+        kernel closing it when we die is the standby's death notice."""
+        self._watchers.add(writer)
+        self._beat_to(writer)
+        if self._beat_handle is None:
+            self._beat()
+        try:
+            while await reader.read(4096):
+                pass  # nothing is asked on a watch connection; EOF ends it
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._watchers.discard(writer)
+
+    def _beat_line(self) -> bytes:
+        rm = self.rm
+        beat = Beat(name=self.name, role=rm.role.value, epoch=rm.epoch,
+                    final_written=rm.final_written, pid=os.getpid())
+        return (json.dumps(beat.to_json()) + "\n").encode()
+
+    def _beat_to(self, writer: asyncio.StreamWriter, line: bytes | None = None) -> None:
+        transport = writer.transport
+        if transport.is_closing():
+            self._watchers.discard(writer)
+        elif transport.get_write_buffer_size() < WATCH_BUFFER_MAX:
+            writer.write(line or self._beat_line())
+
+    def _beat(self) -> None:
+        """Every HEARTBEAT_EVERY_S while watched: a heartbeat to every watcher, and the shadow
+        lease renewed (a hot standby needs our state for as long as it watches)."""
+        self._beat_handle = None
+        if not self._watchers or self._loop is None:
+            return
+        line = self._beat_line()
+        for w in list(self._watchers):
+            self._beat_to(w, line)
+        if self.rm.role is Role.ACTIVE:
+            self.request_shadow(WATCH_LEASE_S)
+        self._beat_handle = self._loop.call_later(HEARTBEAT_EVERY_S, self._beat)
+
+    def close_watchers(self, why: str) -> None:
+        """Leaving on purpose: say so before the connection closes, so a watcher does not take
+        the close for a death (`stop`, a cold stop, must not be undone by a promotion)."""
+        line = (json.dumps({"bye": why}) + "\n").encode()
+        for w in list(self._watchers):
+            with contextlib.suppress(Exception):
+                w.write(line)
+                w.close()
+        self._watchers.clear()
+
+    # ---- a hot standby (hld §14) ----------------------------------------------------------
+    def start_hot(self) -> None:
+        """Watch the owner and tap the wire; promote on its loss (standby role only)."""
+        assert self._loop is not None
+        self.hot = True
+        self.wire = WireTap()
+        try:
+            self.wire.open(self._loop)
+        except OSError as e:
+            log.error("%s: cannot see the owner's PDUs on the wire (%s): a promotion would "
+                      "place its first PDUs after the shadowed ones only", self.name, e)
+            self.wire = None
+        self.watcher = HotWatcher(self.name, self.store, pid_namespace(), self._loop,
+                                  self.promote, lambda: self.rm.role is Role.STANDBY)
+        self.watcher.start()
+
+    async def promote(self, loss: Loss, watch: Watch) -> bool:
+        """The owner was lost: fence it, then take the LAGs (hld §14.3). True if we did."""
+        if self.rm.role is not Role.STANDBY:
+            return self.rm.role is Role.ACTIVE
+        t = watch.target
+        t0 = time.monotonic()
+        cur: Owner | None
+        redis_up = True
+        try:
+            cur = await asyncio.wait_for(self.blocking(self.store.owner), 1.0)
+        except (TimeoutError, *REDIS_DOWN):
+            redis_up, cur = False, self.last_owner
+        if redis_up and (cur is None or cur.owner != t.name):
+            self._refuse_promotion(f"{t.name} no longer owns the LAGs "
+                                   f"({cur.owner if cur else 'nobody'} does)")
+            return False
+        can_kill = bool(t.pid) and t.pidns == pid_namespace() and (
+            str(proc_starttime(t.pid)) == t.starttime or proc_starttime(t.pid) is None)
+        last = watch.last
+        plan = plan_promotion(loss, ready=self.ready, ready_detail=self.ready_detail,
+                              last_role=watch.last_role,
+                              final_written=bool(last and last.final_written),
+                              redis_up=redis_up, can_kill=can_kill)
+        if not plan.promote:
+            self._refuse_promotion(f"{t.name} {loss.value}: {plan.why}")
+            return False
+        epoch = (cur.epoch if cur else (t.epoch or 0)) + 1
+        if plan.cas:
+            assert cur is not None
+            try:
+                won = await self.blocking(self.store.cas, cur.epoch, t.name, self.name)
+            except Exception as e:
+                self._refuse_promotion(f"{t.name} {loss.value}: epoch not moved ({e})")
+                return False
+            if won is None:
+                self._refuse_promotion(f"{t.name} {loss.value}: another instance moved the "
+                                       "epoch first")
+                return False
+            epoch = won.epoch
+        if plan.kill and not await self.blocking(_kill_and_wait, t.pid, t.starttime):
+            # the epoch moved, so it can no longer write APPL_DB; but it may still write the
+            # kernel or send PDUs: never two owners, stay standby and say so
+            self._refuse_promotion(f"{t.name} {loss.value}: still alive after SIGKILL")
+            return False
+        if not self.rm.is_in(Role.STANDBY):  # a takeover by signal won meanwhile
+            return self.rm.is_in(Role.ACTIVE)
+        if plan.from_final:
+            meta, lags = await self.blocking(self.store.read_final, t.name)
+            if meta is None:
+                shadow = self._last_shadow
+                meta, lags = shadow if shadow else (None, {})
+        else:
+            shadow = self._last_shadow
+            meta, lags = shadow if shadow else (None, {})
+        self._follow_stop.set()
+        if meta is not None:
+            problems = self._restore(meta, lags, taking_over=True)
+            if problems:
+                log.warning("%s: promoted with differences: %s", self.name, "; ".join(problems))
+        adopted = self._adopt_wire_tx()
+        running_lags = self.runner.lags
+        awaiting = frozenset(p for r in running_lags.values() for p in r.lacp.ports
+                             if r.lacp.port_view(p)["state"] != "disabled")
+        self.handed_from = HandedFrom(
+            owner=t.name, epoch=t.epoch, t=meta.t if meta else None,
+            last_tx={p: d["ports"][p].get("last_tx") for d in lags.values() for p in d["ports"]})
+        if self.wire is not None:
+            for p, w in self.wire.last.items():
+                if p in self.handed_from.last_tx:
+                    self.handed_from.last_tx[p] = max(w.at, self.handed_from.last_tx[p] or 0.0)
+        self.handle(Event.PROMOTED, epoch=epoch, ports=awaiting)
+        self._apply_config_changed_meanwhile(lags)
+        self.runner.sync_dataplane()
+        self.runner.service_all(time.monotonic())
+        took = time.monotonic() - t0
+        self.promotion = {"from": t.name, "why": loss.value, "at": f"{time.time():.3f}",
+                          "epoch": str(epoch), "took_ms": f"{took * 1000:.1f}",
+                          "how": plan.why}
+        self.promotion_refused = ""
+        if self.wire is not None:
+            self.wire.close()
+            self.wire = None
+        log.warning("%s: PROMOTED at epoch %d: %s %s (%s); %d port(s) on the wire's schedule, "
+                    "%.1f ms", self.name, epoch, t.name, loss.value, plan.why, adopted,
+                    took * 1000)
+        self._put_instance_record()
+        return True
+
+    def _adopt_wire_tx(self) -> int:
+        """Each port's schedule from the owner's last PDU as the wire showed it (hld §14.2)."""
+        if self.wire is None:
+            return 0
+        n = 0
+        for running in self.runner.lags.values():
+            for port in running.lacp.ports:
+                w = self.wire.last.get(port)
+                if w is None:
+                    continue
+                differs = running.lacp.would_send(port) != w.frame
+                if running.lacp.adopt_wire_tx(port, w.at, w.frame):
+                    n += 1
+                    if differs:
+                        log.info("%s: %s: our PDU differs from the one the wire showed last: "
+                                 "sent at once\n  wire %s\n  ours %s", self.name, port,
+                                 w.frame.hex(), running.lacp.would_send(port).hex())
+        return n
+
+    def _refuse_promotion(self, why: str) -> None:
+        if why != self.promotion_refused:
+            log.error("%s: not promoting: %s", self.name, why)
+        self.promotion_refused = why
+        self._put_instance_record()
+
+
+def _kill_and_wait(pid: int, starttime: str) -> bool:
+    """SIGKILL `pid` if it is still the process of that start time; True once it is gone. A
+    pidfd pins the process, so a recycled pid is never hit (worker thread)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        st = proc_starttime(pid)
+        if st is None or str(st) != starttime:
+            return True
+        signal.pidfd_send_signal(fd, signal.SIGKILL)
+        ready, _, _ = select.select([fd], [], [], KILL_WAIT_S)
+        return bool(ready) or proc_starttime(pid) is None
+    except ProcessLookupError:
+        return True
+    finally:
+        os.close(fd)

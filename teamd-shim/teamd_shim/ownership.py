@@ -229,3 +229,16 @@ def awaited_as_standby(endpoint: sonic_db.Endpoint, name: str) -> bool | None:
         return run.get("new") == name and run.get("result") == "running"
     except redis.exceptions.RedisError:
         return None
+
+
+def live_owner(endpoint: sonic_db.Endpoint) -> bool | None:
+    """Whether a live instance owns the LAGs (a hot standby starting without one cold-starts
+    as the active instead of waiting for ever). None: Redis did not answer."""
+    try:
+        r = client(endpoint, STATE_DB)
+        owner = hget(r, OWNER_KEY, "owner")
+        if not owner:
+            return False
+        return instance_alive(hgetall(r, INSTANCE_PREFIX + owner))
+    except redis.exceptions.RedisError:
+        return None

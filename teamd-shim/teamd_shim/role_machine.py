@@ -4,7 +4,7 @@ Like the LACP core: no I/O, no clock of its own (every entry point takes ``now``
 owns, and effects it returns for a thin driver (handover_driver.py) to execute against Redis and
 the event loop. Every legal transition is one row of ``TRANSITIONS``; an event with no row raises
 ``IllegalTransition`` naming the role, the event and what is legal there. A later supervisor
-(a hot standby promoted when the active dies) adds rows, not a new machine.
+(a hot standby promoted when the active dies, hld §14) is rows, not a new machine.
 
 active   transmits and owns the dataplane (holds the ownership epoch)
 standby  receives and shadows the active's published state; sends nothing, writes nothing
@@ -42,6 +42,9 @@ class Event(StrEnum):
     TAKEN_OVER = "taken_over"  # a standby's compare-and-set won the epoch
     RETIRE = "retire"  # ctl retire, or the superseded deadline
     RETIRE_DUE = "retire_due"
+    # a hot standby fenced the lost owner (epoch moved, or it is dead) and takes the LAGs
+    # from the state it shadowed and the wire (hld §14); its confirmation is a takeover's
+    PROMOTED = "promoted"
 
 
 # (role, event) -> the role after it. Events that change no role but are legal are rows too.
@@ -56,6 +59,7 @@ TRANSITIONS: dict[tuple[Role, Event], Role] = {
     (Role.YIELDED, Event.RETIRE): Role.RETIRED,
     (Role.YIELDED, Event.RETIRE_DUE): Role.RETIRED,
     (Role.STANDBY, Event.TAKEN_OVER): Role.ACTIVE,
+    (Role.STANDBY, Event.PROMOTED): Role.ACTIVE,
     (Role.STANDBY, Event.RETIRE): Role.RETIRED,
     # a late answer to a compare-and-set we no longer wait for: nothing changes
     (Role.ACTIVE, Event.RESUMED): Role.ACTIVE,
@@ -180,7 +184,9 @@ class RoleMachine:
     def request_shadow(self, now: float, seconds: float = SHADOW_LEASE_S) -> list[Effect]:
         """A standby follows us: publish our state now and every SHADOW_EVERY_S while we are
         the active, until the lease ends (a standby renews it)."""
-        self.shadow_until = now + seconds
+        # only ever extended: a watching hot standby's short renewals must not cut short a
+        # longer lease a planned restart asked for
+        self.shadow_until = max(self.shadow_until, now + seconds)
         if self.shadow_at is not None or self.role is not Role.ACTIVE:
             return []
         self.shadow_at = now + SHADOW_EVERY_S
@@ -274,7 +280,7 @@ class RoleMachine:
             return []
         if event is Event.UNREACHABLE:
             return []  # keep transmitting (liveness), wait for the orchestrator or Redis
-        if event is Event.TAKEN_OVER:
+        if event in (Event.TAKEN_OVER, Event.PROMOTED):
             self.epoch = epoch
             self.confirmation = Confirmation(at=now, awaiting=set(ports))
             return self._maybe_confirmed(self.confirmation)  # nothing can transmit: done

@@ -465,6 +465,26 @@ class Lag:
                 port.next_tx = now + port.tx_period
         return out
 
+    def adopt_wire_tx(self, name: str, at: float, frame: bytes) -> bool:
+        """A promotion (hld §14): the previous owner's last PDU on `name` as the wire showed it,
+        newer than the state we restored. Our schedule continues from it, so our first PDU is
+        one period after the last one the partner really got, not after one a dead owner's
+        snapshot last recorded. A pending NTT that this PDU already answered is dropped; if
+        our PDU would differ from it, one goes out at once (early is invisible, late is not).
+        False (nothing changed) when the wire PDU is not newer than our own record."""
+        port = self._ports.get(name)
+        if port is None or (port.last_tx is not None and at <= port.last_tx):
+            return False
+        port.last_tx, port.last_tx_frame = at, frame
+        port.tx_times = [*port.tx_times[-(TX_LIMIT - 1):], at]
+        if port.tx_period is not None:
+            port.next_tx = at + port.tx_period
+        if self.would_send(name) == frame:
+            port.ntt = port.periodic_pending = False
+        elif port.can_transmit(self._settings):
+            port.ntt = True
+        return True
+
     def can_transmit(self, name: str) -> bool:
         """Whether this port may send at all now (carrier, admin up, an active side)."""
         return self._ports[name].can_transmit(self._settings)
