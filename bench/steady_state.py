@@ -11,7 +11,10 @@ started, and once every bond is negotiated with all members enabled (plus a sett
 shim's /proc counters are sampled over a window. Open vSwitch's own CPU in that window is
 reported for context: on a small box the partner competes with the shim for the same cores.
 The partner's `lacp/show-stats` before/after the window proves the measured state really was
-steady (no expired/defaulted partner, i.e. no flap). A benchmark, not a test: it exits 0
+steady (no expired/defaulted partner, i.e. no flap). A second window measures the price of a
+hot standby (`warm-restart supervise`, hld §14) beside the active: the standby's CPU and RSS,
+the active's CPU again, and the Redis traffic of both (`--no-hot-standby` skips it). A
+benchmark, not a test: it exits 0
 whether the targets are met or not, and non-zero only if it could not measure.
 
 Run as root: `make bench`, or `.venv/bin/python bench/steady_state.py --sizes 1,16 --window 10`.
@@ -213,6 +216,8 @@ class Result:
     still_negotiated_after: bool | None = None
     loadavg_before: list[float] = field(default_factory=list)
     loadavg_after: list[float] = field(default_factory=list)
+    # the price of a hot standby (hld §14), measured in a second window beside the active
+    hot: dict = field(default_factory=dict)
     error: str | None = None
 
 
@@ -234,7 +239,44 @@ def sample_window(pids: dict[str, int], window: float,
     return samples
 
 
-def measure(lags: int, members: int, window: float) -> Result:
+def redis_counters(lab: Lab) -> tuple[int, int]:
+    """(commands processed, bytes received) by the lab's redis-server so far."""
+    info = lab.redis(6).info("stats")
+    return int(info["total_commands_processed"]), int(info["total_net_input_bytes"])
+
+
+def measure_hot_standby(lab: Lab, active_pid: int, ovs_pid: int, lags: int, window: float,
+                        alive: Callable[[], bool]) -> dict:
+    """A hot standby beside the active (what `warm-restart supervise` keeps): its own CPU and
+    RSS, the active's again (it now publishes its state every 0.5 s and heartbeats every
+    0.1 s), and the Redis traffic of the two, the price every supervised switch pays."""
+    ref = lab.start_shim(shim_command(lab, name="teamd~hot", extra=["--role", "standby",
+                                                                     "--hot"]), role="hot")
+    limit = NEGOTIATE_BASE_S + NEGOTIATE_PER_LAG_S * lags
+    t0 = time.monotonic()
+    while lab.redis(6).hget("TEAMD_SHIM_INSTANCE|teamd~hot", "ready") != "true":
+        if not ref.alive() or time.monotonic() - t0 > limit:
+            raise BenchError(f"hot standby not READY after {time.monotonic() - t0:.0f} s")
+        time.sleep(0.2)
+    time.sleep(SETTLE_S)
+    progress(f"  hot standby READY in {time.monotonic() - t0 - SETTLE_S:.1f} s; measuring "
+             f"both for {window:.0f} s")
+    c0 = redis_counters(lab)
+    samples = sample_window({"active": active_pid, "standby": ref.pid, "ovs": ovs_pid},
+                            window, lambda: alive() and ref.alive())
+    c1 = redis_counters(lab)
+    out = {k: summarize(v) for k, v in samples.items()}
+    wall = out["active"]["wall_s"]
+    out["redis_commands_per_s"] = round((c1[0] - c0[0]) / wall, 1)
+    out["redis_in_kb_per_s"] = round((c1[1] - c0[1]) / wall / 1024, 1)
+    progress(f"  with a hot standby: active {out['active']['cpu_pct']:.2f} % CPU, standby "
+             f"{out['standby']['cpu_pct']:.2f} % CPU / {out['standby']['rss_mb_max']:.1f} MB "
+             f"RSS; redis {out['redis_commands_per_s']} commands/s, "
+             f"{out['redis_in_kb_per_s']} KB/s in")
+    return out
+
+
+def measure(lags: int, members: int, window: float, hot: bool = True) -> Result:
     """Bring one lab up, negotiate, measure, and always take it down."""
     workdir = Path(f"/tmp/bench-ss-{lags}")
     res = Result(lags, members, str(workdir))
@@ -291,6 +333,8 @@ def measure(lags: int, members: int, window: float) -> Result:
                  f" ovs-vswitchd {res.ovs_vswitchd['cpu_pct']:.2f} % CPU; partner flaps "
                  f"{res.partner_flaps}; OVS received {rx:.1f} PDU/s "
                  f"(fast mode expects ~{lags * members})")
+        if hot:
+            res.hot = measure_hot_standby(lab, shim.pid, vswitchd.pid, lags, window, shim.alive)
     except BenchError as e:
         res.error = str(e)
         progress(f"  FAILED: {e}")
@@ -359,6 +403,21 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def hot_table(results: list[Result]) -> str:
+    """The active alone vs with a hot standby beside it, and what Redis carries for them."""
+    lines = ["| LAGs | active alone CPU % | with hot standby: active CPU % | standby CPU % "
+             "| standby RSS MB | redis commands/s | redis KB/s in |", "|" + "---|" * 7]
+    for r in results:
+        h = r.hot
+        if not h:
+            continue
+        lines.append(f"| {r.lags} | {fmt(r.shim.get('cpu_pct'))} "
+                     f"| {fmt(h['active']['cpu_pct'])} | {fmt(h['standby']['cpu_pct'])} "
+                     f"| {fmt(h['standby']['rss_mb_max'], '.1f')} "
+                     f"| {h['redis_commands_per_s']} | {h['redis_in_kb_per_s']} |")
+    return "\n".join(lines)
+
+
 def verdicts(results: list[Result]) -> list[str]:
     """PASS/MISS against the 128x2 target; RSS is judged by its maximum over the window."""
     r = next((x for x in results if x.lags == TARGET_LAGS and x.members == TARGET_MEMBERS
@@ -381,6 +440,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--window", type=float, default=30.0,
                    help="measurement window in seconds (default %(default)s)")
     p.add_argument("--members", type=int, default=2, help="members per LAG (default 2)")
+    p.add_argument("--no-hot-standby", dest="hot", action="store_false",
+                   help="skip the second window with a hot standby beside the active")
     p.add_argument("--out", type=Path, default=REPO / "bench/out/steady_state.json",
                    help="JSON with the raw numbers (default %(default)s)")
     a = p.parse_args(argv)
@@ -421,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     interrupted = False
     try:
         for n in args.sizes:
-            results.append(measure(n, args.members, args.window))
+            results.append(measure(n, args.members, args.window, args.hot))
     except KeyboardInterrupt:
         interrupted = True
         progress("interrupted: labs taken down, reporting what was measured")
@@ -435,6 +496,11 @@ def main(argv: list[str] | None = None) -> int:
 
     print(table(results))
     print()
+    if any(r.hot for r in results):
+        print("The price of a hot standby (`warm-restart supervise`), a second window:")
+        print()
+        print(hot_table(results))
+        print()
     for v in verdicts(results):
         print(v)
     print(f"\nRSS is the maximum VmRSS over the window (MB = MiB); CPU % is utime+stime of all "

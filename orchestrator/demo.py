@@ -3,7 +3,9 @@ partner's verdict after each, a cold restart for contrast, a verdict with number
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import click
+from teamd_shim.ownership import OwnerStore
 from teamd_shim.sonic_db import parse_url
 
 from orchestrator.handover import Controller
@@ -20,10 +23,12 @@ from orchestrator.lab.ovs import OvsPartner
 from orchestrator.lab.record_analysis import load_caught_up, max_silence
 from orchestrator.lab.shim import shim_command
 from orchestrator.report import format_lags, table
+from orchestrator.supervisor import hot_pair
 
 DEMO_DIR = Path(os.environ.get("WARM_RESTART_DEMO_DIR", "/run/teamd-hitless-demo"))
 PREFIX = "demo"
 BUDGET_S = 1.1
+UNPLANNED_BUDGET_S = 1.2  # a death: no PDU gap beyond this (hld §14)
 FLAP_LIMIT_S = 3.0
 
 
@@ -78,11 +83,12 @@ class Verdict:
     defaulted: int
     wall: float
     note: str = ""
+    budget: float = BUDGET_S
 
     @property
     def invisible(self) -> bool:
         return (self.ok and self.flaps == 0 and self.expired == 0 and self.defaulted == 0
-                and self.max_gap <= BUDGET_S)
+                and self.max_gap <= self.budget)
 
 
 def counters(lab: PartnerLab) -> tuple[int, int]:
@@ -110,8 +116,54 @@ def observe(lab: PartnerLab, kind: str, action: Callable[[], tuple[bool, str]]) 
                    len(_partner(lab).member_events(offset)), exp1 - exp0, def1 - def0, wall, note)
 
 
+def wait_hot_pair(lab: Lab, limit: float) -> tuple[tuple[str, dict[str, str]],
+                                                  tuple[str, dict[str, str]]]:
+    store = OwnerStore(parse_url(lab.redis_url))
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            return hot_pair(store)
+        except LookupError as e:
+            if time.monotonic() > deadline:
+                raise LabError(f"no READY hot standby within {limit:.0f} s: {e}") from None
+        time.sleep(0.1)
+
+
+def unplanned_kill(lab: Lab) -> Verdict:
+    """`warm-restart supervise`, a READY hot standby, then SIGKILL of the active: what the
+    partner saw. The supervisor and its standbys are stopped afterwards (the promoted owner
+    stays)."""
+    sup = lab._spawn(lab.dut_ns, [str(Path(sys.executable).parent / "warm-restart"), "--redis",
+                                  lab.redis_url, "supervise"], lab.workdir / "supervisor.log",
+                     "supervisor")
+    try:
+        (active, arec), (standby, _) = wait_hot_pair(lab, 30.0)
+        time.sleep(1.0)
+        store = OwnerStore(parse_url(lab.redis_url))
+
+        def kill() -> tuple[bool, str]:
+            os.kill(int(arec["pid"]), signal.SIGKILL)
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline:
+                rec = store.instance(standby)
+                if rec.get("promoted_from") == active:
+                    return True, (f"kill -9 {active} -> {standby} promoted itself in "
+                                  f"{rec.get('promoted_took_ms')} ms")
+                time.sleep(0.01)
+            return False, f"{standby} did not promote itself within 3 s"
+
+        v = observe(lab, "unplanned", kill)
+        return dataclasses.replace(v, budget=UNPLANNED_BUDGET_S)
+    finally:
+        sup.stop(5.0)
+        store = OwnerStore(parse_url(lab.redis_url))
+        for name, ref in lab.registered_shims().items():
+            if store.instance(name).get("role") == "standby":
+                ref.stop(5.0)  # the supervisor's next standby: a standby's SIGTERM is silent
+
+
 def run_demo(lags: int, members: int, runs: int = 5, cold_runs: int = 1) -> int:
-    total = 6
+    total = 7
     try:
         old = Lab.load(DEMO_DIR)
         if old.state.get("phase") != "down":
@@ -149,7 +201,14 @@ def run_demo(lags: int, members: int, runs: int = 5, cold_runs: int = 1) -> int:
             say(f"      run {i + 1}: {v.note}; partner: largest PDU gap {v.max_gap:.3f} s, "
                 f"{v.flaps} member flaps, expired +{v.expired}, defaulted +{v.defaulted} -> "
                 f"{'invisible' if v.invisible else 'VISIBLE'}")
-        say(f"[4/{total}] {cold_runs} cold restart(s) for contrast (stop the shim, start it "
+        say(f"[4/{total}] 1 unplanned death: `warm-restart supervise` keeps a hot standby, "
+            "then SIGKILL of the active (a crash), judged by the partner")
+        v = unplanned_kill(lab)
+        verdicts.append(v)
+        say(f"      {v.note}; partner: largest PDU gap {v.max_gap:.3f} s, {v.flaps} member "
+            f"flaps, expired +{v.expired}, defaulted +{v.defaulted} -> "
+            f"{'invisible' if v.invisible else 'VISIBLE'}")
+        say(f"[5/{total}] {cold_runs} cold restart(s) for contrast (stop the shim, start it "
             "again at once: faster than any container restart)")
         for i in range(cold_runs):
             def cold(i: int = i) -> tuple[bool, str]:
@@ -163,20 +222,22 @@ def run_demo(lags: int, members: int, runs: int = 5, cold_runs: int = 1) -> int:
             say(f"      cold {i + 1}: partner: largest PDU gap {v.max_gap:.3f} s, {v.flaps} "
                 f"member flaps, expired +{v.expired}, defaulted +{v.defaulted} -> "
                 f"{'invisible' if v.invisible else 'VISIBLE'}")
-        say(f"[5/{total}] both sides' view after the restarts")
+        say(f"[6/{total}] both sides' view after the restarts")
         say(format_lags(lab))
     finally:
-        say(f"[6/{total}] lab down")
+        say(f"[7/{total}] lab down")
         lab.down()
     return summarize(verdicts, "cold (stop + start)", "the cold restart")
 
 
 def summarize(verdicts: list[Verdict], contrast: str, contrast_text: str) -> int:
     """The table and the verdict line; exit 0 only if every hitless restart was invisible."""
-    hot = [v for v in verdicts if v.kind == "hitless"]
-    cold_v = [v for v in verdicts if v.kind != "hitless"]
+    planned = [v for v in verdicts if v.kind == "hitless"]
+    unplanned = [v for v in verdicts if v.kind == "unplanned"]
+    cold_v = [v for v in verdicts if v.kind not in ("hitless", "unplanned")]
     rows = []
-    for kind, vs in (("hitless (warm-restart teamd)", hot), (contrast, cold_v)):
+    for kind, vs in (("hitless (warm-restart teamd)", planned),
+                     ("unplanned kill -9, supervised", unplanned), (contrast, cold_v)):
         if vs:
             rows.append([kind, str(len(vs)), f"{max(v.max_gap for v in vs):.3f}",
                          str(sum(v.flaps for v in vs)), str(sum(v.expired for v in vs)),
@@ -184,14 +245,26 @@ def summarize(verdicts: list[Verdict], contrast: str, contrast_text: str) -> int
                          f"{sorted(v.wall for v in vs)[len(vs) // 2]:.2f}"])
     say(table(["restart", "runs", "largest PDU gap s", "member flaps", "expired", "defaulted",
                "median command s"], rows))
-    good = sum(v.invisible for v in hot)
-    if hot and good == len(hot):
-        say(f"VERDICT: PASS - {good}/{len(hot)} hitless restarts were invisible to Open vSwitch "
-            f"(largest PDU gap {max(v.max_gap for v in hot):.3f} s, budget {BUDGET_S} s, "
-            f"flap limit {FLAP_LIMIT_S} s; 0 member flaps; Link Expired/Defaulted unchanged); "
-            f"{contrast_text} caused {sum(v.flaps for v in cold_v)} member flaps")
+    good = sum(v.invisible for v in planned)
+    bad_unplanned = [v for v in unplanned if not v.invisible]
+    kills = (f"; {len(unplanned)} unplanned kill -9 of the active, supervised, "
+             f"{'was' if len(unplanned) == 1 else 'were'} invisible too (largest PDU gap "
+             f"{max(v.max_gap for v in unplanned):.3f} s, budget {UNPLANNED_BUDGET_S} s)"
+             if unplanned and not bad_unplanned else "")
+    if planned and good == len(planned) and not bad_unplanned:
+        say(f"VERDICT: PASS - {good}/{len(planned)} hitless restarts were invisible to Open "
+            f"vSwitch (largest PDU gap {max(v.max_gap for v in planned):.3f} s, budget "
+            f"{BUDGET_S} s, flap limit {FLAP_LIMIT_S} s; 0 member flaps; Link Expired/Defaulted "
+            f"unchanged){kills}; {contrast_text} caused {sum(v.flaps for v in cold_v)} member "
+            "flaps")
         return 0
-    say(f"VERDICT: FAIL - only {good}/{len(hot)} hitless restarts were invisible to the partner")
+    if bad_unplanned:
+        say(f"VERDICT: FAIL - the unplanned kill was visible to the partner "
+            f"({bad_unplanned[0].note}; largest PDU gap {bad_unplanned[0].max_gap:.3f} s, "
+            f"{bad_unplanned[0].flaps} member flaps)")
+        return 1
+    say(f"VERDICT: FAIL - only {good}/{len(planned)} hitless restarts were invisible to the "
+        "partner")
     return 1
 
 

@@ -281,3 +281,19 @@ def read_record(r: redis.Redis) -> dict[str, Any]:
             "crashes": st.crashes, "backoff_until": st.backoff_until,
             "cold_starts": st.cold_starts, "last_promotion": st.last_promotion,
             "last_cold_start": st.last_cold_start}
+
+
+def hot_pair(store: OwnerStore) -> tuple[tuple[str, dict[str, str]], tuple[str, dict[str, str]]]:
+    """(owner, its READY hot standby), each as (name, instance record), when exactly those two
+    instances live and the owner record names the first; raises LookupError saying what is
+    missing otherwise (the demo and the benchmarks wait on it)."""
+    owner = store.owner()
+    live = {n: r for n, r in store.instances().items() if instance_alive(r) and r.get("role")}
+    act = [n for n, r in live.items() if r["role"] == "active"]
+    hot = [n for n, r in live.items() if r["role"] == "standby" and r.get("hot") == "true"
+           and r.get("ready") == "true"]
+    if len(live) != 2 or len(act) != 1 or len(hot) != 1 or owner is None \
+            or owner.owner != act[0]:
+        raise LookupError(f"not one active and one READY hot standby: "
+                          f"{ {n: r.get('role') for n, r in live.items()} }")
+    return (act[0], live[act[0]]), (hot[0], live[hot[0]])

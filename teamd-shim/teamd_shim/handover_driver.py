@@ -688,11 +688,13 @@ class HandoverDriver:
                                        "epoch first")
                 return False
             epoch = won.epoch
+        t_fenced = time.monotonic()
         if plan.kill and not await self.blocking(_kill_and_wait, t.pid, t.starttime):
             # the epoch moved, so it can no longer write APPL_DB; but it may still write the
             # kernel or send PDUs: never two owners, stay standby and say so
             self._refuse_promotion(f"{t.name} {loss.value}: still alive after SIGKILL")
             return False
+        t_killed = time.monotonic()
         if not self.rm.is_in(Role.STANDBY):  # a takeover by signal won meanwhile
             return self.rm.is_in(Role.ACTIVE)
         if plan.from_final:
@@ -726,6 +728,9 @@ class HandoverDriver:
         took = time.monotonic() - t0
         self.promotion = {"from": t.name, "why": loss.value, "at": f"{time.time():.3f}",
                           "epoch": str(epoch), "took_ms": f"{took * 1000:.1f}",
+                          "steps_ms": f"epoch {(t_fenced - t0) * 1000:.1f}, kill "
+                                      f"{(t_killed - t_fenced) * 1000:.1f}, take over "
+                                      f"{(time.monotonic() - t_killed) * 1000:.1f}",
                           "how": plan.why}
         self.promotion_refused = ""
         if self.wire is not None:

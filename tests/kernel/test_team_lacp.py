@@ -9,6 +9,7 @@ state every 200 ms and its team netdev's carrier, and UDP traffic across PortCha
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -274,6 +275,69 @@ def test_10_warm_restarts_are_invisible(lab: GuestLab) -> None:
     assert partner_ok(lab)
 
 
+KILLS = int(os.environ.get("KERNEL_TIER_KILLS", "3"))
+
+
+def test_sigkills_of_the_active_under_the_supervisor_are_invisible(lab: GuestLab) -> None:
+    """hld §14: `warm-restart supervise` keeps a hot standby; SIGKILL of the active is taken
+    over by the standby itself, with no carrier or `enabled` change and no packet lost."""
+    _needs_negotiation()
+    from teamd_shim import sonic_db
+    from teamd_shim.ownership import OwnerStore
+
+    from orchestrator.supervisor import hot_pair
+
+    store = OwnerStore(sonic_db.resolve(lab.redis_url))
+    wr = str(Path(lab.shim_argv()[0]).parent / "warm-restart")
+    sup = lab.spawn("supervisor", DUT_NS, [wr, "--redis", lab.redis_url, "supervise"])
+
+    def pair() -> Any:
+        try:
+            return hot_pair(store)
+        except LookupError:
+            return None
+
+    try:
+        wait_for(pair, 120, "a READY hot standby")  # a Python start costs 10-20 s here
+        a = time.monotonic()
+        took = []
+        for i in range(KILLS):
+            check_budget(f"unplanned kill {i + 1} of {KILLS}")
+            (active, arec), (standby, _) = wait_for(pair, 120, "a READY hot standby again")
+            time.sleep(1.3)
+            os.kill(int(arec["pid"]), signal.SIGKILL)
+            rec = wait_for(lambda s=standby, o=active: (r := store.instance(s)).get(
+                "promoted_from") == o and r, 10, f"{standby} promoted itself")
+            took.append(float(rec.get("promoted_took_ms") or 0))
+            print(f"\nkill {i + 1}: {active} -> {standby} promoted in "
+                  f"{rec.get('promoted_took_ms')} ms", flush=True)
+        time.sleep(2.0)
+        b = time.monotonic()
+        settle_traffic(lab, b)
+    finally:
+        sup.stop(5.0)
+        # every hot standby goes too, also one still starting (no record yet): left running,
+        # it would take part in the later tests' handovers
+        for d in Path("/proc").iterdir():
+            try:
+                argv = (d / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if d.name.isdigit() and b"--hot" in argv and any(
+                    str(lab.workdir).encode() in a for a in argv):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(d.name), signal.SIGKILL)
+                wait_for(lambda pid=int(d.name): pid_gone(pid), 10, "the hot standby gone")
+    ours, ptnr, traffic = our_changes(lab, a, b), partner_flaps(lab, a, b), packets_lost(lab, a, b)
+    RESULTS["supervised_kills"] = {"kills": KILLS, "seconds": round(b - a, 1), **ours, **ptnr,
+                                   **traffic, "promotion_ms": took}
+    print(f"\nsupervised SIGKILL x{KILLS}: {RESULTS['supervised_kills']}")
+    assert ours == {"carrier_changes": 0, "enabled_events": 0, "enabled_changes": 0}, ours
+    assert ptnr["port_flaps"] == 0 and ptnr["carrier_drops"] == 0, ptnr
+    assert traffic["sent"] >= (b - a) * RATE * 0.9 and traffic["lost"] == 0, traffic
+    assert partner_ok(lab)
+
+
 def test_member_link_down_during_handover_leaves_both_sides_consistent(lab: GuestLab) -> None:
     _needs_negotiation()
     lag, port, other = lab.lags[1], "Ethernet12", "Ethernet8"
@@ -374,6 +438,7 @@ def test_stock_teamd_restart_contrast(lab: GuestLab) -> None:
 
 def _table() -> None:
     rows = [(f"hitless warm-restart teamd (x{RUNS})", RESULTS.get("hitless")),
+            (f"kill -9 active, supervised (x{KILLS})", RESULTS.get("supervised_kills")),
             ("our cold restart (SIGTERM + start)", RESULTS.get("cold")),
             ("stock teamd restart -N -o", RESULTS.get("stock_teamd_N_o"))]
     lines = [f"{'restart':36} {'partner flaps':>13} {'carrier drops':>13} {'pkts sent':>9} "
