@@ -51,12 +51,14 @@ from .role_machine import (
     RETIRE_WHEN_SUPERSEDED_S,
     SHADOW_LEASE_S,
     CompareAndSetSelf,
+    ConfirmAlive,
     Confirmed,
     Effect,
     Event,
     Exit,
     IllegalTransition,
     PublishShadow,
+    ResumeAfterStall,
     ResumeLocal,
     Role,
     RoleMachine,
@@ -161,6 +163,8 @@ class HandoverDriver:
 
     def heartbeat(self) -> None:
         """Every second until retired: the instance record, and the owner record kept."""
+        if self._beat_handle is None and self.rm.last_beat is None:
+            self._beat()  # the 0.1 s heartbeat: watchers' liveness and our own stall check
         self._put_instance_record()
         rm = self.rm
         if self._loop is not None and rm.role is Role.ACTIVE and rm.epoch is not None:
@@ -277,6 +281,11 @@ class HandoverDriver:
                 self._publish_shadow()
             elif isinstance(effect, Confirmed):
                 self._confirmed()
+            elif isinstance(effect, ConfirmAlive):
+                self.spawn(self._confirm_alive(effect.epoch))
+            elif isinstance(effect, ResumeAfterStall):
+                self.runner.sync_dataplane()
+                self.runner.service_all(time.monotonic())
             elif isinstance(effect, Exit):
                 log.info("%s: retiring", self.name)
                 self._on_exit()
@@ -586,9 +595,8 @@ class HandoverDriver:
         """A `watch` request: heartbeats on this connection until either side closes it. The
         kernel closing it when we die is the standby's death notice."""
         self._watchers.add(writer)
-        self._beat_to(writer)
-        if self._beat_handle is None:
-            self._beat()
+        if not self.rm.suspect:
+            self._beat_to(writer)
         try:
             while await reader.read(4096):
                 pass  # nothing is asked on a watch connection; EOF ends it
@@ -600,7 +608,7 @@ class HandoverDriver:
     def _beat_line(self) -> bytes:
         rm = self.rm
         beat = Beat(name=self.name, role=rm.role.value, epoch=rm.epoch,
-                    final_written=rm.final_written, pid=os.getpid())
+                    final_written=rm.final_written, pid=os.getpid(), t=time.monotonic())
         return (json.dumps(beat.to_json()) + "\n").encode()
 
     def _beat_to(self, writer: asyncio.StreamWriter, line: bytes | None = None) -> None:
@@ -611,17 +619,50 @@ class HandoverDriver:
             writer.write(line or self._beat_line())
 
     def _beat(self) -> None:
-        """Every HEARTBEAT_EVERY_S while watched: a heartbeat to every watcher, and the shadow
-        lease renewed (a hot standby needs our state for as long as it watches)."""
+        """Every HEARTBEAT_EVERY_S until retired: our own stall check first (a heartbeat after a
+        stall would tell a standby that already declared us hung that we live: we ask Redis
+        instead, hld §14.3); then a heartbeat to every watcher, and the shadow lease renewed
+        (a hot standby needs our state for as long as it watches)."""
         self._beat_handle = None
-        if not self._watchers or self._loop is None:
+        if self._loop is None or self.rm.role is Role.RETIRED:
+            return
+        self._beat_handle = self._loop.call_later(HEARTBEAT_EVERY_S, self._beat)
+        now = time.monotonic()
+        effects = self.rm.check_stall(now)
+        if effects:
+            self.run_effects(effects)
+        if self.rm.suspect:
+            return
+        self.rm.note_beat(now)
+        if not self._watchers:
             return
         line = self._beat_line()
         for w in list(self._watchers):
             self._beat_to(w, line)
         if self.rm.role is Role.ACTIVE:
             self.request_shadow(WATCH_LEASE_S)
-        self._beat_handle = self._loop.call_later(HEARTBEAT_EVERY_S, self._beat)
+
+    async def _confirm_alive(self, epoch: int) -> None:
+        """After a stall of our loop: still the owner? (ConfirmAlive). Redis not answering
+        means nobody could have moved the epoch either: we carry on."""
+        stalled = time.monotonic() - (self.rm.last_beat or time.monotonic())
+        try:
+            alive = await self.blocking(self.store.confirm_alive, epoch, self.name,
+                                        time.monotonic())
+        except Exception as e:
+            log.warning("%s: our loop stalled %.2f s and redis does not answer (%s): carrying "
+                        "on (no standby can have moved the epoch)", self.name, stalled, e)
+            alive = True
+        if not self.rm.is_in(Role.ACTIVE):
+            return
+        if alive:
+            log.warning("%s: our loop stalled %.2f s; still the owner at epoch %d", self.name,
+                        stalled, epoch)
+            self.handle(Event.ALIVE_CONFIRMED)
+        else:
+            log.error("%s: FENCED: another instance took the LAGs while our loop was stalled "
+                      "%.2f s; exiting without sending or writing anything", self.name, stalled)
+            self.handle(Event.FENCED)
 
     def close_watchers(self, why: str) -> None:
         """Leaving on purpose: say so before the connection closes, so a watcher does not take
@@ -679,13 +720,14 @@ class HandoverDriver:
         if plan.cas:
             assert cur is not None
             try:
-                won = await self.blocking(self.store.cas, cur.epoch, t.name, self.name)
+                won = await self.blocking(self.store.promote_cas, cur.epoch, t.name,
+                                          self.name, watch.last_seen)
             except Exception as e:
                 self._refuse_promotion(f"{t.name} {loss.value}: epoch not moved ({e})")
                 return False
             if won is None:
-                self._refuse_promotion(f"{t.name} {loss.value}: another instance moved the "
-                                       "epoch first")
+                self._refuse_promotion(f"{t.name} {loss.value}: it confirmed itself alive, or "
+                                       "another instance moved the epoch first")
                 return False
             epoch = won.epoch
         t_fenced = time.monotonic()

@@ -193,6 +193,7 @@ class LagRunner:
         """Run due timers, send what is due, apply intents, re-arm this LAG's timer."""
         lacp = running.lacp
         rm = self.rm
+        self._run(rm.check_stall(now))  # after a stall of our loop: nothing until confirmed
         keepalive = rm.role is Role.YIELDED and lacp.keepalive_due(now)
         lacp.on_timer(now)
         if rm.transmits(keepalive) and self.io is not None:

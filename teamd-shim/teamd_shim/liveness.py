@@ -37,15 +37,18 @@ class Beat:
     final_written: bool
     pid: int
 
+    t: float = 0.0  # the owner's CLOCK_MONOTONIC when it sent this (the promotion's fence)
+
     def to_json(self) -> dict[str, Any]:
         return {"hb": self.name, "role": self.role, "epoch": self.epoch,
-                "final": self.final_written, "pid": self.pid}
+                "final": self.final_written, "pid": self.pid, "t": self.t}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Beat:
         return cls(name=str(d["hb"]), role=str(d["role"]),
                    epoch=None if d.get("epoch") is None else int(d["epoch"]),
-                   final_written=bool(d.get("final")), pid=int(d.get("pid") or 0))
+                   final_written=bool(d.get("final")), pid=int(d.get("pid") or 0),
+                   t=float(d.get("t") or 0.0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,12 @@ class Watch:
 
     def beat(self, beat: Beat, now: float) -> None:
         self.last, self.last_beat_at = beat, now
+
+    @property
+    def last_seen(self) -> float:
+        """The owner's last sign of life, on its clock (= ours: one CLOCK_MONOTONIC per host):
+        its last heartbeat's send time, else when we connected."""
+        return self.last.t if self.last is not None and self.last.t else self.since
 
     @property
     def last_role(self) -> str:
@@ -122,9 +131,9 @@ def plan_promotion(loss: Loss, *, ready: bool, ready_detail: str, last_role: str
                               "the epoch", kill=True)
         return Plan(False, "hung, redis unreachable and not in our pid namespace: cannot fence "
                            "it, no promotion")
-    if loss is Loss.HUNG and not can_kill:
-        return Plan(False, "hung and not in our pid namespace: this standby cannot kill it; no "
-                           "promotion (the supervisor fences it)")
     how = "from its final snapshot" if from_final else "from the shadowed state and the wire"
-    return Plan(True, f"{loss.value}: epoch moved first, then promoted {how}", cas=True,
-                kill=can_kill, from_final=from_final)
+    fence = "epoch moved, then killed" if can_kill else (
+        "epoch moved (it exits without writing if it wakes: the self-fence)"
+        if loss is Loss.HUNG else "epoch moved")
+    return Plan(True, f"{loss.value}: {fence}, then promoted {how}", cas=True, kill=can_kill,
+                from_final=from_final)

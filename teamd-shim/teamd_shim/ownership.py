@@ -50,6 +50,32 @@ redis.call('HSET', KEYS[1], 'epoch', e + 1, 'owner', ARGV[3], 'since', ARGV[4])
 return {1, e + 1, ARGV[3]}
 """
 
+# A hot standby's promotion (hld §14.3): CAS_LUA, and the owner must not have confirmed itself
+# alive (CONFIRM_LUA) after ARGV[5], the last sign of life the standby had of it (CLOCK_MONOTONIC,
+# one clock for every process on a host). Redis orders the two scripts: either the stalled owner
+# confirmed first (then it lives, and the standby stays standby) or the standby moved the epoch
+# first (then the owner's confirmation fails and it exits without writing).
+PROMOTE_LUA = """
+local e = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
+local o = redis.call('HGET', KEYS[1], 'owner') or ''
+local alive = tonumber(redis.call('HGET', KEYS[1], 'alive_at') or '0')
+if e ~= tonumber(ARGV[1]) or o ~= ARGV[2] or alive > tonumber(ARGV[5]) then
+  return {0, e, o}
+end
+redis.call('HSET', KEYS[1], 'epoch', e + 1, 'owner', ARGV[3], 'since', ARGV[4])
+redis.call('HDEL', KEYS[1], 'alive_at')
+return {1, e + 1, ARGV[3]}
+"""
+
+# An owner whose own loop stalled: still the owner? If so, say when (alive_at), atomically.
+CONFIRM_LUA = """
+local e = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
+local o = redis.call('HGET', KEYS[1], 'owner') or ''
+if e ~= tonumber(ARGV[1]) or o ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'alive_at', ARGV[3])
+return 1
+"""
+
 # ProducerStateTable's SET/DEL (swss-common producerstatetable.cpp) with an epoch check first.
 # KEYS: owner key (STATE_DB), <T>_KEY_SET, _<T>:<key>, <T>_DEL_SET  (APPL_DB)
 # ARGV: epoch, channel, key, op ('SET'|'DEL'), field, value, ...
@@ -135,6 +161,8 @@ class OwnerStore:
         self.endpoint = endpoint
         self.state = client(endpoint, STATE_DB)
         self._cas = self.state.register_script(CAS_LUA)
+        self._promote = self.state.register_script(PROMOTE_LUA)
+        self._confirm = self.state.register_script(CONFIRM_LUA)
 
     def owner(self) -> Owner | None:
         rec = hgetall(self.state, OWNER_KEY)
@@ -149,6 +177,19 @@ class OwnerStore:
                                      args=[expected_epoch, expected_owner, new_owner,
                                            f"{time.time():.3f}"])
         return Owner(int(epoch), owner) if ok else None
+
+    def promote_cas(self, expected_epoch: int, expected_owner: str, new_owner: str,
+                    last_seen: float) -> Owner | None:
+        """cas() for a hot standby's promotion: refused also when the owner confirmed itself
+        alive after `last_seen` (see PROMOTE_LUA)."""
+        ok, epoch, owner = self._promote(keys=[OWNER_KEY], args=[
+            expected_epoch, expected_owner, new_owner, f"{time.time():.3f}", f"{last_seen:.6f}"])
+        return Owner(int(epoch), owner) if ok else None
+
+    def confirm_alive(self, epoch: int, name: str, now: float) -> bool:
+        """An owner after a stall of its own loop: True if it still owns the LAGs (and from now
+        on no promotion that saw it last before `now` can pass); False: it was fenced."""
+        return bool(self._confirm(keys=[OWNER_KEY], args=[epoch, name, f"{now:.6f}"]))
 
     def instance(self, name: str) -> dict[str, str]:
         return hgetall(self.state, INSTANCE_PREFIX + name)

@@ -22,6 +22,10 @@ AUTO_RESUME_S = 0.75  # a yielded owner resumes after this if nobody took over
 RETIRE_WHEN_SUPERSEDED_S = 10.0  # a superseded yielded owner leaves by itself after this
 SHADOW_EVERY_S = 0.5  # how often the active publishes its state while a standby shadows
 SHADOW_LEASE_S = 30.0  # shadow publishing stops unless renewed
+# our own loop went this long without a heartbeat: a hot standby may have declared us hung
+# (liveness.HANG_AFTER_S, which must stay above this) and promoted itself; until Redis confirms
+# we still own the LAGs, we send nothing and write nothing (hld §14.3, the self-fence)
+STALL_S = 0.25
 
 
 class Role(StrEnum):
@@ -45,6 +49,10 @@ class Event(StrEnum):
     # a hot standby fenced the lost owner (epoch moved, or it is dead) and takes the LAGs
     # from the state it shadowed and the wire (hld §14); its confirmation is a takeover's
     PROMOTED = "promoted"
+    # after a stall of our own loop (STALL_S): Redis says we still own the LAGs, or it does not
+    # answer (nobody could have moved the epoch either), or another instance holds the epoch
+    ALIVE_CONFIRMED = "alive_confirmed"
+    FENCED = "fenced"
 
 
 # (role, event) -> the role after it. Events that change no role but are legal are rows too.
@@ -66,6 +74,8 @@ TRANSITIONS: dict[tuple[Role, Event], Role] = {
     (Role.ACTIVE, Event.SUPERSEDED): Role.ACTIVE,
     (Role.ACTIVE, Event.UNREACHABLE): Role.ACTIVE,
     (Role.ACTIVE, Event.AUTO_RESUME_DUE): Role.ACTIVE,
+    (Role.ACTIVE, Event.ALIVE_CONFIRMED): Role.ACTIVE,
+    (Role.ACTIVE, Event.FENCED): Role.RETIRED,
     (Role.RETIRED, Event.RETIRE): Role.RETIRED,
     (Role.RETIRED, Event.RETIRE_DUE): Role.RETIRED,
 }
@@ -110,7 +120,21 @@ class Confirmed:
     orchestrator polls for it) and republish, which waited so as not to compete with them."""
 
 
-Effect = WriteFinal | CompareAndSetSelf | ResumeLocal | Exit | PublishShadow | Confirmed
+@dataclass(frozen=True, slots=True)
+class ConfirmAlive:
+    """Our loop stalled: ask Redis whether we still own the LAGs (ALIVE_CONFIRMED or FENCED
+    follows); nothing is sent or written meanwhile."""
+
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeAfterStall:
+    """Still the owner after a stall: write what was decided meanwhile, send what is due."""
+
+
+Effect = (WriteFinal | CompareAndSetSelf | ResumeLocal | Exit | PublishShadow | Confirmed
+          | ConfirmAlive | ResumeAfterStall)
 
 
 @dataclass
@@ -140,18 +164,20 @@ class RoleMachine:
         self.shadow_at: float | None = None
         self.shadow_until = 0.0
         self.confirmation: Confirmation | None = None
+        self.last_beat: float | None = None  # our own loop's last heartbeat (stall detection)
+        self.suspect = False  # stalled, not yet confirmed the owner: silent and hands off
         self.history: list[tuple[float, Role, Event, Role]] = []
 
     # ---- queries ---------------------------------------------------------------------------
     @property
     def owns_dataplane(self) -> bool:
-        return self.role is Role.ACTIVE
+        return self.role is Role.ACTIVE and not self.suspect
 
     def transmits(self, keepalive_due: bool) -> bool:
-        """The active always; a yielded instance only its due periodic PDUs, until it knows it
-        was superseded (PDU liveness never waits for Redis)."""
+        """The active always, but while it is suspect after a stall; a yielded instance only its
+        due periodic PDUs, until it knows it was superseded (PDU liveness never waits for Redis)."""
         if self.role is Role.ACTIVE:
-            return True
+            return not self.suspect
         return self.role is Role.YIELDED and keepalive_due and not self.superseded
 
     def is_in(self, role: Role) -> bool:
@@ -179,6 +205,20 @@ class RoleMachine:
 
     def legal(self) -> list[Event]:
         return [e for (r, e) in TRANSITIONS if r is self.role]
+
+    # ---- the self-fence (hld §14.3) ----------------------------------------------------------
+    def check_stall(self, now: float) -> list[Effect]:
+        """Before anything that sends or writes, and at every heartbeat: an active whose loop
+        went STALL_S without a heartbeat becomes suspect until Redis answers."""
+        if (self.role is not Role.ACTIVE or self.suspect or self.last_beat is None
+                or self.epoch is None or now - self.last_beat <= STALL_S):
+            return []
+        self.suspect = True
+        return [ConfirmAlive(self.epoch)]
+
+    def note_beat(self, now: float) -> None:
+        """A heartbeat went out (or would have: nobody watches)."""
+        self.last_beat = now
 
     # ---- events ----------------------------------------------------------------------------
     def request_shadow(self, now: float, seconds: float = SHADOW_LEASE_S) -> list[Effect]:
@@ -278,6 +318,15 @@ class RoleMachine:
                 self.auto_resume_at = None
                 self.retire_at = now + RETIRE_WHEN_SUPERSEDED_S
             return []
+        if event is Event.ALIVE_CONFIRMED:
+            if not self.suspect:
+                return []
+            self.suspect, self.last_beat = False, now
+            return [ResumeAfterStall()]
+        if event is Event.FENCED:
+            self.suspect = False
+            self.auto_resume_at = self.retire_at = self.shadow_at = None
+            return [Exit()]
         if event is Event.UNREACHABLE:
             return []  # keep transmitting (liveness), wait for the orchestrator or Redis
         if event in (Event.TAKEN_OVER, Event.PROMOTED):

@@ -26,6 +26,7 @@ from teamd_shim.ownership import instance_alive, proc_starttime
 
 from orchestrator.lab.lab import Lab
 from orchestrator.lab.procs import ProcRef
+from orchestrator.lab.record_analysis import load_records
 from orchestrator.lab.shim import shim_command
 
 pytestmark = pytest.mark.integration
@@ -338,6 +339,40 @@ def test_contrast_sigkill_without_a_supervisor_flaps_every_lag(
     # leave the lab with an active again
     for name in live(lab):
         lab.redis(6).delete(f"TEAMD_SHIM_INSTANCE|{name}")
+    lab.stop_shim()
+    lab.start_shim(shim_command(lab))
+    wait_for(lambda: all_negotiated(lab.ovs.bond_show()), 15.0, "renegotiated")
+
+
+def test_a_fenced_owner_that_wakes_sends_and_writes_nothing(lab: Lab) -> None:
+    """The self-fence (hld §14.3): an owner stopped while another instance took the epoch (as
+    a hot standby in another pid namespace does, which cannot kill it) wakes, asks Redis
+    before anything else, and exits without sending a PDU or writing anything."""
+    from teamd_shim.ownership import OwnerStore
+    from teamd_shim.sonic_db import parse_url
+
+    store = OwnerStore(parse_url(lab.redis_url))
+    wait_for(lambda: len(live(lab)) == 1, 10.0, "one live instance (the contrast's fresh active)")
+    (name, rec), = live(lab).items()
+    pid = int(rec["pid"])
+    owner = store.owner()
+    assert owner is not None and owner.owner == name
+    time.sleep(1.5)
+    os.kill(pid, signal.SIGSTOP)
+    time.sleep(0.5)
+    assert store.promote_cas(owner.epoch, name, "intruder", time.monotonic()) is not None
+    time.sleep(1.2)  # every port's next PDU is overdue when it wakes
+    t_cont = time.monotonic()
+    os.kill(pid, signal.SIGCONT)
+    wait_gone(pid)
+    time.sleep(0.5)
+    frames = [f for f in load_records(Path(lab.state["recorder"]["out"]))
+              if f.subtype == 1 and f.t > t_cont]
+    assert frames == [], f"{len(frames)} PDU(s) after waking, e.g. {frames[:1]}"
+    log = (lab.workdir / "shim-active.log").read_text()
+    assert "FENCED" in log, log[-2000:]
+    # the LAGs are left to the intruder: give the lab a real active again
+    lab.redis(6).delete("TEAMD_OWNER_TABLE|teamd")
     lab.stop_shim()
     lab.start_shim(shim_command(lab))
     wait_for(lambda: all_negotiated(lab.ovs.bond_show()), 15.0, "renegotiated")

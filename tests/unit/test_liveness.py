@@ -36,8 +36,16 @@ def test_a_hang_is_silence_beyond_the_threshold_counted_from_the_last_heartbeat(
 
 
 def test_a_heartbeat_line_round_trips() -> None:
-    b = beat("yielded", final=True)
+    b = Beat(name="teamd", role="yielded", epoch=3, final_written=True, pid=10, t=12.5)
     assert Beat.from_json(b.to_json()) == b
+
+
+def test_the_last_sign_of_life_is_the_last_heartbeats_send_time() -> None:
+    w = Watch(T, now=100.0)
+    assert w.last_seen == 100.0  # none yet: when we connected
+    w.beat(Beat(name="teamd", role="active", epoch=3, final_written=False, pid=10, t=100.2),
+           100.21)
+    assert w.last_seen == 100.2
 
 
 def plan(loss: Loss = Loss.DIED, **kw: object):  # type: ignore[no-untyped-def]
@@ -56,9 +64,11 @@ def test_a_standby_that_is_not_ready_never_promotes() -> None:
     assert not p.promote and "not READY (not heard the partner" in p.why
 
 
-def test_a_hang_outside_our_pid_namespace_is_not_promoted_on() -> None:
-    # a paused container cannot be killed from here: the epoch alone would not stop its PDUs
-    assert not plan(Loss.HUNG, can_kill=False).promote
+def test_a_hang_outside_our_pid_namespace_is_fenced_by_the_epoch_alone() -> None:
+    # a paused container cannot be killed from here: the moved epoch fences it (the owner's
+    # self-fence: woken, it confirms with Redis before sending or writing anything)
+    p = plan(Loss.HUNG, can_kill=False)
+    assert p.promote and p.cas and not p.kill and "self-fence" in p.why
     assert plan(Loss.DIED, can_kill=False).promote  # a death needs no kill
 
 

@@ -9,13 +9,16 @@ from teamd_shim.role_machine import (
     AUTO_RESUME_S,
     RETIRE_WHEN_SUPERSEDED_S,
     SHADOW_EVERY_S,
+    STALL_S,
     TRANSITIONS,
     CompareAndSetSelf,
+    ConfirmAlive,
     Confirmed,
     Event,
     Exit,
     IllegalTransition,
     PublishShadow,
+    ResumeAfterStall,
     ResumeLocal,
     Role,
     RoleMachine,
@@ -349,3 +352,38 @@ def test_every_row_of_the_hld_failure_matrix_has_a_role_scenario() -> None:
 @pytest.mark.parametrize("fault", sorted(FAILURE_MATRIX))
 def test_failure_matrix_row(fault: str) -> None:
     FAILURE_MATRIX[fault]()
+
+
+# ---- the self-fence after a stall of our own loop (hld §14.3) --------------------------------
+def test_a_stalled_active_sends_and_writes_nothing_until_redis_confirms_it() -> None:
+    m = RoleMachine(Role.ACTIVE, 5)
+    m.note_beat(10.0)
+    assert m.check_stall(10.0 + STALL_S) == []  # not beyond the limit
+    assert m.check_stall(10.0 + STALL_S + 0.01) == [ConfirmAlive(5)]
+    assert m.suspect and not m.transmits(keepalive_due=True) and not m.owns_dataplane
+    assert m.check_stall(11.0) == []  # asked once
+    assert m.handle(Event.ALIVE_CONFIRMED, 11.0) == [ResumeAfterStall()]
+    assert not m.suspect and m.transmits(keepalive_due=False) and m.owns_dataplane
+    assert m.check_stall(11.0 + STALL_S) == []  # the confirmation counts as a heartbeat
+
+
+def test_a_fenced_active_exits_without_touching_anything() -> None:
+    m = RoleMachine(Role.ACTIVE, 5)
+    m.note_beat(10.0)
+    m.check_stall(12.0)
+    assert m.handle(Event.FENCED, 12.01) == [Exit()]
+    assert m.role is Role.RETIRED and not m.owns_dataplane and not m.transmits(True)
+
+
+def test_only_an_active_judges_its_own_stalls() -> None:
+    for role in (Role.STANDBY, Role.YIELDED, Role.RETIRED):
+        m = RoleMachine(role, 5)
+        m.note_beat(0.0)
+        assert m.check_stall(100.0) == [] and not m.suspect
+    assert RoleMachine(Role.ACTIVE, 5).check_stall(100.0) == []  # no heartbeat yet
+
+
+def test_the_stall_limit_is_below_the_standbys_hang_limit() -> None:
+    # a standby that declared us hung saw no heartbeat for HANG_AFTER_S: by then we are suspect
+    from teamd_shim.liveness import HANG_AFTER_S
+    assert STALL_S < HANG_AFTER_S
