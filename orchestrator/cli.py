@@ -180,7 +180,7 @@ def rollback_docker(ctx: Ctx, container: str, timeout: float, yes: bool, as_json
 @main.command()
 @click.option("--runtime", "runtime_name", type=click.Choice(["auto", "process", "docker"]),
               default="auto", show_default=True,
-              help="how instances are started (this version: process)")
+              help="auto: docker when the active runs in a container, else process")
 @click.option("--name", help="instance name of a cold-started active (default: the owner's "
               "base name, else teamd); hot standbys are NAME~sN")
 @click.option("--shim-arg", "shim_args", multiple=True, metavar="ARG",

@@ -118,7 +118,12 @@ def observe(lab: PartnerLab, kind: str, action: Callable[[], tuple[bool, str]]) 
 
 def wait_hot_pair(lab: Lab, limit: float) -> tuple[tuple[str, dict[str, str]],
                                                   tuple[str, dict[str, str]]]:
-    store = OwnerStore(parse_url(lab.redis_url))
+    return wait_hot_pair_at(lab.redis_url, limit)
+
+
+def wait_hot_pair_at(redis_url: str, limit: float) -> tuple[tuple[str, dict[str, str]],
+                                                          tuple[str, dict[str, str]]]:
+    store = OwnerStore(parse_url(redis_url))
     deadline = time.monotonic() + limit
     while True:
         try:
@@ -277,7 +282,7 @@ def run_docker_demo(lags: int, members: int) -> int:
     from orchestrator.runtime.docker import DockerRuntime
     from orchestrator.upgrade import rollback, upgrade
 
-    total = 6
+    total = 7
     upgrade_tag = os.environ.get("TEAMD_HITLESS_UPGRADE_IMAGE", "teamd-hitless/teamd:0.1.1.dev1")
     lab = ComposeLab(lags=lags, members=members)
     say(f"[1/{total}] docker compose up: redis, switch and peer holders, Open vSwitch partner, "
@@ -326,7 +331,41 @@ def run_docker_demo(lags: int, members: int) -> int:
                 f"largest PDU gap {v.max_gap:.3f} s, {v.flaps} member flaps, expired "
                 f"+{v.expired}, defaulted +{v.defaulted} -> "
                 f"{'invisible' if v.invisible else 'VISIBLE'}")
-        say(f"[4/{total}] `docker restart teamd` for contrast (what SONiC does today)")
+        say(f"[4/{total}] 1 unplanned death: the compose `supervisor` service keeps a hot "
+            "standby container, then `docker kill teamd`, judged by the partner")
+        lab.start_supervisor()
+        try:
+            (active, _), (standby, _) = wait_hot_pair_at(lab.redis_url, 60.0)
+            time.sleep(1.0)
+            store = OwnerStore(endpoint)
+
+            def kill() -> tuple[bool, str]:
+                rt.client.api.kill("teamd", signal="SIGKILL")
+                deadline = time.monotonic() + 3.0
+                while time.monotonic() < deadline:
+                    rec = store.instance(standby)
+                    if rec.get("promoted_from") == active:
+                        return True, (f"docker kill teamd ({active}) -> {standby} promoted "
+                                      f"itself in {rec.get('promoted_took_ms')} ms")
+                    time.sleep(0.01)
+                return False, f"{standby} did not promote itself within 3 s"
+
+            v = dataclasses.replace(observe(lab, "unplanned", kill), budget=UNPLANNED_BUDGET_S)
+            verdicts.append(v)
+            wait_renamed = time.monotonic() + 10.0
+            while time.monotonic() < wait_renamed:
+                try:
+                    if rt.client.containers.get("teamd").attrs["State"]["Running"]:
+                        break
+                except Exception:
+                    pass
+                time.sleep(0.2)
+            say(f"      {v.note}; partner: largest PDU gap {v.max_gap:.3f} s, {v.flaps} member "
+                f"flaps, expired +{v.expired}, defaulted +{v.defaulted} -> "
+                f"{'invisible' if v.invisible else 'VISIBLE'}")
+        finally:
+            lab.stop_supervisor()
+        say(f"[5/{total}] `docker restart teamd` for contrast (what SONiC does today)")
 
         def restart() -> tuple[bool, str]:
             p = subprocess.run(["docker", "restart", "teamd"], capture_output=True, text=True)
@@ -337,13 +376,13 @@ def run_docker_demo(lags: int, members: int) -> int:
         say(f"      docker restart: partner: largest PDU gap {v.max_gap:.3f} s, {v.flaps} "
             f"member flaps, expired +{v.expired}, defaulted +{v.defaulted} -> "
             f"{'invisible' if v.invisible else 'VISIBLE'}")
-        say(f"[5/{total}] the partner's view after the restarts")
+        say(f"[6/{total}] the partner's view after the restarts")
         for bond, b in sorted(lab.ovs.bond_show().items()):
             say(f"      {bond}: {b.get('lacp_status')}, members "
                 + ", ".join(f"{m} {'enabled' if up else 'disabled'}"
                             for m, up in sorted(b["members"].items())))
     finally:
-        say(f"[6/{total}] docker compose down")
+        say(f"[7/{total}] docker compose down")
         try:
             lab.down()
         except ComposeError as e:

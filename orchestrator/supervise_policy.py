@@ -32,6 +32,7 @@ class InstanceView:
     ready: bool
     hot: bool
     promotion_refused: str = ""
+    version: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,7 @@ class Observation:
     # what we started that still runs by the runtime's account but has no live record yet
     starting: frozenset[str] = frozenset()
     taken: frozenset[str] = frozenset()  # every name with a record, live or dead
+    owner_version: str = ""
     # the owner's own account of how it became the owner, if it promoted itself
     owner_promotion: dict[str, str] = field(default_factory=dict)
 
@@ -177,6 +179,13 @@ def decide(obs: Observation, st: SupervisorState, base: str
         for extra in hot:
             if extra is not keep:
                 actions.append(Kill(extra.name, "a second hot standby"))
+        if keep is not None and keep.version and obs.owner_version \
+                and keep.version != obs.owner_version:
+            # after an upgrade the standby must be of the version it would take over as
+            actions.append(Kill(keep.name, f"it runs version {keep.version}, the owner "
+                                           f"{obs.owner_version}"))
+            return dataclasses.replace(st, note=f"replacing {keep.name} (version "
+                                       f"{keep.version})"), actions
         if keep is not None:
             if keep.name != st.standby:
                 st = dataclasses.replace(st, standby=keep.name, standby_started=now,

@@ -8,7 +8,6 @@ supervisor adopts what runs. SIGTERM/SIGINT stop it and leave active and standby
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -19,15 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from teamd_shim.identity import pid_namespace
 from teamd_shim.ownership import OwnerStore, instance_alive, proc_starttime
 from teamd_shim.redis_decoded import fields as redis_fields
 from teamd_shim.redis_decoded import hgetall
 from teamd_shim.sonic_db import Endpoint
 
 from .journal import Journal, holder_alive
-from .runtime import Instance, ProcessRuntime
-from .runtime.process import verified_cmdline
+from .runtime import RuntimeFailure
 from .supervise_policy import (
     Action,
     ColdStart,
@@ -39,16 +36,13 @@ from .supervise_policy import (
     base_name,
     decide,
 )
+from .supervised import ProcessSupervised, Supervised, supervised_for
 
 SUPERVISOR_KEY = "TEAMD_SUPERVISOR|teamd"
 INTERVAL_S = 0.2
 RECORD_EVERY_S = 1.0
 STALE_S = 3.0  # a supervisor record with no heartbeat for this long is not alive
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-# who we are, next to the policy's state in the record
-IDENTITY = ("pid", "starttime", "host", "runtime", "since", "heartbeat", "state",
-            "shim_argv", "ctl_dir")
-
 
 class SupervisorError(RuntimeError):
     """The supervisor cannot run; the message says why and what to do."""
@@ -75,12 +69,9 @@ class Supervisor:
     def __init__(self, endpoint: Endpoint, *, runtime_name: str = "auto",
                  say: Callable[[str], None] = print, name: str | None = None,
                  shim_args: tuple[str, ...] = ()) -> None:
-        if runtime_name == "docker":
-            raise SupervisorError("supervise runs the process runtime only in this version; "
-                                  "start it with --runtime process (or auto) in the members' "
-                                  "network namespace")
         self.endpoint = endpoint
-        self.runtime = ProcessRuntime()
+        self.runtime_name = runtime_name
+        self.runtime: Supervised = ProcessSupervised()  # chosen in claim() (supervised_for)
         self.say = say
         self.base = name
         self.shim_args = shim_args
@@ -88,8 +79,6 @@ class Supervisor:
         self.journal = Journal(endpoint)
         self.r = self.store.state
         self.state = SupervisorState()
-        self.template: list[str] = []
-        self.ctl_dir = ""
         self._stop = False
         self._last_record = 0.0
         self._last_note = ""
@@ -105,11 +94,13 @@ class Supervisor:
                                   f"{rec.get('host')} since {rec.get('since')}); nothing was "
                                   "started. Stop it first")
         self.state = SupervisorState.from_fields(rec)
+        owner = self.store.owner()
+        owner_rec = self.store.instance(owner.owner) if owner else {}
         try:
-            self.template = json.loads(rec.get("shim_argv") or "[]")
-        except ValueError:
-            self.template = []
-        self.ctl_dir = rec.get("ctl_dir", "")
+            self.runtime = supervised_for(self.runtime_name, owner_rec)
+        except RuntimeFailure as e:
+            raise SupervisorError(str(e)) from None
+        self.runtime.restore(rec)
         me = {"pid": str(os.getpid()), "starttime": str(proc_starttime(os.getpid())),
               "host": socket.gethostname(), "runtime": self.runtime.name,
               "since": f"{time.time():.3f}", "heartbeat": f"{time.time():.3f}",
@@ -180,25 +171,18 @@ class Supervisor:
             n for n, h in ((st.standby, st.standby_handle), (st.cold, st.cold_handle))
             if n and h and n not in live and self.runtime.alive(h))
         if owner_rec:
-            self._learn_template(owner_rec)
+            self.runtime.learn(owner_name, owner_rec)
         return Observation(
             now=time.time(), owner=owner_name, owner_alive=bool(owner_rec),
             live=tuple(InstanceView(name=n, role=r.get("role", ""),
                                     ready=r.get("ready") == "true", hot=r.get("hot") == "true",
-                                    promotion_refused=r.get("promotion_refused", ""))
+                                    promotion_refused=r.get("promotion_refused", ""),
+                                    version=r.get("version", ""))
                        for n, r in sorted(live.items())),
             planned_run=planned, starting=starting, taken=frozenset(records),
+            owner_version=owner_rec.get("version", ""),
             owner_promotion={k[len("promoted_"):]: v for k, v in owner_rec.items()
                              if k.startswith("promoted_")})
-
-    def _learn_template(self, rec: dict[str, str]) -> None:
-        """How to start a shim: the running owner's own command line, read from /proc."""
-        pid = int(rec.get("pid") or 0)
-        argv = verified_cmdline(pid, rec.get("starttime", "")) if pid else None
-        if argv and argv != self.template:
-            self.template = argv
-        if rec.get("ctl"):
-            self.ctl_dir = os.path.dirname(rec["ctl"])
 
     def step(self) -> None:
         obs = self.observe()
@@ -209,6 +193,13 @@ class Supervisor:
             p = self.state.last_promotion
             self.say(f"promotion: {p.get('from')} {p.get('why')} -> {p.get('to')} took over "
                      f"at epoch {p.get('epoch')} in {p.get('took_ms')} ms ({p.get('how')})")
+            try:
+                done = self.runtime.after_promotion(p.get("from", ""), {}, p.get("to", ""),
+                                                    self.store.instance(p.get("to", "")))
+            except Exception as e:  # a Docker API error: the LAGs are fine, say it
+                done = f"could not tidy up: {e}"
+            if done:
+                self.say(f"after the promotion: {done}")
         for action in actions:
             self._execute(action, obs)
         if not obs.planned_run:  # a run's rollback may still need its records
@@ -222,36 +213,37 @@ class Supervisor:
             self._write_record()
 
     def _execute(self, action: Action, obs: Observation) -> None:
-        if isinstance(action, StartStandby):
-            owner_rec = self.store.instance(obs.owner)
-            if not self.template:
-                self.state = _replace(self.state, standby="", note=(
-                    f"cannot start a hot standby: the command line of {obs.owner} could not "
-                    "be read from /proc (another pid namespace, or its record is incomplete)"))
-                return
-            active = Instance.from_record(obs.owner, owner_rec)
-            active = Instance(**{**active.__dict__, "argv": self.template})
-            handle = self.runtime.start_standby(active, action.name, None, hot=True)
-            self.state = _replace(self.state, standby_handle=handle)
-            self.say(f"started hot standby {action.name} (pid {handle})")
-        elif isinstance(action, ColdStart):
-            argv = self.template or [default_shim(), "--redis", self.endpoint.url,
-                                     *self.shim_args]
-            name = self.state.cold
-            handle = self.runtime.start_cold(argv, name, self.ctl_dir or "/tmp")
-            self.state = _replace(self.state, cold_handle=handle)
-            self.say(f"COLD START of {name} (pid {handle}): {action.why}")
-        elif isinstance(action, Kill):
-            rec = self.store.instance(action.name)
-            pid = rec.get("pid", "")
-            if pid.isdigit() and rec.get("pidns") == pid_namespace():
-                self.runtime.kill(pid)
-                self.store.drop_instance(action.name)
-                self.say(f"stopped {action.name} (pid {pid}): {action.why}")
+        rt = self.runtime
+        try:
+            if isinstance(action, StartStandby):
+                why = rt.ready_to_start()
+                if why:
+                    self.state = _replace(self.state, standby="",
+                                          note=f"cannot start a hot standby: {why}")
+                    return
+                handle = rt.start_standby(obs.owner, self.store.instance(obs.owner),
+                                          action.name)
+                self.state = _replace(self.state, standby_handle=handle)
+                self.say(f"started hot standby {action.name} ({rt.name} {handle[:12]})")
+            elif isinstance(action, ColdStart):
+                name = self.state.cold
+                handle = rt.start_cold(name, [default_shim(), "--redis", self.endpoint.url,
+                                              *self.shim_args])
+                self.state = _replace(self.state, cold_handle=handle)
+                self.say(f"COLD START of {name} ({rt.name} {handle[:12]}): {action.why}")
+            elif isinstance(action, Kill):
+                rec = self.store.instance(action.name)
+                if rt.stop(action.name, rec):
+                    self.store.drop_instance(action.name)
+                    self.say(f"stopped {action.name}: {action.why}")
+        except (RuntimeFailure, OSError) as e:
+            self.state = _replace(self.state, standby="" if isinstance(action, StartStandby)
+                                  else self.state.standby,
+                                  note=f"{type(action).__name__} failed: {e}")
 
     def _write_record(self, **extra: str) -> None:
         fields = {**self.state.to_fields(), "heartbeat": f"{time.time():.3f}",
-                  "shim_argv": json.dumps(self.template), "ctl_dir": self.ctl_dir, **extra}
+                  "runtime": self.runtime.name, **self.runtime.state(), **extra}
         self.r.hset(SUPERVISOR_KEY, mapping=redis_fields(fields))
         self._last_record = time.monotonic()
 

@@ -113,6 +113,16 @@ class ComposeLab:
         (self.rundir / STATE_FILE).write_text(json.dumps(self.state))
         return self
 
+    def start_supervisor(self) -> None:
+        """The opt-in `supervisor` service (hld §14): a hot standby beside teamd."""
+        self.run("--profile", "supervisor", "up", "-d", "supervisor")
+
+    def stop_supervisor(self) -> None:
+        """Stop it and its hot standby (the promoted owner stays)."""
+        self.run("--profile", "supervisor", "stop", "--timeout", "5", "supervisor")
+        for name in ("teamd_standby", "teamd_dead"):
+            subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
     def _pid_of(self, service: str) -> int:
         out = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}",
                               f"{PROJECT}-{service}-1"], capture_output=True, text=True)
@@ -146,6 +156,9 @@ class ComposeLab:
             done.append("recorder")
         if netns.delete_ns(PEER_NS):
             done.append(f"netns name {PEER_NS}")
-        self.run("down", "--timeout", "2", "--remove-orphans")
+        self.run("--profile", "supervisor", "down", "--timeout", "2", "--remove-orphans")
+        # the supervisor's containers carry teamd's labels; removed with it, but say so if not
+        for name in ("teamd_standby", "teamd_dead"):
+            subprocess.run(["docker", "rm", "-f", name], capture_output=True)
         done.append(f"compose project {PROJECT}")
         return done

@@ -376,3 +376,23 @@ def test_a_fenced_owner_that_wakes_sends_and_writes_nothing(lab: Lab) -> None:
     lab.stop_shim()
     lab.start_shim(shim_command(lab))
     wait_for(lambda: all_negotiated(lab.ovs.bond_show()), 15.0, "renegotiated")
+
+
+def test_with_no_active_at_all_the_supervisor_cold_starts_one_and_says_so(lab: Lab) -> None:
+    """Started with nothing running (the active cold-stopped), the supervisor starts an active
+    from the command line it learnt earlier (a cold start, in `status` with why), then a hot
+    standby beside it."""
+    for ref in lab.registered_shims().values():
+        ref.stop(5.0)  # SIGTERM: a cold stop, the LAGs go away
+    lab.stop_shim()
+    wait_for(lambda: not live(lab), 10.0, "no instance left")
+    sup = Supervisor(lab).start()
+    try:
+        p = whole(lab, 30.0)
+        st = status_json(lab)["supervisor"]
+        assert st["cold_starts"] >= 1 and "no hot standby" in st["last_cold_start"]["why"], st
+        assert p.active == "teamd"
+        wait_for(lambda: all_negotiated(lab.ovs.bond_show()), 15.0, "renegotiated")
+        assert "COLD START of teamd" in sup.log.read_text()
+    finally:
+        sup.kill(signal.SIGTERM)

@@ -140,3 +140,10 @@ def test_a_field_of_another_shape_starts_that_field_afresh() -> None:
     f["last_promotion"] = "not json"
     st = SupervisorState.from_fields(f)
     assert st.crashes == 0 and st.seq == 7 and st.last_promotion == {}
+
+
+def test_a_standby_of_another_version_than_the_owner_is_replaced() -> None:
+    old = InstanceView("teamd~s1", "standby", ready=True, hot=True, version="0.1.0")
+    st, acts = decide(obs(0.0, ACTIVE, old, owner_version="0.1.1"),
+                      SupervisorState(standby="teamd~s1"), "teamd")
+    assert acts == [Kill("teamd~s1", "it runs version 0.1.0, the owner 0.1.1")]
