@@ -115,7 +115,9 @@ class ComposeLab:
 
     def start_supervisor(self) -> None:
         """The opt-in `supervisor` service (hld §14): a hot standby beside teamd."""
-        self.run("--profile", "supervisor", "up", "-d", "supervisor")
+        # --no-deps: teamd runs already (maybe a container a handover created, which has no
+        # healthcheck), and the one-shot wiring must not run again
+        self.run("--profile", "supervisor", "up", "-d", "--no-deps", "supervisor")
 
     def stop_supervisor(self) -> None:
         """Stop it and its hot standby (the promoted owner stays)."""
