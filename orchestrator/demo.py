@@ -134,6 +134,18 @@ def wait_hot_pair_at(redis_url: str, limit: float) -> tuple[tuple[str, dict[str,
         time.sleep(0.1)
 
 
+def promoted(store: OwnerStore, active: str, standby: str, what: str) -> tuple[bool, str]:
+    """Right after the kill: did `standby` promote itself within 3 s (its own record says)?"""
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        rec = store.instance(standby)
+        if rec.get("promoted_from") == active:
+            return True, (f"{what} -> {standby} promoted itself in "
+                          f"{rec.get('promoted_took_ms')} ms")
+        time.sleep(0.01)
+    return False, f"{standby} did not promote itself within 3 s"
+
+
 def unplanned_kill(lab: Lab) -> Verdict:
     """`warm-restart supervise`, a READY hot standby, then SIGKILL of the active: what the
     partner saw. The supervisor and its standbys are stopped afterwards (the promoted owner
@@ -141,27 +153,19 @@ def unplanned_kill(lab: Lab) -> Verdict:
     sup = lab._spawn(lab.dut_ns, [str(Path(sys.executable).parent / "warm-restart"), "--redis",
                                   lab.redis_url, "supervise"], lab.workdir / "supervisor.log",
                      "supervisor")
+    store = OwnerStore(parse_url(lab.redis_url))
     try:
         (active, arec), (standby, _) = wait_hot_pair(lab, 30.0)
         time.sleep(1.0)
-        store = OwnerStore(parse_url(lab.redis_url))
 
         def kill() -> tuple[bool, str]:
             os.kill(int(arec["pid"]), signal.SIGKILL)
-            deadline = time.monotonic() + 3.0
-            while time.monotonic() < deadline:
-                rec = store.instance(standby)
-                if rec.get("promoted_from") == active:
-                    return True, (f"kill -9 {active} -> {standby} promoted itself in "
-                                  f"{rec.get('promoted_took_ms')} ms")
-                time.sleep(0.01)
-            return False, f"{standby} did not promote itself within 3 s"
+            return promoted(store, active, standby, f"kill -9 {active}")
 
         v = observe(lab, "unplanned", kill)
         return dataclasses.replace(v, budget=UNPLANNED_BUDGET_S)
     finally:
         sup.stop(5.0)
-        store = OwnerStore(parse_url(lab.redis_url))
         for name, ref in lab.registered_shims().items():
             if store.instance(name).get("role") == "standby":
                 ref.stop(5.0)  # the supervisor's next standby: a standby's SIGTERM is silent
@@ -341,14 +345,7 @@ def run_docker_demo(lags: int, members: int) -> int:
 
             def kill() -> tuple[bool, str]:
                 rt.client.api.kill("teamd", signal="SIGKILL")
-                deadline = time.monotonic() + 3.0
-                while time.monotonic() < deadline:
-                    rec = store.instance(standby)
-                    if rec.get("promoted_from") == active:
-                        return True, (f"docker kill teamd ({active}) -> {standby} promoted "
-                                      f"itself in {rec.get('promoted_took_ms')} ms")
-                    time.sleep(0.01)
-                return False, f"{standby} did not promote itself within 3 s"
+                return promoted(store, active, standby, f"docker kill teamd ({active})")
 
             v = dataclasses.replace(observe(lab, "unplanned", kill), budget=UNPLANNED_BUDGET_S)
             verdicts.append(v)

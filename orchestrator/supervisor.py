@@ -8,6 +8,7 @@ supervisor adopts what runs. SIGTERM/SIGINT stop it and leave active and standby
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -218,18 +219,18 @@ class Supervisor:
             if isinstance(action, StartStandby):
                 why = rt.ready_to_start()
                 if why:
-                    self.state = _replace(self.state, standby="",
+                    self.state = dataclasses.replace(self.state, standby="",
                                           note=f"cannot start a hot standby: {why}")
                     return
                 handle = rt.start_standby(obs.owner, self.store.instance(obs.owner),
                                           action.name)
-                self.state = _replace(self.state, standby_handle=handle)
+                self.state = dataclasses.replace(self.state, standby_handle=handle)
                 self.say(f"started hot standby {action.name} ({rt.name} {handle[:12]})")
             elif isinstance(action, ColdStart):
                 name = self.state.cold
                 handle = rt.start_cold(name, [default_shim(), "--redis", self.endpoint.url,
                                               *self.shim_args])
-                self.state = _replace(self.state, cold_handle=handle)
+                self.state = dataclasses.replace(self.state, cold_handle=handle)
                 self.say(f"COLD START of {name} ({rt.name} {handle[:12]}): {action.why}")
             elif isinstance(action, Kill):
                 rec = self.store.instance(action.name)
@@ -237,21 +238,15 @@ class Supervisor:
                     self.store.drop_instance(action.name)
                     self.say(f"stopped {action.name}: {action.why}")
         except (RuntimeFailure, OSError) as e:
-            self.state = _replace(self.state, standby="" if isinstance(action, StartStandby)
-                                  else self.state.standby,
-                                  note=f"{type(action).__name__} failed: {e}")
+            standby = "" if isinstance(action, StartStandby) else self.state.standby
+            self.state = dataclasses.replace(self.state, standby=standby,
+                                             note=f"{type(action).__name__} failed: {e}")
 
     def _write_record(self, **extra: str) -> None:
         fields = {**self.state.to_fields(), "heartbeat": f"{time.time():.3f}",
                   "runtime": self.runtime.name, **self.runtime.state(), **extra}
         self.r.hset(SUPERVISOR_KEY, mapping=redis_fields(fields))
         self._last_record = time.monotonic()
-
-
-def _replace(st: SupervisorState, **kw: Any) -> SupervisorState:
-    import dataclasses
-
-    return dataclasses.replace(st, **kw)
 
 
 def _netns() -> str:

@@ -756,13 +756,16 @@ class HandoverDriver:
         running_lags = self.runner.lags
         awaiting = frozenset(p for r in running_lags.values() for p in r.lacp.ports
                              if r.lacp.port_view(p)["state"] != "disabled")
-        self.handed_from = HandedFrom(
-            owner=t.name, epoch=t.epoch, t=meta.t if meta else None,
-            last_tx={p: d["ports"][p].get("last_tx") for d in lags.values() for p in d["ports"]})
-        if self.wire is not None:
-            for p, w in self.wire.last.items():
-                if p in self.handed_from.last_tx:
-                    self.handed_from.last_tx[p] = max(w.at, self.handed_from.last_tx[p] or 0.0)
+        # the old owner's last PDU per port: the snapshot's, or the wire's where it is later
+        wire = self.wire.last if self.wire is not None else {}
+        last_tx: dict[str, float | None] = {}
+        for d in lags.values():
+            for p, pd in d["ports"].items():
+                w = wire.get(p)
+                snap_tx = pd.get("last_tx")
+                last_tx[p] = max(w.at, snap_tx or 0.0) if w is not None else snap_tx
+        self.handed_from = HandedFrom(owner=t.name, epoch=t.epoch,
+                                      t=meta.t if meta else None, last_tx=last_tx)
         self.handle(Event.PROMOTED, epoch=epoch, ports=awaiting)
         self._apply_config_changed_meanwhile(lags)
         self.runner.sync_dataplane()

@@ -92,9 +92,10 @@ class HotWatcher:
             except REDIS_DOWN as e:
                 self._say_once("redis", "%s: redis unreachable, watching the last known owner "
                                "%s: %s", self.name, self.target.name if self.target else "-", e)
-            except Exception:
-                self._say_once("resolve", "%s: finding the owner failed", self.name)
-                log.exception("%s: finding the owner failed", self.name)
+            except Exception as e:
+                if type(e).__name__ not in self._said:  # a bug: its traceback, once per kind
+                    self._said.add(type(e).__name__)
+                    log.exception("%s: finding the owner failed", self.name)
             t = self.target
             if t is None:
                 self._stop.wait(RESOLVE_EVERY_S)

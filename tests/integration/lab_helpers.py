@@ -50,3 +50,20 @@ def max_gaps(lab: Lab, start: float, end: float) -> dict[str, float]:
     to `end` counts too (a sender that stopped for good leaves no next PDU to measure to)."""
     frames = load_caught_up(Path(lab.state["recorder"]["out"]), end)
     return max_silence(frames, start - 2.0, end, subtype=1)
+
+
+def lab_processes(workdir: Path, exes: tuple[bytes, ...] = (b"teamd-shim",)) -> list[int]:
+    """Pids of our processes started for this lab (their command line names its private work
+    dir): what a failed scenario may leave that Redis does not know."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            argv = (d / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(a.endswith(exes) for a in argv[:2]) and \
+                any(str(workdir).encode() in a for a in argv):
+            out.append(int(d.name))
+    return out

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 import redis
-from lab_helpers import all_negotiated, max_gaps, wait_for
+from lab_helpers import all_negotiated, lab_processes, max_gaps, wait_for
 from swsscommon.swsscommon import ConsumerStateTable, DBConnector
 from teamd_shim.control import request
 from teamd_shim.ownership import instance_alive, proc_starttime
@@ -63,27 +63,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     finally:
         for log in sorted(workdir.glob("shim-*.log")) + sorted((workdir / "ctl").glob("*.log")):
             print(f"==== {log.name}\n{log.read_text()[-3000:]}")
-        strays = our_shims(workdir)  # a failed scenario may leave one Redis does not know
+        strays = lab_processes(workdir)  # a failed scenario may leave one Redis does not know
         lab.down()
         for pid in strays:
             if not gone(pid):
                 os.kill(pid, signal.SIGKILL)
-
-
-def our_shims(workdir: Path) -> list[int]:
-    """Pids of shims started for this lab: their command line names its private work dir."""
-    out = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            argv = (d / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(a.endswith(b"teamd-shim") for a in argv[:2]) and \
-                any(str(workdir).encode() in a for a in argv):
-            out.append(int(d.name))
-    return out
 
 
 def dataplane_log(lab: Lab) -> Path:

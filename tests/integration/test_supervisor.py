@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from lab_helpers import all_negotiated, counters, max_gaps, wait_for
+from lab_helpers import all_negotiated, counters, lab_processes, max_gaps, wait_for
 from teamd_shim.ownership import instance_alive, proc_starttime
 
 from orchestrator.lab.lab import Lab
@@ -58,7 +58,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     finally:
         for log in sorted(workdir.glob("*.log")) + sorted((workdir / "ctl").glob("*.log")):
             print(f"==== {log.name}\n{log.read_text()[-4000:]}")
-        for pid in our_processes(workdir):
+        for pid in lab_processes(workdir, (b"teamd-shim", b"warm-restart")):
             with_kill(pid, signal.SIGCONT)
             with_kill(pid, signal.SIGKILL)
         lab.down()
@@ -69,22 +69,6 @@ def with_kill(pid: int, sig: int) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
-
-
-def our_processes(workdir: Path) -> list[int]:
-    """Shims and supervisors of this lab (their command lines name its private dirs)."""
-    out = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            argv = (d / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(a.endswith((b"teamd-shim", b"warm-restart")) for a in argv[:2]) and \
-                any(str(workdir).encode() in a for a in argv):
-            out.append(int(d.name))
-    return out
 
 
 class Supervisor:
