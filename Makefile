@@ -9,12 +9,12 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	$(VENV)/bin/warm-restart demo
+	$(VENV)/bin/teamd-lab demo
 
 # the docker-compose lab: 5 hitless container restarts (an upgrade and a rollback by image among
 # them) and `docker restart teamd` for contrast
 demo-docker: images
-	$(VENV)/bin/warm-restart demo --runtime docker
+	$(VENV)/bin/teamd-lab demo --runtime docker
 
 lint: setup
 	$(VENV)/bin/ruff check .

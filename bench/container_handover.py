@@ -47,7 +47,7 @@ from handover import (  # noqa: E402
 )
 from steady_state import machine_info, progress  # noqa: E402
 
-from orchestrator.lab.holder import TEAMD, HolderLab  # noqa: E402
+from teamd_lab.holder import TEAMD, HolderLab  # noqa: E402
 
 
 def do_docker_restart(lab: Any, r: Restart) -> None:

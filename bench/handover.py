@@ -62,10 +62,10 @@ from steady_state import (  # noqa: E402
     progress,
 )
 
-from orchestrator.lab.lab import Lab  # noqa: E402
-from orchestrator.lab.ovs_text import stats_delta  # noqa: E402
-from orchestrator.lab.record_analysis import Frame, parse_records  # noqa: E402
-from orchestrator.lab.shim import shim_command  # noqa: E402
+from teamd_lab.lab import Lab  # noqa: E402
+from teamd_lab.ovs_text import stats_delta  # noqa: E402
+from teamd_lab.record_analysis import Frame, parse_records  # noqa: E402
+from teamd_lab.shim import shim_command  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 WARM_RESTART = Path(sys.executable).parent / "warm-restart"

@@ -49,13 +49,13 @@ from steady_state import (  # noqa: E402
     not_negotiated,
     progress,
 )
-from teamd_shim.ownership import instance_alive, proc_starttime  # noqa: E402
-from teamd_shim.redis_decoded import hgetall, keys  # noqa: E402
 
-from orchestrator.lab.lab import Lab  # noqa: E402
-from orchestrator.lab.ovs_text import stats_delta  # noqa: E402
-from orchestrator.lab.procs import ProcRef  # noqa: E402
-from orchestrator.lab.shim import shim_command  # noqa: E402
+from teamd_lab.lab import Lab  # noqa: E402
+from teamd_lab.ovs_text import stats_delta  # noqa: E402
+from teamd_lab.procs import ProcRef  # noqa: E402
+from teamd_lab.shim import shim_command  # noqa: E402
+from teamd_shim.db.ownership import instance_alive, proc_starttime  # noqa: E402
+from teamd_shim.db.redis_decoded import hgetall, keys  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 WARM_RESTART = Path(sys.executable).parent / "warm-restart"

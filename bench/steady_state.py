@@ -37,9 +37,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from orchestrator.lab.lab import Lab, LabError, LabNotFoundError
-from orchestrator.lab.ovs_text import stats_delta
-from orchestrator.lab.shim import shim_command
+from teamd_lab.lab import Lab, LabError, LabNotFoundError
+from teamd_lab.ovs_text import stats_delta
+from teamd_lab.shim import shim_command
 
 REPO = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")

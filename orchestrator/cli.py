@@ -1,4 +1,7 @@
-"""`warm-restart`: the user's entry point (lab, demo; the hitless restart comes with the handover).
+"""`warm-restart`: the user's entry point: the hitless restart, the supervisor, status, recovery.
+
+The lab and the demo are not here: they are the `teamd-lab` command of the lab distribution
+(lab/), which the product never imports.
 
 `--redis URL` belongs to the command group, before the subcommand, with the same defaults as
 teamd-shim (`$TEAMD_SHIM_REDIS`, SONiC's database_config.json, loopback:6379).
@@ -6,22 +9,19 @@ teamd-shim (`$TEAMD_SHIM_REDIS`, SONiC's database_config.json, loopback:6379).
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import click
-from teamd_shim import sonic_db
+
+from teamd_shim.db import sonic_db
 
 if TYPE_CHECKING:
-    from .handover import Controller
-    from .lab.lab import Lab
+    from orchestrator.handover import Controller
 
 T = TypeVar("T")
-DEFAULT_LAB_DIR = Path(os.environ.get("WARM_RESTART_LAB_DIR", "/run/teamd-hitless-lab"))
 
 
 class Ctx:
@@ -46,7 +46,7 @@ def main(ctx: click.Context, redis_url: str | None) -> None:
 
 
 def _controller(ctx: Ctx, quiet: bool = False) -> Controller:
-    from .handover import Controller
+    from orchestrator.handover import Controller
 
     return Controller(ctx.endpoint(), progress=(lambda s: None) if quiet else _say)
 
@@ -59,14 +59,14 @@ def _say(line: str) -> None:
 def _print_outcome(out: object, as_json: bool) -> None:
     import json
 
-    from .handover import Outcome
+    from orchestrator.handover import Outcome
 
     assert isinstance(out, Outcome)
     if as_json:
         click.echo(json.dumps(out.to_json(), indent=2, default=str))
         return
     if out.lags:
-        from .report import table
+        from orchestrator.report import table
 
         rows = []
         for lag, v in sorted(out.lags.items()):
@@ -115,7 +115,7 @@ def teamd_cmd(ctx: Ctx, exec_path: str | None, runtime_name: str, image: str | N
     if not yes and not click.confirm("Restart teamd (hitless warm restart)?", default=True):
         click.echo("nothing was changed")
         sys.exit(2)
-    from .handover import Controller
+    from orchestrator.handover import Controller
 
     ctrl = Controller(ctx.endpoint(), progress=(lambda s: None) if as_json else _say,
                       runtime_name=runtime_name, image=image)
@@ -143,7 +143,7 @@ def upgrade_docker(ctx: Ctx, container: str, source: str, tag: str | None,
     if not yes and not click.confirm(f"Upgrade teamd to {source} (hitless)?", default=True):
         click.echo("nothing was changed")
         sys.exit(2)
-    from .upgrade import upgrade
+    from orchestrator.upgrade import upgrade
 
     say = (lambda s: None) if as_json else _say
     out = upgrade(ctx.endpoint(), source, tag=tag, cleanup_image=cleanup_image, timeout=timeout,
@@ -167,7 +167,7 @@ def rollback_docker(ctx: Ctx, container: str, timeout: float, yes: bool, as_json
                                      default=True):
         click.echo("nothing was changed")
         sys.exit(2)
-    from .upgrade import rollback
+    from orchestrator.upgrade import rollback
 
     say = (lambda s: None) if as_json else _say
     out = rollback(ctx.endpoint(), timeout=timeout, say=say)
@@ -195,7 +195,7 @@ def supervise(ctx: Ctx, runtime_name: str, name: str | None, shim_args: tuple[st
     promotes itself within milliseconds when the active dies or hangs), starts a new one after
     every promotion, backs off a standby that keeps dying, and cold-starts an active when
     there is none. Exit 2: refused (another supervisor runs, redis unreachable)."""
-    from .supervisor import Supervisor, SupervisorError
+    from orchestrator.supervisor import Supervisor, SupervisorError
 
     def say(line: str) -> None:
         _say(f"{time.strftime('%H:%M:%S')} supervise: {line}")
@@ -224,7 +224,7 @@ def recover(ctx: Ctx, as_json: bool) -> None:
 @click.pass_obj
 def status(ctx: Ctx, as_json: bool) -> None:
     """Active instance and version, LAGs and members with their LACP state, last run."""
-    from .status import collect, render
+    from orchestrator.status import collect, render
 
     st = _or_exit_unreachable(ctx, "status", lambda: collect(ctx.endpoint()))
     if as_json:
@@ -257,166 +257,10 @@ def config_disable(ctx: Ctx, module: str) -> None:
 
 
 def _set_enable(ctx: Ctx, value: str) -> None:
-    from .journal import Journal
+    from orchestrator.journal import Journal
 
     _or_exit_unreachable(ctx, "config", lambda: Journal(ctx.endpoint()).set_warm_enabled(value))
     click.echo(f"WARM_RESTART_ENABLE_TABLE|teamd enable={value}")
-
-
-@main.group()
-def lab() -> None:
-    """The embedded lab: private redis, DUT and partner namespaces, Open vSwitch partner."""
-
-
-@lab.command("up")
-@click.option("--lags", default=4, show_default=True, type=click.IntRange(1, 512))
-@click.option("--members", default=2, show_default=True, type=click.IntRange(1, 16))
-@click.option("--dir", "workdir", type=click.Path(path_type=Path), default=DEFAULT_LAB_DIR,
-              show_default=True)
-@click.option("--prefix", default="wr", show_default=True,
-              help="name prefix of the namespaces (<prefix>-dut, <prefix>-ptnr)")
-@click.option("--no-shim", is_flag=True, help="do not start the active teamd-shim")
-@click.option("--runtime", "runtime_name", type=click.Choice(["process", "docker"]),
-              default="process", show_default=True,
-              help="docker: the docker-compose lab (docker-compose.yml), teamd in a container")
-def lab_up(lags: int, members: int, workdir: Path, prefix: str, no_shim: bool,
-           runtime_name: str) -> None:
-    """Bring the lab up and start the active shim."""
-    if runtime_name == "docker":
-        from .lab.compose import ComposeError, ComposeLab
-
-        try:
-            lab_c = ComposeLab(lags=lags, members=members).up()
-        except ComposeError as e:
-            click.echo(f"lab up: {e}", err=True)
-            sys.exit(2)
-        click.echo(f"compose lab is up in {lab_c.rundir} (project teamd-hitless)")
-        click.echo(f"  redis:      {lab_c.redis_url}")
-        click.echo(f"  restart:    warm-restart --redis {lab_c.redis_url} teamd --yes")
-        click.echo("  partner:    docker exec teamd-hitless-partner-1 ovs-appctl -t "
-                   "ovs-vswitchd bond/show")
-        click.echo("  tear down:  warm-restart lab down --runtime docker")
-        return
-    from .lab.lab import Lab, LabError
-    from .lab.shim import shim_command
-
-    lab_ = Lab(workdir, prefix=prefix)
-    try:
-        lab_.up(lags, members, shim_cmd=None if no_shim else shim_command(lab_))
-    except LabError as e:
-        click.echo(f"lab up: {e}", err=True)
-        sys.exit(2)
-    _print_reach(lab_)
-
-
-def _print_reach(lab_: object) -> None:
-    from .lab.lab import Lab
-
-    assert isinstance(lab_, Lab)
-    click.echo(f"lab is up in {lab_.workdir}")
-    click.echo(f"  redis:       {lab_.redis_url}")
-    click.echo(f"               redis-cli -s {lab_.redis_socket} -n 6 keys '*'")
-    click.echo(f"  DUT ns:      {lab_.dut_ns}   (ip netns exec {lab_.dut_ns} ip link)")
-    click.echo(f"  partner ns:  {lab_.ptnr_ns}  (OVS: {lab_.ovs_appctl_hint()} bond/show)")
-    click.echo(f"  shim log:    {lab_.workdir / 'shim-active.log'}")
-    click.echo("  tear down:   warm-restart lab down")
-
-
-def _load_lab(workdir: Path) -> Lab:
-    from .lab.lab import Lab, LabError
-
-    try:
-        return Lab.load(workdir)
-    except LabError as e:
-        click.echo(f"lab: {e}", err=True)
-        sys.exit(2)
-
-
-@lab.command("wire")
-@click.option("--lags", default=4, show_default=True, type=click.IntRange(1, 512))
-@click.option("--members", default=2, show_default=True, type=click.IntRange(1, 16))
-@click.option("--peer-pid", default=1, show_default=True, type=int,
-              help="a process in the partner-side network namespace")
-@click.option("--ovs-db", default="unix:/run/openvswitch/db.sock", show_default=True,
-              help="the Open vSwitch partner's database socket")
-@click.pass_obj
-def lab_wire(ctx: Ctx, lags: int, members: int, peer_pid: int, ovs_db: str) -> None:
-    """The compose lab's one-shot wiring step (run in the wiring container, see
-    docker-compose.yml): veth pairs, the partner's bonds, CONFIG_DB."""
-    from .lab.wire import WireError, wire
-
-    try:
-        wire(lags, members, ctx.endpoint().url, peer_pid, ovs_db, _say)
-    except (WireError, OSError) as e:
-        click.echo(f"lab wire: {e}", err=True)
-        sys.exit(1)
-
-
-@lab.command("status")
-@click.option("--dir", "workdir", type=click.Path(path_type=Path), default=DEFAULT_LAB_DIR,
-              show_default=True)
-@click.option("--json", "as_json", is_flag=True)
-def lab_status(workdir: Path, as_json: bool) -> None:
-    """What the lab holds and what the partner sees."""
-    import json
-
-    lab_ = _load_lab(workdir)
-    st = lab_.status()
-    if as_json:
-        click.echo(json.dumps(st, indent=2, default=str))
-    else:
-        from .report import format_lab_status
-
-        click.echo(format_lab_status(st))
-
-
-@lab.command("down")
-@click.option("--dir", "workdir", type=click.Path(path_type=Path), default=DEFAULT_LAB_DIR,
-              show_default=True)
-@click.option("--runtime", "runtime_name", type=click.Choice(["process", "docker"]),
-              default="process", show_default=True)
-def lab_down(workdir: Path, runtime_name: str) -> None:
-    """Remove exactly what `lab up` created."""
-    if runtime_name == "docker":
-        from .lab.compose import ComposeError, ComposeLab
-
-        try:
-            click.echo("lab down: " + ", ".join(ComposeLab().down()))
-        except ComposeError as e:
-            click.echo(f"lab down: {e}", err=True)
-            sys.exit(1)
-        return
-    from .lab.lab import LabError
-
-    lab_ = _load_lab(workdir)
-    try:
-        removed = lab_.down()
-    except LabError as e:
-        click.echo(f"lab down: {e}", err=True)
-        click.echo(f"lab down: what could not be removed is still listed in {workdir}/lab.json;"
-                   " fix the cause and run `warm-restart lab down` again", err=True)
-        sys.exit(1)
-    click.echo("lab down: " + (", ".join(removed) if removed else "nothing to remove"))
-
-
-@main.command()
-@click.option("--lags", default=4, show_default=True, type=click.IntRange(1, 64))
-@click.option("--members", default=2, show_default=True, type=click.IntRange(1, 8))
-@click.option("--runs", default=5, show_default=True, type=click.IntRange(1, 100))
-@click.option("--cold-runs", default=1, show_default=True, type=click.IntRange(0, 10))
-@click.option("--runtime", "runtime_name", type=click.Choice(["process", "docker"]),
-              default="process", show_default=True,
-              help="docker: the docker-compose lab, container restarts incl. an upgrade and a "
-              "rollback by image, `docker restart teamd` as the contrast (needs `make images`)")
-def demo(lags: int, members: int, runs: int, cold_runs: int, runtime_name: str) -> None:
-    """Lab up, LACP negotiates, hitless restarts judged by the partner, a cold one, lab down."""
-    if runtime_name == "docker":
-        from .demo import run_docker_demo
-
-        sys.exit(run_docker_demo(lags, members))
-    from .demo import run_demo
-
-    sys.exit(run_demo(lags, members, runs, cold_runs))
 
 
 if __name__ == "__main__":

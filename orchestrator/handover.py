@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import redis
-from teamd_shim.contract import ContractError, InstanceInfo
-from teamd_shim.control import ControlError, request
-from teamd_shim.ownership import OwnerStore, instance_alive
-from teamd_shim.sonic_db import Endpoint
 
-from .journal import Journal, LockHeld, holder_alive
-from .runtime import Instance, ProcessRuntime, Runtime, RuntimeFailure, runtime_for
+from orchestrator.journal import Journal, LockHeld, holder_alive
+from orchestrator.runtime import Instance, ProcessRuntime, Runtime, RuntimeFailure, runtime_for
+from teamd_shim.control.transport import ControlError, request
+from teamd_shim.db.ownership import OwnerStore, instance_alive
+from teamd_shim.db.sonic_db import Endpoint
+from teamd_shim.model.contract import ContractError, InstanceInfo
 
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 YIELD_DEADLINE_S = 0.5

@@ -15,12 +15,13 @@ import time
 from typing import Any
 
 import redis
-from teamd_shim import sonic_db
-from teamd_shim.ownership import LOCK_KEY, RUN_PREFIX, client, proc_starttime
-from teamd_shim.redis_decoded import fields as redis_fields
-from teamd_shim.redis_decoded import hget, hgetall
-from teamd_shim.sonic_db import Endpoint
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+
+from teamd_shim.db import sonic_db
+from teamd_shim.db.ownership import LOCK_KEY, RUN_PREFIX, client, proc_starttime
+from teamd_shim.db.redis_decoded import fields as redis_fields
+from teamd_shim.db.redis_decoded import hget, hgetall
+from teamd_shim.db.sonic_db import Endpoint
 
 STATE_DB = sonic_db.DB_IDS["STATE_DB"]
 TABLE_KEY = "WARM_RESTART_TABLE|teamd"

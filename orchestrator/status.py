@@ -6,12 +6,11 @@ import json
 import time
 from typing import Any
 
-from teamd_shim.ownership import OwnerStore, client, instance_alive
-from teamd_shim.redis_decoded import hget, hgetall, keys
-from teamd_shim.sonic_db import Endpoint
-
-from .journal import ENABLE_KEY, RUN_PREFIX, TABLE_KEY
-from .report import table
+from orchestrator.journal import ENABLE_KEY, RUN_PREFIX, TABLE_KEY
+from orchestrator.report import table
+from teamd_shim.db.ownership import OwnerStore, client, instance_alive
+from teamd_shim.db.redis_decoded import hget, hgetall, keys
+from teamd_shim.db.sonic_db import Endpoint
 
 
 def collect(endpoint: Endpoint) -> dict[str, Any]:
@@ -31,7 +30,7 @@ def collect(endpoint: Endpoint) -> dict[str, Any]:
     last = hgetall(r, RUN_PREFIX + wr["last_run"]) if wr.get("last_run") else {}
     if owner and owner.owner in instances:
         instances[owner.owner].update(_container_of(owner.owner, records[owner.owner]))
-    from .supervisor import read_record
+    from orchestrator.supervisor import read_record
 
     return {"owner": owner.__dict__ if owner else None, "instances": instances, "lags": lags,
             "warm_restart": wr, "warm_restart_enable": hget(r, ENABLE_KEY, "enable"),
@@ -40,8 +39,8 @@ def collect(endpoint: Endpoint) -> dict[str, Any]:
 
 def _container_of(name: str, rec: dict[str, str]) -> dict[str, str]:
     """Container, image and image version of a shim that runs in a container ({} if not)."""
-    from .runtime import Instance, runtime_for
-    from .runtime.docker import DockerRuntime
+    from orchestrator.runtime import Instance, runtime_for
+    from orchestrator.runtime.docker import DockerRuntime
 
     inst = Instance.from_record(name, rec)
     rt = runtime_for("auto", inst)

@@ -13,10 +13,9 @@ import logging
 import os
 from typing import Any, Protocol
 
-from teamd_shim.identity import pid_namespace
-
-from .runtime import Instance, ProcessRuntime, RuntimeFailure
-from .runtime.process import standby_argv, verified_cmdline
+from orchestrator.runtime import Instance, ProcessRuntime, RuntimeFailure
+from orchestrator.runtime.process import standby_argv, verified_cmdline
+from teamd_shim.io.identity import pid_namespace
 
 log = logging.getLogger(__name__)
 STANDBY_SUFFIX = "_standby"
@@ -119,7 +118,7 @@ class DockerSupervised:
     name = "docker"
 
     def __init__(self) -> None:
-        from .runtime.docker import DockerRuntime
+        from orchestrator.runtime.docker import DockerRuntime
 
         self.rt = DockerRuntime()
         self.container_name = ""  # the owner's name as SONiC knows it: teamd
@@ -145,7 +144,7 @@ class DockerSupervised:
         return self.rt._get(ref)
 
     def start_standby(self, owner: str, rec: dict[str, str], name: str) -> str:
-        from .runtime.docker import _retry
+        from orchestrator.runtime.docker import _retry
 
         old = self._get(self.owner_container)
         if old is None:
@@ -170,7 +169,7 @@ class DockerSupervised:
 
     def start_cold(self, name: str, fallback: list[str]) -> str:
         """Start the owner's container again (its shim, as the active: nobody owns the LAGs)."""
-        from .runtime.docker import _retry
+        from orchestrator.runtime.docker import _retry
 
         ctr = self._get(self.container_name or "teamd")
         if ctr is None:
@@ -196,7 +195,7 @@ class DockerSupervised:
     def after_promotion(self, old: str, old_rec: dict[str, str], new: str,
                         new_rec: dict[str, str]) -> str:
         """`teamd` (dead, or paused and fenced) -> `teamd_dead`; `teamd_standby` -> `teamd`."""
-        from .runtime.docker import _retry
+        from orchestrator.runtime.docker import _retry
 
         name = self.container_name or "teamd"
         try:

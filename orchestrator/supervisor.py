@@ -19,14 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from teamd_shim.ownership import OwnerStore, instance_alive, proc_starttime
-from teamd_shim.redis_decoded import fields as redis_fields
-from teamd_shim.redis_decoded import hgetall
-from teamd_shim.sonic_db import Endpoint
 
-from .journal import Journal, holder_alive
-from .runtime import RuntimeFailure
-from .supervise_policy import (
+from orchestrator.journal import Journal, holder_alive
+from orchestrator.runtime import RuntimeFailure
+from orchestrator.supervise_policy import (
     Action,
     ColdStart,
     InstanceView,
@@ -37,7 +33,11 @@ from .supervise_policy import (
     base_name,
     decide,
 )
-from .supervised import ProcessSupervised, Supervised, supervised_for
+from orchestrator.supervised import ProcessSupervised, Supervised, supervised_for
+from teamd_shim.db.ownership import OwnerStore, instance_alive, proc_starttime
+from teamd_shim.db.redis_decoded import fields as redis_fields
+from teamd_shim.db.redis_decoded import hgetall
+from teamd_shim.db.sonic_db import Endpoint
 
 SUPERVISOR_KEY = "TEAMD_SUPERVISOR|teamd"
 INTERVAL_S = 0.2

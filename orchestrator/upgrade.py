@@ -12,12 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from teamd_shim.sonic_db import Endpoint
-
-from .handover import REFUSED, Controller, Outcome
-from .journal import Journal
-from .runtime import RuntimeFailure
-from .runtime.docker import DockerRuntime, load_tarball
+from orchestrator.handover import REFUSED, Controller, Outcome
+from orchestrator.journal import Journal
+from orchestrator.runtime import RuntimeFailure
+from orchestrator.runtime.docker import DockerRuntime, load_tarball
+from teamd_shim.db.sonic_db import Endpoint
 
 
 def _refused(reason: str) -> Outcome:

@@ -5,7 +5,8 @@
 # reachable from the host only) by a venv of Debian's python3, the interpreter the images run,
 # and every `docker build` runs with the legacy builder and --network none.
 #
-#   build_images.sh                    base, teamd:<V> + :latest, partner:<V> + :latest, and the
+#   build_images.sh                    base, teamd:<V> + :latest, partner:<V> + :latest,
+#                                      lab:<V> + :latest (teamd + the lab package), and the
 #                                      upgrade-test tag teamd:<U> (V = pyproject version,
 #                                      U = --upgrade-version, default V with patch+1 and .dev1)
 #   build_images.sh --version X        only teamd:<tag of X>, built from the same tree with the
@@ -312,6 +313,42 @@ build_partner() {
   say "$image built in $BUILD_SECONDS s ($(size_of "$image"))"
 }
 
+# -- lab ------------------------------------------------------------------------------------------
+# build_lab VERSION: teamd-hitless/lab:<V> + :latest, the product image plus the lab package (the
+# compose lab's wiring step); the product image itself holds no lab code.
+build_lab() {
+  local version=$1 tag image hash old from from_id
+  tag=$(tag_of "$version")
+  image=teamd-hitless/lab:$tag
+  from=teamd-hitless/teamd:$tag
+  from_id=$(docker image inspect --format '{{.Id}}' "$from")
+  hash=$( { hash_dir "$REPO/lab/teamd_lab"; sha256sum "$REPO/containers/lab/"* "$SELF" | cut -c1-64;
+            echo "$version $from_id"; } | sha256sum | cut -c1-16)
+  old=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
+  if [ $force = 0 ] && [ -n "$old" ] && [ "$(label_of "$image" teamd-hitless.content)" = "$hash" ]
+  then
+    say "$image up to date (content $hash)"
+  else
+    local ctx=$TMP/ctx-lab
+    mkdir -p "$ctx/teamd_lab"
+    cp "$REPO/containers/lab/Dockerfile" "$ctx/"
+    (cd "$REPO/lab/teamd_lab" && find . -name '*.py' -print0 | tar --null -T - -cf -) \
+      | tar -C "$ctx/teamd_lab" -xf -
+    say "building $image"
+    BASE=$from docker_build lab "$ctx" "$version" "$hash" -t "$image"
+    drop_replaced "$old" "$(docker image inspect --format '{{.Id}}' "$image")"
+    say "$image built in $BUILD_SECONDS s ($(size_of "$image"))"
+  fi
+  local id lid
+  id=$(docker image inspect --format '{{.Id}}' "$image")
+  lid=$(docker image inspect --format '{{.Id}}' teamd-hitless/lab:latest 2>/dev/null || true)
+  if [ "$id" != "$lid" ]; then
+    docker tag "$image" teamd-hitless/lab:latest
+    drop_replaced "$lid" "$id"
+    say "teamd-hitless/lab:latest -> $tag"
+  fi
+}
+
 # tag_latest REPO IMAGE: REPO:latest -> IMAGE (the compose lab's default)
 tag_latest_partner() {
   local id lid
@@ -330,6 +367,7 @@ else
   build_teamd "$PROJECT_VERSION" latest
   build_partner "$PROJECT_VERSION"
   tag_latest_partner "$PROJECT_VERSION"
+  build_lab "$PROJECT_VERSION"
   if [ $no_upgrade = 0 ]; then
     UPGRADE_VERSION=${upgrade_arg:-$("$PYTHON" - "$PROJECT_VERSION" <<'EOF'
 import re, sys

@@ -34,10 +34,11 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ swsscommon-stub/pyproject.toml -nt "$stamp" ]; then
-  echo "setup: installing the project and swsscommon-stub (editable, with test extras)"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ swsscommon-stub/pyproject.toml -nt "$stamp" ] \
+   || [ lab/pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing the project, swsscommon-stub and the lab (editable, with test extras)"
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e ./swsscommon-stub -e '.[test]'
+  .venv/bin/pip install -q -e ./swsscommon-stub -e '.[test]' -e ./lab
   touch "$stamp"
 fi
 

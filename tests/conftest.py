@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.lab.redis_server import RedisServer
+from teamd_lab.redis_server import RedisServer
 
 
 @pytest.fixture

@@ -7,10 +7,9 @@ the running one (SONiC's teamd -> teamd_bak flow). `runtime_for` picks one.
 
 from __future__ import annotations
 
-from teamd_shim.identity import pid_namespace
-
-from .base import Instance, Runtime, RuntimeFailure
-from .process import ProcessRuntime
+from orchestrator.runtime.base import Instance, Runtime, RuntimeFailure
+from orchestrator.runtime.process import ProcessRuntime
+from teamd_shim.io.identity import pid_namespace
 
 RUNTIMES = ("auto", "process", "docker")
 
@@ -23,7 +22,7 @@ def runtime_for(name: str, active: Instance | None, image: str | None = None) ->
             bool(active.pidns) and active.pidns != pid_namespace()))
         name = "docker" if inside or image else "process"
     if name == "docker":
-        from .docker import DockerRuntime
+        from orchestrator.runtime.docker import DockerRuntime
 
         return DockerRuntime(image)
     if name == "process":

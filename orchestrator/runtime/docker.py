@@ -28,8 +28,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from .base import Instance, RuntimeFailure
-from .process import standby_argv
+from orchestrator.runtime.base import Instance, RuntimeFailure
+from orchestrator.runtime.process import standby_argv
 
 log = logging.getLogger(__name__)
 BAK_SUFFIX = "_bak"

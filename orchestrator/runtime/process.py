@@ -9,9 +9,8 @@ import signal
 import subprocess
 import time
 
-from teamd_shim.ownership import proc_starttime
-
-from .base import Instance, RuntimeFailure
+from orchestrator.runtime.base import Instance, RuntimeFailure
+from teamd_shim.db.ownership import proc_starttime
 
 
 def without_role(argv: list[str]) -> list[str]:

@@ -10,11 +10,12 @@ import logging
 import os
 import sys
 
-from . import __version__, sonic_db
-from .contract import ContractError, InstanceInfo
-from .control import DEFAULT_CTL_DIR, ControlError, request
-from .identity import default_ctl_dir
-from .ownership import awaited_as_standby, live_owner
+from teamd_shim import __version__
+from teamd_shim.control.transport import DEFAULT_CTL_DIR, ControlError, request
+from teamd_shim.db import sonic_db
+from teamd_shim.db.ownership import awaited_as_standby, live_owner
+from teamd_shim.io.identity import default_ctl_dir
+from teamd_shim.model.contract import ContractError, InstanceInfo
 
 ROLES = ("active", "standby")
 
@@ -69,7 +70,7 @@ def _ctl_path(ctl_dir: str, name: str, explicit: bool) -> str:
 def _health(ctl_dir: str) -> int:
     """Several shims may share the control directory (teamd and teamd_bak during a handover):
     judge the one in our own pid namespace."""
-    from .identity import pid_namespace
+    from teamd_shim.io.identity import pid_namespace
 
     mine = pid_namespace()
     for sock in sorted(glob.glob(os.path.join(ctl_dir, "*.sock"))):
@@ -128,9 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     except sonic_db.RedisUrlError as e:
         print(f"teamd-shim: {e}; nothing was started.", file=sys.stderr)
         return 2
-    from .daemon import Shim
-    from .dataplane import RecordingDataplane, make_dataplane
-    from .links import LinkWatcher
+    from teamd_shim.daemon.shim import Shim
+    from teamd_shim.io.dataplane import RecordingDataplane, make_dataplane
+    from teamd_shim.io.links import LinkWatcher
 
     shims: list[Shim] = []
 

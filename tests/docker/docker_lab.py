@@ -18,7 +18,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
-from orchestrator.lab.holder import IMAGE_REPO, TEAMD, HolderLab, remove_quietly  # noqa: E402
+from teamd_lab.holder import IMAGE_REPO, TEAMD, HolderLab, remove_quietly  # noqa: E402
 
 __all__ = ["IMAGE_REPO", "TEAMD", "HolderLab", "remove_quietly"]
 UPGRADE_VERSION = os.environ.get("TEAMD_HITLESS_UPGRADE_VERSION", "0.1.1.dev1")

@@ -23,7 +23,8 @@ import pytest
 from docker_lab import IMAGE_REPO, REPO, TEAMD, UPGRADE_VERSION, HolderLab, remove_quietly
 from keyspace_recorder import KeyspaceRecorder
 from lab_helpers import all_negotiated, counters, max_gaps, wait_for
-from teamd_shim.ownership import instance_alive
+
+from teamd_shim.db.ownership import instance_alive
 
 pytestmark = pytest.mark.docker
 

@@ -34,7 +34,7 @@ WARM_RESTART = str(Path(sys.executable).parent / "warm-restart")
 def sonic(engine: Any, tmp_path_factory: pytest.TempPathFactory):
     import docker
 
-    from orchestrator.lab.lab import Lab
+    from teamd_lab.lab import Lab
 
     workdir = Path(tmp_path_factory.mktemp("sn"))
     lab = Lab(workdir, prefix="sn")

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from orchestrator.lab.record_analysis import load_caught_up, max_silence
+from teamd_lab.record_analysis import load_caught_up, max_silence
 
 if TYPE_CHECKING:
-    from orchestrator.lab.lab import Lab
+    from teamd_lab.lab import Lab
 
 T = TypeVar("T")
 

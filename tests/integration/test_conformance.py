@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 from lab_helpers import all_negotiated, wait_for
-from teamd_shim.control import request
-from teamd_shim.lacp import decode_marker, parse_mac
 
-from orchestrator.lab import netns
-from orchestrator.lab.lab import Lab
-from orchestrator.lab.shim import shim_command
-from orchestrator.lab.slowproto import marker_information
+from teamd_lab import netns
+from teamd_lab.lab import Lab
+from teamd_lab.shim import shim_command
+from teamd_lab.slowproto import marker_information
+from teamd_shim.control.transport import request
+from teamd_shim.lacp import decode_marker, parse_mac
 
 pytestmark = pytest.mark.integration
 LOOP_LAG = "PortChannel0099"
@@ -84,7 +84,7 @@ def test_marker_information_is_answered_with_a_marker_response(lab: Lab) -> None
     frame = marker_information(requester, 7, requester, 0xC0FFEE)
     out = subprocess.run(
         ["ip", "netns", "exec", lab.partner_ns, sys.executable, "-m",
-         "orchestrator.lab.slowproto", "exchange", "--iface", pport, "--send", frame.hex(),
+         "teamd_lab.slowproto", "exchange", "--iface", pport, "--send", frame.hex(),
          "--listen-subtype", "2", "--timeout", "1.0"],
         capture_output=True, text=True, check=True, env=lab._ns_env()).stdout
     got = json.loads(out)["received"]
@@ -112,7 +112,7 @@ WARM_RESTART = str(Path(sys.executable).parent / "warm-restart")
 @pytest.fixture
 def sonic_link(lab: Lab):
     """One more LAG whose only member is cabled to a namespace where a crafted SONiC teamd
-    (orchestrator.lab.slowproto sonic-partner) plays the partner."""
+    (teamd_lab.slowproto sonic-partner) plays the partner."""
     ns = f"{lab.prefix}-sonic"
     netns.create_ns(ns)
     netns.create_veth(lab.dut_ns, SONIC_PORT, ns, "sp0")
@@ -126,7 +126,7 @@ def sonic_link(lab: Lab):
 
 def start_sonic_partner(lab: Lab, ns: str, count: int, duration: float) -> subprocess.Popen:
     return subprocess.Popen(
-        ["ip", "netns", "exec", ns, sys.executable, "-m", "orchestrator.lab.slowproto",
+        ["ip", "netns", "exec", ns, sys.executable, "-m", "teamd_lab.slowproto",
          "sonic-partner", "--iface", "sp0", "--system", "02:50:00:00:00:01",
          "--retry-count", str(count), "--duration", str(duration)],
         stdout=subprocess.PIPE, text=True, env=lab._ns_env())
@@ -194,7 +194,7 @@ def test_a_handover_keeps_the_partner_retry_count(lab: Lab, sonic_link: str) -> 
 
 
 def test_ctl_state_item_get_and_set_retry_count_like_teamdctl(lab: Lab) -> None:
-    from orchestrator.lab.shim import shim_executable
+    from teamd_lab.shim import shim_executable
 
     lag = lab.lags()[0]
 

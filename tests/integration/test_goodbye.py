@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from lab_helpers import all_negotiated, wait_for
 
-from orchestrator.lab.lab import Lab
-from orchestrator.lab.shim import shim_command
+from teamd_lab.lab import Lab
+from teamd_lab.shim import shim_command
 
 pytestmark = pytest.mark.integration
 GOODBYE_LIMIT_S = 0.5  # the partner's 3 s timeout would be the limit without a goodbye
@@ -82,7 +82,7 @@ def test_cold_stop_lets_every_member_go_at_once(lab: Lab) -> None:
 def test_admin_down_stops_the_lag_and_admin_up_renegotiates(lab: Lab) -> None:
     """PORTCHANNEL admin_status down: goodbye on every member, then no PDU from us while down,
     oper_status down; up again: negotiated within 5 s. The other LAG never notices."""
-    from orchestrator.lab.record_analysis import load_records
+    from teamd_lab.record_analysis import load_records
 
     lag, other = lab.lags()[0], lab.lags()[1]
     ports = {pp for lg, _, pp in lab.members() if lg == lag}

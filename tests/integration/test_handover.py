@@ -15,8 +15,8 @@ import pytest
 from keyspace_recorder import KeyspaceRecorder
 from lab_helpers import all_negotiated, counters, max_gaps, wait_for
 
-from orchestrator.lab.lab import Lab
-from orchestrator.lab.shim import shim_command
+from teamd_lab.lab import Lab
+from teamd_lab.shim import shim_command
 
 pytestmark = pytest.mark.integration
 

@@ -29,13 +29,13 @@ from typing import Any
 import pytest
 import redis
 from lab_helpers import all_negotiated, lab_processes, max_gaps, wait_for
-from swsscommon.swsscommon import ConsumerStateTable, DBConnector
-from teamd_shim.control import request
-from teamd_shim.ownership import instance_alive, proc_starttime
 
-from orchestrator.lab.lab import Lab
-from orchestrator.lab.record_analysis import load_records
-from orchestrator.lab.shim import shim_command
+from swsscommon.swsscommon import ConsumerStateTable, DBConnector
+from teamd_lab.lab import Lab
+from teamd_lab.record_analysis import load_records
+from teamd_lab.shim import shim_command
+from teamd_shim.control.transport import request
+from teamd_shim.db.ownership import instance_alive, proc_starttime
 
 pytestmark = pytest.mark.integration
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.lab import netns
-from orchestrator.lab import record_analysis as ra
-from orchestrator.lab.lab import Lab, LabExistsError
-from orchestrator.lab.ovs import OvsPartner
-from orchestrator.lab.procs import ProcRef
-from orchestrator.lab.topology import DUT_SYSTEM_MAC, dut_port_mac, partner_port_mac
+from teamd_lab import netns
+from teamd_lab import record_analysis as ra
+from teamd_lab.lab import Lab, LabExistsError
+from teamd_lab.ovs import OvsPartner
+from teamd_lab.procs import ProcRef
+from teamd_lab.topology import DUT_SYSTEM_MAC, dut_port_mac, partner_port_mac
 
 PREFIX = "lt"  # others use wr / lc
 

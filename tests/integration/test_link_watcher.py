@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PROBE = r"""
 import json, subprocess, sys, threading, time
 sys.path.insert(0, sys.argv[1])
-from teamd_shim.links import LinkWatcher
+from teamd_shim.io.links import LinkWatcher
 w = LinkWatcher()
 first, late = [], []
 lock = threading.Lock()

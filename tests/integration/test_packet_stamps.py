@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PROBE = r"""
 import json, socket, sys, time
 sys.path.insert(0, sys.argv[1])
-from teamd_shim.packet_io import ANC_SIZE, PortSocket, kernel_stamp
+from teamd_shim.io.packets import ANC_SIZE, PortSocket, kernel_stamp
 idx = socket.if_nametoindex("stb")
 first, second = PortSocket("stb", idx).open(), PortSocket("stb", idx).open()
 tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)

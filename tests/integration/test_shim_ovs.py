@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 from lab_helpers import all_negotiated, wait_for
-from swsscommon.swsscommon import ConsumerStateTable, DBConnector
 
-from orchestrator.lab.lab import Lab
-from orchestrator.lab.record_analysis import inter_arrivals, load_records
-from orchestrator.lab.shim import shim_command, shim_executable
+from swsscommon.swsscommon import ConsumerStateTable, DBConnector
+from teamd_lab.lab import Lab
+from teamd_lab.record_analysis import inter_arrivals, load_records
+from teamd_lab.shim import shim_command, shim_executable
 
 pytestmark = pytest.mark.integration
 

@@ -12,10 +12,11 @@ import json
 import time
 
 import pytest
-from teamd_shim import sonic_db
-from teamd_shim.contract import SnapshotMeta
-from teamd_shim.ownership import OwnerStore
-from teamd_shim.publisher import Publisher, Target
+
+from teamd_shim.db import sonic_db
+from teamd_shim.db.ownership import OwnerStore
+from teamd_shim.db.publisher import Publisher, Target
+from teamd_shim.model.contract import SnapshotMeta
 
 pytestmark = pytest.mark.integration
 

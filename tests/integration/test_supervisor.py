@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 from lab_helpers import all_negotiated, counters, lab_processes, max_gaps, wait_for
-from teamd_shim.ownership import instance_alive, proc_starttime
 
-from orchestrator.lab.lab import Lab
-from orchestrator.lab.procs import ProcRef
-from orchestrator.lab.record_analysis import load_records
-from orchestrator.lab.shim import shim_command
+from teamd_lab.lab import Lab
+from teamd_lab.procs import ProcRef
+from teamd_lab.record_analysis import load_records
+from teamd_lab.shim import shim_command
+from teamd_shim.db.ownership import instance_alive, proc_starttime
 
 pytestmark = pytest.mark.integration
 
@@ -332,8 +332,8 @@ def test_a_fenced_owner_that_wakes_sends_and_writes_nothing(lab: Lab) -> None:
     """The self-fence (hld §14.3): an owner stopped while another instance took the epoch (as
     a hot standby in another pid namespace does, which cannot kill it) wakes, asks Redis
     before anything else, and exits without sending a PDU or writing anything."""
-    from teamd_shim.ownership import OwnerStore
-    from teamd_shim.sonic_db import parse_url
+    from teamd_shim.db.ownership import OwnerStore
+    from teamd_shim.db.sonic_db import parse_url
 
     store = OwnerStore(parse_url(lab.redis_url))
     wait_for(lambda: len(live(lab)) == 1, 10.0, "one live instance (the contrast's fresh active)")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import redis
+
 from swsscommon import swsscommon
 from swsscommon.swsscommon import (
     ConfigDBConnector,
@@ -28,8 +29,7 @@ from swsscommon.swsscommon import (
     SubscriberStateTable,
     Table,
 )
-
-from orchestrator.lab.redis_server import RedisServer
+from teamd_lab.redis_server import RedisServer
 
 
 @pytest.fixture(autouse=True)

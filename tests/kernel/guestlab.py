@@ -1,4 +1,4 @@
-"""The kernel tier's lab, inside the VM: smaller than orchestrator.lab.Lab, with stock teamd.
+"""The kernel tier's lab, inside the VM: smaller than teamd_lab.Lab, with stock teamd.
 
 Two namespaces joined by veth pairs: `kdut` holds the members `Ethernet0, 4, ...` and our shim
 (which creates the team netdevs `PortChannel000N`); `kptnr` holds stock libteam `teamd` per LAG
@@ -21,10 +21,10 @@ from typing import Any
 
 from pyroute2 import IPRoute
 
-from orchestrator.lab import netns
-from orchestrator.lab.procs import ProcRef, spawn
-from orchestrator.lab.redis_server import RedisServer
-from orchestrator.lab.topology import (
+from teamd_lab import netns
+from teamd_lab.procs import ProcRef, spawn
+from teamd_lab.redis_server import RedisServer
+from teamd_lab.topology import (
     CONFIG_DB,
     CONFIG_DB_INITIALIZED,
     DUT_SYSTEM_MAC,
@@ -264,9 +264,8 @@ class GuestLab:
         """`warm-restart teamd --json` minus the CLI's own interpreter start: the command's body
         (orchestrator.handover.Controller.restart) run in this process. A fresh interpreter costs
         ~6 s per run in the guest; the standby shim is still a new process, as on a switch."""
-        from teamd_shim import sonic_db
-
         from orchestrator.handover import Controller
+        from teamd_shim.db import sonic_db
 
         cpu = time.process_time()
         out = Controller(sonic_db.resolve(self.redis_url)).restart(timeout=60).to_json()

@@ -69,7 +69,7 @@ def watch_links(write: Any, names: set[str] | None) -> None:
 
 def watch_team_options(write: Any) -> None:
     """Every change_event message about `enabled` (any team in this namespace)."""
-    from teamd_shim.dataplane.teamnl import TeamNL
+    from teamd_shim.io.dataplane.teamnl import TeamNL
 
     with TeamNL(events=True) as ev:
         write(ev="ready-options")
@@ -189,7 +189,8 @@ def main(argv: list[str]) -> int:
     # its circular imports ("partially initialized module"), and the recorder went deaf.
     if what == "dut-recorder":
         import pyroute2  # noqa: F401
-        from teamd_shim.dataplane import teamnl  # noqa: F401
+
+        from teamd_shim.io.dataplane import teamnl  # noqa: F401
     elif what == "partner-monitor":
         import pyroute2  # noqa: F401, F811
     if what == "dut-recorder":

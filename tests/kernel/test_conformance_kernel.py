@@ -24,8 +24,8 @@ import pytest
 from guestlab import DUT_NS, PTNR_NS, GuestLab, wait_for
 from nsprobe import port_states, teamd_state_dump
 
-from orchestrator.lab import netns
-from orchestrator.lab.topology import DUT_SYSTEM_MAC
+from teamd_lab import netns
+from teamd_lab.topology import DUT_SYSTEM_MAC
 
 TEAMD_LAG, BONDING_LAG = "PortChannel0001", "PortChannel0002"
 # Without a goodbye the partners need their 3 s receive timeout. The host tier holds OVS to 0.5 s;
@@ -126,7 +126,7 @@ def carrier_up(ns: str, dev: str) -> bool:
 def slowproto(ns: str, *args: str, timeout: float = 60) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     p = subprocess.run(["nsenter", f"--net=/run/netns/{ns}", sys.executable, "-m",
-                        "orchestrator.lab.slowproto", *args], capture_output=True, text=True,
+                        "teamd_lab.slowproto", *args], capture_output=True, text=True,
                        timeout=timeout, env=env)
     assert p.returncode == 0, p.stderr[-2000:]
     return dict(json.loads(p.stdout))
@@ -197,7 +197,7 @@ def test_admin_down_stops_the_lag_and_admin_up_renegotiates(lab: GuestLab) -> No
 
 
 def _is_our_mac(lab: GuestLab, src_hex: str, ports: set[str]) -> bool:
-    from orchestrator.lab.topology import dut_port_mac
+    from teamd_lab.topology import dut_port_mac
 
     return src_hex in {dut_port_mac(m.k).replace(":", "") for m in lab.members
                        if m.dut_port in ports}
@@ -241,7 +241,7 @@ def test_a_sonic_partner_retry_count_holds_our_kernel_carrier(
                  f"our {lag} with {port}")
     env = dict(os.environ, PYTHONPATH=str(REPO))
     partner = subprocess.Popen(
-        ["nsenter", f"--net=/run/netns/{ns}", sys.executable, "-m", "orchestrator.lab.slowproto",
+        ["nsenter", f"--net=/run/netns/{ns}", sys.executable, "-m", "teamd_lab.slowproto",
          "sonic-partner", "--iface", "sp0", "--system", "02:50:00:00:00:01", "--retry-count",
          str(count), "--duration", "7.0"], stdout=subprocess.PIPE, text=True, env=env)
     seen: list[tuple[float, bool]] = []

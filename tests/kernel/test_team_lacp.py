@@ -22,7 +22,7 @@ import pytest
 from guestlab import DUT_IP, DUT_NS, GuestLab, check_budget, pid_gone, wait_for
 from nsprobe import POLL_S, port_states, teamd_state_dump
 
-from orchestrator.lab.topology import DUT_SYSTEM_MAC
+from teamd_lab.topology import DUT_SYSTEM_MAC
 
 RUNS = int(os.environ.get("KERNEL_TIER_RUNS", "10"))
 RATE = 100.0  # packets/s; each packet is a Python sendto in the guest, which costs CPU
@@ -64,7 +64,7 @@ def _save_results(lab: GuestLab) -> None:
 
 def _diagnostics(lab: GuestLab) -> str:
     """Both sides' view at the end (kept with the results: the guest is gone afterwards)."""
-    from teamd_shim.control import request
+    from teamd_shim.control.transport import request
 
     parts = []
     socks = sorted((lab.workdir / "ctl").glob("*.sock"))
@@ -282,10 +282,9 @@ def test_sigkills_of_the_active_under_the_supervisor_are_invisible(lab: GuestLab
     """hld §14: `warm-restart supervise` keeps a hot standby; SIGKILL of the active is taken
     over by the standby itself, with no carrier or `enabled` change and no packet lost."""
     _needs_negotiation()
-    from teamd_shim import sonic_db
-    from teamd_shim.ownership import OwnerStore
-
     from orchestrator.supervisor import hot_pair
+    from teamd_shim.db import sonic_db
+    from teamd_shim.db.ownership import OwnerStore
 
     store = OwnerStore(sonic_db.resolve(lab.redis_url))
     wr = str(Path(lab.shim_argv()[0]).parent / "warm-restart")

@@ -1,4 +1,4 @@
-from teamd_shim.config import desired_config, lacp_key, parse_lag, port_number
+from teamd_shim.model.config import desired_config, lacp_key, parse_lag, port_number
 
 MAC = "02:11:22:33:44:55"
 

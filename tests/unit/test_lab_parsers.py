@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.lab import record_analysis as ra
-from orchestrator.lab.ovs import read_member_events
-from orchestrator.lab.ovs_text import (
+from teamd_lab import record_analysis as ra
+from teamd_lab.ovs import read_member_events
+from teamd_lab.ovs_text import (
     parse_bond_show,
     parse_lacp_show,
     parse_lacp_stats,
     parse_member_events,
     stats_delta,
 )
-from orchestrator.lab.topology import config_db_hashes, dut_port_mac, lag_index, plan
+from teamd_lab.topology import config_db_hashes, dut_port_mac, lag_index, plan
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+
 from teamd_shim.lacp import (
     ACTIVITY,
     AGGREGATION,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from teamd_shim.lacp import (
     ETH_P_SLOW,
     FRAME_LEN,

@@ -4,8 +4,10 @@ the role machine's promotion row; a promoted core's schedule taken from the wire
 from __future__ import annotations
 
 import pytest
+from test_lacp_machines import SYS_A, SYS_B, Wire, make_lag
+
 from teamd_shim.lacp import FAST_PERIODIC
-from teamd_shim.liveness import (
+from teamd_shim.roles.liveness import (
     HANG_AFTER_S,
     Beat,
     Loss,
@@ -13,8 +15,7 @@ from teamd_shim.liveness import (
     Watch,
     plan_promotion,
 )
-from teamd_shim.role_machine import Confirmed, Event, Role, RoleMachine
-from test_lacp_machines import SYS_A, SYS_B, Wire, make_lag
+from teamd_shim.roles.machine import Confirmed, Event, Role, RoleMachine
 
 T = Target(name="teamd", ctl="/x.sock", pid=10, pidns="pid:[1]", starttime="5", epoch=3)
 

@@ -1,9 +1,8 @@
 import json
 
-from teamd_shim.sonic_db import RedisUrlError, parse_url
-
 from orchestrator.handover import gaps
 from orchestrator.runtime.process import standby_argv
+from teamd_shim.db.sonic_db import RedisUrlError, parse_url
 
 
 def test_standby_argv_keeps_options_and_replaces_role_and_name():
@@ -20,7 +19,7 @@ def test_standby_argv_with_exec_replaces_only_the_executable():
 
 
 def test_gaps_are_first_new_tx_minus_last_old_tx_per_port():
-    from teamd_shim.contract import HandedFrom, InstanceInfo
+    from teamd_shim.model.contract import HandedFrom, InstanceInfo
 
     info = InstanceInfo(
         name="teamd~2", role="active", epoch=2, pid=1, pidns="", ready=True, ready_detail="",
@@ -85,10 +84,9 @@ def test_a_rollback_that_cannot_kill_the_standby_never_resumes_the_old_owner(mon
                                                                             tmp_path):
     """Fail closed: two owners must never both write; the old one stays yielded (its periodic
     PDUs continue) and the outcome says what to do."""
-    from teamd_shim.sonic_db import Endpoint
-
     import orchestrator.handover as handover
     from orchestrator.runtime.base import Instance
+    from teamd_shim.db.sonic_db import Endpoint
 
     calls: list[str] = []
     monkeypatch.setattr(handover, "ctl", lambda path, cmd, **kw: calls.append(cmd))
@@ -117,7 +115,8 @@ def test_a_rollback_that_cannot_kill_the_standby_never_resumes_the_old_owner(mon
 
 def test_an_info_reply_of_another_shape_names_the_missing_field():
     import pytest
-    from teamd_shim.contract import ContractError, InstanceInfo
+
+    from teamd_shim.model.contract import ContractError, InstanceInfo
 
     with pytest.raises(ContractError, match="lacks field 'confirmed'"):
         InstanceInfo.from_json({"name": "x", "role": "active", "epoch": 1, "pid": 1,
@@ -142,9 +141,8 @@ class _Step:
 
 
 def _controller(tmp_path, lines: list[str]):
-    from teamd_shim.sonic_db import Endpoint
-
     from orchestrator.handover import Controller
+    from teamd_shim.db.sonic_db import Endpoint
     return Controller(Endpoint(unix_path=str(tmp_path / "none.sock")), progress=lines.append)
 
 
@@ -182,7 +180,8 @@ def test_a_stage_failing_before_the_lock_is_a_refusal_naming_why(tmp_path):
 
 def test_a_snapshot_meta_round_trips_and_a_foreign_one_names_what_is_wrong():
     import pytest
-    from teamd_shim.contract import ContractError, SnapshotMeta
+
+    from teamd_shim.model.contract import ContractError, SnapshotMeta
 
     meta = SnapshotMeta(epoch=4, t=12.5, final=True, owner="teamd", rx_cut={"Ethernet0": 17})
     assert SnapshotMeta.from_json(json.loads(json.dumps(meta.to_json()))) == meta

@@ -10,17 +10,18 @@ import dataclasses
 import time
 
 import pytest
-from teamd_shim.contract import SnapshotMeta
-from teamd_shim.dataplane import NullDataplane
-from teamd_shim.handover_driver import HandoverDriver
-from teamd_shim.lag_runner import LagRunner
-from teamd_shim.ownership import OwnerStore
-from teamd_shim.publisher import Publisher
-from teamd_shim.role_machine import Role, RoleMachine
-from teamd_shim.running_lag import RunningLag
-from teamd_shim.sonic_db import Endpoint
 from test_lacp_machines import PORTS, SYS_A, SYS_B, SYS_C, Wire, make_lag
 from test_replay import CFG, partner_frame
+
+from teamd_shim.daemon.runner import LagRunner
+from teamd_shim.db.ownership import OwnerStore
+from teamd_shim.db.publisher import Publisher
+from teamd_shim.db.sonic_db import Endpoint
+from teamd_shim.io.dataplane import NullDataplane
+from teamd_shim.model.contract import SnapshotMeta
+from teamd_shim.model.running_lag import RunningLag
+from teamd_shim.roles.driver import HandoverDriver
+from teamd_shim.roles.machine import Role, RoleMachine
 
 
 def standby(tmp_path) -> HandoverDriver:

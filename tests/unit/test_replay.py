@@ -8,13 +8,14 @@ same stamp for one frame (tests/integration/test_packet_stamps.py).
 
 from __future__ import annotations
 
-from teamd_shim.config import LagConfig
-from teamd_shim.contract import SnapshotMeta
-from teamd_shim.lacp import Lag, LagSettings
-from teamd_shim.links import LinkInfo
-from teamd_shim.replay import RxLog, restore
-from teamd_shim.running_lag import RunningLag
 from test_lacp_machines import PORTS, SYS_A, SYS_B, Wire, make_lag
+
+from teamd_shim.io.links import LinkInfo
+from teamd_shim.lacp import Lag, LagSettings
+from teamd_shim.model.config import LagConfig
+from teamd_shim.model.contract import SnapshotMeta
+from teamd_shim.model.running_lag import RunningLag
+from teamd_shim.roles.replay import RxLog, restore
 
 CFG = LagConfig(name="PortChannel1", admin_up=True, mtu=9100, min_links=1, fast_rate=True,
                 key=1, system="02:00:00:00:00:aa", members=tuple(PORTS))

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from teamd_shim.role_machine import (
+
+from teamd_shim.roles.machine import (
     AUTO_RESUME_S,
     RETIRE_WHEN_SUPERSEDED_S,
     SHADOW_EVERY_S,
@@ -385,5 +386,5 @@ def test_only_an_active_judges_its_own_stalls() -> None:
 
 def test_the_stall_limit_is_below_the_standbys_hang_limit() -> None:
     # a standby that declared us hung saw no heartbeat for HANG_AFTER_S: by then we are suspect
-    from teamd_shim.liveness import HANG_AFTER_S
+    from teamd_shim.roles.liveness import HANG_AFTER_S
     assert STALL_S < HANG_AFTER_S

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from teamd_shim import identity
 
 from orchestrator.runtime import Instance, runtime_for
 from orchestrator.runtime.base import RuntimeFailure
 from orchestrator.runtime.docker import host_path
+from teamd_shim.io import identity
 
 MOUNTS = [{"Source": "/srv/run", "Destination": "/run/lab"},
           {"Source": "/srv/run-ctl", "Destination": "/run/lab/teamd-shim"}]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from teamd_shim.timers import rearm
+from teamd_shim.io.timers import rearm
 
 
 def test_rearm_keeps_replaces_or_drops_the_one_timer() -> None:

@@ -4,7 +4,7 @@ Pure: no sockets, clocks, Redis or threads. Every entry point takes ``now`` (CLO
 seconds) so that behaviour is deterministic and the whole state can move between processes.
 """
 
-from .constants import (
+from teamd_shim.lacp.constants import (
     ACTIVITY,
     AGGREGATE_WAIT,
     AGGREGATION,
@@ -23,8 +23,16 @@ from .constants import (
     SYNC,
     TIMEOUT,
 )
-from .lag import Carrier, Intent, Lag, LagSettings, LoopbackDetected, Notice, PortEnable
-from .pdu import (
+from teamd_shim.lacp.lag import (
+    Carrier,
+    Intent,
+    Lag,
+    LagSettings,
+    LoopbackDetected,
+    Notice,
+    PortEnable,
+)
+from teamd_shim.lacp.pdu import (
     Lacpdu,
     Marker,
     NotLacpError,
@@ -38,7 +46,7 @@ from .pdu import (
     mac_str,
     parse_mac,
 )
-from .port import MuxState, RxState, Selected
+from teamd_shim.lacp.port import MuxState, RxState, Selected
 
 __all__ = [
     "ACTIVITY",

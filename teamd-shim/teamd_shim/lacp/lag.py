@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .constants import (
+from teamd_shim.lacp.constants import (
     AGGREGATION,
     DEFAULT_RETRY_COUNT,
     FAST_PERIODIC,
@@ -25,7 +25,7 @@ from .constants import (
     SYNC,
     TX_LIMIT,
 )
-from .pdu import (
+from teamd_shim.lacp.pdu import (
     MARKER_INFORMATION,
     ZERO_INFO,
     Lacpdu,
@@ -39,7 +39,7 @@ from .pdu import (
     mac_str,
     parse_mac,
 )
-from .port import (
+from teamd_shim.lacp.port import (
     COUNTERS,
     TEAMD_STATE_NAME,
     MuxState,

@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from .constants import (
+from teamd_shim.lacp.constants import (
     ETH_P_SLOW,
     FRAME_LEN,
     LACP_VERSION,

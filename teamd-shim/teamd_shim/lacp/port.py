@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from .constants import (
+from teamd_shim.lacp.constants import (
     ACTIVITY,
     AGGREGATION,
     COLLECTING,
@@ -31,10 +31,10 @@ from .constants import (
     TIMEOUT,
     TX_LIMIT,
 )
-from .pdu import ZERO_INFO, Lacpdu, PortInfo, encode_frame, mac_str, parse_mac
+from teamd_shim.lacp.pdu import ZERO_INFO, Lacpdu, PortInfo, encode_frame, mac_str, parse_mac
 
 if TYPE_CHECKING:
-    from .lag import LagSettings
+    from teamd_shim.lacp.lag import LagSettings
 
 
 class RxState(StrEnum):

@@ -1,0 +1,165 @@
+"""A unix control socket per shim instance, the way teamd has one per LAG for teamdctl.
+
+One JSON request per line, one JSON reply per line. Unix sockets live in the filesystem, so the
+CLI reaches a shim from any network namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from teamd_shim.db.ownership import OwnershipError
+
+
+class ControlTarget(Protocol):
+    """What the control server needs of a shim (daemon.Shim provides it); the server depends
+    on this, not on the daemon module."""
+
+    @property
+    def lags(self) -> Mapping[str, Any]: ...
+
+    dataplane: Any  # .name
+    endpoint: Any  # .url
+    publisher: Any  # .connected
+
+    def dump(self, name: str) -> dict[str, Any]: ...
+    def state_item_get(self, name: str, path: str) -> Any: ...
+    def state_item_set(self, name: str, path: str, value: str) -> Any: ...
+    def info(self) -> dict[str, Any]: ...
+    def request_shadow(self, seconds: float = ...) -> None: ...
+    async def do_yield(self) -> dict[str, Any]: ...
+    async def do_takeover(self) -> dict[str, Any]: ...
+    async def do_resume(self, force: bool = False) -> dict[str, Any]: ...
+    def retire(self) -> None: ...
+    async def serve_watcher(self, reader: asyncio.StreamReader,
+                            writer: asyncio.StreamWriter) -> None: ...
+
+log = logging.getLogger(__name__)
+DEFAULT_CTL_DIR = "/run/teamd-shim"
+
+
+class ControlError(Exception):
+    """The request could not be served; the message is for the user."""
+
+
+class ControlServer:
+    def __init__(self, shim: ControlTarget, path: str) -> None:
+        self.shim = shim
+        self.path = path
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        # owner and group only: a control socket can make the shim yield or retire
+        os.makedirs(os.path.dirname(self.path), mode=0o750, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        self._server = await asyncio.start_unix_server(self._client, path=self.path)
+        os.chmod(self.path, 0o660)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                try:
+                    req = json.loads(line)
+                    if isinstance(req, dict) and req.get("cmd") == "watch":
+                        # a hot standby's watch: heartbeats on this connection until it closes
+                        # (hld §14.1); nothing else is served on it
+                        await self.shim.serve_watcher(reader, writer)
+                        return
+                    reply: dict[str, Any] = {"ok": True, "result": await self.handle(req)}
+                except ControlError as e:
+                    reply = {"ok": False, "error": str(e)}
+                except Exception as e:  # a bad request must not take the shim down
+                    log.exception("control request failed")
+                    reply = {"ok": False, "error": f"internal error: {e}"}
+                writer.write((json.dumps(reply) + "\n").encode())
+                await writer.drain()
+        finally:
+            writer.close()
+
+    async def handle(self, req: dict[str, Any]) -> Any:
+        cmd = req.get("cmd")
+        shim = self.shim
+        if cmd == "state_dump":
+            lag = req.get("lag")
+            if not isinstance(lag, str) or lag not in shim.lags:
+                known = ", ".join(sorted(shim.lags)) or "none"
+                raise ControlError(f"no LAG {lag!r} in this shim (running: {known})")
+            return shim.dump(lag)
+        if cmd in ("state_item_get", "state_item_set"):
+            lag = req.get("lag")
+            if not isinstance(lag, str) or lag not in shim.lags:
+                known = ", ".join(sorted(shim.lags)) or "none"
+                raise ControlError(f"no LAG {lag!r} in this shim (running: {known})")
+            try:
+                if cmd == "state_item_get":
+                    return shim.state_item_get(lag, str(req.get("path")))
+                return shim.state_item_set(lag, str(req.get("path")), str(req.get("value")))
+            except (KeyError, ValueError) as e:
+                raise ControlError(str(e).strip("'\"")) from None
+        if cmd == "lags":
+            return sorted(shim.lags)
+        if cmd == "info":
+            return {**shim.info(), "dataplane": shim.dataplane.name, "redis": shim.endpoint.url,
+                    "redis_connected": shim.publisher.connected}
+        try:
+            if cmd == "shadow":
+                shim.request_shadow(float(req.get("seconds", 30.0)))
+                return shim.info()
+            if cmd == "yield":
+                return await shim.do_yield()
+            if cmd == "takeover":
+                return await shim.do_takeover()
+            if cmd == "resume":
+                return await shim.do_resume(force=bool(req.get("force")))
+            if cmd == "retire":
+                shim.retire()
+                return {"role": "retired"}
+        except OwnershipError as e:
+            raise ControlError(str(e)) from None
+        raise ControlError(f"unknown command {cmd!r}")
+
+
+def request(path: str, req: dict[str, Any], timeout: float = 5.0) -> Any:
+    """Client side, synchronous; raises ControlError with a message the user can act on."""
+    import socket
+
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(path)
+    except OSError as e:
+        raise ControlError(f"cannot reach teamd-shim at {path}: {e.strerror or e}. "
+                           "Is it running? (`warm-restart status` lists instances)") from None
+    with s:
+        try:
+            s.sendall((json.dumps(req) + "\n").encode())
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        except OSError as e:  # a busy or dying shim: the caller decides whether to wait more
+            raise ControlError(f"teamd-shim at {path} did not answer {req.get('cmd')!r} "
+                               f"within {timeout} s: {e}") from None
+    try:
+        reply = json.loads(buf)
+    except ValueError:
+        raise ControlError(f"teamd-shim at {path} closed the connection without an answer to "
+                           f"{req.get('cmd')!r}") from None
+    if not reply.get("ok"):
+        raise ControlError(reply.get("error", "unknown error"))
+    return reply["result"]

@@ -1,0 +1,290 @@
+"""The shim process: one asyncio loop running every PortChannel's LACP.
+
+Only this loop touches LACP state. Redis (config in, state out) and rtnetlink live in threads that
+hand plain records over with `call_soon_threadsafe`, so no Redis stall or outage can delay a PDU.
+
+`Shim` owns the lifecycle and the config reconciliation, and composes the parts:
+  RoleMachine    (role_machine.py)     what this instance is and may do; pure
+  LagRunner      (lag_runner.py)       every LAG's LACP, its dataplane writes and DB state
+  HandoverDriver (handover_driver.py)  the role machine's Redis and thread side: snapshots,
+                                       yield, takeover, resume, following the active
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from teamd_shim.control.transport import ControlServer
+from teamd_shim.daemon.runner import LagRunner
+from teamd_shim.db import sonic_db
+from teamd_shim.db.config_watch import ConfigSnapshot, ConfigWatcher
+from teamd_shim.db.ownership import OwnershipError, OwnerStore
+from teamd_shim.db.publisher import Publisher, Target
+from teamd_shim.io.dataplane import Dataplane
+from teamd_shim.io.links import LinkInfo, LinkWatcher
+from teamd_shim.model.config import DesiredConfig, desired_config
+from teamd_shim.model.running_lag import RunningLag
+from teamd_shim.roles.driver import HandoverDriver
+from teamd_shim.roles.machine import SHADOW_LEASE_S, Effect, Role, RoleMachine
+
+log = logging.getLogger(__name__)
+
+
+class Shim:
+    """Drives all LAGs of CONFIG_DB in one of the roles of role_machine.py."""
+
+    def __init__(self, endpoint: sonic_db.Endpoint, dataplane: Dataplane, links: LinkWatcher,
+                 *, name: str, ctl_dir: str, role: str = "active", hot: bool = False) -> None:
+        self.endpoint = endpoint
+        self.dataplane = dataplane
+        self.name = name
+        self.ctl_dir = ctl_dir
+        self.hot = hot  # a hot standby: watches the owner and promotes itself (hld §14)
+        self.rm = RoleMachine(Role(role))
+        self.publisher = Publisher(endpoint, fence=self._fence)
+        # the runner and the driver call each other only through these two callbacks and the
+        # driver's reference to the runner: the runner knows nothing of the handover
+        self.runner = LagRunner(dataplane, self.publisher, self.rm,
+                                on_effects=self._run_effects, on_rx=self._note_rx)
+        self.driver = HandoverDriver(name, self.rm, OwnerStore(endpoint), self.publisher,
+                                     self.runner, on_exit=self.stop)
+        self.driver.hot = hot and role == "standby"  # in the very first instance record
+        self.snapshot: ConfigSnapshot | None = None
+        self.refused: dict[Target, str] = {}
+        self._links_ready = False
+        self._waiting_init_logged = False
+        self._stopping = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.config_watcher = ConfigWatcher(endpoint, self._from_thread(self._on_snapshot))
+        self.link_watcher = links  # shared with the dataplane backend; subscribed in run()
+        self.control: ControlServer | None = None
+
+    def _fence(self) -> int | None:
+        """The epoch our dataplane writes carry; None while we are not the owner."""
+        return self.rm.epoch if self.rm.owns_dataplane else None
+
+    def _run_effects(self, effects: list[Effect]) -> None:
+        self.driver.run_effects(effects)
+
+    def _note_rx(self, port: str, frame: bytes, now: float, stamp: int) -> None:
+        self.driver.note_rx(port, frame, now, stamp)
+
+    @property
+    def role(self) -> Role:
+        return self.rm.role
+
+    # ---- plumbing --------------------------------------------------------------------------
+    def _from_thread(self, fn: Callable[..., None]) -> Callable[..., None]:
+        """Wrap a loop-thread handler so worker threads can call it safely."""
+
+        def post(*args: object) -> None:
+            loop = self._loop
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(fn, *args)
+        return post
+
+    async def run(self) -> int:
+        self._loop = loop = asyncio.get_running_loop()
+        self.runner.attach(loop)
+        self.driver.attach(loop)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        loop.add_signal_handler(signal.SIGUSR1, self._on_signal, "yield")
+        loop.add_signal_handler(signal.SIGRTMIN, self._on_signal, "takeover")
+        self.control = ControlServer(self, os.path.join(self.ctl_dir, f"{self.name}.sock"))
+        self.driver.ctl_path = self.control.path
+        await self.control.start()
+        self.publisher.start()
+        self.link_watcher.subscribe(self._from_thread(self._on_links),
+                                    self._from_thread(self._on_link))
+        self.link_watcher.start()
+        if self.role is Role.ACTIVE and not await self.driver.claim_ownership():
+            self.publisher.stop()
+            await self.control.stop()
+            return 2
+        self.driver.heartbeat()
+        self.config_watcher.start()
+        if self.role is Role.STANDBY:
+            self.driver.start_following()
+            if self.hot:
+                self.driver.start_hot()
+        log.info("%s: %s%s started (pid %d, dataplane %s, redis %s)", self.name,
+                 "hot " if self.hot and self.role is Role.STANDBY else "", self.role,
+                 os.getpid(), self.dataplane.name, self.endpoint.url)
+        await self._stopping.wait()
+        log.info("%s: stopping (role %s)", self.name, self.role)
+        # a hot standby must not take a cold stop for a death and bring the LAGs back
+        self.driver.close_watchers("stop" if self.role is Role.ACTIVE else self.role.value)
+        self.config_watcher.stop()
+        self.link_watcher.stop()
+        self.driver.stop()
+        if self.role is Role.ACTIVE:
+            self.runner.remove_all()  # a cold stop, as teamd on SIGTERM
+        # standby / yielded / retired: leave every LAG, link and DB entry as it is
+        self.publisher.stop()
+        self.runner.close()
+        await self.control.stop()
+        try:
+            await asyncio.wait_for(self.driver.blocking(self.driver.store.drop_instance,
+                                                        self.name), 2.0)
+        except Exception as e:
+            log.warning("%s: could not remove the instance record: %s", self.name, e)
+        return 0
+
+    def _on_signal(self, what: str) -> None:
+        async def go() -> None:
+            try:
+                if what == "yield":
+                    await self.driver.do_yield()
+                else:
+                    await self.driver.do_takeover()
+            except OwnershipError as e:  # refused: the step logged why at error level
+                log.info("%s by signal refused: %s", what, e)
+            except Exception:  # a bug: say so loudly, the signal must not kill us
+                log.exception("%s by signal failed", what)
+        self.driver.spawn(go())
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def kernel_changed(self, lag: str) -> None:
+        """From a dataplane backend's watcher thread: the kernel changed `lag`, republish."""
+        self._from_thread(self.runner.dataplane_changed)(lag)
+
+    # ---- the control socket's view (control.ControlTarget) ---------------------------------
+    @property
+    def lags(self) -> Mapping[str, RunningLag]:
+        return self.runner.lags
+
+    def dump(self, name: str) -> dict[str, Any]:
+        return self.runner.dump(name)
+
+    def state_item_get(self, name: str, path: str) -> Any:
+        return self.runner.state_item_get(name, path)
+
+    def state_item_set(self, name: str, path: str, value: str) -> Any:
+        return self.runner.state_item_set(name, path, value, who=self.name)
+
+    def info(self) -> dict[str, Any]:
+        return self.driver.info()
+
+    def request_shadow(self, seconds: float = SHADOW_LEASE_S) -> None:
+        self.driver.request_shadow(seconds)
+
+    async def do_yield(self) -> dict[str, Any]:
+        return await self.driver.do_yield()
+
+    async def do_takeover(self) -> dict[str, Any]:
+        return await self.driver.do_takeover()
+
+    async def do_resume(self, force: bool = False) -> dict[str, Any]:
+        return await self.driver.do_resume(force)
+
+    def retire(self) -> None:
+        self.driver.retire()
+
+    async def serve_watcher(self, reader: asyncio.StreamReader,
+                            writer: asyncio.StreamWriter) -> None:
+        await self.driver.serve_watcher(reader, writer)
+
+    # ---- config ----------------------------------------------------------------------------
+    def _on_snapshot(self, snap: ConfigSnapshot) -> None:
+        if not snap.initialized:
+            # an empty CONFIG_DB after a Redis restart must not tear the running LAGs down
+            if not self._waiting_init_logged:
+                log.warning("CONFIG_DB_INITIALIZED is not set: keeping %d running LAG(s) and "
+                            "waiting for the config to be loaded", len(self.runner.lags))
+                self._waiting_init_logged = True
+            return
+        self._waiting_init_logged = False
+        self.snapshot = snap
+        self._reconcile()
+
+    def _reconcile(self) -> None:
+        snap = self.snapshot
+        if snap is None or not self._links_ready:
+            return  # members cannot be judged before the netdev table is known
+        runner = self.runner
+        desired = desired_config(snap.portchannel, snap.members, snap.device_mac,
+                                 current_owner=dict(runner.port_lag),
+                                 running={n: r.cfg for n, r in runner.lags.items()})
+        now = time.monotonic()
+        for name in list(runner.lags):
+            if name not in desired.lags:
+                runner.remove_lag(name)
+        for t in [t for t in self.refused
+                  if t.table == "LAG_TABLE" and t.key not in desired.lag_errors]:
+            self._unrefuse(t)
+        for name, err in desired.lag_errors.items():
+            self._refuse(Target("STATE_DB", "LAG_TABLE", name), err)
+        for name, cfg in desired.lags.items():
+            self._unrefuse(Target("STATE_DB", "LAG_TABLE", name))
+            running = runner.lags.get(name)
+            if running is None:
+                runner.add_lag(cfg, now)
+                continue
+            kept = desired.kept.get(name)
+            if kept and running.error is None:
+                log.error("%s: refused config change, running config kept: %s", name, kept)
+            running.error = f"refused config change, running config kept: {kept}" if kept else None
+            runner.update_lag(running, cfg, now)
+        self._apply_member_errors(desired)
+        runner.schedule_publish()
+
+    def _apply_member_errors(self, desired: DesiredConfig) -> None:
+        wanted: dict[Target, str] = {}
+        for (lag, port), err in desired.member_errors.items():
+            wanted[Target("STATE_DB", "LAG_MEMBER_TABLE", f"{lag}|{port}")] = err
+        for name, cfg in desired.lags.items():
+            running = self.runner.lags.get(name)
+            for port in cfg.members:
+                if running is not None and port not in running.lacp.ports:
+                    link = self.runner.links.get(port)
+                    why = (f"netdev {port} does not exist" if link is None
+                           else f"netdev {port} could not be opened for LACP")
+                    wanted[Target("STATE_DB", "LAG_MEMBER_TABLE", f"{name}|{port}")] = why
+        for t in [t for t in self.refused if t.table == "LAG_MEMBER_TABLE" and t not in wanted]:
+            self._unrefuse(t)
+        for t, err in wanted.items():
+            self._refuse(t, err)
+
+    def _refuse(self, target: Target, err: str) -> None:
+        if self.refused.get(target) != err:
+            log.error("refused %s %s: %s", target.table, target.key, err)
+            self.refused[target] = err
+            self.publisher.put(target, {"error": err})
+
+    def _unrefuse(self, target: Target) -> None:
+        if self.refused.pop(target, None) is not None:
+            self.publisher.drop(target)
+
+    # ---- links -----------------------------------------------------------------------------
+    def _on_links(self, table: dict[str, LinkInfo]) -> None:
+        self.runner.links = table
+        self._links_ready = True
+        self._reconcile()
+
+    def _on_link(self, name: str, info: LinkInfo | None) -> None:
+        runner = self.runner
+        old = runner.links.get(name)
+        if info is None:
+            runner.links.pop(name, None)
+        else:
+            runner.links[name] = info
+        lag_name = runner.port_lag.get(name)
+        if lag_name is None:
+            if info is not None and old is None:
+                self._reconcile()  # a configured member's netdev may have just appeared
+            return
+        if info is None:
+            log.warning("%s: member netdev %s disappeared", lag_name, name)
+            runner.remove_member(runner.lags[lag_name], name, time.monotonic())
+            self._reconcile()
+            return
+        runner.link_changed(name, old, info)

@@ -1,0 +1,87 @@
+"""The small interface every dataplane backend implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from teamd_shim.model.config import LagConfig
+
+
+@dataclass(frozen=True)
+class TeamDevice:
+    """The LAG netdev as the dataplane backend knows it (ifindex 0 when there is none)."""
+
+    ifindex: int
+    dev_addr: str
+    admin_up: bool
+    oper_up: bool
+    mtu: int
+
+
+class Dataplane(Protocol):
+    """Kernel-side effects of LACP decisions.
+
+    `owner=True` calls come only from the owning (active) instance at a *cold* start or a
+    runtime config change, and may create/enslave/reset as teamd does on start; `owner=False`
+    (a standby loading its config) only looks. set_* calls come only from the owner, and only
+    when its LACP machines decided a change: a new owner after a handover writes nothing.
+    """
+
+    name: str
+
+    def lag_added(self, cfg: LagConfig, *, owner: bool) -> None: ...
+
+    def member_added(self, lag: str, port: str, *, owner: bool) -> None: ...
+
+    def set_port_enabled(self, lag: str, port: str, enabled: bool) -> None: ...
+
+    def set_carrier(self, lag: str, up: bool) -> None: ...
+
+    def lag_removed(self, lag: str) -> None: ...
+
+    def member_removed(self, lag: str, port: str) -> None: ...
+
+    def device(self, lag: str) -> TeamDevice | None:
+        """The kernel's view of the LAG netdev, or None when there is no kernel LAG."""
+        ...
+
+    def port_enabled(self, lag: str, port: str) -> bool | None:
+        """The kernel's `enabled` option of a port, or None when there is no kernel LAG."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class NullDataplane:
+    """No kernel LAG: the shim's APPL_DB / STATE_DB output is the whole dataplane."""
+
+    name = "appdb"
+
+    def lag_added(self, cfg: LagConfig, *, owner: bool) -> None:
+        pass
+
+    def member_added(self, lag: str, port: str, *, owner: bool) -> None:
+        pass
+
+    def set_port_enabled(self, lag: str, port: str, enabled: bool) -> None:
+        pass
+
+    def set_carrier(self, lag: str, up: bool) -> None:
+        pass
+
+    def lag_removed(self, lag: str) -> None:
+        pass
+
+    def member_removed(self, lag: str, port: str) -> None:
+        pass
+
+    def device(self, lag: str) -> TeamDevice | None:
+        return None
+
+    def port_enabled(self, lag: str, port: str) -> bool | None:
+        return None
+
+    def close(self) -> None:
+        pass
