@@ -3,10 +3,14 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo demo-docker test test-host test-kernel test-docker lint unit integration bench clean images
+.PHONY: setup venv gate demo demo-docker test test-host test-kernel test-docker lint unit integration bench clean images
 
 setup:
 	@bash scripts/setup.sh
+
+# the venv alone (no root, no apt): enough for lint and unit
+venv:
+	@bash scripts/setup.sh --venv-only
 
 demo: setup
 	$(VENV)/bin/teamd-lab demo
@@ -16,15 +20,21 @@ demo: setup
 demo-docker: images
 	$(VENV)/bin/teamd-lab demo --runtime docker
 
-lint: setup
+lint: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy teamd-shim/teamd_shim orchestrator swsscommon-stub/swsscommon
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
-# host tiers first (unit, integration with redis-server + netns + OVS, docker: dockerd started
-# and images built if needed), then the kernel tier (qemu, ~2.5-5 min); both run even if the
-# first fails, and the exit status is non-zero if either failed
-test: setup lint
-	@rc=0; $(PY) -m pytest -q -rs || rc=1; \
+# the fast gate: lint and the pure unit tests, no root, under a minute; `make test` stops here
+# when it fails
+gate: lint unit
+
+# the fast gate first (stops here on failure), then the host tiers (integration with
+# redis-server + netns + OVS, docker: dockerd started and images built if needed), then the
+# kernel tier (qemu, ~2.5-5 min); the tiers both run even if the first fails, and the exit
+# status is non-zero if either failed
+test: setup gate
+	@rc=0; $(PY) -m pytest -q -rs tests/integration tests/docker || rc=1; \
 	$(PY) tests/kernel/run_tier.py || rc=1; exit $$rc
 
 test-host: setup
@@ -35,7 +45,7 @@ test-host: setup
 test-kernel: setup
 	$(PY) tests/kernel/run_tier.py
 
-unit: setup
+unit: venv
 	$(PY) -m pytest -q tests/unit
 
 test-docker: setup

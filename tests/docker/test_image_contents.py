@@ -1,0 +1,43 @@
+"""The product image holds the product and nothing of the lab (CONTRIBUTING.md "Layers").
+
+The lab (lab/teamd_lab) is its own distribution: the compose lab's wiring step runs it from the
+`teamd-hitless/lab` image, built on top of the product image. Listed from the image itself.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+LIST = ("import importlib.metadata as m, sys; "
+        "print('\\n'.join(sorted(d.metadata['Name'] for d in m.distributions()))); "
+        "print('--'); print('\\n'.join(sorted({f.parts[0] for d in m.distributions() "
+        "for f in (d.files or []) if f.suffix == '.py'})))")
+
+
+def run_in(image: str, *cmd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", "run", "--rm", "--network", "none", image, *cmd],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_the_product_image_holds_no_lab_code(engine: Any) -> None:
+    out = run_in("teamd-hitless/teamd:latest", "python", "-c", LIST)
+    assert out.returncode == 0, out.stderr
+    dists, _, tops = out.stdout.partition("--\n")
+    assert "teamd-hitless" in dists.split() and "teamd-hitless-lab" not in dists.split()
+    assert {"teamd_shim", "orchestrator", "swsscommon"} <= set(tops.split())
+    assert "teamd_lab" not in tops.split()
+    # and no module of the lab hides under another name
+    found = run_in("teamd-hitless/teamd:latest", "sh", "-c",
+                   "find / -xdev \\( -name 'teamd_lab' -o -name 'slowproto.py' -o "
+                   "-name 'recorder.py' -o -name 'holder.py' -o -name 'demo.py' \\) "
+                   "-path '*teamd*' 2>/dev/null")
+    assert found.stdout.strip() == "", found.stdout
+    imp = run_in("teamd-hitless/teamd:latest", "python", "-c", "import teamd_lab")
+    assert imp.returncode != 0 and "No module named 'teamd_lab'" in imp.stderr
+
+
+def test_the_lab_image_runs_the_wiring_step(engine: Any) -> None:
+    out = run_in("teamd-hitless/lab:latest", "python", "-m", "teamd_lab.cli", "wire", "--help")
+    assert out.returncode == 0, out.stderr
+    assert "--peer-pid" in out.stdout
