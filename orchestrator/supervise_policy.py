@@ -125,92 +125,122 @@ def base_name(name: str) -> str:
 
 def decide(obs: Observation, st: SupervisorState, base: str
            ) -> tuple[SupervisorState, list[Action]]:
-    """The next state and what to do now; see the module docstring."""
-    now = obs.now
-    by_name = {i.name: i for i in obs.live}
+    """The next state and what to do now; see the module docstring. First what happened since
+    the last look (a promotion, the standby or a cold start living or dying), then what to do:
+    nothing during a planned restart, keep the pair whole under a live owner, else promote or
+    cold-start."""
+    st = _note_promotion(obs, st)
+    st = _track_standby(obs, st)
+    st = _track_cold(obs, st)
+    if obs.planned_run:
+        return dataclasses.replace(st, note=f"planned restart {obs.planned_run} in progress: "
+                                   "waiting"), []
     hot = [i for i in obs.live if i.role == "standby" and (i.hot or i.name == st.standby)]
-    actions: list[Action] = []
-    # a promotion happened: the owner is now the standby we kept
+    if obs.owner_alive:
+        return _keep_pair(obs, st, hot, base)
+    return _owner_lost(obs, st, hot, base)
+
+
+def _note_promotion(obs: Observation, st: SupervisorState) -> SupervisorState:
+    """A promotion happened: the owner is now the standby we kept."""
     if obs.owner_alive and obs.owner and obs.owner != st.last_owner:
         promo = obs.owner_promotion
         if promo.get("from") and promo.get("at") != st.last_promotion.get("at"):
             st = dataclasses.replace(st, last_promotion={**promo, "to": obs.owner})
         st = dataclasses.replace(st, last_owner=obs.owner)
-    # the standby we started: READY, dead young (a crash), or gone after a healthy life
-    mine = by_name.get(st.standby) if st.standby else None
+    return st
+
+
+def _crash_backoff(st: SupervisorState, now: float, crashes: int, young: bool, who: str,
+                   when: str = "") -> tuple[float, str]:
+    """After CRASH_LIMIT young deaths in a row, back off exponentially and say why."""
+    if young and crashes >= CRASH_LIMIT:
+        wait = min(BACKOFF_MAX_S, BACKOFF_S * 2 ** (crashes - CRASH_LIMIT))
+        return now + wait, (f"{who} died {crashes} times in a row{when}: backing off "
+                            f"{wait:.0f} s (its log is next to its control socket)")
+    return st.backoff_until, st.note
+
+
+def _track_standby(obs: Observation, st: SupervisorState) -> SupervisorState:
+    """The standby we started: READY, dead young (a crash), or gone after a healthy life."""
+    mine = next((i for i in obs.live if i.name == st.standby), None) if st.standby else None
     if mine is not None and mine.ready and not st.standby_was_ready:
         st = dataclasses.replace(st, standby_was_ready=True, crashes=0, backoff_until=0.0)
-    if st.standby and mine is None and st.standby in obs.starting:
-        pass  # still starting: no record yet
-    elif st.standby and mine is None and obs.owner != st.standby:
-        young = now - st.standby_started < CRASH_WINDOW_S and not st.standby_was_ready
+    if not st.standby or (mine is None and st.standby in obs.starting):
+        return st  # none, or still starting (no record yet)
+    if mine is None and obs.owner != st.standby:
+        young = obs.now - st.standby_started < CRASH_WINDOW_S and not st.standby_was_ready
         crashes = st.crashes + 1 if young else 0
-        backoff = st.backoff_until
-        note = st.note
-        if young and crashes >= CRASH_LIMIT:
-            wait = min(BACKOFF_MAX_S, BACKOFF_S * 2 ** (crashes - CRASH_LIMIT))
-            backoff = now + wait
-            note = (f"standby {st.standby} died {crashes} times in a row at start: backing off "
-                    f"{wait:.0f} s (its log is next to its control socket)")
-        st = dataclasses.replace(st, standby="", crashes=crashes, backoff_until=backoff,
-                                 note=note)
-    elif st.standby and obs.owner == st.standby:
-        st = dataclasses.replace(st, standby="")  # it is the owner now
-    if st.cold and obs.owner == st.cold and obs.owner_alive:
-        st = dataclasses.replace(st, cold="", cold_handle="")
-    elif st.cold and st.cold not in obs.starting and st.cold not in by_name:
-        young = now - st.cold_started < CRASH_WINDOW_S
-        crashes = st.crashes + 1 if young else st.crashes
-        backoff, note = st.backoff_until, st.note
-        if young and crashes >= CRASH_LIMIT:
-            wait = min(BACKOFF_MAX_S, BACKOFF_S * 2 ** (crashes - CRASH_LIMIT))
-            backoff = now + wait
-            note = (f"cold-started {st.cold} died {crashes} times in a row: backing off "
-                    f"{wait:.0f} s (its log is next to its control socket)")
-        st = dataclasses.replace(st, cold="", cold_handle="", crashes=crashes,
-                                 backoff_until=backoff, note=note)
-    if obs.planned_run:
-        return dataclasses.replace(st, note=f"planned restart {obs.planned_run} in progress: "
-                                   "waiting"), []
-    if obs.owner_alive:
-        st = dataclasses.replace(st, owner_lost_at=0.0)
-        ready = [i for i in hot if i.ready]
-        keep = ready[0] if ready else (hot[0] if hot else None)
-        for extra in hot:
-            if extra is not keep:
-                actions.append(Kill(extra.name, "a second hot standby"))
-        if keep is not None and keep.version and obs.owner_version \
-                and keep.version != obs.owner_version:
-            # after an upgrade the standby must be of the version it would take over as
-            actions.append(Kill(keep.name, f"it runs version {keep.version}, the owner "
-                                           f"{obs.owner_version}"))
-            return dataclasses.replace(st, note=f"replacing {keep.name} (version "
-                                       f"{keep.version})"), actions
-        if keep is not None:
-            if keep.name != st.standby:
-                st = dataclasses.replace(st, standby=keep.name, standby_started=now,
-                                         standby_was_ready=keep.ready)  # adopted
-            elif not keep.ready and now - st.standby_started > READY_LIMIT_S:
-                actions.append(Kill(keep.name, f"not READY after {READY_LIMIT_S:.0f} s"))
-                return dataclasses.replace(st, note=f"{keep.name} never became READY: "
-                                           "replaced"), actions
-            note = "pair whole: READY hot standby" if keep.ready else \
-                f"waiting for {keep.name} to be READY"
-            return dataclasses.replace(st, note=note if not st.note.startswith("standby ")
-                                       or keep.ready else st.note), actions
-        if now < st.backoff_until:
-            return st, actions
-        if st.standby and st.standby in obs.starting:
-            return dataclasses.replace(st, note=f"starting hot standby {st.standby}"), actions
-        seq = st.seq + 1
-        while f"{base}~s{seq}" in obs.taken or f"{base}~s{seq}" == obs.owner:
-            seq += 1
-        name = f"{base}~s{seq}"
-        return dataclasses.replace(st, seq=seq, standby=name, standby_started=now,
-                                   standby_was_ready=False,
-                                   note=f"starting hot standby {name}"), \
-            [*actions, StartStandby(name)]
-    # no live owner
+        backoff, note = _crash_backoff(st, obs.now, crashes, young, f"standby {st.standby}",
+                                       " at start")
+        return dataclasses.replace(st, standby="", crashes=crashes, backoff_until=backoff,
+                                   note=note)
+    if obs.owner == st.standby:
+        return dataclasses.replace(st, standby="")  # it is the owner now
+    return st
+
+
+def _track_cold(obs: Observation, st: SupervisorState) -> SupervisorState:
+    """The instance a cold start launched: owner now, or dead (counted like a standby crash)."""
+    if not st.cold:
+        return st
+    if obs.owner == st.cold and obs.owner_alive:
+        return dataclasses.replace(st, cold="", cold_handle="")
+    if st.cold in obs.starting or any(i.name == st.cold for i in obs.live):
+        return st
+    young = obs.now - st.cold_started < CRASH_WINDOW_S
+    crashes = st.crashes + 1 if young else st.crashes
+    backoff, note = _crash_backoff(st, obs.now, crashes, young, f"cold-started {st.cold}")
+    return dataclasses.replace(st, cold="", cold_handle="", crashes=crashes,
+                               backoff_until=backoff, note=note)
+
+
+def _keep_pair(obs: Observation, st: SupervisorState, hot: list[InstanceView], base: str
+               ) -> tuple[SupervisorState, list[Action]]:
+    """A live owner: exactly one hot standby of its version, READY in time, else a new one."""
+    now = obs.now
+    st = dataclasses.replace(st, owner_lost_at=0.0)
+    ready = [i for i in hot if i.ready]
+    keep = ready[0] if ready else (hot[0] if hot else None)
+    actions: list[Action] = [Kill(extra.name, "a second hot standby")
+                             for extra in hot if extra is not keep]
+    if keep is not None and keep.version and obs.owner_version \
+            and keep.version != obs.owner_version:
+        # after an upgrade the standby must be of the version it would take over as
+        actions.append(Kill(keep.name, f"it runs version {keep.version}, the owner "
+                                       f"{obs.owner_version}"))
+        return dataclasses.replace(st, note=f"replacing {keep.name} (version "
+                                   f"{keep.version})"), actions
+    if keep is not None:
+        if keep.name != st.standby:
+            st = dataclasses.replace(st, standby=keep.name, standby_started=now,
+                                     standby_was_ready=keep.ready)  # adopted
+        elif not keep.ready and now - st.standby_started > READY_LIMIT_S:
+            actions.append(Kill(keep.name, f"not READY after {READY_LIMIT_S:.0f} s"))
+            return dataclasses.replace(st, note=f"{keep.name} never became READY: "
+                                       "replaced"), actions
+        note = "pair whole: READY hot standby" if keep.ready else \
+            f"waiting for {keep.name} to be READY"
+        return dataclasses.replace(st, note=note if not st.note.startswith("standby ")
+                                   or keep.ready else st.note), actions
+    if now < st.backoff_until:
+        return st, actions
+    if st.standby and st.standby in obs.starting:
+        return dataclasses.replace(st, note=f"starting hot standby {st.standby}"), actions
+    seq = st.seq + 1
+    while f"{base}~s{seq}" in obs.taken or f"{base}~s{seq}" == obs.owner:
+        seq += 1
+    name = f"{base}~s{seq}"
+    return dataclasses.replace(st, seq=seq, standby=name, standby_started=now,
+                               standby_was_ready=False,
+                               note=f"starting hot standby {name}"), \
+        [*actions, StartStandby(name)]
+
+
+def _owner_lost(obs: Observation, st: SupervisorState, hot: list[InstanceView], base: str
+                ) -> tuple[SupervisorState, list[Action]]:
+    """No live owner: leave a READY hot standby its grace to promote, else cold-start."""
+    now = obs.now
     lost_at = st.owner_lost_at or now
     st = dataclasses.replace(st, owner_lost_at=lost_at)
     waiting = [i for i in hot if i.ready and not i.promotion_refused]
@@ -218,7 +248,7 @@ def decide(obs: Observation, st: SupervisorState, base: str
         return dataclasses.replace(st, note=f"no owner: {waiting[0].name} is promoting"), []
     if now < st.backoff_until:
         return st, []
-    if st.cold and (st.cold in obs.starting or st.cold in by_name):
+    if st.cold and (st.cold in obs.starting or any(i.name == st.cold for i in obs.live)):
         return dataclasses.replace(st, note=f"cold start: waiting for {st.cold}"), []
     refused = next((i.promotion_refused for i in hot if i.promotion_refused), "")
     why = (f"no live owner; the hot standby did not promote: {refused}" if refused else

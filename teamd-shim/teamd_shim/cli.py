@@ -102,28 +102,58 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "health":
         return _health(args.ctl_dir)
     if args.cmd == "ctl":
-        w = args.words
-        if w == ["state", "dump"]:
-            req: dict[str, object] = {"cmd": "state_dump", "lag": args.lag}
-        elif len(w) == 4 and w[:3] == ["state", "item", "get"]:
-            req = {"cmd": "state_item_get", "lag": args.lag, "path": w[3]}
-        elif len(w) == 5 and w[:3] == ["state", "item", "set"]:
-            req = {"cmd": "state_item_set", "lag": args.lag, "path": w[3], "value": w[4]}
-        else:
-            print(f"teamd-shim ctl: unsupported command {' '.join(w)!r}; supported: state "
-                  "dump, state item get PATH, state item set PATH VALUE", file=sys.stderr)
-            return 2
-        explicit = "--name" in (argv if argv is not None else sys.argv)
-        try:
-            out = request(_ctl_path(args.ctl_dir, args.name, explicit), req)
-        except ControlError as e:
-            print(f"teamd-shim ctl: {e}", file=sys.stderr)
-            return 1
-        if req["cmd"] == "state_dump":
-            print(json.dumps(out, indent=4, sort_keys=True))
-        else:  # teamdctl prints the bare value
-            print(json.dumps(out) if isinstance(out, bool) else out)
-        return 0
+        return _ctl(args, "--name" in (argv if argv is not None else sys.argv))
+    return _run_daemon(args)
+
+
+def _ctl_request(lag: str, w: list[str]) -> dict[str, object] | None:
+    """teamdctl's words -> a control-socket request (None: not one teamdctl has)."""
+    if w == ["state", "dump"]:
+        return {"cmd": "state_dump", "lag": lag}
+    if len(w) == 4 and w[:3] == ["state", "item", "get"]:
+        return {"cmd": "state_item_get", "lag": lag, "path": w[3]}
+    if len(w) == 5 and w[:3] == ["state", "item", "set"]:
+        return {"cmd": "state_item_set", "lag": lag, "path": w[3], "value": w[4]}
+    return None
+
+
+def _ctl(args: argparse.Namespace, explicit: bool) -> int:
+    req = _ctl_request(args.lag, args.words)
+    if req is None:
+        print(f"teamd-shim ctl: unsupported command {' '.join(args.words)!r}; supported: state "
+              "dump, state item get PATH, state item set PATH VALUE", file=sys.stderr)
+        return 2
+    try:
+        out = request(_ctl_path(args.ctl_dir, args.name, explicit), req)
+    except ControlError as e:
+        print(f"teamd-shim ctl: {e}", file=sys.stderr)
+        return 1
+    if req["cmd"] == "state_dump":
+        print(json.dumps(out, indent=4, sort_keys=True))
+    else:  # teamdctl prints the bare value
+        print(json.dumps(out) if isinstance(out, bool) else out)
+    return 0
+
+
+def _effective_role(args: argparse.Namespace, endpoint: sonic_db.Endpoint) -> str:
+    """A standby nobody will hand the LAGs to starts as the active (a cold start), logged."""
+    if args.role != "standby":
+        return str(args.role)
+    log = logging.getLogger("teamd_shim")
+    if args.hot:
+        if live_owner(endpoint) is False:
+            log.warning("%s: hot standby with no live owner of the LAGs: cold start as the "
+                        "active", args.name)
+            return "active"
+    elif awaited_as_standby(endpoint, args.name) is False:
+        log.warning("%s: started with --role standby but no warm-restart run is waiting for "
+                    "it (a restart of a container that a handover made active?): starting as "
+                    "active", args.name)
+        return "active"
+    return "standby"
+
+
+def _run_daemon(args: argparse.Namespace) -> int:
     try:
         endpoint = sonic_db.resolve(args.redis)
     except sonic_db.RedisUrlError as e:
@@ -147,27 +177,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"teamd-shim: {e}; nothing was started.", file=sys.stderr)
         return 2
     if args.record:
-        holder: list[Shim] = []
         dataplane = RecordingDataplane(
-            dataplane, args.record, lambda: holder[0].rm.epoch if holder else None)
-    role = args.role
-    if role == "standby" and args.hot:
-        if live_owner(endpoint) is False:
-            role = "active"
-            logging.getLogger("teamd_shim").warning(
-                "%s: hot standby with no live owner of the LAGs: cold start as the active",
-                args.name)
-    elif role == "standby" and awaited_as_standby(endpoint, args.name) is False:
-        role = "active"
-        logging.getLogger("teamd_shim").warning(
-            "%s: started with --role standby but no warm-restart run is waiting for it (a "
-            "restart of a container that a handover made active?): starting as active",
-            args.name)
+            dataplane, args.record, lambda: shims[0].rm.epoch if shims else None)
+    role = _effective_role(args, endpoint)
     shim = Shim(endpoint, dataplane, links, name=args.name, ctl_dir=args.ctl_dir, role=role,
                 hot=args.hot and role == "standby")
     shims.append(shim)
-    if args.record:
-        holder.append(shim)
     return asyncio.run(shim.run())
 
 

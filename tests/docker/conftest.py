@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from docker_lab import LAGS, MEMBERS, UPGRADE_VERSION, HolderLab, run_step
+from helpers.docker_lab import LAGS, MEMBERS, UPGRADE_VERSION, HolderLab, run_step
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +26,7 @@ def engine() -> Any:
 
 @pytest.fixture(scope="module")
 def dlab(engine: Any, tmp_path_factory: pytest.TempPathFactory):
-    from lab_helpers import all_negotiated, wait_for
+    from helpers.lab_helpers import all_negotiated, wait_for
 
     # unix socket paths are limited to 107 bytes: keep the run dir short
     workdir = Path(tmp_path_factory.mktemp("dk"))

@@ -20,9 +20,9 @@ from typing import Any
 
 import docker.errors
 import pytest
-from docker_lab import IMAGE_REPO, REPO, TEAMD, UPGRADE_VERSION, HolderLab, remove_quietly
-from keyspace_recorder import KeyspaceRecorder
-from lab_helpers import all_negotiated, counters, max_gaps, wait_for
+from helpers.docker_lab import IMAGE_REPO, REPO, TEAMD, UPGRADE_VERSION, HolderLab, remove_quietly
+from helpers.keyspace_recorder import KeyspaceRecorder
+from helpers.lab_helpers import all_negotiated, counters, max_gaps, wait_for
 
 from teamd_shim.db.ownership import instance_alive
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from docker_lab import IMAGE_REPO, remove_quietly
-from lab_helpers import all_negotiated, counters, max_gaps, wait_for
+from helpers.docker_lab import IMAGE_REPO, remove_quietly
+from helpers.lab_helpers import all_negotiated, counters, max_gaps, wait_for
 
 pytestmark = pytest.mark.docker
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from lab_helpers import all_negotiated, wait_for
+from helpers.lab_helpers import all_negotiated, wait_for
 
 from teamd_lab import netns
 from teamd_lab.lab import Lab

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from lab_helpers import all_negotiated, wait_for
+from helpers.lab_helpers import all_negotiated, wait_for
 
 from teamd_lab.lab import Lab
 from teamd_lab.shim import shim_command

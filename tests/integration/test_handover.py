@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from keyspace_recorder import KeyspaceRecorder
-from lab_helpers import all_negotiated, counters, max_gaps, wait_for
+from helpers.keyspace_recorder import KeyspaceRecorder
+from helpers.lab_helpers import all_negotiated, counters, max_gaps, wait_for
 
 from teamd_lab.lab import Lab
 from teamd_lab.shim import shim_command

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 import redis
-from lab_helpers import all_negotiated, lab_processes, max_gaps, wait_for
+from helpers.lab_helpers import all_negotiated, lab_processes, max_gaps, wait_for
 
 from swsscommon.swsscommon import ConsumerStateTable, DBConnector
 from teamd_lab.lab import Lab

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from lab_helpers import all_negotiated, wait_for
+from helpers.lab_helpers import all_negotiated, wait_for
 
 from swsscommon.swsscommon import ConsumerStateTable, DBConnector
 from teamd_lab.lab import Lab

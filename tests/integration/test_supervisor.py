@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from lab_helpers import all_negotiated, counters, lab_processes, max_gaps, wait_for
+from helpers.lab_helpers import all_negotiated, counters, lab_processes, max_gaps, wait_for
 
 from teamd_lab.lab import Lab
 from teamd_lab.procs import ProcRef

@@ -139,19 +139,31 @@ def desired_config(
     takes a working LAG (or its members) down.
     """
     out = DesiredConfig()
-    system = device_mac or ""
     running = running or {}
     for name in sorted(portchannel):
         try:
-            out.lags[name] = parse_lag(name, portchannel[name], system)
+            out.lags[name] = parse_lag(name, portchannel[name], device_mac or "")
         except ValueError as e:
             if name in running:
                 out.lags[name] = running[name]
                 out.kept[name] = str(e)
             else:
                 out.lag_errors[name] = str(e)
+    owner = _member_owners(out, members, current_owner or {})
+    by_lag: dict[str, list[str]] = {}
+    for port, lag in owner.items():
+        by_lag.setdefault(lag, []).append(port)
+    for name, cfg in list(out.lags.items()):
+        ports = tuple(sorted(by_lag.get(name, []), key=port_number))
+        out.lags[name] = LagConfig(**{**cfg.__dict__, "members": ports})
+    return out
+
+
+def _member_owners(out: DesiredConfig, members: list[tuple[str, str]],
+                   current_owner: dict[str, str]) -> dict[str, str]:
+    """port -> the one LAG it is a member of; every other claim goes to `out.member_errors`.
+    A port keeps the LAG it already runs in, else the first by name."""
     owner: dict[str, str] = {}
-    current_owner = current_owner or {}
     claims: dict[str, list[str]] = {}
     for lag, port in members:
         claims.setdefault(port, []).append(lag)
@@ -169,10 +181,4 @@ def desired_config(
         for lag in valid:
             if lag != keep:
                 out.member_errors[(lag, port)] = f"port {port} is already a member of {keep}"
-    by_lag: dict[str, list[str]] = {}
-    for port, lag in owner.items():
-        by_lag.setdefault(lag, []).append(port)
-    for name, cfg in list(out.lags.items()):
-        ports = tuple(sorted(by_lag.get(name, []), key=port_number))
-        out.lags[name] = LagConfig(**{**cfg.__dict__, "members": ports})
-    return out
+    return owner

@@ -48,7 +48,14 @@ from teamd_shim.lacp import PduError, PortInfo, decode_frame
 from teamd_shim.model.contract import HandedFrom, InstanceInfo, SnapshotMeta
 from teamd_shim.model.running_lag import RunningLag
 from teamd_shim.roles.hot_standby import HotWatcher
-from teamd_shim.roles.liveness import HEARTBEAT_EVERY_S, Beat, Loss, Watch, plan_promotion
+from teamd_shim.roles.liveness import (
+    HEARTBEAT_EVERY_S,
+    Beat,
+    Loss,
+    Plan,
+    Watch,
+    plan_promotion,
+)
 from teamd_shim.roles.machine import (
     AUTO_RESUME_S,
     RETIRE_WHEN_SUPERSEDED_S,
@@ -717,12 +724,7 @@ class HandoverDriver:
             return self.rm.role is Role.ACTIVE
         t = watch.target
         t0 = time.monotonic()
-        cur: Owner | None
-        redis_up = True
-        try:
-            cur = await asyncio.wait_for(self.blocking(self.store.owner), 1.0)
-        except (TimeoutError, *REDIS_DOWN):
-            redis_up, cur = False, self.last_owner
+        redis_up, cur = await self._current_owner()
         if redis_up and (cur is None or cur.owner != t.name):
             self._refuse_promotion(f"{t.name} no longer owns the LAGs "
                                    f"({cur.owner if cur else 'nobody'} does)")
@@ -737,20 +739,9 @@ class HandoverDriver:
         if not plan.promote:
             self._refuse_promotion(f"{t.name} {loss.value}: {plan.why}")
             return False
-        epoch = (cur.epoch if cur else (t.epoch or 0)) + 1
-        if plan.cas:
-            assert cur is not None
-            try:
-                won = await self.blocking(self.store.promote_cas, cur.epoch, t.name,
-                                          self.name, watch.last_seen)
-            except Exception as e:
-                self._refuse_promotion(f"{t.name} {loss.value}: epoch not moved ({e})")
-                return False
-            if won is None:
-                self._refuse_promotion(f"{t.name} {loss.value}: it confirmed itself alive, or "
-                                       "another instance moved the epoch first")
-                return False
-            epoch = won.epoch
+        epoch = await self._fence_epoch(plan, cur, loss, watch)
+        if epoch is None:
+            return False
         t_fenced = time.monotonic()
         if plan.kill and not await self.blocking(_kill_and_wait, t.pid, t.starttime):
             # the epoch moved, so it can no longer write APPL_DB; but it may still write the
@@ -760,33 +751,18 @@ class HandoverDriver:
         t_killed = time.monotonic()
         if not self.rm.is_in(Role.STANDBY):  # a takeover by signal won meanwhile
             return self.rm.is_in(Role.ACTIVE)
-        if plan.from_final:
-            meta, lags = await self.blocking(self.store.read_final, t.name)
-            if meta is None:
-                shadow = self._last_shadow
-                meta, lags = shadow if shadow else (None, {})
-        else:
-            shadow = self._last_shadow
-            meta, lags = shadow if shadow else (None, {})
+        meta, lags = await self._promotion_state(plan.from_final, t.name)
         self._follow_stop.set()
         if meta is not None:
             problems = self._restore(meta, lags, taking_over=True)
             if problems:
                 log.warning("%s: promoted with differences: %s", self.name, "; ".join(problems))
         adopted = self._adopt_wire_tx()
-        running_lags = self.runner.lags
-        awaiting = frozenset(p for r in running_lags.values() for p in r.lacp.ports
+        awaiting = frozenset(p for r in self.runner.lags.values() for p in r.lacp.ports
                              if r.lacp.port_view(p)["state"] != "disabled")
-        # the old owner's last PDU per port: the snapshot's, or the wire's where it is later
-        wire = self.wire.last if self.wire is not None else {}
-        last_tx: dict[str, float | None] = {}
-        for d in lags.values():
-            for p, pd in d["ports"].items():
-                w = wire.get(p)
-                snap_tx = pd.get("last_tx")
-                last_tx[p] = max(w.at, snap_tx or 0.0) if w is not None else snap_tx
         self.handed_from = HandedFrom(owner=t.name, epoch=t.epoch,
-                                      t=meta.t if meta else None, last_tx=last_tx)
+                                      t=meta.t if meta else None,
+                                      last_tx=self._old_owner_last_tx(lags))
         self.handle(Event.PROMOTED, epoch=epoch, ports=awaiting)
         self._apply_config_changed_meanwhile(lags)
         self.runner.sync_dataplane()
@@ -807,6 +783,56 @@ class HandoverDriver:
                     took * 1000)
         self._put_instance_record()
         return True
+
+
+    async def _current_owner(self) -> tuple[bool, Owner | None]:
+        """(Redis answered, the owner record); with Redis down, the last owner we saw."""
+        try:
+            return True, await asyncio.wait_for(self.blocking(self.store.owner), 1.0)
+        except (TimeoutError, *REDIS_DOWN):
+            return False, self.last_owner
+
+    async def _fence_epoch(self, plan: Plan, cur: Owner | None, loss: Loss,
+                           watch: Watch) -> int | None:
+        """The epoch we promote at: moved by CAS where the plan says so (the fence), else the
+        next one; None (and the refusal said) if the fence failed."""
+        t = watch.target
+        if not plan.cas:
+            return (cur.epoch if cur else (t.epoch or 0)) + 1
+        assert cur is not None
+        try:
+            won = await self.blocking(self.store.promote_cas, cur.epoch, t.name, self.name,
+                                      watch.last_seen)
+        except Exception as e:
+            self._refuse_promotion(f"{t.name} {loss.value}: epoch not moved ({e})")
+            return None
+        if won is None:
+            self._refuse_promotion(f"{t.name} {loss.value}: it confirmed itself alive, or "
+                                   "another instance moved the epoch first")
+            return None
+        return won.epoch
+
+    async def _promotion_state(self, from_final: bool, owner: str
+                               ) -> tuple[SnapshotMeta | None, dict[str, dict[str, Any]]]:
+        """What we take over from: the owner's final snapshot where it wrote one (a yield in
+        flight), else the state we shadowed."""
+        if from_final:
+            meta, lags = await self.blocking(self.store.read_final, owner)
+            if meta is not None:
+                return meta, lags
+        shadow = self._last_shadow
+        return shadow if shadow else (None, {})
+
+    def _old_owner_last_tx(self, lags: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+        """The old owner's last PDU per port: the snapshot's, or the wire's where it is later."""
+        wire = self.wire.last if self.wire is not None else {}
+        last_tx: dict[str, float | None] = {}
+        for d in lags.values():
+            for p, pd in d["ports"].items():
+                w = wire.get(p)
+                snap_tx = pd.get("last_tx")
+                last_tx[p] = max(w.at, snap_tx or 0.0) if w is not None else snap_tx
+        return last_tx
 
     def _adopt_wire_tx(self) -> int:
         """Each port's schedule from the owner's last PDU as the wire showed it (hld §14.2)."""

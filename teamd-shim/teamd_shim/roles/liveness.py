@@ -6,7 +6,7 @@ kernel closes the connection when the owner's process dies, however it dies (SIG
 crash), in every runtime: the standby learns of a death within milliseconds, without Redis,
 without the supervisor. A hang (SIGSTOP, `docker pause`, a stuck loop) shows as heartbeats that
 stop while the connection stays open. hld §14 has the rules; this module is them, with `now`
-as an argument, so they are tested with a fake clock (tests/unit/test_liveness.py).
+as an argument, so they are tested with a fake clock (tests/unit/roles/test_liveness.py).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ retired  handed over; exits without touching anything
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -291,49 +292,95 @@ class RoleMachine:
 
     def _enter(self, before: Role, event: Event, now: float, epoch: int | None,
                ports: frozenset[str]) -> list[Effect]:
-        if event is Event.YIELD:
-            self.yielded_at, self.final_written, self.superseded = now, False, False
-            return [WriteFinal()]
-        if event is Event.FINAL_WRITTEN:
-            self.final_written = True
-            self.auto_resume_at = now + AUTO_RESUME_S
+        """What entering the new role does: one handler per event, as the table has one row per
+        legal (role, event)."""
+        handler = _ENTRY.get(event)
+        if handler is None:  # pragma: no cover
+            raise AssertionError(f"unhandled event {event}")
+        return handler(self, before, now, epoch, ports)
+
+    def _on_yield(self, before: Role, now: float, epoch: int | None,
+                  ports: frozenset[str]) -> list[Effect]:
+        self.yielded_at, self.final_written, self.superseded = now, False, False
+        return [WriteFinal()]
+
+    def _on_final_written(self, before: Role, now: float, epoch: int | None,
+                          ports: frozenset[str]) -> list[Effect]:
+        self.final_written = True
+        self.auto_resume_at = now + AUTO_RESUME_S
+        return []
+
+    def _on_final_failed(self, before: Role, now: float, epoch: int | None,
+                         ports: frozenset[str]) -> list[Effect]:
+        self.yielded_at = None
+        return [ResumeLocal()]
+
+    def _on_auto_resume_due(self, before: Role, now: float, epoch: int | None,
+                            ports: frozenset[str]) -> list[Effect]:
+        if before is not Role.YIELDED or self.epoch is None:
             return []
-        if event is Event.FINAL_FAILED:
-            self.yielded_at = None
-            return [ResumeLocal()]
-        if event is Event.AUTO_RESUME_DUE:
-            if before is not Role.YIELDED or self.epoch is None:
-                return []
-            return [CompareAndSetSelf(self.epoch)]
-        if event is Event.RESUMED:
-            if before is not Role.YIELDED:
-                return []
-            self.epoch = epoch if epoch is not None else self.epoch
-            self.yielded_at, self.auto_resume_at, self.retire_at = None, None, None
-            self.superseded = False
-            return [ResumeLocal()]
-        if event is Event.SUPERSEDED:
-            if before is Role.YIELDED:
-                self.superseded = True
-                self.auto_resume_at = None
-                self.retire_at = now + RETIRE_WHEN_SUPERSEDED_S
+        return [CompareAndSetSelf(self.epoch)]
+
+    def _on_resumed(self, before: Role, now: float, epoch: int | None,
+                    ports: frozenset[str]) -> list[Effect]:
+        if before is not Role.YIELDED:
             return []
-        if event is Event.ALIVE_CONFIRMED:
-            if not self.suspect:
-                return []
-            self.suspect, self.last_beat = False, now
-            return [ResumeAfterStall()]
-        if event is Event.FENCED:
-            self.suspect = False
-            self.auto_resume_at = self.retire_at = self.shadow_at = None
-            return [Exit()]
-        if event is Event.UNREACHABLE:
-            return []  # keep transmitting (liveness), wait for the orchestrator or Redis
-        if event in (Event.TAKEN_OVER, Event.PROMOTED):
-            self.epoch = epoch
-            self.confirmation = Confirmation(at=now, awaiting=set(ports))
-            return self._maybe_confirmed(self.confirmation)  # nothing can transmit: done
-        if event in (Event.RETIRE, Event.RETIRE_DUE):
-            self.auto_resume_at = self.retire_at = None
-            return [] if before is Role.RETIRED else [Exit()]
-        raise AssertionError(f"unhandled event {event}")  # pragma: no cover
+        self.epoch = epoch if epoch is not None else self.epoch
+        self.yielded_at, self.auto_resume_at, self.retire_at = None, None, None
+        self.superseded = False
+        return [ResumeLocal()]
+
+    def _on_superseded(self, before: Role, now: float, epoch: int | None,
+                       ports: frozenset[str]) -> list[Effect]:
+        if before is Role.YIELDED:
+            self.superseded = True
+            self.auto_resume_at = None
+            self.retire_at = now + RETIRE_WHEN_SUPERSEDED_S
+        return []
+
+    def _on_alive_confirmed(self, before: Role, now: float, epoch: int | None,
+                            ports: frozenset[str]) -> list[Effect]:
+        if not self.suspect:
+            return []
+        self.suspect, self.last_beat = False, now
+        return [ResumeAfterStall()]
+
+    def _on_fenced(self, before: Role, now: float, epoch: int | None,
+                   ports: frozenset[str]) -> list[Effect]:
+        self.suspect = False
+        self.auto_resume_at = self.retire_at = self.shadow_at = None
+        return [Exit()]
+
+    def _on_unreachable(self, before: Role, now: float, epoch: int | None,
+                        ports: frozenset[str]) -> list[Effect]:
+        return []  # keep transmitting (liveness), wait for the orchestrator or Redis
+
+    def _on_owner(self, before: Role, now: float, epoch: int | None,
+                  ports: frozenset[str]) -> list[Effect]:
+        """Taken over or promoted: the owner of `epoch`, confirmed once every port sent."""
+        self.epoch = epoch
+        self.confirmation = Confirmation(at=now, awaiting=set(ports))
+        return self._maybe_confirmed(self.confirmation)  # nothing can transmit: done
+
+    def _on_retire(self, before: Role, now: float, epoch: int | None,
+                   ports: frozenset[str]) -> list[Effect]:
+        self.auto_resume_at = self.retire_at = None
+        return [] if before is Role.RETIRED else [Exit()]
+
+
+_Entry = Callable[[RoleMachine, Role, float, int | None, frozenset[str]], list[Effect]]
+_ENTRY: dict[Event, _Entry] = {
+    Event.YIELD: RoleMachine._on_yield,
+    Event.FINAL_WRITTEN: RoleMachine._on_final_written,
+    Event.FINAL_FAILED: RoleMachine._on_final_failed,
+    Event.AUTO_RESUME_DUE: RoleMachine._on_auto_resume_due,
+    Event.RESUMED: RoleMachine._on_resumed,
+    Event.SUPERSEDED: RoleMachine._on_superseded,
+    Event.ALIVE_CONFIRMED: RoleMachine._on_alive_confirmed,
+    Event.FENCED: RoleMachine._on_fenced,
+    Event.UNREACHABLE: RoleMachine._on_unreachable,
+    Event.TAKEN_OVER: RoleMachine._on_owner,
+    Event.PROMOTED: RoleMachine._on_owner,
+    Event.RETIRE: RoleMachine._on_retire,
+    Event.RETIRE_DUE: RoleMachine._on_retire,
+}

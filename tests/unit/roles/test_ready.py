@@ -10,8 +10,7 @@ import dataclasses
 import time
 
 import pytest
-from test_lacp_machines import PORTS, SYS_A, SYS_B, SYS_C, Wire, make_lag
-from test_replay import CFG, partner_frame
+from helpers.lacp_wire import CFG, PORTS, SYS_A, SYS_B, SYS_C, Wire, make_lag, partner_frame
 
 from teamd_shim.daemon.runner import LagRunner
 from teamd_shim.db.ownership import OwnerStore

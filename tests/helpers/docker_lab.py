@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "integration"))
+from teamd_lab.holder import IMAGE_REPO, TEAMD, HolderLab, remove_quietly
 
-from teamd_lab.holder import IMAGE_REPO, TEAMD, HolderLab, remove_quietly  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 __all__ = ["IMAGE_REPO", "TEAMD", "HolderLab", "remove_quietly"]
 UPGRADE_VERSION = os.environ.get("TEAMD_HITLESS_UPGRADE_VERSION", "0.1.1.dev1")

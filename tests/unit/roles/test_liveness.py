@@ -4,7 +4,7 @@ the role machine's promotion row; a promoted core's schedule taken from the wire
 from __future__ import annotations
 
 import pytest
-from test_lacp_machines import SYS_A, SYS_B, Wire, make_lag
+from helpers.lacp_wire import SYS_A, SYS_B, Wire, make_lag
 
 from teamd_shim.lacp import FAST_PERIODIC
 from teamd_shim.roles.liveness import (

@@ -8,17 +8,13 @@ same stamp for one frame (tests/integration/test_packet_stamps.py).
 
 from __future__ import annotations
 
-from test_lacp_machines import PORTS, SYS_A, SYS_B, Wire, make_lag
+from helpers.lacp_wire import CFG, PORTS, SYS_A, SYS_B, Wire, make_lag, partner_frame
 
 from teamd_shim.io.links import LinkInfo
 from teamd_shim.lacp import Lag, LagSettings
-from teamd_shim.model.config import LagConfig
 from teamd_shim.model.contract import SnapshotMeta
 from teamd_shim.model.running_lag import RunningLag
 from teamd_shim.roles.replay import RxLog, restore
-
-CFG = LagConfig(name="PortChannel1", admin_up=True, mtu=9100, min_links=1, fast_rate=True,
-                key=1, system="02:00:00:00:00:aa", members=tuple(PORTS))
 
 
 def cut_at(t: float, rx_cut: dict[str, int]) -> SnapshotMeta:
@@ -46,12 +42,6 @@ def links(up: bool = True) -> dict[str, LinkInfo]:
 
 def rx_pdus(lags: dict[str, RunningLag], port: str) -> int:
     return int(lags["PortChannel1"].lacp.port_view(port)["rx_pdus"])
-
-
-def partner_frame(b: Lag, port: str, now: float) -> bytes:
-    b.on_timer(now)
-    b.refresh(now)
-    return b.would_send(port)
 
 
 def test_a_frame_the_owner_applied_is_not_applied_again_however_late_we_read_it() -> None:

@@ -7,6 +7,17 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from helpers.lacp_wire import (
+    PORTS,
+    STEADY_FAST,
+    SYS_A,
+    SYS_B,
+    SYS_C,
+    Wire,
+    make_lag,
+    negotiated_pair,
+    state_of,
+)
 
 from teamd_shim.lacp import (
     ACTIVITY,
@@ -32,68 +43,6 @@ from teamd_shim.lacp import (
     encode_marker,
     parse_mac,
 )
-
-SYS_A = bytes.fromhex("0200000000aa")
-SYS_B = bytes.fromhex("0200000000bb")
-SYS_C = bytes.fromhex("0200000000cc")
-PORTS = {"e0": 1, "e1": 2}
-STEADY_FAST = ACTIVITY | TIMEOUT | AGGREGATION | SYNC | COLLECTING | DISTRIBUTING  # 0x3F
-
-
-def make_lag(system: bytes, key: int, *, now: float = 0.0, link_up: bool = True, **kw) -> Lag:
-    lag = Lag(LagSettings("PortChannel1", system, key, **kw))
-    for name, num in PORTS.items():
-        mac = system[:4] + bytes([0x10, num])
-        lag.add_port(name, port_number=num, mac=mac, link_up=link_up, now=now)
-    return lag
-
-
-class Wire:
-    """Two Lags joined port-to-port by a zero-delay wire; records every frame sent."""
-
-    def __init__(self, a: Lag, b: Lag, now: float = 0.0) -> None:
-        self.a, self.b = a, b
-        self.now = now
-        self.cut: set[str] = set()  # "a" or "b": that side's transmissions are lost
-        self.log: list[tuple[float, str, str, bytes]] = []
-
-    def step(self) -> None:
-        for _ in range(10):
-            moved = False
-            for side, x, y in (("a", self.a, self.b), ("b", self.b, self.a)):
-                x.on_timer(self.now)
-                for port, frame in x.frames_to_send(self.now):
-                    moved = True
-                    self.log.append((self.now, side, port, frame))
-                    if side not in self.cut:
-                        y.receive(port, frame, self.now)
-            if not moved:
-                return
-
-    def run_until(self, end: float) -> None:
-        self.step()
-        while True:
-            ds = [d for d in (self.a.next_deadline(), self.b.next_deadline()) if d is not None]
-            if not ds or min(ds) > end:
-                break
-            self.now = max(self.now, min(ds))
-            self.step()
-        self.now = end
-        self.step()
-
-    def tx_times(self, side: str, port: str, since: float = 0.0) -> list[float]:
-        return [t for t, s, p, _ in self.log if s == side and p == port and t >= since]
-
-
-def negotiated_pair(**kw_b) -> Wire:
-    wire = Wire(make_lag(SYS_A, 1), make_lag(SYS_B, 2, **kw_b))
-    wire.run_until(5.0)
-    return wire
-
-
-def state_of(frame: bytes) -> int:
-    return decode_frame(frame)[1].actor.state
-
 
 # ---- negotiation -----------------------------------------------------------------------
 
@@ -132,7 +81,7 @@ def test_back_to_back_reach_collecting_distributing():
 
 def test_negotiates_with_captured_ovs_frames():
     """A Lag whose identity matches the capture accepts OVS's negotiated PDUs at once."""
-    capture = json.loads((Path(__file__).parents[1] / "data" / "ovs_lacpdus.json").read_text())
+    capture = json.loads((Path(__file__).parents[2] / "data" / "ovs_lacpdus.json").read_text())
     lag = Lag(LagSettings("PortChannel1", parse_mac(capture["our_system"]), capture["our_key"]))
     for entry in capture["negotiated"]:
         num = decode_frame(bytes.fromhex(entry["hex"]))[1].partner.port

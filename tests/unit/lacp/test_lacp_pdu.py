@@ -28,7 +28,7 @@ from teamd_shim.lacp import (
     parse_mac,
 )
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "ovs_lacpdus.json"
+DATA = Path(__file__).resolve().parents[2] / "data" / "ovs_lacpdus.json"
 SRC = bytes.fromhex("020000000201")
 ACTOR = PortInfo(0x1234, bytes.fromhex("0a0b0c0d0e0f"), 0x5678, 0x9ABC, 0xDEF0, 0x3F)
 PARTNER = PortInfo(0x0102, bytes.fromhex("111213141516"), 0x0304, 0x0506, 0x0708, 0xC5)

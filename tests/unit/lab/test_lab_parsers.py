@@ -19,7 +19,7 @@ from teamd_lab.ovs_text import (
 )
 from teamd_lab.topology import config_db_hashes, dut_port_mac, lag_index, plan
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 
 
 def sample(name: str) -> str:

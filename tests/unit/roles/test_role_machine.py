@@ -337,7 +337,7 @@ FAILURE_MATRIX = {
 
 
 def hld_failure_matrix_rows() -> list[str]:
-    text = (Path(__file__).resolve().parents[2] / "hld" / "teamd-hitless-hld.md").read_text()
+    text = (Path(__file__).resolve().parents[3] / "hld" / "teamd-hitless-hld.md").read_text()
     section = text.split("## 9. Failure matrix", 1)[1].split("\n## ", 1)[0]
     rows = [line.split("|")[1].strip() for line in section.splitlines()
             if line.startswith("| ") and not line.startswith("| fault")]

@@ -1,0 +1,1 @@
+"""Code shared by the test tiers: the LACP wire simulator, lab waits, recorders."""
