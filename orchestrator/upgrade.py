@@ -24,7 +24,7 @@ def _refused(reason: str) -> Outcome:
 
 
 def _tag_of(image: Any) -> str:
-    return image.tags[0] if image.tags else image.id
+    return str(image.tags[0] if image.tags else image.id)
 
 
 def upgrade(endpoint: Endpoint, source: str, *, tag: str | None, cleanup_image: bool,

@@ -208,7 +208,8 @@ class SonicDBConfig:
         dbs = SonicDBConfig._get()["DATABASES"]
         if db_name not in dbs:
             raise RuntimeError(f"{db_name} is not a valid DB name in the database config")
-        return dbs[db_name]
+        info: dict[str, Any] = dbs[db_name]
+        return info
 
     @staticmethod
     def getDbList(netns: str = "") -> list[str]:
@@ -239,7 +240,7 @@ class SonicDBConfig:
         _check_namespace(netns)
         for name, info in SonicDBConfig._get()["DATABASES"].items():
             if int(info["id"]) == db_id:
-                return name
+                return str(name)
         return None
 
     @staticmethod
@@ -534,7 +535,8 @@ class DBConnector:
 
     def pubsub(self) -> PubSub:
         """A redis-py PubSub on this database (the real one returns swss::PubSub)."""
-        return self._client.pubsub()
+        ps: PubSub = self._client.pubsub()
+        return ps
 
 
 # --------------------------------------------------------------------------------------------

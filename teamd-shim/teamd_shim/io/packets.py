@@ -73,7 +73,7 @@ def kernel_stamp(ancdata: list[tuple[int, int, bytes]]) -> int:
     for level, kind, data in ancdata:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= TIMESPEC.size:
             sec, nsec = TIMESPEC.unpack_from(data)
-            return sec * 1_000_000_000 + nsec
+            return int(sec) * 1_000_000_000 + int(nsec)
     return 0
 
 

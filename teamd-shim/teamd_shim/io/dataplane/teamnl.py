@@ -202,7 +202,7 @@ class TeamNL:
             raise
 
     def fileno(self) -> int:
-        return self.sock.fileno()
+        return int(self.sock.fileno())
 
     def _request(self, cmd: int, team: int) -> list[Any]:
         msg = teammsg()
