@@ -44,9 +44,9 @@ from teamd_shim.io.identity import container_id, host_id, pid_namespace
 from teamd_shim.io.links import LinkInfo
 from teamd_shim.io.timers import rearm
 from teamd_shim.io.wire_tap import WireTap
-from teamd_shim.lacp import PduError, PortInfo, decode_frame
 from teamd_shim.model.contract import HandedFrom, InstanceInfo, SnapshotMeta
 from teamd_shim.model.running_lag import RunningLag
+from teamd_shim.roles import readiness
 from teamd_shim.roles.hot_standby import HotWatcher
 from teamd_shim.roles.liveness import (
     HEARTBEAT_EVERY_S,
@@ -74,7 +74,7 @@ from teamd_shim.roles.machine import (
     RoleMachine,
     WriteFinal,
 )
-from teamd_shim.roles.replay import RX_KEEP_S, RxLog, restore
+from teamd_shim.roles.replay import RxLog, restore
 
 
 class LagHost(Protocol):
@@ -99,7 +99,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 FOLLOW_EVERY_S = 0.25  # how often a standby reads the active's published state
-SNAPSHOT_FRESH_S = 2.0  # a standby is READY only on a snapshot younger than this
 WATCH_LEASE_S = 2.0  # shadow publishing while a hot standby watches, renewed every heartbeat
 WATCH_BUFFER_MAX = 65536  # a watcher that reads nothing (stopped) gets no more heartbeats
 KILL_WAIT_S = 1.0  # how long a promotion waits to see the fenced owner's process gone
@@ -479,66 +478,23 @@ class HandoverDriver:
             return
         running_lags = self.runner.lags
         self._last_shadow = (meta, lags)
+        now = time.monotonic()
         problems = self._restore(meta, lags)
-        if not running_lags:
-            problems.append("no LAG configured yet")
-        age = time.monotonic() - meta.t
-        if age > SNAPSHOT_FRESH_S:
-            problems.append(f"active's state is {age:.1f} s old")
+        problems += readiness.snapshot_problems(running_lags, meta.t, now)
         if not problems:
-            for name, running in running_lags.items():
-                for port in running.lacp.ports:
-                    if not running.lacp.can_transmit(port):
-                        # a member whose link is down sends nothing, now or after a takeover:
-                        # its last PDU (sent while up) cannot and need not match (before, a
-                        # link going down while a standby started blocked READY until it came
-                        # back, and the run rolled back)
-                        continue
-                    want = lags[name]["ports"][port].get("last_tx_frame")
-                    if want and running.lacp.would_send(port) != bytes.fromhex(want):
-                        problems.append(f"{name}/{port}: our PDU differs from the active's")
+            problems += readiness.pdu_mismatches(running_lags, lags)
         problems += self.runner.kernel_differs()
         if not problems:
             problems += self._own_view_differs(lags)
-        ready = not problems
-        if ready != self.ready:
-            log.info("%s: %s", self.name, "READY" if ready else f"not ready: {problems[0]}")
-        self.ready = ready
-        self.ready_detail = "identical PDUs on every port" if ready else "; ".join(problems[:3])
+        judged = readiness.Readiness.of(problems)
+        if judged.ready != self.ready:
+            log.info("%s: %s", self.name, "READY" if judged.ready else f"not ready: {problems[0]}")
+        self.ready, self.ready_detail = judged.ready, judged.detail
 
     def _own_view_differs(self, lags: dict[str, dict[str, Any]]) -> list[str]:
-        """READY from our own view too, not only from the active's snapshot compared with
-        itself: on every port the snapshot has current with a fast partner, we must have heard
-        that same partner (system, key, port) ourselves within the last RX_KEEP_S, on our own
-        socket. Slow-rate LAGs are not judged (their partner speaks every 30 s)."""
-        heard: dict[str, bytes] = {}
-        now = time.monotonic()
-        for r in self.rx:
-            if len(r.frame) > 14 and r.frame[14] == 1 and now - r.at <= RX_KEEP_S:  # LACPDUs
-                heard[r.port] = r.frame
-        out = []
-        for name, d in lags.items():
-            if not d.get("settings", {}).get("fast_rate"):
-                continue
-            for port, pd in d.get("ports", {}).items():
-                if pd.get("rx_state") != "current":
-                    continue
-                want = PortInfo.from_dict(pd["partner"])
-                last = heard.get(port)
-                if last is None:
-                    out.append(f"{name}/{port}: not heard the partner ourselves yet")
-                    continue
-                try:
-                    got = decode_frame(last)[1].actor
-                except PduError:
-                    out.append(f"{name}/{port}: last frame we heard is not a LACPDU")
-                    continue
-                if (got.system, got.system_priority, got.key, got.port) != (
-                        want.system, want.system_priority, want.key, want.port):
-                    out.append(f"{name}/{port}: we hear partner {got.to_dict()['system']} "
-                               f"port {got.port}, the active {want.to_dict()['system']} "
-                               f"port {want.port}")
-        return out
+        """READY from our own view too (readiness.own_view_differs); a method so that a test
+        can take the check out and watch the deaf standby become READY without it."""
+        return readiness.own_view_differs(lags, self.rx, time.monotonic())
 
     async def do_takeover(self) -> dict[str, Any]:
         """SIGRTMIN: adopt the yielded owner's final snapshot and its epoch, then transmit."""

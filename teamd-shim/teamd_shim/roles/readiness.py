@@ -1,0 +1,94 @@
+"""Is a standby READY to take the LAGs over? Pure: the judgement, not the Redis or the loop.
+
+READY means a takeover now would be invisible to the partner (hld §7): the active's state is
+fresh, every port that can transmit would send the very PDU the active sent last, the kernel
+agrees with our view, and on every port where the active hears a fast partner we heard that same
+partner ourselves, on our own socket, recently. The last rule is why this is judged from our own
+view and not only from the active's snapshot compared with itself: restoring the snapshot makes
+our PDUs byte-identical whether or not our socket hears anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from teamd_shim.lacp import PduError, PortInfo, decode_frame
+from teamd_shim.model.running_lag import RunningLag
+from teamd_shim.roles.replay import RX_KEEP_S, Received
+
+SNAPSHOT_FRESH_S = 2.0  # an active's shadow older than this is not a state to take over from
+READY_DETAIL = "identical PDUs on every port"
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    ready: bool
+    detail: str  # READY_DETAIL, or the first problems, for `status` and the log
+
+    @classmethod
+    def of(cls, problems: list[str]) -> Readiness:
+        return cls(not problems, READY_DETAIL if not problems else "; ".join(problems[:3]))
+
+
+def snapshot_problems(running_lags: Mapping[str, RunningLag], snapshot_t: float,
+                      now: float) -> list[str]:
+    problems = [] if running_lags else ["no LAG configured yet"]
+    age = now - snapshot_t
+    if age > SNAPSHOT_FRESH_S:
+        problems.append(f"active's state is {age:.1f} s old")
+    return problems
+
+
+def pdu_mismatches(running_lags: Mapping[str, RunningLag],
+                   lags: Mapping[str, dict[str, Any]]) -> list[str]:
+    """Ports where our next PDU is not the one the active sent last. A member whose link is
+    down sends nothing, now or after a takeover: its last PDU (sent while up) cannot and need
+    not match (before, a link going down while a standby started blocked READY until it came
+    back, and the run rolled back)."""
+    out = []
+    for name, running in running_lags.items():
+        for port in running.lacp.ports:
+            if not running.lacp.can_transmit(port):
+                continue
+            want = lags[name]["ports"][port].get("last_tx_frame")
+            if want and running.lacp.would_send(port) != bytes.fromhex(want):
+                out.append(f"{name}/{port}: our PDU differs from the active's")
+    return out
+
+
+def own_view_differs(lags: Mapping[str, dict[str, Any]], rx: Iterable[Received],
+                     now: float) -> list[str]:
+    """On every port the snapshot has current with a fast partner, we must have heard that same
+    partner (system, key, port) ourselves within the last RX_KEEP_S, on our own socket.
+    Slow-rate LAGs are not judged (their partner speaks every 30 s)."""
+    heard: dict[str, bytes] = {}
+    for r in rx:
+        if len(r.frame) > 14 and r.frame[14] == 1 and now - r.at <= RX_KEEP_S:  # LACPDUs
+            heard[r.port] = r.frame
+    out = []
+    for name, d in lags.items():
+        if not d.get("settings", {}).get("fast_rate"):
+            continue
+        for port, pd in d.get("ports", {}).items():
+            if pd.get("rx_state") == "current":
+                problem = _partner_differs(name, port, PortInfo.from_dict(pd["partner"]),
+                                           heard.get(port))
+                if problem:
+                    out.append(problem)
+    return out
+
+
+def _partner_differs(name: str, port: str, want: PortInfo, last: bytes | None) -> str:
+    if last is None:
+        return f"{name}/{port}: not heard the partner ourselves yet"
+    try:
+        got = decode_frame(last)[1].actor
+    except PduError:
+        return f"{name}/{port}: last frame we heard is not a LACPDU"
+    if (got.system, got.system_priority, got.key, got.port) != (
+            want.system, want.system_priority, want.key, want.port):
+        return (f"{name}/{port}: we hear partner {got.to_dict()['system']} port {got.port}, "
+                f"the active {want.to_dict()['system']} port {want.port}")
+    return ""

@@ -1,0 +1,64 @@
+"""The pure READY rules (roles/readiness.py) on real LACP cores and a fake clock."""
+
+from __future__ import annotations
+
+from helpers.lacp_wire import CFG, PORTS, SYS_A, SYS_B, SYS_C, Wire, make_lag, partner_frame
+
+from teamd_shim.model.running_lag import RunningLag
+from teamd_shim.roles import readiness
+from teamd_shim.roles.replay import RX_KEEP_S, Received
+
+
+def converged(partner_system: bytes = SYS_B):
+    a, b = make_lag(SYS_A, 1, fast_rate=True), make_lag(partner_system, 2, fast_rate=True)
+    Wire(a, b).run_until(5.0)
+    return a, b
+
+
+def heard(partner, at: float, ports=tuple(PORTS)) -> list[Received]:
+    return [Received(p, partner_frame(partner, p, 5.5), at, 10 + i) for i, p in enumerate(ports)]
+
+
+def test_the_same_partner_heard_recently_on_every_port_is_ready() -> None:
+    a, b = converged()
+    assert readiness.own_view_differs({"PortChannel1": a.to_dict()}, heard(b, 9.5), 10.0) == []
+
+
+def test_a_port_we_did_not_hear_or_heard_too_long_ago_is_named() -> None:
+    a, b = converged()
+    rx = heard(b, 10.0 - RX_KEEP_S - 0.1, ports=("e1",)) + heard(b, 9.9, ports=("e0",))
+    assert readiness.own_view_differs({"PortChannel1": a.to_dict()}, rx, 10.0) == [
+        "PortChannel1/e1: not heard the partner ourselves yet"]
+
+
+def test_another_partner_than_the_active_hears_is_named() -> None:
+    a, _b = converged(SYS_B)
+    _a2, other = converged(SYS_C)
+    out = readiness.own_view_differs({"PortChannel1": a.to_dict()}, heard(other, 9.5), 10.0)
+    assert len(out) == 2 and "we hear partner 02:00:00:00:00:cc" in out[0]
+
+
+def test_slow_rate_lags_are_not_judged_by_our_own_view() -> None:
+    a, b = make_lag(SYS_A, 1, fast_rate=False), make_lag(SYS_B, 2, fast_rate=False)
+    Wire(a, b).run_until(5.0)
+    assert readiness.own_view_differs({"PortChannel1": a.to_dict()}, [], 10.0) == []
+
+
+def test_our_pdus_must_be_the_actives() -> None:
+    a, _b = converged()
+    own = make_lag(SYS_A, 1, fast_rate=True)  # never converged: its PDUs differ
+    running = {"PortChannel1": RunningLag(cfg=CFG, lacp=own)}
+    out = readiness.pdu_mismatches(running, {"PortChannel1": a.to_dict()})
+    assert out == [f"PortChannel1/{p}: our PDU differs from the active's" for p in PORTS]
+
+
+def test_a_stale_or_empty_snapshot_is_not_ready() -> None:
+    running = {"PortChannel1": RunningLag(cfg=CFG, lacp=make_lag(SYS_A, 1))}
+    assert readiness.snapshot_problems(running, 8.5, 10.0) == []
+    assert readiness.snapshot_problems(running, 7.0, 10.0) == ["active's state is 3.0 s old"]
+    assert readiness.snapshot_problems({}, 10.0, 10.0) == ["no LAG configured yet"]
+
+
+def test_the_detail_names_at_most_three_problems() -> None:
+    assert readiness.Readiness.of([]) == readiness.Readiness(True, readiness.READY_DETAIL)
+    assert readiness.Readiness.of(list("abcd")).detail == "a; b; c"
