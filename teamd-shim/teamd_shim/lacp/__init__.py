@@ -27,7 +27,6 @@ from teamd_shim.lacp.lag import (
     Carrier,
     Intent,
     Lag,
-    LagSettings,
     LoopbackDetected,
     Notice,
     PortEnable,
@@ -47,6 +46,7 @@ from teamd_shim.lacp.pdu import (
     parse_mac,
 )
 from teamd_shim.lacp.port import MuxState, RxState, Selected
+from teamd_shim.lacp.settings import LagSettings
 
 __all__ = [
     "ACTIVITY",

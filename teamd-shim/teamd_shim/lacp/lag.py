@@ -14,21 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from teamd_shim.lacp import selection
 from teamd_shim.lacp.constants import (
-    AGGREGATION,
-    DEFAULT_RETRY_COUNT,
     FAST_PERIODIC,
-    RETRY_COUNT_HOLD,
-    RETRY_OVERRIDE_PER_COUNT,
-    RETRY_VERSION,
     SUBTYPE_MARKER,
     SYNC,
     TX_LIMIT,
 )
 from teamd_shim.lacp.pdu import (
     MARKER_INFORMATION,
-    ZERO_INFO,
-    Lacpdu,
     NotLacpError,
     PduError,
     PortInfo,
@@ -36,8 +30,6 @@ from teamd_shim.lacp.pdu import (
     decode_frame,
     decode_marker,
     encode_marker_response,
-    mac_str,
-    parse_mac,
 )
 from teamd_shim.lacp.port import (
     COUNTERS,
@@ -47,6 +39,8 @@ from teamd_shim.lacp.port import (
     RxState,
     Selected,
 )
+from teamd_shim.lacp.retry_count import RetryCount
+from teamd_shim.lacp.settings import LagSettings
 
 FORMAT_VERSION = 1
 _MAX_CONVERGE_ROUNDS = 64
@@ -97,70 +91,6 @@ class _Oneshot:
     marker_response: bool = False
 
 
-@dataclass
-class LagSettings:
-    """Admin configuration of one PortChannel (what CONFIG_DB and teamd's config give)."""
-
-    name: str
-    system: bytes
-    key: int
-    fast_rate: bool = True
-    min_links: int = 1
-    system_priority: int = 65535
-    active: bool = True
-    # 802.1AX Aggregate_Wait_Time is 2 s; teamd has no wait_while, hence 0 by default.
-    aggregate_wait: float = 0.0
-    # CONFIG_DB admin_status: down stops the LAG as teamd does (every port says goodbye, then
-    # no LACPDU, no member enabled, carrier down); PDUs are still received
-    admin_up: bool = True
-    # SONiC's retry count (hld §13.7): the count we announce in 0xf1 PDUs (CONFIG_DB
-    # `retry_count`, 3..10 like SONiC's CLI; 3 is the plain-LACP default)
-    retry_count: int = DEFAULT_RETRY_COUNT
-
-    def __post_init__(self) -> None:
-        if type(self.system) is not bytes or len(self.system) != 6:
-            raise ValueError(f"system must be 6 bytes, got {self.system!r}")
-        for name in ("key", "system_priority"):
-            if not 0 <= getattr(self, name) <= 0xFFFF:
-                raise ValueError(f"{name} out of range: {getattr(self, name)}")
-        if self.min_links < 0:
-            raise ValueError(f"min_links must be >= 0, got {self.min_links}")
-        if self.aggregate_wait < 0:
-            raise ValueError(f"aggregate_wait must be >= 0, got {self.aggregate_wait}")
-        if not DEFAULT_RETRY_COUNT <= self.retry_count <= 0xFF:
-            raise ValueError(f"retry_count must be 3..255, got {self.retry_count}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "system": mac_str(self.system),
-            "key": self.key,
-            "fast_rate": self.fast_rate,
-            "min_links": self.min_links,
-            "system_priority": self.system_priority,
-            "active": self.active,
-            "aggregate_wait": self.aggregate_wait,
-            "admin_up": self.admin_up,
-            "retry_count": self.retry_count,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> LagSettings:
-        return cls(
-            name=str(d["name"]),
-            system=parse_mac(d["system"]),
-            key=int(d["key"]),
-            fast_rate=bool(d["fast_rate"]),
-            min_links=int(d["min_links"]),
-            system_priority=int(d["system_priority"]),
-            active=bool(d["active"]),
-            aggregate_wait=float(d["aggregate_wait"]),
-            # absent in a snapshot from before admin state was honoured: it was up
-            admin_up=bool(d.get("admin_up", True)),
-            retry_count=int(d.get("retry_count", DEFAULT_RETRY_COUNT)),
-        )
-
-
 def _intent_key(it: Intent) -> tuple[str, str]:
     return ("port", it.port) if isinstance(it, PortEnable) else ("carrier", "")
 
@@ -185,28 +115,6 @@ def net_intents(intents: list[Intent]) -> list[Intent]:
             if last[_intent_key(it)] == i and _intent_value(it) != before[_intent_key(it)]]
 
 
-def _aggregator_key(port: Port) -> tuple[int, bytes, int, int]:
-    """Ports aggregate together iff they see the same partner system, priority and key, and
-    the partner lets them aggregate: a port whose partner says Individual (Aggregation bit
-    clear) is an aggregator of its own (802.1AX selection; Linux `__agg_has_partner` and
-    `is_individual`)."""
-    p = port.partner
-    alone = 0 if p.state & AGGREGATION else port.port_number
-    return (p.system_priority, p.system, p.key, alone)
-
-
-def _eligible(port: Port, cfg: LagSettings) -> bool:
-    """Selectable: current, or expired with a real partner identity (teamd: not defaulted or
-    disabled). A never-heard partner (all-zero identity) is not selectable, so a cold start
-    advertises Sync=0 instead of claiming an aggregator nobody agreed to. Nothing is
-    selectable while the LAG is admin down."""
-    if not port.link_up or not cfg.admin_up:
-        return False
-    if port.rx_state is RxState.CURRENT:
-        return True
-    return port.rx_state is RxState.EXPIRED and port.partner.system != ZERO_INFO.system
-
-
 class Lag:
     """A PortChannel's LACP speaker, pure and deterministic; see the module docstring."""
 
@@ -220,12 +128,7 @@ class Lag:
         # frames outside the periodic machine (goodbyes queued by an admin down, marker
         # responses), sent by the next frames_to_send
         self._oneshots: list[_Oneshot] = []
-        # retry-count extension state (hld §13.7), all of it carried by to_dict: the feature
-        # switch (teamdctl runner.enable_retry_count_feature), a count set at run time and
-        # when it lapses, and until when a plain PDU may not reset a partner's custom count
-        self._retry_feature = True
-        self._retry_override: tuple[int, float] | None = None
-        self._retry_hold_until: float | None = None
+        self._retry = RetryCount()  # SONiC's retry-count extension (retry_count.py)
 
     # ---- configuration -----------------------------------------------------------------
 
@@ -284,7 +187,7 @@ class Lag:
             raise ValueError(f"cannot rename LAG {self._settings.name} to {settings.name}")
         self._run_timers(now)
         old = self._settings
-        before = {p.name: p.frame(old, self.own_retry_count, self._retry_feature)
+        before = {p.name: p.frame(old, self.own_retry_count, self._retry.feature)
                   for p in self._order}
         if old.admin_up and not settings.admin_up:
             # teamd on admin down: every port DISABLED, one last PDU each, then silence
@@ -304,10 +207,10 @@ class Lag:
                 port.partner = port.partner.with_state(port.partner.state & ~SYNC)
             port.periodic_update(now, settings)
         self._converge(now)
-        if settings.retry_count != old.retry_count and self._retry_override is None:
-            self._announce_retry_count()
+        if settings.retry_count != old.retry_count and self._retry.override is None:
+            self._retry.announce(self._order)
         for port in self._order:
-            if port.frame(settings, self.own_retry_count, self._retry_feature) != before[port.name]:
+            if port.frame(settings, self.own_retry_count, self._retry.feature) != before[port.name]:
                 port.ntt = True
         self._update_carrier()
 
@@ -321,7 +224,7 @@ class Lag:
         port.link_up = up
         if up:
             port.enter_expired(now)
-            self._retry_override = None
+            self._retry.end_override()
         else:
             port.down_count += 1
             port.enter_port_disabled()
@@ -359,7 +262,7 @@ class Lag:
                 self._notices.append(LoopbackDetected(cfg.name, name))
             return False
         port.loopback = False
-        if not self._retry_count_received(port, pdu, now):
+        if not self._retry.received(port, pdu, now):
             port.rx_bad += 1
             return False
         port.rx_pdus += 1
@@ -368,9 +271,7 @@ class Lag:
         self._converge(now)
         # update_NTT, teamd-style: any difference in the 15 bytes echoing us gets an answer, and
         # so does a partner with the wrong idea of our retry count
-        if pdu.partner != port.actor(cfg) or (
-                pdu.partner_retry_count is not None and self._retry_feature
-                and pdu.partner_retry_count != self.own_retry_count):
+        if pdu.partner != port.actor(cfg) or self._retry.partner_wrong(pdu, cfg):
             port.ntt = True
         return True
 
@@ -379,7 +280,7 @@ class Lag:
 
     def next_deadline(self) -> float | None:
         """Earliest absolute deadline of any timer (rx, wait_while, periodic TX, rate hold)."""
-        best = None if self._retry_override is None else self._retry_override[1]
+        best = self._retry.deadline()
         for port in self._order:
             for t in (port.current_while, port.wait_while, port.next_tx, port.tx_hold):
                 if t is not None and (best is None or t < best):
@@ -412,7 +313,7 @@ class Lag:
             if release is not None and now < release:
                 port.tx_hold = release
                 continue
-            frame = port.frame(cfg, self.own_retry_count, self._retry_feature)
+            frame = port.frame(cfg, self.own_retry_count, self._retry.feature)
             port.transmitted(frame, now)
             out.append((port.name, frame))
         return out
@@ -491,7 +392,7 @@ class Lag:
 
     def would_send(self, name: str) -> bytes:
         """The frame this port would transmit now; no side effects (standby READY check)."""
-        return self._ports[name].frame(self._settings, self.own_retry_count, self._retry_feature)
+        return self._ports[name].frame(self._settings, self.own_retry_count, self._retry.feature)
 
     def pop_intents(self) -> list[Intent]:
         """The net dataplane changes since the last call: a member (or the carrier) that went
@@ -506,71 +407,26 @@ class Lag:
     @property
     def own_retry_count(self) -> int:
         """The count we announce: one set at run time while it lasts, else the configured one."""
-        if not self._retry_feature:
-            return DEFAULT_RETRY_COUNT
-        if self._retry_override is not None:
-            return self._retry_override[0]
-        return self._settings.retry_count
+        return self._retry.own(self._settings)
 
     @property
     def retry_count_feature(self) -> bool:
-        return self._retry_feature
+        return self._retry.feature
 
     def set_retry_count(self, count: int, now: float) -> None:
         """teamdctl `state item set runner.retry_count N`: announce N on every selected port
         at once (as 0xf1, trusting that whoever sets it checked the partner speaks it); it
         lapses after N x 3 min or when any port expires; 3 ends it."""
-        if not self._retry_feature:
-            raise ValueError("the retry count feature is disabled "
-                             "(runner.enable_retry_count_feature is false)")
-        if not DEFAULT_RETRY_COUNT <= count <= 0xFF:
-            raise ValueError(f"retry_count must be 3..255, got {count}")
+        self._retry.check(count)
         self._run_timers(now)
-        if count == self.own_retry_count:
-            return
-        self._retry_override = (count, now + count * RETRY_OVERRIDE_PER_COUNT)
-        self._announce_retry_count()
+        if self._retry.set(count, now, self._settings):
+            self._retry.announce(self._order)
 
     def set_retry_count_feature(self, enabled: bool, now: float) -> None:
         """teamdctl `runner.enable_retry_count_feature`: off means plain LACP only (0xf1 PDUs
         are read like any version, every count back to 3)."""
         self._run_timers(now)
-        if enabled == self._retry_feature:
-            return
-        self._retry_feature = enabled
-        if not enabled:
-            self._retry_override = None
-            self._retry_hold_until = None
-            for port in self._order:
-                port.partner_retry_count = DEFAULT_RETRY_COUNT
-                if port.selected is Selected.SELECTED:
-                    port.ntt = True
-
-    def _announce_retry_count(self) -> None:
-        for port in self._order:
-            if port.selected is Selected.SELECTED:
-                port.rx_version = RETRY_VERSION
-                port.ntt = True
-
-    def _retry_count_received(self, port: Port, pdu: Lacpdu, now: float) -> bool:
-        """Patched teamd's receive rules (hld §13.7); False: drop the PDU (a count below 3)."""
-        if pdu.version == RETRY_VERSION and self._retry_feature:
-            count = pdu.actor_retry_count
-            assert count is not None  # the codec guarantees it for 0xf1
-            if count < DEFAULT_RETRY_COUNT:
-                return False
-            port.partner_retry_count = count
-            if count != DEFAULT_RETRY_COUNT:
-                self._retry_hold_until = now + RETRY_COUNT_HOLD
-        elif port.partner_retry_count != DEFAULT_RETRY_COUNT and (
-                self._retry_hold_until is not None and now < self._retry_hold_until):
-            pass  # a plain PDU within 60 s of the last 0xf1 does not reset the count
-        else:
-            port.partner_retry_count = DEFAULT_RETRY_COUNT
-        if pdu.version != port.rx_version:
-            port.rx_version = pdu.version
-            port.ntt = True  # acknowledge the change of version at once
-        return True
+        self._retry.set_feature(enabled, self._order)
 
     def pop_notices(self) -> list[Notice]:
         notices, self._notices = self._notices, []
@@ -618,11 +474,7 @@ class Lag:
             "settings": self._settings.to_dict(),
             "carrier": self._carrier,
             "ports": {p.name: p.to_dict(self._settings) for p in self._order},
-            "retry": {
-                "feature": self._retry_feature,
-                "override": None if self._retry_override is None else list(self._retry_override),
-                "hold_until": self._retry_hold_until,
-            },
+            "retry": self._retry.to_dict(),
         }
 
     @classmethod
@@ -636,13 +488,7 @@ class Lag:
                 lag._ports[name] = Port.from_dict(name, pd)
             lag._order = sorted(lag._ports.values(), key=lambda p: p.port_number)
             lag._carrier = bool(d["carrier"])
-            retry = d.get("retry") or {}  # absent in snapshots from before the extension
-            lag._retry_feature = bool(retry.get("feature", True))
-            if retry.get("override") is not None:
-                n, until = retry["override"]
-                lag._retry_override = (int(n), float(until))
-            if retry.get("hold_until") is not None:
-                lag._retry_hold_until = float(retry["hold_until"])
+            lag._retry = RetryCount.from_dict(d["retry"])
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed LAG state: {exc!r}") from exc
         if len({p.port_number for p in lag._order}) != len(lag._order):
@@ -683,8 +529,7 @@ class Lag:
 
     def _run_timers(self, now: float) -> None:
         cfg = self._settings
-        if self._retry_override is not None and now >= self._retry_override[1]:
-            self._retry_override = None  # teamd: a set count lapses after count x 3 min
+        self._retry.lapse(now)
         for port in self._order:
             if port.tx_hold is not None and now >= port.tx_hold:
                 port.tx_hold = None
@@ -692,85 +537,13 @@ class Lag:
                 port.wait_while = None
             if port.rx_timer(now):
                 if port.rx_state is RxState.EXPIRED:
-                    self._retry_override = None  # teamd: any port expiring ends a set count
+                    self._retry.end_override()
                 port.periodic_update(now, cfg)
             port.periodic_timer(now)
         self._converge(now)
 
     def _select(self) -> bool:
-        """Aggregator selection, stable like Linux's default `ad_select=stable`: the aggregator
-        that has a SELECTED port keeps being selected while it has any eligible port, even when
-        a larger one appears (re-selecting would take the working links down to gain some);
-        otherwise the group with most ports, then the lowest port number. Other eligible ports
-        are STANDBY, like teamd's "not in selected aggregator" (hld §12)."""
-        cfg = self._settings
-        groups: dict[tuple[int, bytes, int, int], list[Port]] = {}
-        for port in self._order:
-            if _eligible(port, cfg):
-                groups.setdefault(_aggregator_key(port), []).append(port)
-        best: list[Port] = []
-        if groups:
-            best = min(
-                groups.values(),
-                key=lambda g: (
-                    not any(p.selected is Selected.SELECTED for p in g),
-                    -len(g),
-                    g[0].port_number,
-                ),
-            )
-        self._number_aggregators(groups)
-        changed = False
-        for port in self._order:
-            if not _eligible(port, cfg) or (
-                port.selected is Selected.UNSELECTED and port.mux_state is not MuxState.DETACHED
-            ):
-                # A deselected port must detach from its old aggregator before it may join
-                # one again, so a partner change is always seen as disable, then re-enable.
-                sel = Selected.UNSELECTED
-            elif port in best:
-                sel = Selected.SELECTED
-            else:
-                sel = Selected.STANDBY
-            if sel is not port.selected:
-                port.selected = sel
-                changed = True
-        return changed
-
-    def _number_aggregators(self, groups: dict[tuple[int, bytes, int, int], list[Port]]) -> None:
-        """Give each aggregator an id that stays while it has members (as Linux's aggregator
-        structures do). A port whose partner identity changes forgets its id (Port.record_pdu),
-        so it cannot take the id along; groups keep the id most of their ports still hold
-        (the group with more holders first), then new groups take their lowest free port
-        number. A port moving to another partner therefore never renumbers the others."""
-        taken: set[int] = set()
-        fresh: list[list[Port]] = []
-        claims: list[tuple[int, int, list[Port]]] = []
-        for group in groups.values():
-            held: dict[int, int] = {}
-            for p in group:
-                if p.aggregator_id is not None:
-                    held[p.aggregator_id] = held.get(p.aggregator_id, 0) + 1
-            if held:
-                agg_id, count = min(held.items(), key=lambda kv: (-kv[1], kv[0]))
-                claims.append((count, agg_id, group))
-            else:
-                fresh.append(group)
-        for _count, agg_id, group in sorted(claims, key=lambda c: (-c[0], c[1])):
-            if agg_id in taken:
-                fresh.append(group)
-                continue
-            taken.add(agg_id)
-            for p in group:
-                p.aggregator_id = agg_id
-        for group in sorted(fresh, key=lambda g: g[0].port_number):
-            candidates = [p.port_number for p in group] + [p.port_number for p in self._order]
-            agg_id = next((i for i in candidates if i not in taken), max(taken, default=0) + 1)
-            taken.add(agg_id)
-            for p in group:
-                p.aggregator_id = agg_id
-        for p in self._order:
-            if not _eligible(p, self._settings):
-                p.aggregator_id = None
+        return selection.select(self._order, self._settings)
 
     def _converge(self, now: float) -> None:
         """Run mux steps and selection until nothing moves; emit intents per transition."""
@@ -778,7 +551,7 @@ class Lag:
         for _ in range(_MAX_CONVERGE_ROUNDS):
             # Ready: no SELECTED port of the same aggregator is still inside its wait_while.
             waiting = {
-                _aggregator_key(p)
+                selection.aggregator_key(p)
                 for p in self._order
                 if p.mux_state is MuxState.WAITING
                 and p.selected is Selected.SELECTED
@@ -786,7 +559,7 @@ class Lag:
             }
             moved = False
             for port in self._order:
-                ready = _aggregator_key(port) not in waiting
+                ready = selection.aggregator_key(port) not in waiting
                 if port.mux_step(now, ready, aggregate_wait):
                     moved = True
                     self._sync_enabled(port)

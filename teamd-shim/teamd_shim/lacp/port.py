@@ -34,7 +34,7 @@ from teamd_shim.lacp.constants import (
 from teamd_shim.lacp.pdu import ZERO_INFO, Lacpdu, PortInfo, encode_frame, mac_str, parse_mac
 
 if TYPE_CHECKING:
-    from teamd_shim.lacp.lag import LagSettings
+    from teamd_shim.lacp.settings import LagSettings
 
 
 class RxState(StrEnum):
@@ -461,14 +461,13 @@ class Port:
             last_tx=opt_float("last_tx"),
             last_tx_frame=None if frame is None else bytes.fromhex(frame),
             enabled=_bool(d["enabled"]),
-            # absent in snapshots from before loopback detection / sticky aggregator ids
-            loopback=_bool(d.get("loopback", False)),
-            aggregator_id=None if d.get("aggregator_id") is None else int(d["aggregator_id"]),
-            partner_retry_count=int(d.get("partner_retry_count", DEFAULT_RETRY_COUNT)),
-            rx_version=int(d.get("rx_version", LACP_VERSION)),
+            loopback=_bool(d["loopback"]),
+            aggregator_id=None if d["aggregator_id"] is None else int(d["aggregator_id"]),
+            partner_retry_count=int(d["partner_retry_count"]),
+            rx_version=int(d["rx_version"]),
         )
         for c in COUNTERS:  # one list of counters for to_dict and from_dict
-            setattr(port, c, int(counters.get(c, 0)))
+            setattr(port, c, int(counters[c]))
         if port.enabled != (port.mux_state is MuxState.COLLECTING_DISTRIBUTING):
             raise ValueError(f"port {name}: enabled disagrees with mux state {port.mux_state}")
         return port

@@ -546,14 +546,16 @@ def test_admin_down_says_goodbye_then_is_silent_and_admin_up_renegotiates():
     assert b.port_enabled("e0") and b.port_enabled("e1")
 
 
-def test_admin_state_crosses_a_handover_and_old_snapshots_mean_up():
+def test_admin_state_crosses_a_handover_and_a_snapshot_without_it_is_malformed():
+    """Nothing has shipped that wrote snapshots without it: no fallback guesses 'up'."""
     wire = negotiated_pair()
     a = wire.a
     a.update_settings(replace(a.settings, admin_up=False), wire.now)
     d = a.to_dict()
     assert Lag.from_dict(d).settings.admin_up is False
     del d["settings"]["admin_up"]
-    assert Lag.from_dict(d).settings.admin_up is True
+    with pytest.raises(ValueError, match="malformed LAG state"):
+        Lag.from_dict(d)
 
 
 # ---- conformance (hld §12) -------------------------------------------------------------
