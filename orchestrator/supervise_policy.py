@@ -142,11 +142,16 @@ def decide(obs: Observation, st: SupervisorState, base: str
 
 
 def _note_promotion(obs: Observation, st: SupervisorState) -> SupervisorState:
-    """A promotion happened: the owner is now the standby we kept."""
-    if obs.owner_alive and obs.owner and obs.owner != st.last_owner:
-        promo = obs.owner_promotion
-        if promo.get("from") and promo.get("at") != st.last_promotion.get("at"):
-            st = dataclasses.replace(st, last_promotion={**promo, "to": obs.owner})
+    """A promotion happened: the owner is the standby we kept. Known by the owner's own record
+    of it (`promoted_*`), whenever that appears: the owner record moves at the fence, the
+    promoted instance writes its record a few ms later, and a look in between must not make us
+    miss the promotion for good (then nothing renames its container)."""
+    if not (obs.owner_alive and obs.owner):
+        return st
+    promo = obs.owner_promotion
+    if promo.get("from") and promo.get("at") != st.last_promotion.get("at"):
+        st = dataclasses.replace(st, last_promotion={**promo, "to": obs.owner})
+    if obs.owner != st.last_owner:
         st = dataclasses.replace(st, last_owner=obs.owner)
     return st
 

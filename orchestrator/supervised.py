@@ -151,7 +151,12 @@ class DockerSupervised:
             raise RuntimeFailure(f"the owner's container {self.owner_container[:12]} is gone")
         cname = self.container_name + STANDBY_SUFFIX
         stale = self._get(cname)
-        if stale is not None:
+        if stale is not None and stale.id == old.id:
+            # the owner is a promoted standby whose container still has the standby's name
+            # (its record of the promotion came after the owner record moved): name it teamd
+            # first; removing "the stale standby" would remove the owner
+            self.after_promotion("", {}, owner, rec)
+        elif stale is not None:
             self.rt._remove(stale.id)
         attrs = old.attrs
         cfg, hc = attrs["Config"], dict(attrs["HostConfig"])

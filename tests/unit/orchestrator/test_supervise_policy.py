@@ -76,6 +76,22 @@ def test_after_a_promotion_a_new_standby_is_started_and_the_promotion_recorded()
     assert st.last_promotion == {**promo, "to": "teamd~s1"} and st.last_owner == "teamd~s1"
 
 
+def test_a_promotion_record_written_after_the_owner_moved_is_still_recorded() -> None:
+    """The owner record moves at the fence; the promoted instance writes its promoted_* fields
+    a few ms later. A look in between (seen in the docker tier: the container was never renamed
+    teamd, then removed as a stale standby) must not lose the promotion."""
+    st = SupervisorState(standby="teamd~s1", standby_was_ready=True, last_owner="teamd", seq=1)
+    new_owner = InstanceView("teamd~s1", "active", ready=False, hot=True)
+    st, _ = decide(obs(7.01, new_owner, owner="teamd~s1"), st, "teamd")
+    assert st.last_owner == "teamd~s1" and st.last_promotion == {}
+    promo = {"from": "teamd", "why": "died", "at": "7.0", "epoch": "3"}
+    st, _ = decide(obs(7.2, new_owner, owner="teamd~s1", owner_promotion=promo), st, "teamd")
+    assert st.last_promotion == {**promo, "to": "teamd~s1"}
+    # and only once
+    again, _ = decide(obs(7.4, new_owner, owner="teamd~s1", owner_promotion=promo), st, "teamd")
+    assert again.last_promotion is st.last_promotion
+
+
 def test_a_standby_that_keeps_dying_at_start_is_backed_off_and_said_so() -> None:
     st = SupervisorState()
     now = 0.0
