@@ -23,88 +23,34 @@ from typing import Any, Protocol
 import redis
 
 from orchestrator.journal import Journal, LockHeld, holder_alive
+from orchestrator.outcome import (
+    DONE,
+    REFUSED,
+    ROLLED_BACK,
+    Deadline,
+    Outcome,
+    Refused,
+    Rollback,
+    RollbackIncomplete,
+)
 from orchestrator.runtime import Instance, ProcessRuntime, Runtime, RuntimeFailure, runtime_for
-from teamd_shim.control.transport import ControlError, request
+from orchestrator.shimctl import CHECK_FLOOR_S, POLL_S, ctl, info, poll_until
+from teamd_shim.control.transport import ControlError
 from teamd_shim.db.ownership import OwnerStore, instance_alive
 from teamd_shim.db.sonic_db import Endpoint
 from teamd_shim.model.contract import ContractError, InstanceInfo
+
+# the names this module always had, for the CLI, the lab and the tests
+__all__ = ["CHECK_FLOOR_S", "CONFIRM_AFTER_YIELD_S", "DONE", "GAP_BUDGET_S", "POLL_S",
+           "REDIS_ERRORS", "REFUSED", "RETIRE_DEADLINE_S", "ROLLED_BACK", "STAGES",
+           "YIELD_DEADLINE_S", "Controller", "Deadline", "Outcome", "Refused", "Rollback",
+           "RollbackIncomplete", "Run", "Stage", "ctl", "gaps", "info", "poll_until"]
 
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 YIELD_DEADLINE_S = 0.5
 CONFIRM_AFTER_YIELD_S = 1.25  # the new owner's first PDUs are due 1.0 s after the yield
 RETIRE_DEADLINE_S = 3.0
-POLL_S = 0.005
-CHECK_FLOOR_S = 0.02  # the shortest control request a deadline wait makes
 GAP_BUDGET_S = 1.1  # hld §8: largest PDU inter-arrival at the partner through a handover
-
-DONE, ROLLED_BACK, REFUSED = 0, 1, 2
-
-
-@dataclass
-class Outcome:
-    code: int
-    result: str  # completed | rolled_back | refused | nothing
-    reason: str = ""
-    run_id: str = ""
-    old: str = ""
-    new: str = ""
-    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage
-    lags: dict[str, dict[str, Any]] = field(default_factory=dict)
-    wall_s: float = 0.0
-    warnings: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return self.__dict__.copy()
-
-
-class Refused(Exception):
-    """Stop before anything changed (exit 2)."""
-
-
-class Rollback(Exception):
-    """Undo: the old owner stays or becomes active again (exit 1)."""
-
-
-class RollbackIncomplete(RuntimeError):
-    """A rollback that could not confirm the successor dead, so it did not resume the old
-    owner; the message says what was left and what to do."""
-
-
-class Deadline(Rollback):
-    """A stage's deadline passed (as opposed to a failure seen before it)."""
-
-
-def ctl(path: str, cmd: str, timeout: float = 2.0, **kw: Any) -> Any:
-    return request(path, {"cmd": cmd, **kw}, timeout=timeout)
-
-
-def info(path: str, timeout: float = 2.0) -> InstanceInfo:
-    """`ctl info` as the typed contract; a reply of another shape is a ControlError."""
-    try:
-        return InstanceInfo.from_json(ctl(path, "info", timeout=timeout))
-    except ContractError as e:
-        raise ControlError(f"{path}: {e}") from None
-
-
-def poll_until(what: str, deadline: float, check: Callable[[float], Any],
-               every: float = POLL_S) -> Any:
-    """Poll `check` until truthy; a ControlError (busy or starting shim) means "not yet".
-
-    `check` gets the seconds left (at least CHECK_FLOOR_S) and must not block longer: on the
-    partner-visible stages a control request to a stopped or hung shim would otherwise run
-    past the deadline by its whole socket timeout, and the rollback's PDUs with it.
-    """
-    while True:
-        left = max(CHECK_FLOOR_S, deadline - time.monotonic())
-        try:
-            got = check(left)
-        except ControlError:
-            got = None
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise Deadline(f"{what}: deadline passed")
-        time.sleep(every)
 
 
 class Controller:
