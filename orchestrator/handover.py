@@ -28,6 +28,18 @@ from orchestrator.outcome import (
     Rollback,
     RollbackIncomplete,
 )
+from orchestrator.recovery import (
+    NOTHING,
+    Action,
+    InstanceFacts,
+    JournalFacts,
+    RecoveryFacts,
+    RecoveryPlan,
+    decide,
+    interrupted,
+    recorded_owner,
+    standby_handle,
+)
 from orchestrator.runtime import Instance, ProcessRuntime, Runtime, RuntimeFailure, runtime_for
 from orchestrator.shimctl import CHECK_FLOOR_S, POLL_S, ctl, info, poll_until
 from orchestrator.stages import (
@@ -213,79 +225,98 @@ class Controller:
             except (ControlError, ContractError) as e:
                 self.say(f"      could not resume {old.name}: {e}")
 
-    # ---- recovery --------------------------------------------------------------------------
+    # ---- recovery: load -> decide (orchestrator/recovery.py, pure) -> act --------------------
     def recover(self, only_if_stale: bool = False) -> Outcome:
         """Finish or roll back a run whose orchestrator died; says which."""
-        out = Outcome(code=DONE, result="nothing", reason="no interrupted run")
+        return self.act(decide(self.load_recovery_facts(), only_if_stale))
+
+    def load_recovery_facts(self) -> RecoveryFacts:
+        """Read what `decide` needs, in the order recovery always read it; the instances
+        (and the runtime the interrupted run used) only when there is a run to recover."""
         holder = self.journal.lock_holder()
         run_id = holder.get("run_id") or self.journal.last_run_id() or ""
         run = self.journal.run(run_id) if run_id else {}
-        if holder and holder_alive(holder):
-            if only_if_stale:
-                return out
-            return self._refused(out, str(LockHeld(holder)))
-        if not holder and run.get("result") != "running":
-            return out
-        out.run_id, out.old, out.new = run_id, run.get("old", ""), run.get("new", "")
+        journal = JournalFacts(holder=holder, holder_alive=bool(holder) and holder_alive(holder),
+                               run_id=run_id, run=run)
+        if not interrupted(journal):
+            return RecoveryFacts(journal)
         if not self._fixed_runtime and run.get("runtime"):
             self.runtime = runtime_for(run["runtime"], None, self.image)
+        return RecoveryFacts(journal, self._load_instances(run))
+
+    def _load_instances(self, run: dict[str, str]) -> InstanceFacts:
+        old_name, new_name = run.get("old", ""), run.get("new", "")
         owner = self.store.owner()
-        new_rec = self.store.instance(out.new) if out.new else {}
-        old_rec = self.store.instance(out.old) if out.old else {}
+        new_rec = self.store.instance(new_name) if new_name else {}
+        old_rec = self.store.instance(old_name) if old_name else {}
         # the runtime's handles of both (pids for `process`, container ids for `docker`)
-        new_h = run.get("new_handle") or run.get("new_pid") or ""
-        if not new_h and new_rec.get("pid") and self.runtime.name == "process":
-            new_h = new_rec["pid"]  # started, but the journal did not get its pid
-        old_h = run.get("old_handle") or run.get("old_pid") or ""
-        old = dataclasses.replace(
-            Instance.from_record(out.old, old_rec or {"pid": run.get("old_pid", "0")}),
-            handle=old_h, container_name=run.get("old_container_name", ""))
+        new_h = standby_handle(run, new_rec, self.runtime.name)
+        old = recorded_owner(old_name, run, old_rec)
         if old_rec and old.ctl:  # a host-reachable control socket (docker: via the mounts)
             with contextlib.suppress(RuntimeFailure):
-                old = dataclasses.replace(self.runtime.locate(old), handle=old_h,
+                old = dataclasses.replace(self.runtime.locate(old), handle=old.handle,
                                           container_name=old.container_name)
         new_ctl = run.get("new_ctl", "") or new_rec.get("ctl", "")
         new_alive = bool(new_h) and self.runtime.alive(new_h)
-        # Whether the new one took over: the owner record says so, or the process itself does
-        # (a Redis restarted from an older dump may have lost the takeover's epoch CAS; killing
-        # a new owner that transmits while the old one already retired would leave nobody).
-        took_over = new_alive and owner is not None and owner.owner == out.new
-        if not took_over and new_alive and new_ctl:
-            try:
-                took_over = info(new_ctl).role == "active"
-            except ControlError:
-                pass
-        old_alive = bool(old_h) and self.runtime.alive(old_h)
-        if took_over:
-            try:
-                poll_until("new owner confirmation", time.monotonic() + 2.0,
-                           lambda left: info(new_ctl, timeout=left).confirmed)
-            except Rollback:
-                pass
-            if old_alive:
-                retire(self.runtime, old, wait_if_unanswered=False)
-            if old_rec:
-                forget(self.store, self.say, out.old)
-            self.runtime.committed(old, new_h)
-            out.result, out.reason = "completed", f"{out.new} had taken over; {out.old} retired"
+        owner_name = owner.owner if owner is not None else None
+        new_role: str | None = None
+        # the successor is asked only when the owner record does not already name it
+        if new_alive and owner_name != new_name and new_ctl:
+            with contextlib.suppress(ControlError):
+                new_role = info(new_ctl).role
+        old_alive = bool(old.handle) and self.runtime.alive(old.handle)
+        return InstanceFacts(old=old, old_recorded=bool(old_rec), old_alive=old_alive,
+                             new_handle=new_h, new_ctl=new_ctl, new_alive=new_alive,
+                             owner=owner_name, new_role=new_role)
+
+    def act(self, plan: RecoveryPlan) -> Outcome:
+        """Carry out a recovery plan: the same writes, in the same order, as ever."""
+        out = Outcome(code=DONE, result="nothing", reason=NOTHING.reason)
+        if plan.action is Action.NOTHING_TO_DO:
+            return out
+        if plan.action is Action.REFUSE:
+            return self._refused(out, plan.reason)
+        out.run_id, out.old, out.new = plan.run_id, plan.old_name, plan.new_name
+        assert plan.old is not None
+        if plan.action is Action.COMPLETE:
+            self._complete(plan, plan.old)
         else:
-            if new_h and self.runtime.alive(new_h):
-                self.runtime.kill(new_h)
-            if out.new and (not new_h or not self.runtime.alive(new_h)):
-                forget(self.store, self.say, out.new)
-            self.runtime.rolled_back(old, new_h or None, run)
-            if old_alive:
-                try:
-                    if info(old.ctl).role == "yielded":
-                        ctl(old.ctl, "resume", force=True)
-                except ControlError:
-                    pass
+            self._undo(plan, plan.old)
             out.code = ROLLED_BACK
-            out.result, out.reason = "rolled_back", f"{out.old} kept the LAGs; standby removed"
-        if run_id and run.get("result") == "running":
-            self.journal.finish(run_id, out.result, f"recovered: {out.reason}")
-        if holder:
-            self.journal.break_lock(holder.get("run_id", ""))
+        out.result, out.reason = plan.result, plan.reason
+        if plan.finish_run:
+            self.journal.finish(plan.run_id, out.result, f"recovered: {out.reason}")
+        if plan.break_lock is not None:
+            self.journal.break_lock(plan.break_lock)
         if out.result == "completed":
             out.code = DONE
         return out
+
+    def _complete(self, plan: RecoveryPlan, old: Instance) -> None:
+        """The successor owns the LAGs: let it confirm, then retire the old owner."""
+        new_ctl = plan.new_ctl
+        try:
+            poll_until("new owner confirmation", time.monotonic() + 2.0,
+                       lambda left: info(new_ctl, timeout=left).confirmed)
+        except Rollback:
+            pass
+        if plan.old_alive:
+            retire(self.runtime, old, wait_if_unanswered=False)
+        if plan.forget_old:
+            forget(self.store, self.say, plan.old_name)
+        self.runtime.committed(old, plan.new_handle)
+
+    def _undo(self, plan: RecoveryPlan, old: Instance) -> None:
+        """The successor never took over: remove it, then make sure the old owner transmits."""
+        new_h = plan.new_handle
+        if new_h and self.runtime.alive(new_h):
+            self.runtime.kill(new_h)
+        if plan.new_name and (not new_h or not self.runtime.alive(new_h)):
+            forget(self.store, self.say, plan.new_name)
+        self.runtime.rolled_back(old, new_h or None, plan.run)
+        if plan.old_alive:
+            try:
+                if info(old.ctl).role == "yielded":
+                    ctl(old.ctl, "resume", force=True)
+            except ControlError:
+                pass
