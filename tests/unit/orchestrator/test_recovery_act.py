@@ -4,6 +4,7 @@ runtime and the control requests are stand-ins that record their calls."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,8 +119,8 @@ def controller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, holder: dict[
     monkeypatch.setattr(handover, "ctl", ctl)
     monkeypatch.setattr(handover, "info", info)
     monkeypatch.setattr(stages, "ctl", ctl)
-    c = handover.Controller(Endpoint(unix_path=str(tmp_path / "none.sock")), runtime=rt,
-                            progress=lines.append)  # type: ignore[arg-type]
+    c = handover.Controller(Endpoint(unix_path=str(tmp_path / "none.sock")),
+                            runtime=rt, progress=lines.append)  # type: ignore[arg-type]
     records = {"teamd": {"pid": "100", "ctl": "/run/teamd.sock", "role": "yielded"},
                "teamd~2": {"pid": "4242", "ctl": "/run/teamd~2.sock"}}
     c.journal = FakeJournal(calls, holder, run)  # type: ignore[assignment]
@@ -213,7 +214,7 @@ def test_retire_waits_for_a_retired_owner_but_recovery_kills_one_that_does_not_a
         calls: list[tuple[Any, ...]] = []
         rt = FakeRuntime(calls, {"100"})
         naps: list[float] = []
-        monkeypatch.setattr(stages.time, "sleep", naps.append)
+        monkeypatch.setattr(time, "sleep", naps.append)
         stages.retire(rt, old, wait_if_unanswered=wait)  # type: ignore[arg-type]
         assert calls == [("kill", "100")]
         assert bool(naps) is slept
