@@ -8,6 +8,7 @@ list):
 Anything that fails before the old owner yielded only removes the standby. After the yield, a
 missing confirmation rolls back: the standby is killed *first*, then the yielded owner resumes;
 so two owners never hold the dataplane at once (the epoch CAS in Redis enforces the same).
+`recover` loads the journal and the instances, asks recovery.decide (pure) and acts on its plan.
 """
 
 from __future__ import annotations
@@ -70,6 +71,10 @@ __all__ = ["CHECK_FLOOR_S", "CONFIRM_AFTER_YIELD_S", "DONE", "GAP_BUDGET_S", "PO
 
 
 class Controller:
+    """Runs the stages and owns what they must not decide alone: refusing before the lock,
+    rolling back after it, releasing the lock, and recovering a run whose orchestrator died.
+    It is the stages' StageHost because both of its lookups (re)choose the runtime."""
+
     def __init__(self, endpoint: Endpoint, runtime: Runtime | None = None,
                  progress: Callable[[str], None] = lambda s: None, *,
                  runtime_name: str = "auto", image: str | None = None) -> None:
@@ -87,8 +92,7 @@ class Controller:
 
     # ---- helpers ---------------------------------------------------------------------------
     def hot_standby(self, active: Instance) -> tuple[str, dict[str, str]] | None:
-        """A READY hot standby of the supervisor, shadowing `active` (hld §14.5): a planned
-        restart hands over to it instead of starting one (the ready stage drops out)."""
+        """Kept for callers of the controller; the precheck asks stages.find_hot_standby."""
         return find_hot_standby(self.store, active)
 
     def active(self) -> Instance:
