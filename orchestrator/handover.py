@@ -1,113 +1,80 @@
 """The handover controller behind `warm-restart teamd` and `warm-restart recover`.
 
-`STAGES`, in order, one object each (each journaled in STATE_DB, each with a deadline; the
-`[n/N]` progress lines and the outcome's per-stage seconds come from that list):
+`STAGES` (orchestrator/stages.py), in order, one object each (each journaled in STATE_DB, each
+with a deadline; the `[n/N]` progress lines and the outcome's per-stage seconds come from that
+list):
   Precheck -> StartStandby (standby_started) -> WaitReady (restored) -> Yield (yielded) ->
   Takeover (replayed, confirmed) -> Retire -> Commit (reconciled)
 Anything that fails before the old owner yielded only removes the standby. After the yield, a
 missing confirmation rolls back: the standby is killed *first*, then the yielded owner resumes;
 so two owners never hold the dataplane at once (the epoch CAS in Redis enforces the same).
+`recover` loads the journal and the instances, asks recovery.decide (pure) and acts on its plan.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
-import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import redis
 
 from orchestrator.journal import Journal, LockHeld, holder_alive
+from orchestrator.outcome import (
+    DONE,
+    REFUSED,
+    ROLLED_BACK,
+    Deadline,
+    Outcome,
+    Refused,
+    Rollback,
+    RollbackIncomplete,
+)
+from orchestrator.recovery import (
+    NOTHING,
+    Action,
+    InstanceFacts,
+    JournalFacts,
+    RecoveryFacts,
+    RecoveryPlan,
+    decide,
+    interrupted,
+    recorded_owner,
+    standby_handle,
+)
 from orchestrator.runtime import Instance, ProcessRuntime, Runtime, RuntimeFailure, runtime_for
-from teamd_shim.control.transport import ControlError, request
+from orchestrator.shimctl import CHECK_FLOOR_S, POLL_S, ctl, info, poll_until
+from orchestrator.stages import (
+    CONFIRM_AFTER_YIELD_S,
+    GAP_BUDGET_S,
+    REDIS_ERRORS,
+    RETIRE_DEADLINE_S,
+    STAGES,
+    YIELD_DEADLINE_S,
+    Run,
+    Stage,
+    StageContext,
+    find_hot_standby,
+    forget,
+    gaps,
+    retire,
+)
+from teamd_shim.control.transport import ControlError
 from teamd_shim.db.ownership import OwnerStore, instance_alive
 from teamd_shim.db.sonic_db import Endpoint
 from teamd_shim.model.contract import ContractError, InstanceInfo
 
-REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-YIELD_DEADLINE_S = 0.5
-CONFIRM_AFTER_YIELD_S = 1.25  # the new owner's first PDUs are due 1.0 s after the yield
-RETIRE_DEADLINE_S = 3.0
-POLL_S = 0.005
-CHECK_FLOOR_S = 0.02  # the shortest control request a deadline wait makes
-GAP_BUDGET_S = 1.1  # hld §8: largest PDU inter-arrival at the partner through a handover
-
-DONE, ROLLED_BACK, REFUSED = 0, 1, 2
-
-
-@dataclass
-class Outcome:
-    code: int
-    result: str  # completed | rolled_back | refused | nothing
-    reason: str = ""
-    run_id: str = ""
-    old: str = ""
-    new: str = ""
-    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage
-    lags: dict[str, dict[str, Any]] = field(default_factory=dict)
-    wall_s: float = 0.0
-    warnings: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return self.__dict__.copy()
-
-
-class Refused(Exception):
-    """Stop before anything changed (exit 2)."""
-
-
-class Rollback(Exception):
-    """Undo: the old owner stays or becomes active again (exit 1)."""
-
-
-class RollbackIncomplete(RuntimeError):
-    """A rollback that could not confirm the successor dead, so it did not resume the old
-    owner; the message says what was left and what to do."""
-
-
-class Deadline(Rollback):
-    """A stage's deadline passed (as opposed to a failure seen before it)."""
-
-
-def ctl(path: str, cmd: str, timeout: float = 2.0, **kw: Any) -> Any:
-    return request(path, {"cmd": cmd, **kw}, timeout=timeout)
-
-
-def info(path: str, timeout: float = 2.0) -> InstanceInfo:
-    """`ctl info` as the typed contract; a reply of another shape is a ControlError."""
-    try:
-        return InstanceInfo.from_json(ctl(path, "info", timeout=timeout))
-    except ContractError as e:
-        raise ControlError(f"{path}: {e}") from None
-
-
-def poll_until(what: str, deadline: float, check: Callable[[float], Any],
-               every: float = POLL_S) -> Any:
-    """Poll `check` until truthy; a ControlError (busy or starting shim) means "not yet".
-
-    `check` gets the seconds left (at least CHECK_FLOOR_S) and must not block longer: on the
-    partner-visible stages a control request to a stopped or hung shim would otherwise run
-    past the deadline by its whole socket timeout, and the rollback's PDUs with it.
-    """
-    while True:
-        left = max(CHECK_FLOOR_S, deadline - time.monotonic())
-        try:
-            got = check(left)
-        except ControlError:
-            got = None
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise Deadline(f"{what}: deadline passed")
-        time.sleep(every)
+# the names this module always had, for the CLI, the lab and the tests
+__all__ = ["CHECK_FLOOR_S", "CONFIRM_AFTER_YIELD_S", "DONE", "GAP_BUDGET_S", "POLL_S",
+           "REDIS_ERRORS", "REFUSED", "RETIRE_DEADLINE_S", "ROLLED_BACK", "STAGES",
+           "YIELD_DEADLINE_S", "Controller", "Deadline", "Outcome", "Refused", "Rollback",
+           "RollbackIncomplete", "Run", "Stage", "ctl", "gaps", "info", "poll_until"]
 
 
 class Controller:
+    """Runs the stages and owns what they must not decide alone: refusing before the lock,
+    rolling back after it, releasing the lock, and recovering a run whose orchestrator died.
+    It is the stages' StageHost because both of its lookups (re)choose the runtime."""
+
     def __init__(self, endpoint: Endpoint, runtime: Runtime | None = None,
                  progress: Callable[[str], None] = lambda s: None, *,
                  runtime_name: str = "auto", image: str | None = None) -> None:
@@ -125,14 +92,8 @@ class Controller:
 
     # ---- helpers ---------------------------------------------------------------------------
     def hot_standby(self, active: Instance) -> tuple[str, dict[str, str]] | None:
-        """A READY hot standby of the supervisor, shadowing `active` (hld §14.5): a planned
-        restart hands over to it instead of starting one (the ready stage drops out)."""
-        for name, rec in self.store.instances().items():
-            if (name != active.name and rec.get("role") == "standby" and rec.get("hot") == "true"
-                    and rec.get("ready") == "true" and rec.get("netns") == active.netns
-                    and rec.get("ctl") and instance_alive(rec)):
-                return name, rec
-        return None
+        """Kept for callers of the controller; the precheck asks stages.find_hot_standby."""
+        return find_hot_standby(self.store, active)
 
     def active(self) -> Instance:
         cur = self.store.owner()
@@ -167,13 +128,14 @@ class Controller:
         t0 = time.monotonic()
         out = Outcome(code=REFUSED, result="refused")
         run = Run(exec_path=exec_path, image=image or self.image, timeout=timeout, out=out)
+        ctx = StageContext(journal=self.journal, store=self.store, say=self.say, host=self)
         stages = self.stages
         current = stages[0]
         try:
             for n, current in enumerate(stages, 1):
-                self.say(f"[{n}/{len(stages)}] {current.title(self, run)}")
+                self.say(f"[{n}/{len(stages)}] {current.title(ctx, run)}")
                 started = time.monotonic()
-                note = current.run(self, run)
+                note = current.run(ctx, run)
                 took = time.monotonic() - started
                 out.stages[current.name] = took
                 self.say(f"      ok ({took * 1000:.0f} ms){' - ' + note if note else ''}")
@@ -223,22 +185,6 @@ class Controller:
         self.say("      nothing was changed")
         return out
 
-    def _try_journal(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> str:
-        """A journal write that must not undo anything: '' if written, else why not."""
-        try:
-            fn(*args, **kw)
-        except REDIS_ERRORS as e:
-            self.say(f"      warning: journal not written: redis unreachable: {e}")
-            return f"redis unreachable: {e}"
-        return ""
-
-    def _forget(self, name: str) -> None:
-        """Drop the instance record of a shim we killed or found dead (it cannot itself)."""
-        try:
-            self.store.drop_instance(name)
-        except REDIS_ERRORS as e:
-            self.say(f"      warning: could not remove the record of {name}: {e}")
-
     def _rolled_back(self, out: Outcome, old: Instance, new_pid: str | None, yielded: bool,
                      new_name: str, fields: dict[str, str]) -> bool:
         """Roll back; False (and the outcome says so) if it had to stop half-way. The run
@@ -271,7 +217,7 @@ class Controller:
                 f"{new_name} could not be stopped; {old.name} left yielded (PDUs continue, "
                 "dataplane frozen): stop the standby, then `warm-restart recover`")
         if new_pid is not None and new_name:
-            self._forget(new_name)
+            forget(self.store, self.say, new_name)
         try:
             self.runtime.rolled_back(old, new_pid, fields)
         except Exception as e:  # e.g. a Docker API error: say it, still resume the old owner
@@ -283,353 +229,98 @@ class Controller:
             except (ControlError, ContractError) as e:
                 self.say(f"      could not resume {old.name}: {e}")
 
-    # ---- recovery --------------------------------------------------------------------------
+    # ---- recovery: load -> decide (orchestrator/recovery.py, pure) -> act --------------------
     def recover(self, only_if_stale: bool = False) -> Outcome:
         """Finish or roll back a run whose orchestrator died; says which."""
-        out = Outcome(code=DONE, result="nothing", reason="no interrupted run")
+        return self.act(decide(self.load_recovery_facts(), only_if_stale))
+
+    def load_recovery_facts(self) -> RecoveryFacts:
+        """Read what `decide` needs, in the order recovery always read it; the instances
+        (and the runtime the interrupted run used) only when there is a run to recover."""
         holder = self.journal.lock_holder()
         run_id = holder.get("run_id") or self.journal.last_run_id() or ""
         run = self.journal.run(run_id) if run_id else {}
-        if holder and holder_alive(holder):
-            if only_if_stale:
-                return out
-            return self._refused(out, str(LockHeld(holder)))
-        if not holder and run.get("result") != "running":
-            return out
-        out.run_id, out.old, out.new = run_id, run.get("old", ""), run.get("new", "")
+        journal = JournalFacts(holder=holder, holder_alive=bool(holder) and holder_alive(holder),
+                               run_id=run_id, run=run)
+        if not interrupted(journal):
+            return RecoveryFacts(journal)
         if not self._fixed_runtime and run.get("runtime"):
             self.runtime = runtime_for(run["runtime"], None, self.image)
+        return RecoveryFacts(journal, self._load_instances(run))
+
+    def _load_instances(self, run: dict[str, str]) -> InstanceFacts:
+        old_name, new_name = run.get("old", ""), run.get("new", "")
         owner = self.store.owner()
-        new_rec = self.store.instance(out.new) if out.new else {}
-        old_rec = self.store.instance(out.old) if out.old else {}
+        new_rec = self.store.instance(new_name) if new_name else {}
+        old_rec = self.store.instance(old_name) if old_name else {}
         # the runtime's handles of both (pids for `process`, container ids for `docker`)
-        new_h = run.get("new_handle") or run.get("new_pid") or ""
-        if not new_h and new_rec.get("pid") and self.runtime.name == "process":
-            new_h = new_rec["pid"]  # started, but the journal did not get its pid
-        old_h = run.get("old_handle") or run.get("old_pid") or ""
-        old = dataclasses.replace(
-            Instance.from_record(out.old, old_rec or {"pid": run.get("old_pid", "0")}),
-            handle=old_h, container_name=run.get("old_container_name", ""))
+        new_h = standby_handle(run, new_rec, self.runtime.name)
+        old = recorded_owner(old_name, run, old_rec)
         if old_rec and old.ctl:  # a host-reachable control socket (docker: via the mounts)
             with contextlib.suppress(RuntimeFailure):
-                old = dataclasses.replace(self.runtime.locate(old), handle=old_h,
+                old = dataclasses.replace(self.runtime.locate(old), handle=old.handle,
                                           container_name=old.container_name)
         new_ctl = run.get("new_ctl", "") or new_rec.get("ctl", "")
         new_alive = bool(new_h) and self.runtime.alive(new_h)
-        # Whether the new one took over: the owner record says so, or the process itself does
-        # (a Redis restarted from an older dump may have lost the takeover's epoch CAS; killing
-        # a new owner that transmits while the old one already retired would leave nobody).
-        took_over = new_alive and owner is not None and owner.owner == out.new
-        if not took_over and new_alive and new_ctl:
-            try:
-                took_over = info(new_ctl).role == "active"
-            except ControlError:
-                pass
-        old_alive = bool(old_h) and self.runtime.alive(old_h)
-        if took_over:
-            try:
-                poll_until("new owner confirmation", time.monotonic() + 2.0,
-                           lambda left: info(new_ctl, timeout=left).confirmed)
-            except Rollback:
-                pass
-            if old_alive:
-                try:
-                    ctl(old.ctl, "retire")
-                    deadline = time.monotonic() + RETIRE_DEADLINE_S
-                    while self.runtime.alive(old_h) and time.monotonic() < deadline:
-                        time.sleep(0.01)
-                except ControlError:
-                    pass
-                if self.runtime.alive(old_h):
-                    self.runtime.kill(old_h)
-            if old_rec:
-                self._forget(out.old)
-            self.runtime.committed(old, new_h)
-            out.result, out.reason = "completed", f"{out.new} had taken over; {out.old} retired"
+        owner_name = owner.owner if owner is not None else None
+        new_role: str | None = None
+        # the successor is asked only when the owner record does not already name it
+        if new_alive and owner_name != new_name and new_ctl:
+            with contextlib.suppress(ControlError):
+                new_role = info(new_ctl).role
+        old_alive = bool(old.handle) and self.runtime.alive(old.handle)
+        return InstanceFacts(old=old, old_recorded=bool(old_rec), old_alive=old_alive,
+                             new_handle=new_h, new_ctl=new_ctl, new_alive=new_alive,
+                             owner=owner_name, new_role=new_role)
+
+    def act(self, plan: RecoveryPlan) -> Outcome:
+        """Carry out a recovery plan: the same writes, in the same order, as ever."""
+        out = Outcome(code=DONE, result="nothing", reason=NOTHING.reason)
+        if plan.action is Action.NOTHING_TO_DO:
+            return out
+        if plan.action is Action.REFUSE:
+            return self._refused(out, plan.reason)
+        out.run_id, out.old, out.new = plan.run_id, plan.old_name, plan.new_name
+        assert plan.old is not None
+        if plan.action is Action.COMPLETE:
+            self._complete(plan, plan.old)
         else:
-            if new_h and self.runtime.alive(new_h):
-                self.runtime.kill(new_h)
-            if out.new and (not new_h or not self.runtime.alive(new_h)):
-                self._forget(out.new)
-            self.runtime.rolled_back(old, new_h or None, run)
-            if old_alive:
-                try:
-                    if info(old.ctl).role == "yielded":
-                        ctl(old.ctl, "resume", force=True)
-                except ControlError:
-                    pass
+            self._undo(plan, plan.old)
             out.code = ROLLED_BACK
-            out.result, out.reason = "rolled_back", f"{out.old} kept the LAGs; standby removed"
-        if run_id and run.get("result") == "running":
-            self.journal.finish(run_id, out.result, f"recovered: {out.reason}")
-        if holder:
-            self.journal.break_lock(holder.get("run_id", ""))
+        out.result, out.reason = plan.result, plan.reason
+        if plan.finish_run:
+            self.journal.finish(plan.run_id, out.result, f"recovered: {out.reason}")
+        if plan.break_lock is not None:
+            self.journal.break_lock(plan.break_lock)
         if out.result == "completed":
             out.code = DONE
         return out
 
-
-@dataclass
-class Run:
-    """One restart as it goes from stage to stage: what the later stages and a rollback need."""
-
-    exec_path: str | None
-    image: str | None
-    timeout: float
-    out: Outcome
-    active: Instance | None = None
-    run_id: str = ""
-    locked: bool = False  # from here on a failure rolls back instead of refusing
-    new: str = ""
-    new_ctl: str = ""
-    new_pid: str | None = None  # the runtime's handle of the standby
-    hot: bool = False  # the new instance is the supervisor's hot standby, already READY
-    yielded: bool = False
-    yielded_at: float = 0.0
-    warm_before: str | None = None
-    fields: dict[str, str] = field(default_factory=dict)  # what the runtime needs to undo
-    new_info: InstanceInfo | None = None
-    unjournaled: str = ""  # why a best-effort journal write after the takeover failed
-
-    @property
-    def old(self) -> Instance:
-        assert self.active is not None, "precheck did not run"
-        return self.active
-
-    @property
-    def target(self) -> str | None:
-        return self.exec_path or self.image
-
-
-class Stage(Protocol):
-    """One step of `Controller.restart`; `run` returns the note shown after "ok"."""
-
-    name: str
-
-    def title(self, c: Controller, run: Run) -> str: ...
-
-    def run(self, c: Controller, run: Run) -> str: ...
-
-
-class Precheck:
-    name = "precheck"
-
-    def title(self, c: Controller, run: Run) -> str:
-        return "precheck: redis, lock, active instance"
-
-    def run(self, c: Controller, run: Run) -> str:
-        c.journal.ping()
-        recovered = c.recover(only_if_stale=True)
-        if recovered.result not in ("nothing",):
-            c.say(f"      recovered an interrupted run first: {recovered.result}"
-                  f" ({recovered.reason})")
-        active = c.active()
-        if run.exec_path is not None and c.runtime.name != "process":
-            raise Refused(f"--exec is for the process runtime; {active.name} runs in a "
-                          "container: use --image IMAGE (or `upgrade-docker`)")
-        if run.image is not None and c.runtime.name != "docker":
-            raise Refused(f"--image needs the docker runtime; {active.name} is a process "
-                          "on this host: use --exec PATH")
+    def _complete(self, plan: RecoveryPlan, old: Instance) -> None:
+        """The successor owns the LAGs: let it confirm, then retire the old owner."""
+        new_ctl = plan.new_ctl
         try:
-            c.runtime.check_target(run.target)
-        except RuntimeFailure as e:
-            raise Refused(str(e)) from None
-        run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-        c.journal.acquire(run_id)
-        run.active, run.run_id, run.locked = active, run_id, True
-        out = run.out
-        out.run_id, out.old = run_id, active.name
-        hot = (c.hot_standby(active) if run.target is None and c.runtime.name == "process"
-               else None)
-        if hot is not None:
-            run.hot = True
-            run.new = out.new = hot[0]
-            run.new_ctl, run.new_pid = hot[1]["ctl"], hot[1]["pid"]
-        else:
-            run.new = out.new = f"{active.name.split('~')[0]}~{int(active.epoch or 0) + 1}"
-            run.new_ctl = os.path.join(os.path.dirname(active.ctl), f"{run.new}.sock")
-        run.warm_before = c.journal.warm_enabled()
-        if run.warm_before != "true":
-            c.journal.set_warm_enabled("true")
-        run.fields = c.runtime.journal_fields(active)
-        c.journal.start_run(run_id, {"old": active.name, "old_pid": str(active.pid),
-                                     "old_handle": active.handle, "runtime": c.runtime.name,
-                                     "new": run.new, "new_ctl": run.new_ctl,
-                                     "exec": run.exec_path or "", "image": run.image or "",
-                                     "orchestrator_pid": str(os.getpid()), **run.fields})
-        return (f"active {active.name} {c.runtime.describe(active.handle)} "
-                f"epoch {active.epoch}")
+            poll_until("new owner confirmation", time.monotonic() + 2.0,
+                       lambda left: info(new_ctl, timeout=left).confirmed)
+        except Rollback:
+            pass
+        if plan.old_alive:
+            retire(self.runtime, old, wait_if_unanswered=False)
+        if plan.forget_old:
+            forget(self.store, self.say, plan.old_name)
+        self.runtime.committed(old, plan.new_handle)
 
-
-class StartStandby:
-    name = "standby"
-
-    def title(self, c: Controller, run: Run) -> str:
-        old = run.old
-        if run.hot:
-            return f"hot standby {run.new}: already running and READY (started by the supervisor)"
-        if c.runtime.name == "docker":
-            how = f"image {run.image}" if run.image else "same image"
-            return (f"start standby {run.new} ({how}): container {old.container_name} -> "
-                    f"{old.container_name}_bak, new {old.container_name}")
-        how = f"--exec {run.exec_path}" if run.exec_path else "same executable"
-        return f"start standby {run.new} ({how}) in the active's network namespace"
-
-    def run(self, c: Controller, run: Run) -> str:
-        ctl(run.old.ctl, "shadow", seconds=run.timeout + 30.0)
-        if run.hot:
-            assert run.new_pid is not None
-            c.journal.stage(run.run_id, "standby_started", new_pid=run.new_pid,
-                            new_handle=run.new_pid)
-            return f"{c.runtime.describe(run.new_pid)}, reused"
-        run.new_pid = c.runtime.start_standby(run.old, run.new, run.target)
-        c.journal.stage(run.run_id, "standby_started", new_pid=run.new_pid,
-                        new_handle=run.new_pid)
-        return c.runtime.describe(run.new_pid)
-
-
-class WaitReady:
-    name = "ready"
-
-    def title(self, c: Controller, run: Run) -> str:
-        return f"wait until the standby is READY (byte-identical PDUs; limit {run.timeout:.0f} s)"
-
-    def run(self, c: Controller, run: Run) -> str:
-        new_pid = run.new_pid
-        assert new_pid is not None
-
-        def ready(_left: float) -> bool:
-            if not c.runtime.alive(new_pid):
-                raise Rollback(f"standby {run.new} exited before READY (see its log next to "
-                               f"{run.new_ctl})")
-            return info(run.new_ctl).ready
-
-        try:
-            # seconds-long and off the partner-visible path: poll gently, so the orchestrator
-            # does not take CPU from the standby that is starting up
-            poll_until("standby READY", time.monotonic() + run.timeout, ready, every=0.1)
-        except Deadline:
-            detail = ""
-            with contextlib.suppress(ControlError):
-                detail = info(run.new_ctl).ready_detail
-            raise Rollback(f"standby not READY within {run.timeout:.0f} s"
-                           f"{': ' + detail if detail else ''}") from None
-        c.journal.stage(run.run_id, "restored", sonic_state="restored")
-        return ""
-
-
-class Yield:
-    name = "yield"
-
-    def title(self, c: Controller, run: Run) -> str:
-        return f"SIGUSR1 to {run.old.name}: refresh every port, stop, final snapshot"
-
-    def run(self, c: Controller, run: Run) -> str:
-        c.runtime.signal(run.old.handle, signal.SIGUSR1)
-        run.yielded = True
-
-        def yielded(left: float) -> InstanceInfo | None:
-            i = info(run.old.ctl, timeout=min(0.5, left))
-            return i if i.role == "yielded" and i.final_written else None
-
-        old_info: InstanceInfo = poll_until("yield", time.monotonic() + YIELD_DEADLINE_S,
-                                            yielded)
-        assert old_info.yielded_at is not None
-        run.yielded_at = old_info.yielded_at
-        c.journal.stage(run.run_id, "yielded")
-        return ""
-
-
-class Takeover:
-    name = "takeover"
-
-    def title(self, c: Controller, run: Run) -> str:
-        return f"SIGRTMIN to {run.new}: take over, first PDU one period after the last"
-
-    def run(self, c: Controller, run: Run) -> str:
-        assert run.new_pid is not None
-        c.runtime.signal(run.new_pid, signal.SIGRTMIN)
-
-        def confirmed(left: float) -> InstanceInfo | None:
-            i = info(run.new_ctl, timeout=min(0.5, left))
-            if i.takeover_error:
-                raise Rollback(f"standby refused the takeover: {i.takeover_error}")
-            return i if i.confirmed else None
-
-        new_info: InstanceInfo = poll_until("first PDUs from the new owner",
-                                            run.yielded_at + CONFIRM_AFTER_YIELD_S, confirmed)
-        # The new owner holds the epoch and transmits: from here on the only way is forward.
-        # A rollback now would kill it while the old one is already retiring, so journal
-        # writes become best effort (`warm-restart recover` completes the record).
-        run.unjournaled = c._try_journal(c.journal.stage, run.run_id, "replayed",
-                                         sonic_state="replayed", epoch=str(new_info.epoch))
-        out = run.out
-        out.lags = gaps(new_info)
-        worst = max((v["max_gap_s"] for v in out.lags.values() if v["max_gap_s"] is not None),
-                    default=0.0)
-        if worst > GAP_BUDGET_S:
-            # no flap (that needs 3 s), but the promise is "not one late PDU": say so
-            out.warnings.append(f"largest PDU gap {worst:.3f} s exceeds the {GAP_BUDGET_S} s "
-                                "budget (machine overloaded?)")
-            c.say(f"      WARNING: {out.warnings[-1]}")
-        return f"epoch {new_info.epoch}"
-
-
-class Retire:
-    name = "retire"
-
-    def title(self, c: Controller, run: Run) -> str:
-        return f"retire {run.old.name} (exits without touching anything)"
-
-    def run(self, c: Controller, run: Run) -> str:
-        old = run.old
-        with contextlib.suppress(ControlError):
-            ctl(old.ctl, "retire")
-        deadline = time.monotonic() + RETIRE_DEADLINE_S
-        while c.runtime.alive(old.handle) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if c.runtime.alive(old.handle):
-            c.runtime.kill(old.handle)  # it is retired: a kill touches nothing
-        if not c.runtime.alive(old.handle):
-            c._forget(old.name)  # if it was killed, its record would stay behind
-            assert run.new_pid is not None
-            c.runtime.committed(old, run.new_pid)
-        return ""
-
-
-class Commit:
-    name = "commit"
-
-    def title(self, c: Controller, run: Run) -> str:
-        return "commit"
-
-    def run(self, c: Controller, run: Run) -> str:
-        out = run.out
-        run.unjournaled = run.unjournaled or c._try_journal(
-            c.journal.finish, run.run_id, "completed",
-            summary={"lags": out.lags, "stages": out.stages})
-        return ""
-
-
-# the hitless restart, in order (hld §7); `warm-restart teamd` prints [n/len(STAGES)]
-STAGES: tuple[Stage, ...] = (Precheck(), StartStandby(), WaitReady(), Yield(), Takeover(),
-                             Retire(), Commit())
-
-
-def gaps(new_info: InstanceInfo) -> dict[str, dict[str, Any]]:
-    """Per LAG: the largest gap between the old owner's last PDU and the new one's first.
-
-    Both are CLOCK_MONOTONIC send instants on this host; the partner sees the same gap plus
-    wire jitter.
-    """
-    last = new_info.handed_from.last_tx if new_info.handed_from else {}
-    first = new_info.first_tx
-    per_lag: dict[str, dict[str, Any]] = {}
-    for lag, ports in new_info.ports_by_lag.items():
-        gs: dict[str, float] = {}
-        for p in ports:
-            was = last.get(p)
-            if p in first and was is not None:
-                gs[p] = first[p] - was
-        per_lag[lag] = {"max_gap_s": max(gs.values()) if gs else None, "ports": gs}
-    return per_lag
+    def _undo(self, plan: RecoveryPlan, old: Instance) -> None:
+        """The successor never took over: remove it, then make sure the old owner transmits."""
+        new_h = plan.new_handle
+        if new_h and self.runtime.alive(new_h):
+            self.runtime.kill(new_h)
+        if plan.new_name and (not new_h or not self.runtime.alive(new_h)):
+            forget(self.store, self.say, plan.new_name)
+        self.runtime.rolled_back(old, new_h or None, plan.run)
+        if plan.old_alive:
+            try:
+                if info(old.ctl).role == "yielded":
+                    ctl(old.ctl, "resume", force=True)
+            except ControlError:
+                pass
