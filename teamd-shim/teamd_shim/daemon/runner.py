@@ -24,7 +24,8 @@ from teamd_shim.control.state_items import (
     state_db_member,
     state_dump,
 )
-from teamd_shim.db.publisher import Publisher, Target
+from teamd_shim.db.publisher import Publisher
+from teamd_shim.db.schema import appl_lag, appl_member, state_lag, state_member
 from teamd_shim.io.dataplane import Dataplane
 from teamd_shim.io.dataplane.base import TeamDevice
 from teamd_shim.io.links import LinkInfo
@@ -137,8 +138,8 @@ class LagRunner:
             self.dataplane.member_removed(running.cfg.name, port)
         self._port_silent(port)  # removed: a takeover does not wait for its first PDU
         lag = running.cfg.name
-        self.publisher.drop(Target("STATE_DB", "LAG_MEMBER_TABLE", f"{lag}|{port}"))
-        self.publisher.drop(Target("APPL_DB", "LAG_MEMBER_TABLE", f"{lag}:{port}"))
+        self.publisher.drop(state_member(lag, port))
+        self.publisher.drop(appl_member(lag, port))
         log.info("%s: member %s removed", lag, port)
         self._dirty.add(lag)
 
@@ -152,8 +153,8 @@ class LagRunner:
             running.timer.cancel()
         if self._owner:  # else the new owner removes it after a takeover (handover_driver)
             self.dataplane.lag_removed(name)
-        self.publisher.drop(Target("STATE_DB", "LAG_TABLE", name))
-        self.publisher.drop(Target("APPL_DB", "LAG_TABLE", name))
+        self.publisher.drop(state_lag(name))
+        self.publisher.drop(appl_lag(name))
         self._dirty.discard(name)
         log.info("%s: LAG removed", name)
 
@@ -389,10 +390,9 @@ class LagRunner:
             lag_fields = state_db_lag(dump, dev)
             if running.error:
                 lag_fields["error"] = running.error
-            self.publisher.put(Target("STATE_DB", "LAG_TABLE", name), lag_fields)
-            self.publisher.put(Target("APPL_DB", "LAG_TABLE", name), appl_db_lag(dev))
+            self.publisher.put(state_lag(name), lag_fields)
+            self.publisher.put(appl_lag(name), appl_db_lag(dev))
             for port, pd in dump["ports"].items():
-                self.publisher.put(Target("STATE_DB", "LAG_MEMBER_TABLE", f"{name}|{port}"),
-                                   state_db_member(pd))
-                self.publisher.put(Target("APPL_DB", "LAG_MEMBER_TABLE", f"{name}:{port}"),
+                self.publisher.put(state_member(name, port), state_db_member(pd))
+                self.publisher.put(appl_member(name, port),
                                    appl_db_member(running.enabled.get(port, False)))
