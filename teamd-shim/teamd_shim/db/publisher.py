@@ -121,14 +121,7 @@ class Publisher:
             self._on_connected()
         while True:
             self._wake.clear()
-            hold = self._fence is not None and self._fence() is None
-            if self._refused and time.monotonic() - self._refused_at > 1.0:
-                self._refused.clear()
-            with self._lock:
-                # not the owner (standby, yielded): the dataplane (APPL_DB) is not ours to write
-                todo = [(t, f) for t, f in self._desired.items()
-                        if self._written.get(t, "absent") != f
-                        and not (hold and t.db == APPL_DB) and t not in self._refused]
+            todo = self._owed()
             for target, fields in todo:
                 if not self._write(table(target.db, target.table), target, fields):
                     continue
@@ -141,6 +134,18 @@ class Publisher:
                 return
             if not todo:
                 self._wake.wait(1.0)
+
+    def _owed(self) -> list[tuple[Target, Fields | None]]:
+        """What this round writes: what differs from what we wrote, less what we may not write
+        now (the epoch fence refused it less than a second ago; APPL_DB while not the owner)."""
+        hold = self._fence is not None and self._fence() is None
+        if self._refused and time.monotonic() - self._refused_at > 1.0:
+            self._refused.clear()
+        with self._lock:
+            # not the owner (standby, yielded): the dataplane (APPL_DB) is not ours to write
+            return [(t, f) for t, f in self._desired.items()
+                    if self._written.get(t, "absent") != f
+                    and not (hold and t.db == APPL_DB) and t not in self._refused]
 
     def _unchanged_in_redis(self, target: Target, fields: Fields | None) -> bool:
         """First write of a key in this session: skip it if Redis already holds exactly that.
