@@ -8,7 +8,8 @@ name or a separator by hand.
 The db ids and separators are SONiC's default layout (sonic-buildimage
 database_config.json.j2, the same table the swsscommon stub falls back to); `sonic_db.connect`
 uses them for every connection and the raw redis-py clients take the ids from here. STATE_DB
-and CONFIG_DB join a table and its key with `|`, APPL_DB with `:` (as swss-common does).
+and CONFIG_DB join a table and its key with `|`, APPL_DB with `:` (as swss-common does; the
+tables and their fields: hld §4).
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ class Target:
 
     @property
     def redis_key(self) -> str:
+        """What a raw redis-py client reads (the publisher's compare before a first write)."""
         return redis_key(self.db, self.table, self.key)
 
 
@@ -99,36 +101,33 @@ def _member_key(db: str, lag: str, port: str) -> str:
     return f"{lag}{SEPARATORS[db]}{port}"
 
 
+# The LAG tables as teamsyncd and tlm_teamd key them (orchagent and `show` parse these keys),
+# the member key joined with its database's own separator.
 def state_lag(lag: str) -> Target:
-    """STATE_DB LAG_TABLE|<lag>."""
     return Target(STATE_DB, LAG_TABLE, lag)
 
 
 def state_member(lag: str, port: str) -> Target:
-    """STATE_DB LAG_MEMBER_TABLE|<lag>|<port>."""
     return Target(STATE_DB, LAG_MEMBER_TABLE, _member_key(STATE_DB, lag, port))
 
 
 def appl_lag(lag: str) -> Target:
-    """APPL_DB LAG_TABLE:<lag> (through ProducerStateTable, fenced by the epoch)."""
     return Target(APPL_DB, LAG_TABLE, lag)
 
 
 def appl_member(lag: str, port: str) -> Target:
-    """APPL_DB LAG_MEMBER_TABLE:<lag>:<port>."""
     return Target(APPL_DB, LAG_MEMBER_TABLE, _member_key(APPL_DB, lag, port))
 
 
+# The shim's records: read back by ownership.OwnerStore (INSTANCE_PREFIX, SNAPSHOT_PREFIX) in
+# another process, maybe of another version, so the Target and the raw key must agree.
 def shim_instance(name: str) -> Target:
-    """STATE_DB TEAMD_SHIM_INSTANCE|<name>: a shim's instance record (its heartbeat)."""
     return Target(STATE_DB, SHIM_INSTANCE_TABLE, name)
 
 
 def shim_state(name: str) -> Target:
-    """STATE_DB TEAMD_SHIM_STATE|<name>: the active's shadow snapshot for a standby."""
     return Target(STATE_DB, SHIM_STATE_TABLE, name)
 
 
 def run_key(run_id: str) -> str:
-    """WARM_RESTART_RUN|<run id>: one warm-restart run's record."""
     return RUN_PREFIX + run_id
