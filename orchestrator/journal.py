@@ -17,17 +17,20 @@ from typing import Any
 import redis
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
-from teamd_shim.db import sonic_db
-from teamd_shim.db.ownership import LOCK_KEY, RUN_PREFIX, client, proc_starttime
+from teamd_shim.db.ownership import client, proc_starttime
 from teamd_shim.db.redis_decoded import fields as redis_fields
 from teamd_shim.db.redis_decoded import hget, hgetall
+from teamd_shim.db.schema import (
+    ENABLE_KEY,
+    IMAGES_KEY,
+    LOCK_KEY,
+    RUN_PREFIX,
+    STATE_DB_ID,
+    TABLE_KEY,
+)
 from teamd_shim.db.sonic_db import Endpoint
 
-STATE_DB = sonic_db.DB_IDS["STATE_DB"]
-TABLE_KEY = "WARM_RESTART_TABLE|teamd"
-ENABLE_KEY = "WARM_RESTART_ENABLE_TABLE|teamd"
-# docker runtime: the image teamd runs and the one before it (what rollback-docker goes back to)
-IMAGES_KEY = "TEAMD_HITLESS_IMAGES|teamd"
+# the keys are teamd_shim.db.schema's; re-exported, as before the schema, for the importers
 __all__ = ["ENABLE_KEY", "IMAGES_KEY", "LOCK_KEY", "RUN_PREFIX", "TABLE_KEY", "Journal"]
 TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
@@ -62,7 +65,7 @@ def holder_alive(holder: dict[str, str]) -> bool:
 
 class Journal:
     def __init__(self, endpoint: Endpoint) -> None:
-        self.r = client(endpoint, STATE_DB)
+        self.r = client(endpoint, STATE_DB_ID)
         self._lock = self.r.register_script(LOCK_LUA)
 
     @edge_retry

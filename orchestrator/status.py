@@ -6,24 +6,33 @@ import json
 import time
 from typing import Any
 
-from orchestrator.journal import ENABLE_KEY, RUN_PREFIX, TABLE_KEY
 from orchestrator.report import table
 from teamd_shim.db.ownership import OwnerStore, client, instance_alive
 from teamd_shim.db.redis_decoded import hget, hgetall, keys
+from teamd_shim.db.schema import (
+    ENABLE_KEY,
+    LAG_MEMBER_TABLE,
+    LAG_TABLE,
+    RUN_PREFIX,
+    STATE_DB,
+    STATE_DB_ID,
+    TABLE_KEY,
+    keys_pattern,
+)
 from teamd_shim.db.sonic_db import Endpoint
 
 
 def collect(endpoint: Endpoint) -> dict[str, Any]:
     store = OwnerStore(endpoint)
-    r = client(endpoint, 6)
+    r = client(endpoint, STATE_DB_ID)
     owner = store.owner()
     records = store.instances()
     instances = {n: {**rec, "alive": instance_alive(rec)} for n, rec in records.items()}
     lags: dict[str, Any] = {}
-    for key in sorted(keys(r, "LAG_TABLE|*")):
+    for key in sorted(keys(r, keys_pattern(STATE_DB, LAG_TABLE))):
         name = key.split("|", 1)[1]
         lags[name] = {"lag": hgetall(r, key), "members": {}}
-    for key in sorted(keys(r, "LAG_MEMBER_TABLE|*")):
+    for key in sorted(keys(r, keys_pattern(STATE_DB, LAG_MEMBER_TABLE))):
         _, lag, port = key.split("|", 2)
         lags.setdefault(lag, {"lag": {}, "members": {}})["members"][port] = hgetall(r, key)
     wr = hgetall(r, TABLE_KEY)

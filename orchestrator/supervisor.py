@@ -37,9 +37,9 @@ from orchestrator.supervised import ProcessSupervised, Supervised, supervised_fo
 from teamd_shim.db.ownership import OwnerStore, instance_alive, proc_starttime
 from teamd_shim.db.redis_decoded import fields as redis_fields
 from teamd_shim.db.redis_decoded import hgetall
+from teamd_shim.db.schema import SUPERVISOR_KEY
 from teamd_shim.db.sonic_db import Endpoint
 
-SUPERVISOR_KEY = "TEAMD_SUPERVISOR|teamd"
 INTERVAL_S = 0.2
 RECORD_EVERY_S = 1.0
 STALE_S = 3.0  # a supervisor record with no heartbeat for this long is not alive

@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from teamd_shim.control.state_items import (
+    STATE_ITEMS,
+    LagState,
     appl_db_lag,
     appl_db_member,
     state_db_lag,
     state_db_member,
     state_dump,
 )
-from teamd_shim.db.publisher import Publisher, Target
+from teamd_shim.db.publisher import Publisher
+from teamd_shim.db.schema import appl_lag, appl_member, state_lag, state_member
 from teamd_shim.io.dataplane import Dataplane
 from teamd_shim.io.dataplane.base import TeamDevice
 from teamd_shim.io.links import LinkInfo
@@ -137,8 +139,8 @@ class LagRunner:
             self.dataplane.member_removed(running.cfg.name, port)
         self._port_silent(port)  # removed: a takeover does not wait for its first PDU
         lag = running.cfg.name
-        self.publisher.drop(Target("STATE_DB", "LAG_MEMBER_TABLE", f"{lag}|{port}"))
-        self.publisher.drop(Target("APPL_DB", "LAG_MEMBER_TABLE", f"{lag}:{port}"))
+        self.publisher.drop(state_member(lag, port))
+        self.publisher.drop(appl_member(lag, port))
         log.info("%s: member %s removed", lag, port)
         self._dirty.add(lag)
 
@@ -152,8 +154,8 @@ class LagRunner:
             running.timer.cancel()
         if self._owner:  # else the new owner removes it after a takeover (handover_driver)
             self.dataplane.lag_removed(name)
-        self.publisher.drop(Target("STATE_DB", "LAG_TABLE", name))
-        self.publisher.drop(Target("APPL_DB", "LAG_TABLE", name))
+        self.publisher.drop(state_lag(name))
+        self.publisher.drop(appl_lag(name))
         self._dirty.discard(name)
         log.info("%s: LAG removed", name)
 
@@ -327,18 +329,13 @@ class LagRunner:
         running = self.lags[name]
         return state_dump(running.lacp, running.cfg, self.device(running), self.links)
 
+    def _item_state(self, running: RunningLag) -> LagState:
+        # the device only if an item reads it: get and set never asked the dataplane
+        return LagState(running.lacp, running.cfg, lambda: self.device(running), self.links)
+
     def state_item_get(self, name: str, path: str) -> Any:
         """teamdctl `state item get` for the items teamd's LACP runner exposes (hld §13.7)."""
-        lacp = self.lags[name].lacp
-        if path == "runner.retry_count":
-            return lacp.own_retry_count
-        if path == "runner.enable_retry_count_feature":
-            return lacp.retry_count_feature
-        m = re.fullmatch(r"ports\.([^.]+)\.runner\.partner_retry_count", path)
-        if m and m.group(1) in lacp.ports:
-            return lacp.port_view(m.group(1))["partner_retry_count"]
-        raise KeyError(f"no state item {path!r} (known: runner.retry_count, runner."
-                       "enable_retry_count_feature, ports.<port>.runner.partner_retry_count)")
+        return STATE_ITEMS.get(self._item_state(self.lags[name]), path)
 
     def state_item_set(self, name: str, path: str, value: str, *, who: str) -> Any:
         """teamdctl `state item set`: only the owner changes LACP state (a standby shadows it,
@@ -347,20 +344,7 @@ class LagRunner:
             raise ValueError(f"{who} is {self.rm.role}: set it on the active instance")
         running = self.lags[name]
         now = time.monotonic()
-        if path == "runner.retry_count":
-            try:
-                count = int(value)
-            except ValueError:
-                raise ValueError(f"runner.retry_count must be an integer 3..255, got {value!r}"
-                                 ) from None
-            running.lacp.set_retry_count(count, now)
-        elif path == "runner.enable_retry_count_feature":
-            if value.lower() not in ("true", "false"):
-                raise ValueError(f"{path} must be true or false, got {value!r}")
-            running.lacp.set_retry_count_feature(value.lower() == "true", now)
-        else:
-            raise KeyError(f"state item {path!r} cannot be set (settable: runner.retry_count, "
-                           "runner.enable_retry_count_feature)")
+        STATE_ITEMS.set(self._item_state(running), path, value, now)
         log.info("%s: %s set to %s", name, path, value)
         self._dirty.add(name)
         self.service(running, now)
@@ -389,10 +373,9 @@ class LagRunner:
             lag_fields = state_db_lag(dump, dev)
             if running.error:
                 lag_fields["error"] = running.error
-            self.publisher.put(Target("STATE_DB", "LAG_TABLE", name), lag_fields)
-            self.publisher.put(Target("APPL_DB", "LAG_TABLE", name), appl_db_lag(dev))
+            self.publisher.put(state_lag(name), lag_fields)
+            self.publisher.put(appl_lag(name), appl_db_lag(dev))
             for port, pd in dump["ports"].items():
-                self.publisher.put(Target("STATE_DB", "LAG_MEMBER_TABLE", f"{name}|{port}"),
-                                   state_db_member(pd))
-                self.publisher.put(Target("APPL_DB", "LAG_MEMBER_TABLE", f"{name}:{port}"),
+                self.publisher.put(state_member(name, port), state_db_member(pd))
+                self.publisher.put(appl_member(name, port),
                                    appl_db_member(running.enabled.get(port, False)))

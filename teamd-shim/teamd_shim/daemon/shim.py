@@ -25,7 +25,8 @@ from teamd_shim.daemon.runner import LagRunner
 from teamd_shim.db import sonic_db
 from teamd_shim.db.config_watch import ConfigSnapshot, ConfigWatcher
 from teamd_shim.db.ownership import OwnershipError, OwnerStore
-from teamd_shim.db.publisher import Publisher, Target
+from teamd_shim.db.publisher import Publisher
+from teamd_shim.db.schema import LAG_MEMBER_TABLE, LAG_TABLE, Target, state_lag, state_member
 from teamd_shim.io.dataplane import Dataplane
 from teamd_shim.io.links import LinkInfo, LinkWatcher
 from teamd_shim.model.config import DesiredConfig, desired_config
@@ -219,12 +220,12 @@ class Shim:
             if name not in desired.lags:
                 runner.remove_lag(name)
         for t in [t for t in self.refused
-                  if t.table == "LAG_TABLE" and t.key not in desired.lag_errors]:
+                  if t.table == LAG_TABLE and t.key not in desired.lag_errors]:
             self._unrefuse(t)
         for name, err in desired.lag_errors.items():
-            self._refuse(Target("STATE_DB", "LAG_TABLE", name), err)
+            self._refuse(state_lag(name), err)
         for name, cfg in desired.lags.items():
-            self._unrefuse(Target("STATE_DB", "LAG_TABLE", name))
+            self._unrefuse(state_lag(name))
             running = runner.lags.get(name)
             if running is None:
                 runner.add_lag(cfg, now)
@@ -240,7 +241,7 @@ class Shim:
     def _apply_member_errors(self, desired: DesiredConfig) -> None:
         wanted: dict[Target, str] = {}
         for (lag, port), err in desired.member_errors.items():
-            wanted[Target("STATE_DB", "LAG_MEMBER_TABLE", f"{lag}|{port}")] = err
+            wanted[state_member(lag, port)] = err
         for name, cfg in desired.lags.items():
             running = self.runner.lags.get(name)
             for port in cfg.members:
@@ -248,8 +249,8 @@ class Shim:
                     link = self.runner.links.get(port)
                     why = (f"netdev {port} does not exist" if link is None
                            else f"netdev {port} could not be opened for LACP")
-                    wanted[Target("STATE_DB", "LAG_MEMBER_TABLE", f"{name}|{port}")] = why
-        for t in [t for t in self.refused if t.table == "LAG_MEMBER_TABLE" and t not in wanted]:
+                    wanted[state_member(name, port)] = why
+        for t in [t for t in self.refused if t.table == LAG_MEMBER_TABLE and t not in wanted]:
             self._unrefuse(t)
         for t, err in wanted.items():
             self._refuse(t, err)

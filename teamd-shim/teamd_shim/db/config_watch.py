@@ -15,10 +15,17 @@ from dataclasses import dataclass, field
 import redis
 
 from teamd_shim.db import redis_edge, sonic_db
+from teamd_shim.db.schema import (
+    CONFIG_DB,
+    CONFIG_DB_INITIALIZED,
+    DEVICE_METADATA,
+    PORTCHANNEL,
+    PORTCHANNEL_MEMBER,
+)
 
 log = logging.getLogger(__name__)
 
-TABLES = ("PORTCHANNEL", "PORTCHANNEL_MEMBER", "DEVICE_METADATA")
+TABLES = (PORTCHANNEL, PORTCHANNEL_MEMBER, DEVICE_METADATA)
 DEBOUNCE_S = 0.05
 
 
@@ -34,18 +41,18 @@ class ConfigSnapshot:
 
 def read_snapshot(db: sonic_db.DBConnector) -> ConfigSnapshot:
     snap = ConfigSnapshot()
-    snap.initialized = bool(db.get("CONFIG_DB_INITIALIZED"))
-    pc = sonic_db.Table(db, "PORTCHANNEL")
+    snap.initialized = bool(db.get(CONFIG_DB_INITIALIZED))
+    pc = sonic_db.Table(db, PORTCHANNEL)
     for k in pc.getKeys():
         found, fvs = pc.get(k)
         if found:
             snap.portchannel[k] = {f: v for f, v in fvs if f != "NULL"}
-    pm = sonic_db.Table(db, "PORTCHANNEL_MEMBER")
+    pm = sonic_db.Table(db, PORTCHANNEL_MEMBER)
     for k in pm.getKeys():
         lag, sep, port = k.partition("|")
         if sep:
             snap.members.append((lag, port))
-    found, mac = sonic_db.Table(db, "DEVICE_METADATA").hget("localhost", "mac")
+    found, mac = sonic_db.Table(db, DEVICE_METADATA).hget("localhost", "mac")
     snap.device_mac = mac.lower() if found and mac else None
     return snap
 
@@ -81,7 +88,7 @@ class ConfigWatcher:
         self.connected = False
 
     def _session(self) -> None:
-        db = sonic_db.connect(self._endpoint, "CONFIG_DB")
+        db = sonic_db.connect(self._endpoint, CONFIG_DB)
         sel = sonic_db.Select()
         subs = [sonic_db.SubscriberStateTable(db, t) for t in TABLES]
         for s in subs:

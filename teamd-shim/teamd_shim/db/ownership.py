@@ -23,22 +23,20 @@ from redis.retry import Retry
 from teamd_shim.db import sonic_db
 from teamd_shim.db.redis_decoded import fields as redis_fields
 from teamd_shim.db.redis_decoded import hget, hgetall, keys
+
+# the keys live in schema.py; these names are re-exported for the modules that import them here
+from teamd_shim.db.schema import FINAL_PREFIX as FINAL_PREFIX
+from teamd_shim.db.schema import INSTANCE_PREFIX as INSTANCE_PREFIX
+from teamd_shim.db.schema import LOCK_KEY as LOCK_KEY
+from teamd_shim.db.schema import OWNER_KEY as OWNER_KEY
+from teamd_shim.db.schema import RUN_PREFIX as RUN_PREFIX
+from teamd_shim.db.schema import SNAPSHOT_PREFIX as SNAPSHOT_PREFIX
+from teamd_shim.db.schema import STATE_DB_ID, run_key
 from teamd_shim.io.identity import host_id
 from teamd_shim.model.contract import SnapshotMeta
 
-STATE_DB = sonic_db.DB_IDS["STATE_DB"]
-APPL_DB = sonic_db.DB_IDS["APPL_DB"]
-OWNER_KEY = "TEAMD_OWNER_TABLE|teamd"
-INSTANCE_PREFIX = "TEAMD_SHIM_INSTANCE|"
-SNAPSHOT_PREFIX = "TEAMD_SHIM_STATE|"
-# the final snapshot of a yield, in a key of its own: a shadow snapshot still queued in the
-# publisher thread when the owner yields lands in SNAPSHOT_PREFIX and can never overwrite it
-FINAL_PREFIX = "TEAMD_SHIM_FINAL|"
 META = "_meta"
 HEARTBEAT_STALE_S = 3.0
-# the orchestrator's journal (orchestrator/journal.py), read here for one question only
-LOCK_KEY = "WARM_RESTART_LOCK|teamd"
-RUN_PREFIX = "WARM_RESTART_RUN|"
 
 CAS_LUA = """
 local e = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
@@ -159,7 +157,7 @@ class OwnerStore:
 
     def __init__(self, endpoint: sonic_db.Endpoint) -> None:
         self.endpoint = endpoint
-        self.state = client(endpoint, STATE_DB)
+        self.state = client(endpoint, STATE_DB_ID)
         self._cas = self.state.register_script(CAS_LUA)
         self._promote = self.state.register_script(PROMOTE_LUA)
         self._confirm = self.state.register_script(CONFIRM_LUA)
@@ -262,11 +260,11 @@ def awaited_as_standby(endpoint: sonic_db.Endpoint, name: str) -> bool | None:
     None: Redis did not answer (keep the role asked for).
     """
     try:
-        r = client(endpoint, STATE_DB)
+        r = client(endpoint, STATE_DB_ID)
         run_id = hget(r, LOCK_KEY, "run_id")
         if not run_id:
             return False
-        run = hgetall(r, RUN_PREFIX + run_id)
+        run = hgetall(r, run_key(run_id))  # the orchestrator's journal, for this question only
         return run.get("new") == name and run.get("result") == "running"
     except redis.exceptions.RedisError:
         return None
@@ -276,7 +274,7 @@ def live_owner(endpoint: sonic_db.Endpoint) -> bool | None:
     """Whether a live instance owns the LAGs (a hot standby starting without one cold-starts
     as the active instead of waiting for ever). None: Redis did not answer."""
     try:
-        r = client(endpoint, STATE_DB)
+        r = client(endpoint, STATE_DB_ID)
         owner = hget(r, OWNER_KEY, "owner")
         if not owner:
             return False

@@ -12,24 +12,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from teamd_shim.db import ownership, redis_edge, sonic_db
 from teamd_shim.db.redis_decoded import hgetall
+from teamd_shim.db.schema import APPL_DB, APPL_DB_ID, LAG_TABLE, OWNER_KEY, STATE_DB, STATE_DB_ID
+from teamd_shim.db.schema import Target as Target  # its home before the schema; still imported
 
 log = logging.getLogger(__name__)
 
 
 Fields = dict[str, str]
-
-
-@dataclass(frozen=True)
-class Target:
-    """One hash the shim owns: a plain STATE_DB Table entry or an APPL_DB producer entry."""
-
-    db: str  # "STATE_DB" or "APPL_DB"
-    table: str
-    key: str
 
 
 class Publisher:
@@ -102,18 +94,18 @@ class Publisher:
 
     def _session(self) -> None:
         """One connection's lifetime: connect, write everything owed, then write as woken."""
-        state = sonic_db.connect(self._endpoint, "STATE_DB")
-        appl = sonic_db.connect(self._endpoint, "APPL_DB")
-        raw_appl = ownership.client(self._endpoint, ownership.APPL_DB)
-        raw_state = ownership.client(self._endpoint, ownership.STATE_DB)
-        self._raw = {"APPL_DB": raw_appl, "STATE_DB": raw_state}
+        state = sonic_db.connect(self._endpoint, STATE_DB)
+        appl = sonic_db.connect(self._endpoint, APPL_DB)
+        raw_appl = ownership.client(self._endpoint, APPL_DB_ID)
+        raw_state = ownership.client(self._endpoint, STATE_DB_ID)
+        self._raw = {APPL_DB: raw_appl, STATE_DB: raw_state}
         self._fenced_script = raw_appl.register_script(ownership.FENCED_PRODUCER_LUA)
         tables: dict[tuple[str, str], object] = {}
 
         def table(db: str, name: str) -> object:
             t = tables.get((db, name))
             if t is None:
-                if db == "APPL_DB":
+                if db == APPL_DB:
                     t = sonic_db.ProducerStateTable(appl, name)
                 else:
                     t = sonic_db.Table(state, name)
@@ -121,7 +113,7 @@ class Publisher:
             return t
 
         # prove the connection before declaring it up
-        sonic_db.Table(state, "LAG_TABLE").getKeys()
+        sonic_db.Table(state, LAG_TABLE).getKeys()
         if not self.connected:
             log.info("redis connected at %s; publishing full state", self._endpoint.url)
         self.connected = True
@@ -129,14 +121,7 @@ class Publisher:
             self._on_connected()
         while True:
             self._wake.clear()
-            hold = self._fence is not None and self._fence() is None
-            if self._refused and time.monotonic() - self._refused_at > 1.0:
-                self._refused.clear()
-            with self._lock:
-                # not the owner (standby, yielded): the dataplane (APPL_DB) is not ours to write
-                todo = [(t, f) for t, f in self._desired.items()
-                        if self._written.get(t, "absent") != f
-                        and not (hold and t.db == "APPL_DB") and t not in self._refused]
+            todo = self._owed()
             for target, fields in todo:
                 if not self._write(table(target.db, target.table), target, fields):
                     continue
@@ -150,6 +135,18 @@ class Publisher:
             if not todo:
                 self._wake.wait(1.0)
 
+    def _owed(self) -> list[tuple[Target, Fields | None]]:
+        """What this round writes: what differs from what we wrote, less what we may not write
+        now (the epoch fence refused it less than a second ago; APPL_DB while not the owner)."""
+        hold = self._fence is not None and self._fence() is None
+        if self._refused and time.monotonic() - self._refused_at > 1.0:
+            self._refused.clear()
+        with self._lock:
+            # not the owner (standby, yielded): the dataplane (APPL_DB) is not ours to write
+            return [(t, f) for t, f in self._desired.items()
+                    if self._written.get(t, "absent") != f
+                    and not (hold and t.db == APPL_DB) and t not in self._refused]
+
     def _unchanged_in_redis(self, target: Target, fields: Fields | None) -> bool:
         """First write of a key in this session: skip it if Redis already holds exactly that.
 
@@ -157,10 +154,10 @@ class Publisher:
         there, so consumers (orchagent, keyspace subscribers) see no event at all.
         """
         r = self._raw[target.db]
-        if target.db == "STATE_DB":
-            cur = hgetall(r, f"{target.table}|{target.key}")
+        if target.db == STATE_DB:
+            cur = hgetall(r, target.redis_key)
             return (fields is None and not cur) or cur == fields
-        done = hgetall(r, f"{target.table}:{target.key}")
+        done = hgetall(r, target.redis_key)
         names = sonic_db.producer_keys(target.table, target.key)
         pending = hgetall(r, names.pending)
         in_set = bool(r.sismember(names.key_set, target.key))
@@ -173,9 +170,9 @@ class Publisher:
         if target not in self._written and self._unchanged_in_redis(target, fields):
             return True
         self.writes += 1
-        if target.db == "APPL_DB" and self._fence is not None:
+        if target.db == APPL_DB and self._fence is not None:
             return self._fenced_write(target, fields)
-        if target.db == "APPL_DB":
+        if target.db == APPL_DB:
             if fields is None:
                 table.delete(target.key)  # type: ignore[attr-defined]
             else:
@@ -210,11 +207,11 @@ class Publisher:
         names = sonic_db.producer_keys(t, key)
         args: list[str | int] = [epoch, names.channel, key,
                               "DEL" if fields is None else "SET",
-                              ownership.STATE_DB, ownership.APPL_DB]
+                              STATE_DB_ID, APPL_DB_ID]
         for f, v in (fields or {}).items():
             args += [f, v]
-        res = self._fenced_script(keys=[ownership.OWNER_KEY, names.key_set, names.pending,
-                                        names.del_set], args=args)
+        res = self._fenced_script(keys=[OWNER_KEY, names.key_set, names.pending, names.del_set],
+                                  args=args)
         if res == -1:
             self.fenced += 1
             self._refused.add(target)

@@ -14,14 +14,16 @@ from urllib.parse import urlparse
 
 from swsscommon import swsscommon
 
+# SONiC's fixed layout lives in schema.py with every table and key; re-exported here, where
+# every connection uses it
+from teamd_shim.db.schema import APPL_DB
+from teamd_shim.db.schema import DB_IDS as DB_IDS
+from teamd_shim.db.schema import SEPARATORS as SEPARATORS
+
 DEFAULT_DB_CONFIG = "/var/run/redis/sonic-db/database_config.json"
 DEFAULT_URL = "redis://127.0.0.1:6379"
 REDIS_ENV = "TEAMD_SHIM_REDIS"
 TIMEOUT_MS = 2000
-
-# SONiC's fixed layout (sonic-buildimage database_config.json.j2); used when no config file.
-DB_IDS = {"APPL_DB": 0, "CONFIG_DB": 4, "STATE_DB": 6}
-SEPARATORS = {"APPL_DB": ":", "CONFIG_DB": "|", "STATE_DB": "|"}
 
 DBConnector = swsscommon.DBConnector
 Table = swsscommon.Table
@@ -115,11 +117,6 @@ class ProducerKeys:
     channel: str
 
 
-def producer_keys(table: str, key_: str, db_name: str = "APPL_DB") -> ProducerKeys:
+def producer_keys(table: str, key_: str, db_name: str = APPL_DB) -> ProducerKeys:
     names = swsscommon.producer_state_keys(table, key_, DB_IDS[db_name], SEPARATORS[db_name])
     return ProducerKeys(*names)
-
-
-def key(db_name: str, *parts: str) -> str:
-    """Join key parts with the database's separator (`LAG_MEMBER_TABLE|lag|port`)."""
-    return SEPARATORS[db_name].join(parts)

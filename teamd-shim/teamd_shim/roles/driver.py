@@ -38,7 +38,8 @@ from teamd_shim.db.ownership import (
     proc_starttime,
     snapshot_fields,
 )
-from teamd_shim.db.publisher import Publisher, Target
+from teamd_shim.db.publisher import Publisher
+from teamd_shim.db.schema import shim_instance, shim_state
 from teamd_shim.io.dataplane import Dataplane
 from teamd_shim.io.identity import container_id, host_id, pid_namespace
 from teamd_shim.io.links import LinkInfo
@@ -200,8 +201,7 @@ class HandoverDriver:
             self._loop.call_later(1.0, self.heartbeat)
 
     def _put_instance_record(self) -> None:
-        self.publisher.put(Target("STATE_DB", "TEAMD_SHIM_INSTANCE", self.name),
-                           self.instance_record())
+        self.publisher.put(shim_instance(self.name), self.instance_record())
 
     def _keep_owner_record(self, epoch: int) -> None:
         """A Redis restarted empty or from an older dump has lost our epoch, and every fenced
@@ -331,7 +331,7 @@ class HandoverDriver:
     def _publish_shadow(self) -> None:
         fields = snapshot_fields(self.runner.lacp_snapshot(),
                                  self._snapshot_meta(time.monotonic(), final=False))
-        self.publisher.put(Target("STATE_DB", "TEAMD_SHIM_STATE", self.name), fields)
+        self.publisher.put(shim_state(self.name), fields)
 
     # ---- active -> yielded -----------------------------------------------------------------
     async def do_yield(self) -> dict[str, Any]:

@@ -1,0 +1,133 @@
+"""Every Redis database, table and key the product reads or writes, named once.
+
+The keys are an interface: orchagent and `show` read the LAG tables, the orchestrator and a
+second shim read the ownership and warm-restart records, and a handover between two versions
+only works while both spell every key alike. So nothing outside this module writes a table
+name or a separator by hand.
+
+The db ids and separators are SONiC's default layout (sonic-buildimage
+database_config.json.j2, the same table the swsscommon stub falls back to); `sonic_db.connect`
+uses them for every connection and the raw redis-py clients take the ids from here. STATE_DB
+and CONFIG_DB join a table and its key with `|`, APPL_DB with `:` (as swss-common does; the
+tables and their fields: hld §4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+# ---- databases ---------------------------------------------------------------------------
+APPL_DB: Final = "APPL_DB"
+CONFIG_DB: Final = "CONFIG_DB"
+STATE_DB: Final = "STATE_DB"
+DB_IDS: Final[dict[str, int]] = {APPL_DB: 0, CONFIG_DB: 4, STATE_DB: 6}
+SEPARATORS: Final[dict[str, str]] = {APPL_DB: ":", CONFIG_DB: "|", STATE_DB: "|"}
+APPL_DB_ID: Final = DB_IDS[APPL_DB]
+CONFIG_DB_ID: Final = DB_IDS[CONFIG_DB]
+STATE_DB_ID: Final = DB_IDS[STATE_DB]
+
+# ---- CONFIG_DB (read) --------------------------------------------------------------------
+PORTCHANNEL: Final = "PORTCHANNEL"
+PORTCHANNEL_MEMBER: Final = "PORTCHANNEL_MEMBER"  # key <lag>|<port>
+DEVICE_METADATA: Final = "DEVICE_METADATA"  # key localhost, field mac
+CONFIG_DB_INITIALIZED: Final = "CONFIG_DB_INITIALIZED"  # a plain key, set by config-setup
+
+# ---- the LAG tables (STATE_DB as tlm_teamd/teamsyncd, APPL_DB as teamsyncd) --------------
+LAG_TABLE: Final = "LAG_TABLE"  # key <lag>
+LAG_MEMBER_TABLE: Final = "LAG_MEMBER_TABLE"  # key <lag><sep><port>
+
+# ---- the shim's own records (STATE_DB) ---------------------------------------------------
+OWNER_TABLE: Final = "TEAMD_OWNER_TABLE"  # key teamd: epoch, owner, since, alive_at
+SHIM_INSTANCE_TABLE: Final = "TEAMD_SHIM_INSTANCE"  # key <instance name>
+SHIM_STATE_TABLE: Final = "TEAMD_SHIM_STATE"  # the shadow snapshot, key <instance name>
+# the final snapshot of a yield, in a table of its own: a shadow snapshot still queued in the
+# publisher thread when the owner yields lands in SHIM_STATE_TABLE and can never overwrite it
+SHIM_FINAL_TABLE: Final = "TEAMD_SHIM_FINAL"
+
+# ---- the orchestrator's records (STATE_DB) -----------------------------------------------
+WARM_RESTART_TABLE: Final = "WARM_RESTART_TABLE"  # SONiC's: state, restore_count
+WARM_RESTART_ENABLE_TABLE: Final = "WARM_RESTART_ENABLE_TABLE"  # SONiC's: enable
+WARM_RESTART_LOCK: Final = "WARM_RESTART_LOCK"
+WARM_RESTART_RUN: Final = "WARM_RESTART_RUN"  # key <run id>
+# docker runtime: the image teamd runs and the one before it (what rollback-docker goes back to)
+IMAGES_TABLE: Final = "TEAMD_HITLESS_IMAGES"
+SUPERVISOR_TABLE: Final = "TEAMD_SUPERVISOR"
+
+TEAMD: Final = "teamd"  # the key of every one-per-box record: SONiC names the service so
+
+
+def redis_key(db: str, table: str, key: str) -> str:
+    """The Redis key of `table`'s entry `key` in `db` (what swss-common's Table writes)."""
+    return f"{table}{SEPARATORS[db]}{key}"
+
+
+def keys_pattern(db: str, table: str) -> str:
+    """A KEYS/SCAN pattern for every entry of `table` in `db`."""
+    return redis_key(db, table, "*")
+
+
+# raw keys, for the redis-py clients (ownership Lua, the journal, the supervisor, status)
+OWNER_KEY: Final = redis_key(STATE_DB, OWNER_TABLE, TEAMD)
+INSTANCE_PREFIX: Final = redis_key(STATE_DB, SHIM_INSTANCE_TABLE, "")
+SNAPSHOT_PREFIX: Final = redis_key(STATE_DB, SHIM_STATE_TABLE, "")
+FINAL_PREFIX: Final = redis_key(STATE_DB, SHIM_FINAL_TABLE, "")
+LOCK_KEY: Final = redis_key(STATE_DB, WARM_RESTART_LOCK, TEAMD)
+RUN_PREFIX: Final = redis_key(STATE_DB, WARM_RESTART_RUN, "")
+TABLE_KEY: Final = redis_key(STATE_DB, WARM_RESTART_TABLE, TEAMD)
+ENABLE_KEY: Final = redis_key(STATE_DB, WARM_RESTART_ENABLE_TABLE, TEAMD)
+IMAGES_KEY: Final = redis_key(STATE_DB, IMAGES_TABLE, TEAMD)
+SUPERVISOR_KEY: Final = redis_key(STATE_DB, SUPERVISOR_TABLE, TEAMD)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One hash the shim owns: a plain STATE_DB Table entry or an APPL_DB producer entry.
+
+    Hashable and compared by value: the publisher keys its desired and written state by it,
+    and the shim its refusals."""
+
+    db: str  # STATE_DB or APPL_DB
+    table: str
+    key: str
+
+    @property
+    def redis_key(self) -> str:
+        """What a raw redis-py client reads (the publisher's compare before a first write)."""
+        return redis_key(self.db, self.table, self.key)
+
+
+def _member_key(db: str, lag: str, port: str) -> str:
+    return f"{lag}{SEPARATORS[db]}{port}"
+
+
+# The LAG tables as teamsyncd and tlm_teamd key them (orchagent and `show` parse these keys),
+# the member key joined with its database's own separator.
+def state_lag(lag: str) -> Target:
+    return Target(STATE_DB, LAG_TABLE, lag)
+
+
+def state_member(lag: str, port: str) -> Target:
+    return Target(STATE_DB, LAG_MEMBER_TABLE, _member_key(STATE_DB, lag, port))
+
+
+def appl_lag(lag: str) -> Target:
+    return Target(APPL_DB, LAG_TABLE, lag)
+
+
+def appl_member(lag: str, port: str) -> Target:
+    return Target(APPL_DB, LAG_MEMBER_TABLE, _member_key(APPL_DB, lag, port))
+
+
+# The shim's records: read back by ownership.OwnerStore (INSTANCE_PREFIX, SNAPSHOT_PREFIX) in
+# another process, maybe of another version, so the Target and the raw key must agree.
+def shim_instance(name: str) -> Target:
+    return Target(STATE_DB, SHIM_INSTANCE_TABLE, name)
+
+
+def shim_state(name: str) -> Target:
+    return Target(STATE_DB, SHIM_STATE_TABLE, name)
+
+
+def run_key(run_id: str) -> str:
+    return RUN_PREFIX + run_id
