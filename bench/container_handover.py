@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from handover import (  # noqa: E402
+from handover import (
     NEGOTIATE_BASE_S,
     NEGOTIATE_PER_LAG_S,
     REPO,
@@ -45,9 +45,9 @@ from handover import (  # noqa: E402
     summary,
     wait_settled,
 )
-from steady_state import machine_info, progress  # noqa: E402
+from steady_state import machine_info, progress
 
-from teamd_lab.holder import TEAMD, HolderLab  # noqa: E402
+from teamd_lab.holder import TEAMD, HolderLab
 
 
 def do_docker_restart(lab: Any, r: Restart) -> None:

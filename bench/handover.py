@@ -51,7 +51,7 @@ from typing import Any
 # bench/ is not a package: the shared lab helpers live in the sibling steady_state.py
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from steady_state import (  # noqa: E402
+from steady_state import (
     MAIN_PID,
     BenchError,
     clear_leftover,
@@ -62,10 +62,10 @@ from steady_state import (  # noqa: E402
     progress,
 )
 
-from teamd_lab.lab import Lab  # noqa: E402
-from teamd_lab.ovs_text import stats_delta  # noqa: E402
-from teamd_lab.record_analysis import Frame, parse_records  # noqa: E402
-from teamd_lab.shim import shim_command  # noqa: E402
+from teamd_lab.lab import Lab
+from teamd_lab.ovs_text import stats_delta
+from teamd_lab.record_analysis import Frame, parse_records
+from teamd_lab.shim import shim_command
 
 REPO = Path(__file__).resolve().parents[1]
 WARM_RESTART = Path(sys.executable).parent / "warm-restart"

@@ -39,8 +39,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from handover import RecordTail, wait_settled  # noqa: E402
-from steady_state import (  # noqa: E402
+from handover import RecordTail, wait_settled
+from steady_state import (
     BenchError,
     clear_leftover,
     flap_counts,
@@ -50,12 +50,12 @@ from steady_state import (  # noqa: E402
     progress,
 )
 
-from teamd_lab.lab import Lab  # noqa: E402
-from teamd_lab.ovs_text import stats_delta  # noqa: E402
-from teamd_lab.procs import ProcRef  # noqa: E402
-from teamd_lab.shim import shim_command  # noqa: E402
-from teamd_shim.db.ownership import instance_alive, proc_starttime  # noqa: E402
-from teamd_shim.db.redis_decoded import hgetall, keys  # noqa: E402
+from teamd_lab.lab import Lab
+from teamd_lab.ovs_text import stats_delta
+from teamd_lab.procs import ProcRef
+from teamd_lab.shim import shim_command
+from teamd_shim.db.ownership import instance_alive, proc_starttime
+from teamd_shim.db.redis_decoded import hgetall, keys
 
 REPO = Path(__file__).resolve().parents[1]
 WARM_RESTART = Path(sys.executable).parent / "warm-restart"

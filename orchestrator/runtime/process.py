@@ -43,7 +43,7 @@ def verified_cmdline(pid: int, starttime: str) -> list[str] | None:
     """The command line of `pid` as the kernel has it, if it is still the process of that
     start time (what runs is taken from the machine, not from a record anyone could write)."""
     try:
-        raw = open(f"/proc/{pid}/cmdline", "rb").read()  # noqa: SIM115
+        raw = open(f"/proc/{pid}/cmdline", "rb").read()
     except OSError:
         return None
     if str(proc_starttime(pid)) != starttime or not raw:
@@ -92,7 +92,7 @@ class ProcessRuntime:
         """Detached (a session of its own), so it outlives whoever started it."""
         log_dir = log_dir or "/tmp"
         os.makedirs(log_dir, exist_ok=True)
-        log = open(os.path.join(log_dir, f"{name}.log"), "ab")  # noqa: SIM115
+        log = open(os.path.join(log_dir, f"{name}.log"), "ab")
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
                              stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
         log.close()

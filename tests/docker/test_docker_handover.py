@@ -284,7 +284,7 @@ KILL_BUDGET_S, HANG_BUDGET_S = 1.2, 1.5
 
 @pytest.fixture(scope="module")
 def sup(dlab: HolderLab) -> Iterator[subprocess.Popen[bytes]]:
-    log = open(dlab.workdir / "supervisor.log", "wb")  # noqa: SIM115
+    log = open(dlab.workdir / "supervisor.log", "wb")
     p = subprocess.Popen([WARM_RESTART, "--redis", f"unix://{dlab.rundir}/redis.sock",
                           "supervise", "--runtime", "docker"], stdout=log,
                          stderr=subprocess.STDOUT)

@@ -40,7 +40,7 @@ def sonic(engine: Any, tmp_path_factory: pytest.TempPathFactory):
     lab = Lab(workdir, prefix="sn")
     lab.up(2, 2, shim_cmd=None, recorder=True)
     ROOT.mkdir(parents=True, exist_ok=True)
-    log = open(workdir / "dockerd-sonic.log", "wb")  # noqa: SIM115
+    log = open(workdir / "dockerd-sonic.log", "wb")
     dockerd = subprocess.Popen(
         ["nsenter", f"--net=/run/netns/{lab.dut_ns}", "--", "dockerd", "--host", SOCK,
          "--data-root", str(DATA), "--exec-root", str(ROOT / "exec"),

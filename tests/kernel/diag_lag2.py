@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from guestlab import DUT_NS, PTNR_NS, GuestLab, teamd_conf  # noqa: E402
+from guestlab import DUT_NS, PTNR_NS, GuestLab, teamd_conf
 
-from teamd_lab.topology import PARTNER_SYSTEM_MAC  # noqa: E402
+from teamd_lab.topology import PARTNER_SYSTEM_MAC
 
 OUT = Path(os.environ.get("VM_RESULTS_DIR", "/tmp"))
 T0 = time.monotonic()

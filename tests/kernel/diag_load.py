@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from guestlab import DUT_IP, DUT_NS, GuestLab  # noqa: E402
+from guestlab import DUT_IP, DUT_NS, GuestLab
 
 OUT = Path(os.environ.get("VM_RESULTS_DIR", "/tmp"))
 T0 = time.monotonic()

@@ -30,7 +30,7 @@ _stop = threading.Event()
 
 
 def _out(path: str) -> Any:
-    f = open(path, "a", buffering=1)  # noqa: SIM115
+    f = open(path, "a", buffering=1)
     lock = threading.Lock()
 
     def write(**rec: Any) -> None:
@@ -188,11 +188,11 @@ def main(argv: list[str]) -> int:
     # Import here, before any thread starts: two threads importing pyroute2 at once trip over
     # its circular imports ("partially initialized module"), and the recorder went deaf.
     if what == "dut-recorder":
-        import pyroute2  # noqa: F401
+        import pyroute2
 
         from teamd_shim.io.dataplane import teamnl  # noqa: F401
     elif what == "partner-monitor":
-        import pyroute2  # noqa: F401, F811
+        import pyroute2  # noqa: F401
     if what == "dut-recorder":
         threads = [threading.Thread(target=watch_links, args=(write, set(argv[2:])), daemon=True),
                    threading.Thread(target=watch_team_options, args=(write,), daemon=True)]

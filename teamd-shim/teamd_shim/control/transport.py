@@ -90,45 +90,53 @@ class ControlServer:
             writer.close()
 
     async def handle(self, req: dict[str, Any]) -> Any:
+        """One request: teamdctl's state commands, the queries, or a role command."""
         cmd = req.get("cmd")
         shim = self.shim
-        if cmd == "state_dump":
-            lag = req.get("lag")
-            if not isinstance(lag, str) or lag not in shim.lags:
-                known = ", ".join(sorted(shim.lags)) or "none"
-                raise ControlError(f"no LAG {lag!r} in this shim (running: {known})")
-            return shim.dump(lag)
-        if cmd in ("state_item_get", "state_item_set"):
-            lag = req.get("lag")
-            if not isinstance(lag, str) or lag not in shim.lags:
-                known = ", ".join(sorted(shim.lags)) or "none"
-                raise ControlError(f"no LAG {lag!r} in this shim (running: {known})")
-            try:
-                if cmd == "state_item_get":
-                    return shim.state_item_get(lag, str(req.get("path")))
-                return shim.state_item_set(lag, str(req.get("path")), str(req.get("value")))
-            except (KeyError, ValueError) as e:
-                raise ControlError(str(e).strip("'\"")) from None
+        if cmd in ("state_dump", "state_item_get", "state_item_set"):
+            return self._state(str(cmd), self._lag(req), req)
         if cmd == "lags":
             return sorted(shim.lags)
         if cmd == "info":
             return {**shim.info(), "dataplane": shim.dataplane.name, "redis": shim.endpoint.url,
                     "redis_connected": shim.publisher.connected}
         try:
-            if cmd == "shadow":
-                shim.request_shadow(float(req.get("seconds", 30.0)))
-                return shim.info()
-            if cmd == "yield":
-                return await shim.do_yield()
-            if cmd == "takeover":
-                return await shim.do_takeover()
-            if cmd == "resume":
-                return await shim.do_resume(force=bool(req.get("force")))
-            if cmd == "retire":
-                shim.retire()
-                return {"role": "retired"}
+            return await self._role(cmd, req)
         except OwnershipError as e:
             raise ControlError(str(e)) from None
+
+    def _lag(self, req: dict[str, Any]) -> str:
+        lag = req.get("lag")
+        if not isinstance(lag, str) or lag not in self.shim.lags:
+            known = ", ".join(sorted(self.shim.lags)) or "none"
+            raise ControlError(f"no LAG {lag!r} in this shim (running: {known})")
+        return lag
+
+    def _state(self, cmd: str, lag: str, req: dict[str, Any]) -> Any:
+        shim = self.shim
+        if cmd == "state_dump":
+            return shim.dump(lag)
+        try:
+            if cmd == "state_item_get":
+                return shim.state_item_get(lag, str(req.get("path")))
+            return shim.state_item_set(lag, str(req.get("path")), str(req.get("value")))
+        except (KeyError, ValueError) as e:
+            raise ControlError(str(e).strip("'\"")) from None
+
+    async def _role(self, cmd: object, req: dict[str, Any]) -> Any:
+        shim = self.shim
+        if cmd == "shadow":
+            shim.request_shadow(float(req.get("seconds", 30.0)))
+            return shim.info()
+        if cmd == "yield":
+            return await shim.do_yield()
+        if cmd == "takeover":
+            return await shim.do_takeover()
+        if cmd == "resume":
+            return await shim.do_resume(force=bool(req.get("force")))
+        if cmd == "retire":
+            shim.retire()
+            return {"role": "retired"}
         raise ControlError(f"unknown command {cmd!r}")
 
 

@@ -35,7 +35,7 @@ NLA_BINARY = 11
 NLA_S32 = 14
 
 
-class teammsg(genlmsg):  # noqa: N801  (pyroute2 naming convention for message classes)
+class teammsg(genlmsg):
     prefix = "TEAM_ATTR_"
     nla_map = (
         ("TEAM_ATTR_UNSPEC", "none"),
@@ -44,10 +44,10 @@ class teammsg(genlmsg):  # noqa: N801  (pyroute2 naming convention for message c
         ("TEAM_ATTR_LIST_PORT", "list_port"),
     )
 
-    class list_option(nla):  # noqa: N801
+    class list_option(nla):
         nla_map = (("TEAM_ATTR_ITEM_OPTION_UNSPEC", "none"), ("TEAM_ATTR_ITEM_OPTION", "item"))
 
-        class item(nla):  # noqa: N801
+        class item(nla):
             prefix = "TEAM_ATTR_OPTION_"
             nla_map = (
                 ("TEAM_ATTR_OPTION_UNSPEC", "none"),
@@ -60,10 +60,10 @@ class teammsg(genlmsg):  # noqa: N801  (pyroute2 naming convention for message c
                 ("TEAM_ATTR_OPTION_ARRAY_INDEX", "uint32"),
             )
 
-    class list_port(nla):  # noqa: N801
+    class list_port(nla):
         nla_map = (("TEAM_ATTR_ITEM_PORT_UNSPEC", "none"), ("TEAM_ATTR_ITEM_PORT", "item"))
 
-        class item(nla):  # noqa: N801
+        class item(nla):
             prefix = "TEAM_ATTR_PORT_"
             nla_map = (
                 ("TEAM_ATTR_PORT_UNSPEC", "none"),
