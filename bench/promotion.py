@@ -54,8 +54,9 @@ from teamd_lab.lab import Lab
 from teamd_lab.ovs_text import stats_delta
 from teamd_lab.procs import ProcRef
 from teamd_lab.shim import shim_command
-from teamd_shim.db.ownership import instance_alive, proc_starttime
+from teamd_shim.db.ownership import instance_alive
 from teamd_shim.db.redis_decoded import hgetall, keys
+from teamd_shim.io.identity import proc_starttime
 
 REPO = Path(__file__).resolve().parents[1]
 WARM_RESTART = Path(sys.executable).parent / "warm-restart"

@@ -156,7 +156,7 @@ class Controller:
         finally:
             if run.locked:
                 try:
-                    self.journal.release(run.run_id)
+                    self.journal.break_lock(run.run_id)
                     if run.warm_before != "true":
                         self.journal.set_warm_enabled(run.warm_before)
                 except REDIS_ERRORS as e:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from typing import Any
 
 import redis
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
-from teamd_shim.db.ownership import client, proc_starttime
+from teamd_shim.db.ownership import client
 from teamd_shim.db.redis_decoded import fields as redis_fields
 from teamd_shim.db.redis_decoded import hget, hgetall
 from teamd_shim.db.schema import (
@@ -29,6 +28,7 @@ from teamd_shim.db.schema import (
     TABLE_KEY,
 )
 from teamd_shim.db.sonic_db import Endpoint
+from teamd_shim.io.identity import host_id, proc_starttime, process_alive
 
 # the keys are teamd_shim.db.schema's; re-exported, as before the schema, for the importers
 __all__ = ["ENABLE_KEY", "IMAGES_KEY", "LOCK_KEY", "RUN_PREFIX", "TABLE_KEY", "Journal"]
@@ -57,10 +57,11 @@ class LockHeld(RuntimeError):
 
 
 def holder_alive(holder: dict[str, str]) -> bool:
-    if holder.get("host") != socket.gethostname():
-        return True  # cannot check another host's process: assume alive
-    pid = holder.get("pid", "")
-    return pid.isdigit() and str(proc_starttime(int(pid))) == holder.get("starttime")
+    """The lock holder's process still runs (identity.process_alive); one we cannot check
+    from here (another host or pid namespace) is assumed alive: a lock is never stolen."""
+    alive = process_alive(holder.get("host", ""), holder.get("pid", ""),
+                          holder.get("starttime", ""))
+    return True if alive is None else alive
 
 
 class Journal:
@@ -75,7 +76,7 @@ class Journal:
     @edge_retry
     def acquire(self, run_id: str) -> None:
         me = {"run_id": run_id, "pid": str(os.getpid()),
-              "starttime": str(proc_starttime(os.getpid())), "host": socket.gethostname(),
+              "starttime": str(proc_starttime(os.getpid())), "host": host_id(),
               "since": time.strftime("%Y-%m-%dT%H:%M:%S")}
         args: list[str] = []
         for k, v in me.items():
@@ -89,13 +90,9 @@ class Journal:
         return hgetall(self.r, LOCK_KEY)
 
     @edge_retry
-    def release(self, run_id: str) -> None:
-        if self.r.hget(LOCK_KEY, "run_id") == run_id:
-            self.r.delete(LOCK_KEY)
-
-    @edge_retry
     def break_lock(self, run_id: str) -> None:
-        """Remove a dead holder's lock (after its run was recovered)."""
+        """Remove the lock if `run_id` holds it: ours when our run ends, or a dead holder's
+        after its run was recovered."""
         if self.r.hget(LOCK_KEY, "run_id") == run_id:
             self.r.delete(LOCK_KEY)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -34,11 +33,12 @@ from orchestrator.supervise_policy import (
     decide,
 )
 from orchestrator.supervised import ProcessSupervised, Supervised, supervised_for
-from teamd_shim.db.ownership import OwnerStore, instance_alive, proc_starttime
+from teamd_shim.db.ownership import OwnerStore, instance_alive
 from teamd_shim.db.redis_decoded import fields as redis_fields
 from teamd_shim.db.redis_decoded import hgetall
 from teamd_shim.db.schema import SUPERVISOR_KEY
 from teamd_shim.db.sonic_db import Endpoint
+from teamd_shim.io.identity import host_id, proc_starttime, process_alive
 
 INTERVAL_S = 0.2
 RECORD_EVERY_S = 1.0
@@ -58,8 +58,9 @@ def supervisor_alive(rec: dict[str, str]) -> bool:
     """Same host: that very process still runs; else a fresh heartbeat."""
     if not rec.get("pid"):
         return False
-    if rec.get("host") == socket.gethostname() and rec["pid"].isdigit():
-        return str(proc_starttime(int(rec["pid"]))) == rec.get("starttime")
+    alive = process_alive(rec.get("host", ""), rec["pid"], rec.get("starttime", ""))
+    if alive is not None:
+        return alive
     try:
         return time.time() - float(rec.get("heartbeat", "0")) < STALE_S
     except ValueError:
@@ -103,7 +104,7 @@ class Supervisor:
             raise SupervisorError(str(e)) from None
         self.runtime.restore(rec)
         me = {"pid": str(os.getpid()), "starttime": str(proc_starttime(os.getpid())),
-              "host": socket.gethostname(), "runtime": self.runtime.name,
+              "host": host_id(), "runtime": self.runtime.name,
               "since": f"{time.time():.3f}", "heartbeat": f"{time.time():.3f}",
               "state": "running"}
         # set only if the pid we judged dead is still the one there (two starting at once)

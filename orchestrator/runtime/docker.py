@@ -33,7 +33,6 @@ from orchestrator.runtime.process import standby_argv
 
 log = logging.getLogger(__name__)
 BAK_SUFFIX = "_bak"
-LABEL_RESTART = "teamd-hitless.restart-policy"  # the policy teamd_bak had before the run
 
 
 def _transient(e: BaseException) -> bool:

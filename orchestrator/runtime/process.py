@@ -10,7 +10,7 @@ import subprocess
 import time
 
 from orchestrator.runtime.base import Instance, RuntimeFailure
-from teamd_shim.db.ownership import proc_starttime
+from teamd_shim.io.identity import proc_starttime
 
 
 def without_role(argv: list[str]) -> list[str]:

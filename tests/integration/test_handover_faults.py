@@ -35,7 +35,8 @@ from teamd_lab.lab import Lab
 from teamd_lab.record_analysis import load_records
 from teamd_lab.shim import shim_command
 from teamd_shim.control.transport import request
-from teamd_shim.db.ownership import instance_alive, proc_starttime
+from teamd_shim.db.ownership import instance_alive
+from teamd_shim.io.identity import proc_starttime
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ It owns the running LAGs and their member sockets, services each LAG (due timers
 intents, re-arming its one timer), applies intents to the dataplane and publishes LAG state to
 STATE_DB / APPL_DB, coalesced. What it may do is asked of the role machine, never decided here:
 only the owner writes the kernel or publishes; who transmits is `RoleMachine.transmits`. It
-knows nothing of Redis handover keys or of the other instance (handover_driver.py does), and
+knows nothing of Redis handover keys or of the other instance (roles/driver.py does), and
 nothing of CONFIG_DB (the `Shim` reconciles the config and calls add/update/remove).
 """
 
@@ -152,7 +152,7 @@ class LagRunner:
             self.remove_member(running, port, now, goodbye=True)
         if running.timer is not None:
             running.timer.cancel()
-        if self._owner:  # else the new owner removes it after a takeover (handover_driver)
+        if self._owner:  # else the new owner removes it after a takeover (roles/driver.py)
             self.dataplane.lag_removed(name)
         self.publisher.drop(state_lag(name))
         self.publisher.drop(appl_lag(name))

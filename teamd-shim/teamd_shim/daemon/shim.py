@@ -4,9 +4,9 @@ Only this loop touches LACP state. Redis (config in, state out) and rtnetlink li
 hand plain records over with `call_soon_threadsafe`, so no Redis stall or outage can delay a PDU.
 
 `Shim` owns the lifecycle and the config reconciliation, and composes the parts:
-  RoleMachine    (role_machine.py)     what this instance is and may do; pure
-  LagRunner      (lag_runner.py)       every LAG's LACP, its dataplane writes and DB state
-  HandoverDriver (handover_driver.py)  the role machine's Redis and thread side: snapshots,
+  RoleMachine    (roles/machine.py)    what this instance is and may do; pure
+  LagRunner      (daemon/runner.py)    every LAG's LACP, its dataplane writes and DB state
+  HandoverDriver (roles/driver.py)     the role machine's Redis and thread side: snapshots,
                                        yield, takeover, resume, following the active
 """
 
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 
 class Shim:
-    """Drives all LAGs of CONFIG_DB in one of the roles of role_machine.py."""
+    """Drives all LAGs of CONFIG_DB in one of the roles of roles/machine.py."""
 
     def __init__(self, endpoint: sonic_db.Endpoint, dataplane: Dataplane, links: LinkWatcher,
                  *, name: str, ctl_dir: str, role: str = "active", hot: bool = False) -> None:

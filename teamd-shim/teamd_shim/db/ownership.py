@@ -32,7 +32,7 @@ from teamd_shim.db.schema import OWNER_KEY as OWNER_KEY
 from teamd_shim.db.schema import RUN_PREFIX as RUN_PREFIX
 from teamd_shim.db.schema import SNAPSHOT_PREFIX as SNAPSHOT_PREFIX
 from teamd_shim.db.schema import STATE_DB_ID, run_key
-from teamd_shim.io.identity import host_id
+from teamd_shim.io.identity import process_alive
 from teamd_shim.model.contract import SnapshotMeta
 
 META = "_meta"
@@ -126,26 +126,14 @@ def netns_id() -> str:
         return ""
 
 
-def proc_starttime(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    rest = data[data.rfind(b")") + 2:].split()
-    if rest[0] == b"Z":
-        return None
-    return int(rest[19])
-
-
 def instance_alive(rec: dict[str, str]) -> bool:
     """Alive = same host and pid namespace and the very same process still runs, else a fresh
     heartbeat (another host, or a shim in a container: its pid means nothing here)."""
     if not rec:
         return False
-    if rec.get("host") == host_id() and rec.get("pid", "").isdigit():
-        st = proc_starttime(int(rec["pid"]))
-        return st is not None and str(st) == rec.get("starttime")
+    alive = process_alive(rec.get("host", ""), rec.get("pid", ""), rec.get("starttime", ""))
+    if alive is not None:
+        return alive
     try:
         return time.time() - float(rec.get("heartbeat", "0")) < HEARTBEAT_STALE_S
     except ValueError:

@@ -48,6 +48,31 @@ def host_id() -> str:
     return f"{socket.gethostname()}/{pid_namespace()}"
 
 
+def proc_starttime(pid: int) -> int | None:
+    """The process's start time in clock ticks (/proc/<pid>/stat field 22), None if it is gone
+    or a zombie: with the pid, it names one process for good (pids are reused)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    rest = data[data.rfind(b")") + 2:].split()
+    if rest[0] == b"Z":
+        return None
+    return int(rest[19])
+
+
+def process_alive(host: str, pid: str, starttime: str) -> bool | None:
+    """The one "same host" rule of every record that names a process (instance, lock holder,
+    supervisor): when `host` is our host_id(), that very process still runs or not; None when
+    its pid means nothing here (another host or pid namespace), for the caller to judge by a
+    heartbeat or to assume alive."""
+    if host != host_id() or not pid.isdigit():
+        return None
+    st = proc_starttime(int(pid))
+    return st is not None and str(st) == starttime
+
+
 def default_ctl_dir(redis_unix_path: str | None, host_default: str) -> str:
     """Where control sockets go when `--ctl-dir` is not given.
 

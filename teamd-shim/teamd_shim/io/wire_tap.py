@@ -3,7 +3,7 @@
 A hot standby shares the owner's network namespace, so the kernel shows it the owner's own
 transmissions as PACKET_OUTGOING copies. Only a socket of protocol ETH_P_ALL gets them (the
 kernel hands outgoing frames to the "all protocols" taps, not to ETH_P_SLOW sockets like the
-member sockets of packet_io.py), so this is one unbound ETH_P_ALL socket with a classic BPF
+member sockets of io/packets.py), so this is one unbound ETH_P_ALL socket with a classic BPF
 filter that keeps outgoing slow-protocol LACPDUs only: the kernel drops everything else before
 it is copied, so the tap costs nothing per data packet.
 

@@ -1,6 +1,6 @@
 """The handover driver: the Redis and thread side of the role machine (hld §6-§7).
 
-The role machine (role_machine.py) decides; this module executes: it feeds it events and
+The role machine (roles/machine.py) decides; this module executes: it feeds it events and
 deadlines, runs the effects it returns against Redis (worker threads) and the LAG runner (the
 event loop), publishes snapshots and the instance record, follows the active as a standby, and
 takes over. Every method runs on the shim's event loop unless it says it is a thread.
@@ -35,13 +35,12 @@ from teamd_shim.db.ownership import (
     OwnershipError,
     OwnerStore,
     netns_id,
-    proc_starttime,
     snapshot_fields,
 )
 from teamd_shim.db.publisher import Publisher
 from teamd_shim.db.schema import shim_instance, shim_state
 from teamd_shim.io.dataplane import Dataplane
-from teamd_shim.io.identity import container_id, host_id, pid_namespace
+from teamd_shim.io.identity import container_id, host_id, pid_namespace, proc_starttime
 from teamd_shim.io.links import LinkInfo
 from teamd_shim.io.timers import rearm
 from teamd_shim.io.wire_tap import WireTap

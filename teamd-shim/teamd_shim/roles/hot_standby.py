@@ -22,7 +22,8 @@ from typing import Any
 
 import redis
 
-from teamd_shim.db.ownership import OwnerStore, proc_starttime
+from teamd_shim.db.ownership import OwnerStore
+from teamd_shim.io.identity import proc_starttime
 from teamd_shim.roles.liveness import HANG_AFTER_S, Beat, Loss, Target, Watch
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """The roles of a shim instance and every legal move between them, pure (hld §6-§7).
 
 Like the LACP core: no I/O, no clock of its own (every entry point takes ``now``), deadlines it
-owns, and effects it returns for a thin driver (handover_driver.py) to execute against Redis and
+owns, and effects it returns for a thin driver (roles/driver.py) to execute against Redis and
 the event loop. Every legal transition is one row of ``TRANSITIONS``; an event with no row raises
 ``IllegalTransition`` naming the role, the event and what is legal there. A later supervisor
 (a hot standby promoted when the active dies, hld §14) is rows, not a new machine.

@@ -123,15 +123,6 @@ class TeamDataplane:
         with self._lock:
             return self._enabled.get((team.ifindex, p.ifindex))
 
-    def team_ports(self, lag: str) -> dict[str, bool | None]:
-        """Port name -> `enabled` of every port of the team netdev (tests, diagnostics)."""
-        team = self._lookup(lag)
-        if team is None:
-            return {}
-        with self._lock:
-            return {lk.name: self._enabled.get((team.ifindex, lk.ifindex))
-                    for lk in self._links.values() if lk.master == team.ifindex}
-
     # ---- writes (queued, applied in order by the worker) -----------------------------------
     def _queue(self, what: str, fn: Callable[..., None], *args: Any) -> None:
         self._ops.put((what, fn, args))
