@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 
 from teamd_shim.io.dataplane.base import TeamDevice
 from teamd_shim.io.links import LinkInfo
-from teamd_shim.lacp import Lag
+from teamd_shim.lacp import Lag, PortInfo, PortView
 from teamd_shim.lacp.pdu import ZERO_INFO
 from teamd_shim.lacp.port import COUNTERS, ERROR_COUNTERS
 from teamd_shim.model.config import LagConfig
@@ -53,7 +53,7 @@ class PortState:
     """What one member's items read: the LACP core's view of it (taken once) and its netdev."""
 
     name: str
-    view: dict[str, Any]
+    view: PortView
     link: LinkInfo | None
 
     @classmethod
@@ -206,17 +206,18 @@ def _port(path: str, getter: Callable[[PortState], Any], *, state_db: int | None
     return StateItem(path, getter, None, state_db, served)
 
 
-def _view(key: str) -> Callable[[PortState], Any]:
-    return lambda p: p.view[key]
+def _counter(name: str) -> Callable[[PortState], Any]:
+    return lambda p: p.view.counters[name]
 
 
-def _lacpdu_info(side: str, view_key: str, first_db: int) -> list[StateItem[PortState]]:
+def _lacpdu_info(side: str, info: Callable[[PortView], PortInfo],
+                 first_db: int) -> list[StateItem[PortState]]:
     """runner.<side>_lacpdu_info.*: a PortInfo's fields (teamdctl's names); port, state and
     system feed STATE_DB, in that order, from position `first_db`."""
     db = {"port": first_db, "state": first_db + 1, "system": first_db + 2}
 
     def getter(f: str) -> Callable[[PortState], Any]:
-        return lambda p: p.view[view_key][f]
+        return lambda p: info(p.view).to_dict()[f]
     return [_port(f"runner.{side}_lacpdu_info.{f}", getter(f), state_db=db.get(f))
             for f in ZERO_INFO.to_dict()]
 
@@ -262,21 +263,22 @@ STATE_ITEMS = StateItems(
         _port("link_watches.list.link_watch_0.name", _const("ethtool")),
         _port("link_watches.list.link_watch_0.up", lambda p: p.up, state_db=3),
         _port("link_watches.list.link_watch_0.down_count",
-              lambda p: p.view.get("down_count", 0)),
+              _counter("down_count")),
         _port("link_watches.list.link_watch_0.delay_up", _const(0)),
         _port("link_watches.list.link_watch_0.delay_down", _const(0)),
-        _port("runner.selected", _view("selected"), state_db=12),
-        _port("runner.state", _view("state"), state_db=13),
-        _port("runner.key", lambda p: p.view["actor"]["key"]),
-        _port("runner.prio", lambda p: p.view["actor"]["port_priority"]),
-        _port("runner.aggregator.id", _view("aggregator_id"), state_db=10),
-        _port("runner.aggregator.selected", _view("aggregator_selected"), state_db=11),
-        *_lacpdu_info("actor", "actor", 4),
-        *_lacpdu_info("partner", "partner", 7),
-        _port("runner.loopback", _view("loopback"), state_db=14),
-        _port("runner.partner_retry_count", _view("partner_retry_count"), state_db=15,
-              served=2),
-        *(_port(f"runner.counters.{c}", _view(c),
+        _port("runner.selected", lambda p: p.view.selected, state_db=12),
+        _port("runner.state", lambda p: p.view.state, state_db=13),
+        _port("runner.key", lambda p: p.view.actor.key),
+        _port("runner.prio", lambda p: p.view.actor.port_priority),
+        _port("runner.aggregator.id", lambda p: p.view.aggregator_id, state_db=10),
+        _port("runner.aggregator.selected", lambda p: p.view.aggregator_selected,
+              state_db=11),
+        *_lacpdu_info("actor", lambda v: v.actor, 4),
+        *_lacpdu_info("partner", lambda v: v.partner, 7),
+        _port("runner.loopback", lambda p: p.view.loopback, state_db=14),
+        _port("runner.partner_retry_count", lambda p: p.view.partner_retry_count,
+              state_db=15, served=2),
+        *(_port(f"runner.counters.{c}", _counter(c),
                 state_db=(_FIRST_ERROR_COUNTER_DB + ERROR_COUNTERS.index(c)
                           if c in ERROR_COUNTERS else None))
           for c in COUNTERS if c != "down_count"),

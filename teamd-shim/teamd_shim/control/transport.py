@@ -15,6 +15,10 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from teamd_shim.db.ownership import OwnershipError
+from teamd_shim.db.publisher import Publisher
+from teamd_shim.db.sonic_db import Endpoint
+from teamd_shim.io.dataplane import Dataplane
+from teamd_shim.model.running_lag import RunningLag
 
 
 class ControlTarget(Protocol):
@@ -22,11 +26,11 @@ class ControlTarget(Protocol):
     on this, not on the daemon module."""
 
     @property
-    def lags(self) -> Mapping[str, Any]: ...
+    def lags(self) -> Mapping[str, RunningLag]: ...
 
-    dataplane: Any  # .name
-    endpoint: Any  # .url
-    publisher: Any  # .connected
+    dataplane: Dataplane
+    endpoint: Endpoint
+    publisher: Publisher
 
     def dump(self, name: str) -> dict[str, Any]: ...
     def state_item_get(self, name: str, path: str) -> Any: ...

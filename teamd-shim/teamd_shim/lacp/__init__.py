@@ -47,6 +47,7 @@ from teamd_shim.lacp.pdu import (
 )
 from teamd_shim.lacp.port import MuxState, RxState, Selected
 from teamd_shim.lacp.settings import LagSettings
+from teamd_shim.lacp.views import PortView
 
 __all__ = [
     "ACTIVITY",
@@ -76,6 +77,7 @@ __all__ = [
     "Notice",
     "MuxState",
     "PortEnable",
+    "PortView",
     "RxState",
     "Selected",
     "NotLacpError",

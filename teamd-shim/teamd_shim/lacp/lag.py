@@ -41,6 +41,7 @@ from teamd_shim.lacp.port import (
 )
 from teamd_shim.lacp.retry_count import RetryCount
 from teamd_shim.lacp.settings import LagSettings
+from teamd_shim.lacp.views import PortView
 
 FORMAT_VERSION = 1
 _MAX_CONVERGE_ROUNDS = 64
@@ -445,25 +446,25 @@ class Lag:
     def port_enabled(self, name: str) -> bool:
         return self._ports[name].enabled
 
-    def port_view(self, name: str) -> dict[str, Any]:
-        """A teamdctl-like per-port summary for state dumps."""
+    def port_view(self, name: str) -> PortView:
+        """A teamdctl-like per-port summary for state dumps, READY and tests."""
         port = self._ports[name]
         agg_id = port.port_number if port.aggregator_id is None else port.aggregator_id
-        return {
-            "state": TEAMD_STATE_NAME[port.rx_state],
-            "selected": port.selected is Selected.SELECTED,
-            "selection": port.selected.value,
-            "aggregator_id": agg_id,
-            "aggregator_selected": port.selected is Selected.SELECTED,
-            "enabled": port.enabled,
-            "rx_state": port.rx_state.value,
-            "mux_state": port.mux_state.value,
-            "actor": port.actor(self._settings).to_dict(),
-            "partner": port.partner.to_dict(),
-            "loopback": port.loopback,
-            "partner_retry_count": port.partner_retry_count,
-            **{c: getattr(port, c) for c in COUNTERS},
-        }
+        return PortView(
+            state=TEAMD_STATE_NAME[port.rx_state],
+            selected=port.selected is Selected.SELECTED,
+            selection=port.selected.value,
+            aggregator_id=agg_id,
+            aggregator_selected=port.selected is Selected.SELECTED,
+            enabled=port.enabled,
+            rx_state=port.rx_state.value,
+            mux_state=port.mux_state.value,
+            actor=port.actor(self._settings),
+            partner=port.partner,
+            loopback=port.loopback,
+            partner_retry_count=port.partner_retry_count,
+            counters={c: getattr(port, c) for c in COUNTERS},
+        )
 
     # ---- state transfer ----------------------------------------------------------------
 

@@ -529,7 +529,7 @@ class HandoverDriver:
             last_tx={p: d["ports"][p].get("last_tx") for d in lags.values() for p in d["ports"]})
         running_lags = self.runner.lags
         awaiting = frozenset(p for r in running_lags.values() for p in r.lacp.ports
-                             if r.lacp.port_view(p)["state"] != "disabled")
+                             if r.lacp.port_view(p).state != "disabled")
         self.handle(Event.TAKEN_OVER, epoch=won.epoch, ports=awaiting)
         self._apply_config_changed_meanwhile(lags)
         log.info("%s: took over from %s at epoch %d", self.name, cur.owner, won.epoch)
@@ -714,7 +714,7 @@ class HandoverDriver:
                 log.warning("%s: promoted with differences: %s", self.name, "; ".join(problems))
         adopted = self._adopt_wire_tx()
         awaiting = frozenset(p for r in self.runner.lags.values() for p in r.lacp.ports
-                             if r.lacp.port_view(p)["state"] != "disabled")
+                             if r.lacp.port_view(p).state != "disabled")
         self.handed_from = HandedFrom(owner=t.name, epoch=t.epoch,
                                       t=meta.t if meta else None,
                                       last_tx=self._old_owner_last_tx(lags))

@@ -87,22 +87,22 @@ def old_port_dump(lag: Lag, port: str, link: LinkInfo | None) -> dict[str, Any]:
             "up": up,
             "list": {
                 "link_watch_0": {
-                    "name": "ethtool", "up": up, "down_count": view.get("down_count", 0),
+                    "name": "ethtool", "up": up, "down_count": view.counters["down_count"],
                     "delay_up": 0, "delay_down": 0,
                 }
             },
         },
         "runner": {
-            "selected": view["selected"],
-            "state": view["state"],
-            "key": view["actor"]["key"],
-            "prio": view["actor"]["port_priority"],
-            "aggregator": {"id": view["aggregator_id"], "selected": view["aggregator_selected"]},
-            "actor_lacpdu_info": view["actor"],
-            "partner_lacpdu_info": view["partner"],
-            "loopback": view["loopback"],
-            "partner_retry_count": view["partner_retry_count"],
-            "counters": {c: view[c] for c in COUNTERS if c != "down_count"},
+            "selected": view.selected,
+            "state": view.state,
+            "key": view.actor.to_dict()["key"],
+            "prio": view.actor.to_dict()["port_priority"],
+            "aggregator": {"id": view.aggregator_id, "selected": view.aggregator_selected},
+            "actor_lacpdu_info": view.actor.to_dict(),
+            "partner_lacpdu_info": view.partner.to_dict(),
+            "loopback": view.loopback,
+            "partner_retry_count": view.partner_retry_count,
+            "counters": {c: view.counters[c] for c in COUNTERS if c != "down_count"},
         },
     }
 

@@ -55,13 +55,13 @@ def test_back_to_back_reach_collecting_distributing():
         assert lag.carrier
         for name in PORTS:
             view = lag.port_view(name)
-            assert view["state"] == "current"
-            assert view["mux_state"] == "collecting_distributing"
-            assert view["selected"] and view["aggregator_id"] == 1
+            assert view.state == "current"
+            assert view.mux_state == "collecting_distributing"
+            assert view.selected and view.aggregator_id == 1
             assert lag.port_enabled(name)
-            assert view["actor"]["state"] == STEADY_FAST
+            assert view.actor.to_dict()["state"] == STEADY_FAST
             # The partner record is the other side's actor block, exactly.
-            assert view["partner"] == other.port_view(name)["actor"]
+            assert view.partner == other.port_view(name).actor
         intents = lag.pop_intents()
         assert set(intents) == {
             PortEnable("PortChannel1", "e0", True),
@@ -143,9 +143,9 @@ def expire_and_default(fast_rate: bool, timeout: float) -> None:
     last_rx = max(wire.tx_times("b", "e0"))
     wire.cut.add("b")  # a no longer hears b
     wire.run_until(last_rx + timeout - 0.01)
-    assert a.port_view("e0")["state"] == "current" and a.carrier and a.pop_intents() == []
+    assert a.port_view("e0").state == "current" and a.carrier and a.pop_intents() == []
     wire.run_until(last_rx + timeout)
-    assert a.port_view("e0")["state"] == "expired"
+    assert a.port_view("e0").state == "expired"
     assert not a.port_enabled("e0") and not a.carrier
     assert a.pop_intents() == [
         PortEnable("PortChannel1", "e0", False),
@@ -158,11 +158,11 @@ def expire_and_default(fast_rate: bool, timeout: float) -> None:
     assert not pdu.partner.state & SYNC and pdu.partner.state & TIMEOUT
     assert a.next_deadline() == pytest.approx(last_rx + timeout + 1.0)  # next periodic
     wire.run_until(last_rx + timeout + 2.99)
-    assert a.port_view("e0")["state"] == "expired"
+    assert a.port_view("e0").state == "expired"
     wire.run_until(last_rx + timeout + 3.0)
     view = a.port_view("e0")
-    assert view["state"] == "defaulted" and not view["selected"]
-    assert view["partner"]["system"] == "00:00:00:00:00:00"
+    assert view.state == "defaulted" and not view.selected
+    assert view.partner.to_dict()["system"] == "00:00:00:00:00:00"
     assert decode_frame(a.would_send("e0"))[1].actor.state & DEFAULTED
     assert a.pop_intents() == []  # already disabled
     # The partner comes back: re-selected and enabled again.
@@ -184,7 +184,7 @@ def test_on_timer_far_late_reschedules_from_now():
     a = wire.a
     nxt = a.next_deadline()
     a.on_timer(nxt + 1.5)  # missed more than one period
-    assert a.port_view("e0")["state"] == "current"
+    assert a.port_view("e0").state == "current"
     sent = a.frames_to_send(nxt + 1.5)
     assert [p for p, _ in sent] == ["e0", "e1"]
     assert a.to_dict()["ports"]["e0"]["next_tx"] == pytest.approx(nxt + 2.5)
@@ -215,8 +215,8 @@ def test_partner_identity_change_deselects_and_reselects(change):
     view = a.port_view("e0")
     # e0 is an aggregator of its own now; the established one keeps its id (it is not
     # renumbered because its lowest-numbered port left)
-    assert view["selection"] == "standby" and view["aggregator_id"] == 2
-    assert a.port_view("e1")["aggregator_id"] == 1
+    assert view.selection == "standby" and view.aggregator_id == 2
+    assert a.port_view("e1").aggregator_id == 1
     assert not decode_frame(a.would_send("e0"))[1].actor.state & SYNC
     assert a.carrier
     # The partner moves e1 too: the new aggregator is selected and e0 is enabled again; e1
@@ -224,20 +224,20 @@ def test_partner_identity_change_deselects_and_reselects(change):
     assert a.receive("e1", crafted(a, "e1", **change), t + 0.1)
     assert a.pop_intents() == [PortEnable("PortChannel1", "e0", True)]
     assert a.carrier and a.port_enabled("e0") and a.port_enabled("e1")
-    assert a.port_view("e0")["partner"]["key"] == change.get("key", 2)
+    assert a.port_view("e0").partner.to_dict()["key"] == change.get("key", 2)
 
 
 def test_identity_change_on_single_port_lag_reselects_with_aggregate_wait():
     lag = Lag(LagSettings("PortChannel1", SYS_A, 1, aggregate_wait=2.0))
     lag.add_port("e0", port_number=1, mac=bytes(6), link_up=True, now=0.0)
     lag.receive("e0", crafted(lag, "e0"), 0.1)
-    assert lag.port_view("e0")["mux_state"] == "waiting"
+    assert lag.port_view("e0").mux_state == "waiting"
     assert lag.next_deadline() == pytest.approx(1.0)  # periodic TX comes first
     lag.on_timer(2.0)
-    assert lag.port_view("e0")["mux_state"] == "waiting"
+    assert lag.port_view("e0").mux_state == "waiting"
     lag.receive("e0", crafted(lag, "e0"), 2.05)
     lag.on_timer(2.1)
-    assert lag.port_view("e0")["mux_state"] == "collecting_distributing"
+    assert lag.port_view("e0").mux_state == "collecting_distributing"
     assert lag.pop_intents() == [
         PortEnable("PortChannel1", "e0", True),
         Carrier("PortChannel1", True),
@@ -245,12 +245,12 @@ def test_identity_change_on_single_port_lag_reselects_with_aggregate_wait():
     lag.receive("e0", crafted(lag, "e0", system=SYS_C), 3.0)
     assert lag.pop_intents() == [
         PortEnable("PortChannel1", "e0", False), Carrier("PortChannel1", False)]  # fmt: skip
-    assert lag.port_view("e0")["mux_state"] == "waiting"
+    assert lag.port_view("e0").mux_state == "waiting"
     lag.receive("e0", crafted(lag, "e0", system=SYS_C), 4.0)
     assert not lag.carrier
     lag.on_timer(5.0)
     lag.receive("e0", crafted(lag, "e0", system=SYS_C), 5.0)
-    assert lag.carrier and lag.port_view("e0")["partner"]["system"] == "02:00:00:00:00:cc"
+    assert lag.carrier and lag.port_view("e0").partner.to_dict()["system"] == "02:00:00:00:00:cc"
 
 
 def test_unmatched_partner_sync_is_not_trusted():
@@ -259,8 +259,8 @@ def test_unmatched_partner_sync_is_not_trusted():
     lag.frames_to_send(0.0)
     lag.receive("e0", crafted(lag, "e0", echo=False), 0.2)
     view = lag.port_view("e0")
-    assert view["selected"] and view["mux_state"] == "attached"
-    assert not view["partner"]["state"] & SYNC and not lag.carrier
+    assert view.selected and view.mux_state == "attached"
+    assert not view.partner.to_dict()["state"] & SYNC and not lag.carrier
     assert [p for p, _ in lag.frames_to_send(0.2)] == ["e0"]  # update_NTT answers at once
     lag.receive("e0", crafted(lag, "e0"), 0.3)
     assert lag.carrier
@@ -272,7 +272,7 @@ def test_partner_sync_drop_disables_port():
     a.pop_intents()
     a.receive("e1", crafted(a, "e1", state=STEADY_FAST & ~SYNC), wire.now + 0.2)
     assert a.pop_intents() == [PortEnable("PortChannel1", "e1", False)]
-    assert a.carrier and a.port_view("e1")["mux_state"] == "attached"
+    assert a.carrier and a.port_view("e1").mux_state == "attached"
 
 
 # ---- links and min_links -----------------------------------------------------------------
@@ -290,7 +290,7 @@ def test_min_links_two_with_one_port_down():
     assert a.pop_intents() == [
         PortEnable("PortChannel1", "e1", False), Carrier("PortChannel1", False)]  # fmt: skip
     view = a.port_view("e1")
-    assert view["state"] == "disabled" and view["down_count"] == 1 and not view["selected"]
+    assert view.state == "disabled" and view.counters["down_count"] == 1 and not view.selected
     # No TX on a down port, no periodic timer for it.
     wire.run_until(t + 10.0)
     assert wire.tx_times("a", "e1", since=t) == []
@@ -299,7 +299,7 @@ def test_min_links_two_with_one_port_down():
     t2 = wire.now
     a.set_link("e1", True, t2)
     wire.b.set_link("e1", True, t2)
-    assert a.port_view("e1")["state"] == "expired"
+    assert a.port_view("e1").state == "expired"
     wire.run_until(t2 + 2.0)
     assert a.carrier and a.port_enabled("e1")
     assert wire.tx_times("a", "e1", since=t2)[0] == t2  # link up sends at once
@@ -312,11 +312,11 @@ def test_link_down_drops_received_pdus_and_port_comes_back():
     a = wire.a
     a.set_link("e0", False, wire.now)
     assert not a.receive("e0", crafted(a, "e0"), wire.now + 0.1)
-    assert a.port_view("e0")["rx_pdus"] == wire.a.port_view("e0")["rx_pdus"]
+    assert a.port_view("e0").counters["rx_pdus"] == wire.a.port_view("e0").counters["rx_pdus"]
     assert a.frames_to_send(wire.now + 0.1) == []
     a.set_link("e0", True, wire.now + 0.2)
     # Expired with the old partner kept: selected and ATTACHED (Sync=1) at once.
-    assert a.port_view("e0")["mux_state"] == "attached"
+    assert a.port_view("e0").mux_state == "attached"
     assert a.receive("e0", crafted(a, "e0"), wire.now + 0.3)
     assert a.port_enabled("e0")
 
@@ -440,7 +440,7 @@ def test_update_settings_key_change_and_min_links():
     assert decode_frame(sent["e0"])[1].actor.key == 77
     wire.now = t
     wire.run_until(t + 3.0)
-    assert a.carrier and wire.b.port_view("e0")["partner"]["key"] == 77
+    assert a.carrier and wire.b.port_view("e0").partner.to_dict()["key"] == 77
     with pytest.raises(ValueError):
         a.update_settings(replace(a.settings, name="PortChannel2"), t)
 
@@ -573,16 +573,16 @@ def test_loopback_pdus_are_dropped_counted_reported_once_and_never_select() -> N
         lag.on_timer(now)
     for p in ("e0", "e1"):
         view = lag.port_view(p)
-        assert view["loopback"] is True and view["rx_loopback"] > 3
-        assert view["selected"] is False and view["state"] in ("expired", "defaulted")
+        assert view.loopback is True and view.counters["rx_loopback"] > 3
+        assert view.selected is False and view.state in ("expired", "defaulted")
     assert not lag.carrier
     assert sorted(lag.pop_notices(), key=lambda n: n.port) == [
         LoopbackDetected("PortChannel1", "e0"), LoopbackDetected("PortChannel1", "e1")]
     # a real partner afterwards clears the flag; a new loop would be reported again
     lag.receive("e0", crafted(lag, "e0"), now)
-    assert lag.port_view("e0")["loopback"] is False
+    assert lag.port_view("e0").loopback is False
     assert lag.pop_notices() == []
-    assert Lag.from_dict(lag.to_dict()).port_view("e1")["loopback"] is True
+    assert Lag.from_dict(lag.to_dict()).port_view("e1").loopback is True
 
 
 def marker_information(port: int = 7, tid: int = 0x01020304) -> bytes:
@@ -611,7 +611,7 @@ def test_marker_information_gets_a_response_with_the_same_fields_rate_limited() 
         answered += sum(1 for _, f in a.frames_to_send(t + 0.01 * (i + 1)) if f[14] == 2)
     assert answered == 3
     view = a.port_view("e0")
-    assert view["rx_marker"] == 21 and view["tx_marker_response"] == 3
+    assert view.counters["rx_marker"] == 21 and view.counters["tx_marker_response"] == 3
     # the LACP side is untouched: a marker is not our last PDU
     assert decode_frame(bytes.fromhex(a.to_dict()["ports"]["e0"]["last_tx_frame"]))
 
@@ -625,7 +625,7 @@ def test_a_marker_response_not_sent_in_time_is_dropped_not_flushed_later() -> No
         a.receive("e1", marker_information(tid=i), t + i * 2.0)
     sent = a.frames_to_send(t + 5.5)
     assert [f for _, f in sent if f[14] == 2] == []  # all older than a period: dropped
-    assert a.port_view("e1")["tx_marker_response"] == 0
+    assert a.port_view("e1").counters["tx_marker_response"] == 0
 
 
 def test_truncated_and_bad_markers_are_counted_apart() -> None:
@@ -634,7 +634,8 @@ def test_truncated_and_bad_markers_are_counted_apart() -> None:
     lag.receive("e0", good[:60], 0.1)
     lag.receive("e0", good[:16] + b"\x09" + good[17:], 0.1)  # TLV type 9
     view = lag.port_view("e0")
-    assert (view["rx_truncated"], view["rx_bad"], view["rx_marker"]) == (1, 1, 0)
+    c = view.counters
+    assert (c["rx_truncated"], c["rx_bad"], c["rx_marker"]) == (1, 1, 0)
 
 
 def test_a_partner_that_says_individual_is_not_aggregated_with_others() -> None:
@@ -647,8 +648,8 @@ def test_a_partner_that_says_individual_is_not_aggregated_with_others() -> None:
         t += 0.5
     views = {p: lag.port_view(p) for p in ("e0", "e1")}
     # same partner system and key, but each is an aggregator of its own: one is selected
-    assert views["e0"]["aggregator_id"] != views["e1"]["aggregator_id"]
-    assert sorted(v["selection"] for v in views.values()) == ["selected", "standby"]
+    assert views["e0"].aggregator_id != views["e1"].aggregator_id
+    assert sorted(v.selection for v in views.values()) == ["selected", "standby"]
 
 
 def test_selection_is_stable_when_a_larger_aggregator_appears() -> None:
@@ -666,15 +667,15 @@ def test_selection_is_stable_when_a_larger_aggregator_appears() -> None:
     for _ in range(4):  # e0 alone with partner B: selected, carrier up
         lag.receive("e0", pdu("e0", SYS_B, 1), t)
         t += 0.3
-    assert lag.carrier and lag.port_view("e0")["selection"] == "selected"
+    assert lag.carrier and lag.port_view("e0").selection == "selected"
     lag.pop_intents()
     for _ in range(4):  # e1 and e2 hear partner C: a larger group, kept on STANDBY
         lag.receive("e0", pdu("e0", SYS_B, 1), t)
         lag.receive("e1", pdu("e1", SYS_C, 2), t)
         lag.receive("e2", pdu("e2", SYS_C, 3), t)
         t += 0.3
-    assert lag.port_view("e0")["selection"] == "selected"
-    assert [lag.port_view(p)["selection"] for p in ("e1", "e2")] == ["standby", "standby"]
+    assert lag.port_view("e0").selection == "selected"
+    assert [lag.port_view(p).selection for p in ("e1", "e2")] == ["standby", "standby"]
     assert PortEnable("PortChannel1", "e0", False) not in lag.pop_intents()
     # the selected aggregator loses its last port: only then the larger one takes over
     lag.set_link("e0", False, t)
@@ -682,7 +683,7 @@ def test_selection_is_stable_when_a_larger_aggregator_appears() -> None:
         lag.receive("e1", pdu("e1", SYS_C, 2), t)
         lag.receive("e2", pdu("e2", SYS_C, 3), t)
         t += 0.3
-    assert [lag.port_view(p)["selection"] for p in ("e1", "e2")] == ["selected", "selected"]
+    assert [lag.port_view(p).selection for p in ("e1", "e2")] == ["selected", "selected"]
     assert lag.carrier
 
 
@@ -722,11 +723,11 @@ def test_partner_retry_count_scales_the_receive_timeout(count: int, expiry: floa
             lag.receive(p, retry_pdu(lag, p, count), t)
         t += 1.0
     last = t - 1.0
-    assert lag.carrier and lag.port_view("e0")["partner_retry_count"] == count
+    assert lag.carrier and lag.port_view("e0").partner_retry_count == count
     lag.on_timer(last + expiry - 0.5)  # silence: still current just before count x 1 s
-    assert lag.port_view("e0")["state"] == "current" and lag.carrier
+    assert lag.port_view("e0").state == "current" and lag.carrier
     lag.on_timer(last + expiry + 0.001)
-    assert lag.port_view("e0")["state"] == "expired" and not lag.carrier
+    assert lag.port_view("e0").state == "expired" and not lag.carrier
 
 
 def test_we_answer_a_sonic_partner_in_0xf1_with_our_count_and_its_count() -> None:
@@ -741,7 +742,7 @@ def test_we_answer_a_sonic_partner_in_0xf1_with_our_count_and_its_count() -> Non
     from_a = decode_frame(a.would_send("e0"))[1]
     assert (from_a.version, from_a.actor_retry_count, from_a.partner_retry_count) == (
         RETRY_VERSION, 3, 5)
-    assert a.port_view("e0")["partner_retry_count"] == 5
+    assert a.port_view("e0").partner_retry_count == 5
     # the counts are LACP state: a new owner restored from the snapshot sends the same bytes
     assert Lag.from_dict(a.to_dict()).would_send("e0") == a.would_send("e0")
     assert Lag.from_dict(b.to_dict()).would_send("e1") == b.would_send("e1")
@@ -759,10 +760,10 @@ def test_a_plain_pdu_resets_the_partner_count_only_60_s_after_the_last_0xf1() ->
     t = 1.0
     while t < 60.0:  # lag_keepalive-style plain PDUs
         lag.receive("e0", crafted(lag, "e0"), t)
-        assert lag.port_view("e0")["partner_retry_count"] == 5, t
+        assert lag.port_view("e0").partner_retry_count == 5, t
         t += 1.0
     lag.receive("e0", crafted(lag, "e0"), 60.2)
-    assert lag.port_view("e0")["partner_retry_count"] == 3
+    assert lag.port_view("e0").partner_retry_count == 3
     assert decode_frame(lag.would_send("e0"))[1].version == 1
 
 
@@ -770,7 +771,8 @@ def test_a_retry_count_below_three_is_dropped() -> None:
     lag = make_lag(SYS_A, 1)
     assert lag.receive("e0", retry_pdu(lag, "e0", 2), 0.1) is False
     view = lag.port_view("e0")
-    assert view["rx_bad"] == 1 and view["state"] == "expired" and view["partner_retry_count"] == 3
+    assert view.counters["rx_bad"] == 1 and view.state == "expired"
+    assert view.partner_retry_count == 3
 
 
 def test_a_count_set_at_run_time_lapses_after_count_x_3_min_or_when_a_port_expires() -> None:
@@ -795,7 +797,7 @@ def test_the_feature_switched_off_means_plain_lacp() -> None:
     lag.set_retry_count_feature(False, 0.0)
     assert lag.receive("e0", retry_pdu(lag, "e0", 5), 0.1)
     view = lag.port_view("e0")
-    assert view["partner_retry_count"] == 3 and view["state"] == "current"
+    assert view.partner_retry_count == 3 and view.state == "current"
     assert decode_frame(lag.would_send("e0"))[1].version == 1
     with pytest.raises(ValueError, match="disabled"):
         lag.set_retry_count(5, 0.2)
@@ -834,7 +836,7 @@ def test_a_partner_change_is_never_disable_then_enable_within_one_receive(change
                    PortEnable("PortChannel1", "e0", True), Carrier("PortChannel1", True)]
     assert lag.pop_intents() == []
     assert lag.carrier and lag.port_enabled("e0")
-    assert lag.port_view("e0")["partner"]["key"] == kw.get("key", 2)
+    assert lag.port_view("e0").partner.to_dict()["key"] == kw.get("key", 2)
 
 
 def test_net_intents_keeps_only_real_changes() -> None:

@@ -41,7 +41,7 @@ def links(up: bool = True) -> dict[str, LinkInfo]:
 
 
 def rx_pdus(lags: dict[str, RunningLag], port: str) -> int:
-    return int(lags["PortChannel1"].lacp.port_view(port)["rx_pdus"])
+    return int(lags["PortChannel1"].lacp.port_view(port).counters["rx_pdus"])
 
 
 def test_a_frame_the_owner_applied_is_not_applied_again_however_late_we_read_it() -> None:
@@ -98,8 +98,8 @@ def test_a_link_that_came_up_after_the_snapshot_is_applied_before_the_replayed_f
             {p: "PortChannel1" for p in PORTS}, 5.4)
     view = lags["PortChannel1"].lacp.port_view("e1")
     # replayed before the link was caught up, the PDU met a port with no link and was dropped
-    assert view["rx_pdus"] == before + 1
-    assert view["rx_state"] == "current"
+    assert view.counters["rx_pdus"] == before + 1
+    assert view.rx_state == "current"
 
 
 def test_frames_older_than_the_keep_window_are_dropped() -> None:
