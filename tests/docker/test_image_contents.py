@@ -7,6 +7,7 @@ The lab (lab/teamd_lab) is its own distribution: the compose lab's wiring step r
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 from typing import Any
 
 LIST = ("import importlib.metadata as m, sys; "
@@ -27,12 +28,19 @@ def test_the_product_image_holds_no_lab_code(engine: Any) -> None:
     assert "teamd-hitless" in dists.split() and "teamd-hitless-lab" not in dists.split()
     assert {"teamd_shim", "orchestrator", "swsscommon"} <= set(tops.split())
     assert "teamd_lab" not in tops.split()
-    # and no module of the lab hides under another name
-    found = run_in("teamd-hitless/teamd:latest", "sh", "-c",
-                   "find / -xdev \\( -name 'teamd_lab' -o -name 'slowproto.py' -o "
-                   "-name 'recorder.py' -o -name 'holder.py' -o -name 'demo.py' \\) "
-                   "-path '*teamd*' 2>/dev/null")
-    assert found.stdout.strip() == "", found.stdout
+    # and no module of the lab hides in the product's packages under its own file name
+    repo = Path(__file__).resolve().parents[2]
+    product = {f.name for d in ("teamd-shim/teamd_shim", "orchestrator")
+               for f in (repo / d).rglob("*.py")}
+    lab_only = {f.name for f in (repo / "lab/teamd_lab").glob("*.py")} - product
+    listed = run_in("teamd-hitless/teamd:latest", "sh", "-c",
+                    "find / -xdev -name teamd_lab 2>/dev/null; "
+                    "find /opt/teamd-hitless -path '*site-packages/teamd_shim/*' -name '*.py' "
+                    "-o -path '*site-packages/orchestrator/*' -name '*.py'")
+    assert listed.returncode == 0, listed.stderr
+    files = listed.stdout.split()
+    assert files and not [f for f in files if f.endswith("/teamd_lab")]
+    assert not [f for f in files if f.rsplit("/", 1)[-1] in lab_only], lab_only
     imp = run_in("teamd-hitless/teamd:latest", "python", "-c", "import teamd_lab")
     assert imp.returncode != 0 and "No module named 'teamd_lab'" in imp.stderr
 
