@@ -1,4 +1,4 @@
-"""The import direction of the product (CONTRIBUTING.md "Layers"; hld §15.1).
+"""The import direction of the product (CONTRIBUTING.md "Layers"; hld §3).
 
 teamd_shim's subpackages are layers, the pure LACP core at the bottom: a module may import its
 own subpackage and any layer below, never one above. The product (teamd_shim, orchestrator)
