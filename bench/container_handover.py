@@ -75,10 +75,12 @@ def measure_containers(client: Any, lags: int, members: int, runs: int) -> SizeR
             for method, act in (("container", do_hitless), ("docker-restart", do_docker_restart)):
                 r = measure_restart(hl.lab, tail, method, i, 0.0, act=act)
                 res.restarts.append(r)
-                progress(f"  {method:14s} run {i + 1}/{runs}: wall {fmt(r.wall_s)} s, partner "
-                         f"inter-arrival max {fmt(r.max_gap_s, '.3f')} s, expired "
-                         f"{r.counters.get('link_expired', 0)}, member disabled "
-                         f"{r.member_disabled}" + (f" [{r.error}]" if r.error else ""))
+                progress(
+                    f"  {method:14s} run {i + 1}/{runs}: wall {fmt(r.wall_s)} s, partner "
+                    f"inter-arrival max {fmt(r.max_gap_s, '.3f')} s, expired "
+                    f"{r.counters.get('link_expired', 0)}, member disabled "
+                    f"{r.member_disabled}" + (f" [{r.error}]" if r.error else "")
+                )
     except Exception as e:  # BenchError or lab trouble: report it, go on with the next size
         res.error = f"{type(e).__name__}: {e}"
         progress(f"  FAILED: {res.error}")
@@ -92,15 +94,19 @@ def measure_containers(client: Any, lags: int, members: int, runs: int) -> SizeR
 
 def rows(proc: SizeResult, cont: SizeResult) -> list[str]:
     out = []
-    for label, res, method in (("process hitless", proc, "hitless"),
-                               ("container hitless", cont, "container"),
-                               ("docker restart teamd", cont, "docker-restart"),
-                               ("process cold (SIGTERM + start)", proc, "cold")):
+    for label, res, method in (
+        ("process hitless", proc, "hitless"),
+        ("container hitless", cont, "container"),
+        ("docker restart teamd", cont, "docker-restart"),
+        ("process cold (SIGTERM + start)", proc, "cold"),
+    ):
         s = summary(res, method)
-        out.append(f"| {res.lags} x {res.members} | {label} | {s['runs']} ({s['failed']}) "
-                   f"| {fmt(s['max_gap_s'], '.3f')} | {s['over_budget']} "
-                   f"| {s['member_disabled']} | {s['link_expired']} "
-                   f"| {fmt(s['median_wall_s'])} |")
+        out.append(
+            f"| {res.lags} x {res.members} | {label} | {s['runs']} ({s['failed']}) "
+            f"| {fmt(s['max_gap_s'], '.3f')} | {s['over_budget']} "
+            f"| {s['member_disabled']} | {s['link_expired']} "
+            f"| {fmt(s['median_wall_s'])} |"
+        )
     return out
 
 
@@ -118,31 +124,45 @@ def main(argv: list[str] | None = None) -> int:
     subprocess.run(["bash", str(REPO / "scripts/build_images.sh"), "--no-upgrade"], check=True)
     client = docker.from_env(timeout=60)
     info = machine_info()
-    progress(f"container vs process handover vs docker restart: sizes {sizes} x {a.members}, "
-             f"{a.runs} runs each; {info['nproc']} cores, load {info['loadavg_at_start'][0]:.2f}")
+    progress(
+        f"container vs process handover vs docker restart: sizes {sizes} x {a.members}, "
+        f"{a.runs} runs each; {info['nproc']} cores, load {info['loadavg_at_start'][0]:.2f}"
+    )
     pairs: list[tuple[SizeResult, SizeResult]] = []
     for n in sizes:
         proc = measure_size(n, a.members, a.runs, 0.0)
         cont = measure_containers(client, n, a.members, a.runs)
         pairs.append((proc, cont))
-    lines = ["| LAGs x members | method | runs (failed) | max inter-arrival s | gaps > 1.1 s "
-             "| flaps (member disabled) | link expired | median command wall s |",
-             "|" + "---|" * 8]
+    lines = [
+        "| LAGs x members | method | runs (failed) | max inter-arrival s | gaps > 1.1 s "
+        "| flaps (member disabled) | link expired | median command wall s |",
+        "|" + "---|" * 8,
+    ]
     verdicts = []
     for proc, cont in pairs:
         lines += rows(proc, cont)
         wp = summary(proc, "hitless")["median_wall_s"]
         wc = summary(cont, "container")["median_wall_s"]
         if wp is not None and wc is not None:
-            verdicts.append(f"{proc.lags} x {proc.members}: container wall {wc:.2f} s vs "
-                            f"process {wp:.2f} s ({wc - wp:+.2f} s; target <= +0.50 s: "
-                            f"{'met' if wc - wp <= 0.5 else 'NOT met'})")
-    doc = {"machine": info, "options": vars(a) | {"out": str(a.out)},
-           "summary": {f"{pr.lags}x{pr.members}": {
-               "process_hitless": summary(pr, "hitless"), "process_cold": summary(pr, "cold"),
-               "container_hitless": summary(co, "container"),
-               "docker_restart": summary(co, "docker-restart")} for pr, co in pairs},
-           "results": [[asdict(pr), asdict(co)] for pr, co in pairs]}
+            verdicts.append(
+                f"{proc.lags} x {proc.members}: container wall {wc:.2f} s vs "
+                f"process {wp:.2f} s ({wc - wp:+.2f} s; target <= +0.50 s: "
+                f"{'met' if wc - wp <= 0.5 else 'NOT met'})"
+            )
+    doc = {
+        "machine": info,
+        "options": vars(a) | {"out": str(a.out)},
+        "summary": {
+            f"{pr.lags}x{pr.members}": {
+                "process_hitless": summary(pr, "hitless"),
+                "process_cold": summary(pr, "cold"),
+                "container_hitless": summary(co, "container"),
+                "docker_restart": summary(co, "docker-restart"),
+            }
+            for pr, co in pairs
+        },
+        "results": [[asdict(pr), asdict(co)] for pr, co in pairs],
+    }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(doc, indent=1) + "\n")
     print("\n".join(lines))

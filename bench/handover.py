@@ -169,8 +169,10 @@ def wait_settled(lab: Lab, limit: float) -> float:
         if good >= 2:
             return time.monotonic() - t0
         if time.monotonic() - t0 > limit:
-            raise BenchError(f"{len(bad)} bond(s) not negotiated with all members enabled "
-                             f"after {limit:.0f} s (e.g. {', '.join(bad[:5])})")
+            raise BenchError(
+                f"{len(bad)} bond(s) not negotiated with all members enabled "
+                f"after {limit:.0f} s (e.g. {', '.join(bad[:5])})"
+            )
         time.sleep(SETTLE_POLL_S)
 
 
@@ -195,8 +197,10 @@ def do_hitless(lab: Lab, r: Restart) -> None:
     try:
         out: dict[str, Any] = json.loads(p.stdout)
     except json.JSONDecodeError:
-        raise BenchError(f"warm-restart exit {p.returncode}, no JSON on stdout: "
-                         f"{(p.stdout + p.stderr).strip()[-500:]}") from None
+        raise BenchError(
+            f"warm-restart exit {p.returncode}, no JSON on stdout: "
+            f"{(p.stdout + p.stderr).strip()[-500:]}"
+        ) from None
     r.result, r.stages = out.get("result"), dict(out.get("stages") or {})
     r.old, r.new = out.get("old"), out.get("new")
     gaps = [v.get("max_gap_s") for v in (out.get("lags") or {}).values()]
@@ -211,9 +215,10 @@ def do_cold(lab: Lab, r: Restart, cold_gap: float) -> None:
     new one: what a plain restart of the teamd container amounts to, at its fastest."""
     running = lab.registered_shims()
     if len(running) != 1:
-        raise BenchError(f"expected one running shim before a cold restart, found "
-                         f"{sorted(running) or 'none'}")
-    (name, ref), = running.items()
+        raise BenchError(
+            f"expected one running shim before a cold restart, found {sorted(running) or 'none'}"
+        )
+    ((name, ref),) = running.items()
     r.old, r.cold_gap_s = name, cold_gap
     t0 = time.monotonic()
     ref.stop(STOP_TIMEOUT_S)  # SIGTERM; SIGKILL only if it has not exited in time
@@ -226,8 +231,9 @@ def do_cold(lab: Lab, r: Restart, cold_gap: float) -> None:
     r.new = role
 
 
-def measure_restart(lab: Lab, tail: RecordTail, method: str, run: int,
-                    cold_gap: float, act: Any = None) -> Restart:
+def measure_restart(
+    lab: Lab, tail: RecordTail, method: str, run: int, cold_gap: float, act: Any = None
+) -> Restart:
     """Settled lab -> snapshot partner counters -> restart -> wait -> analyse the window.
 
     `act(lab, r)` replaces the built-in methods (bench/container_handover.py's container
@@ -275,9 +281,11 @@ def measure_restart(lab: Lab, tail: RecordTail, method: str, run: int,
     for p in ports:
         gs = [g for _, g in per_port.get(p, [])]
         all_gaps += gs
-        r.per_port[p] = {"pdus": len(gs) + 1 if gs else 0,
-                         "max_gap_s": max(gs) if gs else None,
-                         "median_gap_s": statistics.median(gs) if gs else None}
+        r.per_port[p] = {
+            "pdus": len(gs) + 1 if gs else 0,
+            "max_gap_s": max(gs) if gs else None,
+            "median_gap_s": statistics.median(gs) if gs else None,
+        }
         r.points += [[round(t, 4), round(g, 4)] for t, g in per_port.get(p, [])]
     if all_gaps:
         r.max_gap_s = max(all_gaps)
@@ -324,14 +332,16 @@ def measure_size(lags: int, members: int, runs: int, cold_gap: float) -> SizeRes
         limit = NEGOTIATE_BASE_S + NEGOTIATE_PER_LAG_S * lags
         while not_negotiated(lab):
             if not shim.alive():
-                raise BenchError(f"teamd-shim exited before negotiation, see "
-                                 f"{workdir / 'shim-active.log'}")
+                raise BenchError(
+                    f"teamd-shim exited before negotiation, see {workdir / 'shim-active.log'}"
+                )
             if time.monotonic() - t1 > limit:
                 raise BenchError(f"not negotiated after {limit:.0f} s")
             time.sleep(0.5)
         res.negotiated_s = time.monotonic() - t1
-        progress(f"  lab up {res.lab_up_s:.1f} s, negotiated {res.negotiated_s:.1f} s after "
-                 f"shim start")
+        progress(
+            f"  lab up {res.lab_up_s:.1f} s, negotiated {res.negotiated_s:.1f} s after shim start"
+        )
         for i in range(runs):
             for method in ("hitless", "cold"):
                 r = measure_restart(lab, tail, method, i, cold_gap)
@@ -342,11 +352,13 @@ def measure_size(lags: int, members: int, runs: int, cold_gap: float) -> SizeRes
                     f"{fmt(r.median_gap_s, '.3f')} s, expired "
                     f"{r.counters.get('link_expired', 0)}, defaulted "
                     f"{r.counters.get('link_defaulted', 0)}, member disabled/enabled "
-                    f"{r.member_disabled}/{r.member_enabled}"
-                    + (f" [{r.error}]" if r.error else ""))
+                    f"{r.member_disabled}/{r.member_enabled}" + (f" [{r.error}]" if r.error else "")
+                )
                 if len(r.shims_after) != 1:
-                    raise BenchError(f"after {method} run {i + 1}: running shims "
-                                     f"{r.shims_after or 'none'} (expected exactly one)")
+                    raise BenchError(
+                        f"after {method} run {i + 1}: running shims "
+                        f"{r.shims_after or 'none'} (expected exactly one)"
+                    )
     except BenchError as e:
         res.error = str(e)
         progress(f"  FAILED: {e}")
@@ -395,9 +407,11 @@ def summary(res: SizeResult, method: str) -> dict[str, Any]:
 
 
 def table(results: list[SizeResult], cold_gap: float) -> str:
-    head = ("| LAGs x members | method | runs (failed) | median inter-arrival s "
-            "| max inter-arrival s | gaps > 1.1 s | median wall s | flaps (member disabled) "
-            "| member enabled lines | link expired | link defaulted |")
+    head = (
+        "| LAGs x members | method | runs (failed) | median inter-arrival s "
+        "| max inter-arrival s | gaps > 1.1 s | median wall s | flaps (member disabled) "
+        "| member enabled lines | link expired | link defaulted |"
+    )
     lines = [head, "|" + "---|" * 11]
     for res in results:
         for method in ("hitless", "cold"):
@@ -407,23 +421,31 @@ def table(results: list[SizeResult], cold_gap: float) -> str:
                 f"| {res.lags} x {res.members} | {label} | {s['runs']} ({s['failed']}) "
                 f"| {fmt(s['median_gap_s'], '.3f')} | {fmt(s['max_gap_s'], '.3f')} "
                 f"| {s['over_budget']} | {fmt(s['median_wall_s'])} | {s['member_disabled']} "
-                f"| {s['member_enabled']} | {s['link_expired']} | {s['link_defaulted']} |")
+                f"| {s['member_enabled']} | {s['link_expired']} | {s['link_defaulted']} |"
+            )
         if res.error:
-            lines.append(f"| {res.lags} x {res.members} | (cut short) | "
-                         f"{res.error.splitlines()[0]} |" + " |" * 8)
+            lines.append(
+                f"| {res.lags} x {res.members} | (cut short) | "
+                f"{res.error.splitlines()[0]} |" + " |" * 8
+            )
     return "\n".join(lines)
 
 
 def stage_table(results: list[SizeResult]) -> str:
-    lines = ["| LAGs x members | " + " | ".join(f"{s} ms" for s in STAGES)
-             + " | total wall ms |", "|" + "---|" * (len(STAGES) + 2)]
+    lines = [
+        "| LAGs x members | " + " | ".join(f"{s} ms" for s in STAGES) + " | total wall ms |",
+        "|" + "---|" * (len(STAGES) + 2),
+    ]
     for res in results:
         rs = [r for r in res.restarts if r.method == "hitless" and r.stages]
         if not rs:
             continue
         cells = [ms(_med([r.stages.get(s) for r in rs])) for s in STAGES]
-        lines.append(f"| {res.lags} x {res.members} | " + " | ".join(cells)
-                     + f" | {ms(_med([r.wall_s for r in rs]))} |")
+        lines.append(
+            f"| {res.lags} x {res.members} | "
+            + " | ".join(cells)
+            + f" | {ms(_med([r.wall_s for r in rs]))} |"
+        )
     return "\n".join(lines)
 
 
@@ -447,23 +469,41 @@ def plot(results: list[SizeResult], path: Path, cold_gap: float) -> bool:
         for r in rs:
             if r.points:
                 xs, ys = zip(*r.points, strict=True)
-                ax.scatter(xs, ys, s=7, alpha=0.55, color=cmap(r.run % 10),
-                           label=f"run {r.run + 1} (max {fmt(r.max_gap_s, '.3f')} s)")
-        for y, style, text, va in ((NOMINAL_S, ":", "1.0 s nominal", "top"),
-                                   (BUDGET_S, "--", "1.1 s budget", "bottom"),
-                                   (FLAP_LIMIT_S, "-", "3.0 s flap limit", "bottom")):
+                ax.scatter(
+                    xs,
+                    ys,
+                    s=7,
+                    alpha=0.55,
+                    color=cmap(r.run % 10),
+                    label=f"run {r.run + 1} (max {fmt(r.max_gap_s, '.3f')} s)",
+                )
+        for y, style, text, va in (
+            (NOMINAL_S, ":", "1.0 s nominal", "top"),
+            (BUDGET_S, "--", "1.1 s budget", "bottom"),
+            (FLAP_LIMIT_S, "-", "3.0 s flap limit", "bottom"),
+        ):
             color = "dimgrey" if y < FLAP_LIMIT_S else "red"
             ax.axhline(y, color=color, linestyle=style, linewidth=1)
-            ax.text(0.01, y, text, va=va, fontsize=8, color=color,
-                    transform=ax.get_yaxis_transform())
+            ax.text(
+                0.01, y, text, va=va, fontsize=8, color=color, transform=ax.get_yaxis_transform()
+            )
         ax.axvline(0, color="black", linewidth=0.8)
         wall = _med([r.wall_s for r in rs])
         if wall is not None:
             ax.axvline(wall, color="purple", linewidth=0.8, linestyle="-.")
-            ax.text(wall, 0.02, f" command returned\n (median {wall:.2f} s)", fontsize=7,
-                    color="purple", transform=ax.get_xaxis_transform())
-        title = ("hitless: warm-restart teamd" if method == "hitless"
-                 else f"cold: SIGTERM + start (gap {cold_gap:g} s)")
+            ax.text(
+                wall,
+                0.02,
+                f" command returned\n (median {wall:.2f} s)",
+                fontsize=7,
+                color="purple",
+                transform=ax.get_xaxis_transform(),
+            )
+        title = (
+            "hitless: warm-restart teamd"
+            if method == "hitless"
+            else f"cold: SIGTERM + start (gap {cold_gap:g} s)"
+        )
         flaps = sum(r.member_disabled for r in rs)
         ax.set_title(f"{title}\n{len(rs)} runs, {flaps} member-disabled log lines", fontsize=10)
         ax.set_xlabel("seconds since the restart command started")
@@ -471,9 +511,11 @@ def plot(results: list[SizeResult], path: Path, cold_gap: float) -> bool:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper right")
     axes[0].set_ylabel("PDU inter-arrival at the partner, s")
-    fig.suptitle(f"teamd-shim restart, {res.lags} LAGs x {res.members} members "
-                 f"({res.lags * res.members} partner ports), OVS partner in LACP fast mode",
-                 fontsize=11)
+    fig.suptitle(
+        f"teamd-shim restart, {res.lags} LAGs x {res.members} members "
+        f"({res.lags * res.members} partner ports), OVS partner in LACP fast mode",
+        fontsize=11,
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -486,18 +528,34 @@ def plot(results: list[SizeResult], path: Path, cold_gap: float) -> bool:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sizes", default="1,8,32,64",
-                   help="comma-separated LAG counts, one lab each, in order (default %(default)s)")
-    p.add_argument("--runs", type=int, default=5,
-                   help="restarts per method per size (default %(default)s)")
-    p.add_argument("--cold-gap", type=float, default=0.0,
-                   help="seconds between the old shim's exit and the new one's start in the "
-                        "cold restart (default %(default)s: the best case)")
+    p.add_argument(
+        "--sizes",
+        default="1,8,32,64",
+        help="comma-separated LAG counts, one lab each, in order (default %(default)s)",
+    )
+    p.add_argument(
+        "--runs", type=int, default=5, help="restarts per method per size (default %(default)s)"
+    )
+    p.add_argument(
+        "--cold-gap",
+        type=float,
+        default=0.0,
+        help="seconds between the old shim's exit and the new one's start in the "
+        "cold restart (default %(default)s: the best case)",
+    )
     p.add_argument("--members", type=int, default=2, help="members per LAG (default 2)")
-    p.add_argument("--out", type=Path, default=REPO / "bench/out/handover.json",
-                   help="JSON with the raw numbers (default %(default)s)")
-    p.add_argument("--png", type=Path, default=REPO / "bench/out/handover.png",
-                   help="plot (default %(default)s)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / "bench/out/handover.json",
+        help="JSON with the raw numbers (default %(default)s)",
+    )
+    p.add_argument(
+        "--png",
+        type=Path,
+        default=REPO / "bench/out/handover.png",
+        help="plot (default %(default)s)",
+    )
     a = p.parse_args(argv)
     try:
         a.sizes = [int(s) for s in a.sizes.split(",") if s.strip()]
@@ -528,9 +586,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     info = machine_info()
-    progress(f"teamd restart, hitless vs cold: sizes {args.sizes} x {args.members} members, "
-             f"{args.runs} runs each, cold gap {args.cold_gap:g} s; {info['nproc']} cores, "
-             f"load {info['loadavg_at_start'][0]:.2f}")
+    progress(
+        f"teamd restart, hitless vs cold: sizes {args.sizes} x {args.members} members, "
+        f"{args.runs} runs each, cold gap {args.cold_gap:g} s; {info['nproc']} cores, "
+        f"load {info['loadavg_at_start'][0]:.2f}"
+    )
     results: list[SizeResult] = []
     interrupted = False
     try:
@@ -540,15 +600,28 @@ def main(argv: list[str] | None = None) -> int:
         interrupted = True
         progress("interrupted: labs taken down, reporting what was measured")
 
-    doc = {"machine": info,
-           "options": {"sizes": args.sizes, "members": args.members, "runs": args.runs,
-                       "cold_gap_s": args.cold_gap},
-           "constants": {"pre_s": PRE_S, "min_after_s": MIN_AFTER_S, "nominal_s": NOMINAL_S,
-                         "budget_s": BUDGET_S, "flap_limit_s": FLAP_LIMIT_S},
-           "interrupted": interrupted,
-           "summary": {f"{r.lags}x{r.members}": {m: summary(r, m) for m in ("hitless", "cold")}
-                       for r in results},
-           "results": [asdict(r) for r in results]}
+    doc = {
+        "machine": info,
+        "options": {
+            "sizes": args.sizes,
+            "members": args.members,
+            "runs": args.runs,
+            "cold_gap_s": args.cold_gap,
+        },
+        "constants": {
+            "pre_s": PRE_S,
+            "min_after_s": MIN_AFTER_S,
+            "nominal_s": NOMINAL_S,
+            "budget_s": BUDGET_S,
+            "flap_limit_s": FLAP_LIMIT_S,
+        },
+        "interrupted": interrupted,
+        "summary": {
+            f"{r.lags}x{r.members}": {m: summary(r, m) for m in ("hitless", "cold")}
+            for r in results
+        },
+        "results": [asdict(r) for r in results],
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=1) + "\n")
     plotted = plot(results, args.png, args.cold_gap)
@@ -558,10 +631,12 @@ def main(argv: list[str] | None = None) -> int:
     print("Median stage durations of the hitless runs (from `warm-restart --json`):")
     print()
     print(stage_table(results))
-    print(f"\nInter-arrival: every LACPDU the partner received from us in the window "
-          f"[-{PRE_S:g} s, settled again >= {MIN_AFTER_S:g} s after the restart], all ports and "
-          f"runs pooled. Flaps: `member X: disabled` lines in the OVS log. Raw numbers: "
-          f"{args.out}" + (f"; plot: {args.png}" if plotted else ""))
+    print(
+        f"\nInter-arrival: every LACPDU the partner received from us in the window "
+        f"[-{PRE_S:g} s, settled again >= {MIN_AFTER_S:g} s after the restart], all ports and "
+        f"runs pooled. Flaps: `member X: disabled` lines in the OVS log. Raw numbers: "
+        f"{args.out}" + (f"; plot: {args.png}" if plotted else "")
+    )
     if interrupted:
         return 130
     return 1 if any(r.error for r in results) else 0

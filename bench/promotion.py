@@ -109,8 +109,11 @@ def pair(lab: Lab) -> tuple[str, int, str, int] | None:
     """(active, pid, READY hot standby, pid) when exactly those two run."""
     inst = live(lab)
     act = [n for n, r in inst.items() if r["role"] == "active"]
-    sb = [n for n, r in inst.items() if r["role"] == "standby" and r.get("hot") == "true"
-          and r.get("ready") == "true"]
+    sb = [
+        n
+        for n, r in inst.items()
+        if r["role"] == "standby" and r.get("hot") == "true" and r.get("ready") == "true"
+    ]
     if len(inst) != 2 or len(act) != 1 or len(sb) != 1:
         return None
     return act[0], int(inst[act[0]]["pid"]), sb[0], int(inst[sb[0]]["pid"])
@@ -120,15 +123,21 @@ def wait_pair(lab: Lab, limit: float) -> tuple[str, int, str, int]:
     deadline = time.monotonic() + limit
     while (p := pair(lab)) is None:
         if time.monotonic() > deadline:
-            raise BenchError(f"no active + READY hot standby after {limit:.0f} s: "
-                             f"{ {n: r.get('role') for n, r in live(lab).items()} }")
+            raise BenchError(
+                f"no active + READY hot standby after {limit:.0f} s: "
+                f"{ {n: r.get('role') for n, r in live(lab).items()} }"
+            )
         time.sleep(0.1)
     return p
 
 
 def start_supervisor(lab: Lab) -> ProcRef:
-    return lab._spawn(lab.dut_ns, [str(WARM_RESTART), "--redis", lab.redis_url, "supervise"],
-                      lab.workdir / "supervisor.log", "supervisor")
+    return lab._spawn(
+        lab.dut_ns,
+        [str(WARM_RESTART), "--redis", lab.redis_url, "supervise"],
+        lab.workdir / "supervisor.log",
+        "supervisor",
+    )
 
 
 def gone(pid: int, limit: float = 5.0) -> None:
@@ -175,8 +184,9 @@ def measure_kill(lab: Lab, tail: RecordTail, run: int, ready_limit: float) -> Ki
             continue
         k.latency_s[port] = after[0] - t_death
         k.gap_s[port] = after[0] - before[-1]
-        k.points += [[round(b - t_death, 4), round(b - a, 4)]
-                     for a, b in zip(ts, ts[1:], strict=False)]
+        k.points += [
+            [round(b - t_death, 4), round(b - a, 4)] for a, b in zip(ts, ts[1:], strict=False)
+        ]
     return k
 
 
@@ -193,8 +203,12 @@ def planned(lab: Lab, hot: bool, sup: list[ProcRef], ready_limit: float) -> Plan
             os.kill(sb_pid, signal.SIGKILL)
             gone(sb_pid)
     t0 = time.monotonic()
-    p = subprocess.run([str(WARM_RESTART), "--redis", lab.redis_url, "teamd", "--yes",
-                        "--json"], capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [str(WARM_RESTART), "--redis", lab.redis_url, "teamd", "--yes", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     r.wall_s = time.monotonic() - t0
     try:
         out: dict[str, Any] = json.loads(p.stdout)
@@ -229,19 +243,22 @@ def measure_size(lags: int, members: int, kills: int, runs: int) -> SizeResult:
         for i in range(kills):
             k = measure_kill(lab, tail, i, ready_limit)
             res.kills.append(k)
-            progress(f"  kill {i + 1}: promoted in {k.took_ms} ms; partner: largest silence "
-                     f"{max(k.gap_s.values(), default=float('nan')):.3f} s, first PDU "
-                     f"{max(k.latency_s.values(), default=float('nan')):.3f} s after the "
-                     f"death at the latest, {k.member_disabled} member flaps"
-                     + (f" ERROR {k.error}" if k.error else ""))
+            progress(
+                f"  kill {i + 1}: promoted in {k.took_ms} ms; partner: largest silence "
+                f"{max(k.gap_s.values(), default=float('nan')):.3f} s, first PDU "
+                f"{max(k.latency_s.values(), default=float('nan')):.3f} s after the "
+                f"death at the latest, {k.member_disabled} member flaps"
+                + (f" ERROR {k.error}" if k.error else "")
+            )
         for i in range(runs):
             for hot in (True, False):
                 r = planned(lab, hot, sup, ready_limit)
                 res.planned.append(r)
-                progress(f"  planned {i + 1} ({'hot standby' if hot else 'no hot standby'}):"
-                         f" {r.result} in {r.wall_s:.2f} s, ready stage "
-                         f"{(r.ready_s or 0) * 1000:.0f} ms" + (f" ERROR {r.error}"
-                                                                if r.error else ""))
+                progress(
+                    f"  planned {i + 1} ({'hot standby' if hot else 'no hot standby'}):"
+                    f" {r.result} in {r.wall_s:.2f} s, ready stage "
+                    f"{(r.ready_s or 0) * 1000:.0f} ms" + (f" ERROR {r.error}" if r.error else "")
+                )
         sup[0].stop(5.0)
     except (BenchError, OSError, subprocess.TimeoutExpired) as e:
         res.error = str(e)
@@ -267,9 +284,17 @@ def fmt(v: float | None, spec: str = ".3f") -> str:
 
 
 def table(results: list[SizeResult]) -> str:
-    head = ["LAGs x members", "kills", "largest silence s", "silences > 1.2 s", "member flaps",
-            "first PDU after death s (median / max)", "standby: notice -> owner ms (median)",
-            "planned wall s: hot standby / none", "ready stage ms: hot / none"]
+    head = [
+        "LAGs x members",
+        "kills",
+        "largest silence s",
+        "silences > 1.2 s",
+        "member flaps",
+        "first PDU after death s (median / max)",
+        "standby: notice -> owner ms (median)",
+        "planned wall s: hot standby / none",
+        "ready stage ms: hot / none",
+    ]
     rows = []
     for r in results:
         gaps = [g for k in r.kills for g in k.gap_s.values()]
@@ -277,19 +302,29 @@ def table(results: list[SizeResult]) -> str:
         took = [k.took_ms for k in r.kills if k.took_ms is not None]
         hot = [p for p in r.planned if p.hot and p.wall_s is not None and not p.error]
         cold = [p for p in r.planned if not p.hot and p.wall_s is not None and not p.error]
-        rows.append([f"{r.lags} x {r.members}", str(len(r.kills)), fmt(max(gaps, default=None)),
-                     str(sum(1 for g in gaps if g > KILL_BUDGET_S)),
-                     str(sum(k.member_disabled for k in r.kills)),
-                     f"{fmt(med(lat))} / {fmt(max(lat, default=None))}", fmt(med(took), ".1f"),
-                     f"{fmt(med([p.wall_s or 0 for p in hot]), '.2f')} / "
-                     f"{fmt(med([p.wall_s or 0 for p in cold]), '.2f')}",
-                     f"{fmt(med([(p.ready_s or 0) * 1000 for p in hot]), '.0f')} / "
-                     f"{fmt(med([(p.ready_s or 0) * 1000 for p in cold]), '.0f')}"])
+        rows.append(
+            [
+                f"{r.lags} x {r.members}",
+                str(len(r.kills)),
+                fmt(max(gaps, default=None)),
+                str(sum(1 for g in gaps if g > KILL_BUDGET_S)),
+                str(sum(k.member_disabled for k in r.kills)),
+                f"{fmt(med(lat))} / {fmt(max(lat, default=None))}",
+                fmt(med(took), ".1f"),
+                f"{fmt(med([p.wall_s or 0 for p in hot]), '.2f')} / "
+                f"{fmt(med([p.wall_s or 0 for p in cold]), '.2f')}",
+                f"{fmt(med([(p.ready_s or 0) * 1000 for p in hot]), '.0f')} / "
+                f"{fmt(med([(p.ready_s or 0) * 1000 for p in cold]), '.0f')}",
+            ]
+        )
     widths = [max(len(h), *(len(x[i]) for x in rows)) for i, h in enumerate(head)]
-    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(x, widths, strict=True)) + " |"
-              for x in rows]
+    lines = [
+        "| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
+    lines += [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(x, widths, strict=True)) + " |" for x in rows
+    ]
     return "\n".join(lines)
 
 
@@ -302,31 +337,41 @@ def plot(results: list[SizeResult], path: Path) -> bool:
     done = [r for r in results if any(k.points for k in r.kills)]
     if not done:
         return False
-    fig, axes = plt.subplots(1, len(done), figsize=(5.2 * len(done), 4.6), sharey=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(done), figsize=(5.2 * len(done), 4.6), sharey=True, squeeze=False
+    )
     for ax, r in zip(axes[0], done, strict=True):
         for k in r.kills:
             if k.points:
                 xs, ys = zip(*k.points, strict=True)
                 ax.scatter(xs, ys, s=7, alpha=0.6, label=f"kill {k.run + 1}")
         ax.axvline(0, color="black", linewidth=0.8)
-        ax.text(0.01, 0.02, " SIGKILL of the active", fontsize=7,
-                transform=ax.get_xaxis_transform())
-        for y, style, text in ((KILL_BUDGET_S, "--", "1.2 s budget"),
-                               (FLAP_LIMIT_S, "-", "3.0 s flap limit")):
-            ax.axhline(y, color="red" if y == FLAP_LIMIT_S else "dimgrey", linestyle=style,
-                       linewidth=1)
-            ax.text(0.01, y, text, va="bottom", fontsize=8,
-                    transform=ax.get_yaxis_transform())
-        ax.set_title(f"{r.lags} LAGs x {r.members}: {len(r.kills)} kills, "
-                     f"{sum(k.member_disabled for k in r.kills)} member flaps", fontsize=10)
+        ax.text(
+            0.01, 0.02, " SIGKILL of the active", fontsize=7, transform=ax.get_xaxis_transform()
+        )
+        for y, style, text in (
+            (KILL_BUDGET_S, "--", "1.2 s budget"),
+            (FLAP_LIMIT_S, "-", "3.0 s flap limit"),
+        ):
+            ax.axhline(
+                y, color="red" if y == FLAP_LIMIT_S else "dimgrey", linestyle=style, linewidth=1
+            )
+            ax.text(0.01, y, text, va="bottom", fontsize=8, transform=ax.get_yaxis_transform())
+        ax.set_title(
+            f"{r.lags} LAGs x {r.members}: {len(r.kills)} kills, "
+            f"{sum(k.member_disabled for k in r.kills)} member flaps",
+            fontsize=10,
+        )
         ax.set_xlabel("seconds since the death of the active")
         ax.set_ylim(0, FLAP_LIMIT_S * 1.1)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper right")
     axes[0][0].set_ylabel("PDU inter-arrival at the partner, s")
-    fig.suptitle("hot standby promoted on SIGKILL of the active (warm-restart supervise), "
-                 "OVS partner, LACP fast", fontsize=11)
+    fig.suptitle(
+        "hot standby promoted on SIGKILL of the active (warm-restart supervise), "
+        "OVS partner, LACP fast",
+        fontsize=11,
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -339,8 +384,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="1,8,64")
     p.add_argument("--members", type=int, default=2)
     p.add_argument("--kills", type=int, default=3, help="SIGKILLs per size")
-    p.add_argument("--runs", type=int, default=3,
-                   help="planned restarts per size, each with and without a hot standby")
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=3,
+        help="planned restarts per size, each with and without a hot standby",
+    )
     p.add_argument("--out", type=Path, default=REPO / "bench/out/promotion.json")
     p.add_argument("--png", type=Path, default=REPO / "bench/out/promotion.png")
     a = p.parse_args(argv)
@@ -349,12 +398,15 @@ def main(argv: list[str] | None = None) -> int:
         print("promotion: needs root (network namespaces, Open vSwitch)", file=sys.stderr)
         return 2
     info = machine_info()
-    progress(f"promotion on death, planned with/without hot standby: sizes {sizes} x "
-             f"{a.members}; {info['nproc']} cores, load {info['loadavg_at_start'][0]:.2f}")
+    progress(
+        f"promotion on death, planned with/without hot standby: sizes {sizes} x "
+        f"{a.members}; {info['nproc']} cores, load {info['loadavg_at_start'][0]:.2f}"
+    )
     results = [measure_size(n, a.members, a.kills, a.runs) for n in sizes]
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps({"machine": info, "results": [asdict(r) for r in results]},
-                                indent=1) + "\n")
+    a.out.write_text(
+        json.dumps({"machine": info, "results": [asdict(r) for r in results]}, indent=1) + "\n"
+    )
     plotted = plot(results, a.png)
     print(table(results))
     print(f"\nRaw numbers: {a.out}" + (f"; plot: {a.png}" if plotted else ""))

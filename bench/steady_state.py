@@ -83,7 +83,7 @@ def read_proc(pid: int) -> ProcSample:
     t = time.monotonic()
     with open(f"/proc/{pid}/stat", "rb") as f:
         data = f.read()
-    rest = data[data.rfind(b")") + 2:].split()  # comm may contain spaces: split after ')'
+    rest = data[data.rfind(b")") + 2 :].split()  # comm may contain spaces: split after ')'
     ticks = int(rest[11]) + int(rest[12])
     child = int(rest[13]) + int(rest[14])
     rss = 0
@@ -132,8 +132,12 @@ def not_negotiated(lab: Lab) -> list[str]:
     for lag in lab.lags():
         bond = lab.state["lags"][lag]["bond"]
         b = bonds.get(bond)
-        if b is None or b.get("lacp_status") != "negotiated" or not b["members"] \
-                or not all(b["members"].values()):
+        if (
+            b is None
+            or b.get("lacp_status") != "negotiated"
+            or not b["members"]
+            or not all(b["members"].values())
+        ):
             bad.append(bond if b is not None else f"{bond}(missing)")
     return bad
 
@@ -221,8 +225,9 @@ class Result:
     error: str | None = None
 
 
-def sample_window(pids: dict[str, int], window: float,
-                  alive: Callable[[], bool]) -> dict[str, list[ProcSample]]:
+def sample_window(
+    pids: dict[str, int], window: float, alive: Callable[[], bool]
+) -> dict[str, list[ProcSample]]:
     """Read every pid's /proc once per SAMPLE_EVERY_S for `window` seconds (nothing else
     touches the lab meanwhile: polling OVS would itself cost the partner CPU)."""
     samples: dict[str, list[ProcSample]] = {k: [] for k in pids}
@@ -245,13 +250,15 @@ def redis_counters(lab: Lab) -> tuple[int, int]:
     return int(info["total_commands_processed"]), int(info["total_net_input_bytes"])
 
 
-def measure_hot_standby(lab: Lab, active_pid: int, ovs_pid: int, lags: int, window: float,
-                        alive: Callable[[], bool]) -> dict:
+def measure_hot_standby(
+    lab: Lab, active_pid: int, ovs_pid: int, lags: int, window: float, alive: Callable[[], bool]
+) -> dict:
     """A hot standby beside the active (what `warm-restart supervise` keeps): its own CPU and
     RSS, the active's again (it now publishes its state every 0.5 s and heartbeats every
     0.1 s), and the Redis traffic of the two, the price every supervised switch pays."""
-    ref = lab.start_shim(shim_command(lab, name="teamd~hot", extra=["--role", "standby",
-                                                                     "--hot"]), role="hot")
+    ref = lab.start_shim(
+        shim_command(lab, name="teamd~hot", extra=["--role", "standby", "--hot"]), role="hot"
+    )
     limit = NEGOTIATE_BASE_S + NEGOTIATE_PER_LAG_S * lags
     t0 = time.monotonic()
     while lab.redis(6).hget("TEAMD_SHIM_INSTANCE|teamd~hot", "ready") != "true":
@@ -259,20 +266,27 @@ def measure_hot_standby(lab: Lab, active_pid: int, ovs_pid: int, lags: int, wind
             raise BenchError(f"hot standby not READY after {time.monotonic() - t0:.0f} s")
         time.sleep(0.2)
     time.sleep(SETTLE_S)
-    progress(f"  hot standby READY in {time.monotonic() - t0 - SETTLE_S:.1f} s; measuring "
-             f"both for {window:.0f} s")
+    progress(
+        f"  hot standby READY in {time.monotonic() - t0 - SETTLE_S:.1f} s; measuring "
+        f"both for {window:.0f} s"
+    )
     c0 = redis_counters(lab)
-    samples = sample_window({"active": active_pid, "standby": ref.pid, "ovs": ovs_pid},
-                            window, lambda: alive() and ref.alive())
+    samples = sample_window(
+        {"active": active_pid, "standby": ref.pid, "ovs": ovs_pid},
+        window,
+        lambda: alive() and ref.alive(),
+    )
     c1 = redis_counters(lab)
     out = {k: summarize(v) for k, v in samples.items()}
     wall = out["active"]["wall_s"]
     out["redis_commands_per_s"] = round((c1[0] - c0[0]) / wall, 1)
     out["redis_in_kb_per_s"] = round((c1[1] - c0[1]) / wall / 1024, 1)
-    progress(f"  with a hot standby: active {out['active']['cpu_pct']:.2f} % CPU, standby "
-             f"{out['standby']['cpu_pct']:.2f} % CPU / {out['standby']['rss_mb_max']:.1f} MB "
-             f"RSS; redis {out['redis_commands_per_s']} commands/s, "
-             f"{out['redis_in_kb_per_s']} KB/s in")
+    progress(
+        f"  with a hot standby: active {out['active']['cpu_pct']:.2f} % CPU, standby "
+        f"{out['standby']['cpu_pct']:.2f} % CPU / {out['standby']['rss_mb_max']:.1f} MB "
+        f"RSS; redis {out['redis_commands_per_s']} commands/s, "
+        f"{out['redis_in_kb_per_s']} KB/s in"
+    )
     return out
 
 
@@ -296,8 +310,9 @@ def measure(lags: int, members: int, window: float, hot: bool = True) -> Result:
         t1 = time.monotonic()
         while True:
             if not shim.alive():
-                raise BenchError(f"teamd-shim exited before negotiation; log tail:\n"
-                                 f"{shim_log_tail(lab)}")
+                raise BenchError(
+                    f"teamd-shim exited before negotiation; log tail:\n{shim_log_tail(lab)}"
+                )
             bad = not_negotiated(lab)
             if not bad:
                 break
@@ -305,34 +320,41 @@ def measure(lags: int, members: int, window: float, hot: bool = True) -> Result:
                 raise BenchError(
                     f"{len(bad)}/{lags} bonds not negotiated with all members enabled after "
                     f"{limit:.0f} s (e.g. {', '.join(bad[:5])}); OVS log "
-                    f"{lab.ovs.log_path}, shim log tail:\n{shim_log_tail(lab)}")
+                    f"{lab.ovs.log_path}, shim log tail:\n{shim_log_tail(lab)}"
+                )
             time.sleep(0.2 if lags <= 16 else 0.5)
         res.negotiated_s = time.monotonic() - t1
-        progress(f"  all {lags} bonds negotiated, {lags * members} members enabled, "
-                 f"{res.negotiated_s:.1f} s after shim start; settling {SETTLE_S:.0f} s")
+        progress(
+            f"  all {lags} bonds negotiated, {lags * members} members enabled, "
+            f"{res.negotiated_s:.1f} s after shim start; settling {SETTLE_S:.0f} s"
+        )
         time.sleep(SETTLE_S)
 
         stats0 = lab.ovs.lacp_stats()
         log0 = lab.ovs.log_offset()
         res.loadavg_before = list(os.getloadavg())
-        progress(f"  measuring for {window:.0f} s (shim pid {shim.pid}, ovs-vswitchd pid "
-                 f"{vswitchd.pid}, load {res.loadavg_before[0]:.2f})")
+        progress(
+            f"  measuring for {window:.0f} s (shim pid {shim.pid}, ovs-vswitchd pid "
+            f"{vswitchd.pid}, load {res.loadavg_before[0]:.2f})"
+        )
         samples = sample_window({"shim": shim.pid, "ovs": vswitchd.pid}, window, shim.alive)
         res.loadavg_after = list(os.getloadavg())
         stats1 = lab.ovs.lacp_stats()
         res.partner_counters = flap_counts(stats_delta(stats0, stats1))
-        res.partner_flaps = (res.partner_counters.get("link_expired", 0)
-                             + res.partner_counters.get("link_defaulted", 0))
-        res.member_disabled_events = sum(
-            1 for e in lab.ovs.member_events(log0) if not e.enabled)
+        res.partner_flaps = res.partner_counters.get("link_expired", 0) + res.partner_counters.get(
+            "link_defaulted", 0
+        )
+        res.member_disabled_events = sum(1 for e in lab.ovs.member_events(log0) if not e.enabled)
         res.still_negotiated_after = not not_negotiated(lab)
         res.shim = summarize(samples["shim"])
         res.ovs_vswitchd = summarize(samples["ovs"])
         rx = res.partner_counters.get("rx_pdus", 0) / max(res.shim["wall_s"], 1e-9)
-        progress(f"  shim {res.shim['cpu_pct']:.2f} % CPU, {res.shim['rss_mb_max']:.1f} MB RSS;"
-                 f" ovs-vswitchd {res.ovs_vswitchd['cpu_pct']:.2f} % CPU; partner flaps "
-                 f"{res.partner_flaps}; OVS received {rx:.1f} PDU/s "
-                 f"(fast mode expects ~{lags * members})")
+        progress(
+            f"  shim {res.shim['cpu_pct']:.2f} % CPU, {res.shim['rss_mb_max']:.1f} MB RSS;"
+            f" ovs-vswitchd {res.ovs_vswitchd['cpu_pct']:.2f} % CPU; partner flaps "
+            f"{res.partner_flaps}; OVS received {rx:.1f} PDU/s "
+            f"(fast mode expects ~{lags * members})"
+        )
         if hot:
             res.hot = measure_hot_standby(lab, shim.pid, vswitchd.pid, lags, window, shim.alive)
     except BenchError as e:
@@ -351,6 +373,7 @@ def measure(lags: int, members: int, window: float, hot: bool = True) -> Result:
 
 def machine_info() -> dict:
     """What a reader needs to compare runs: cores, kernel, Python, OVS, time, load."""
+
     def first_line(argv: list[str]) -> str:
         try:
             r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
@@ -383,8 +406,10 @@ def fmt(v: float | None, spec: str = ".2f") -> str:
 
 
 def table(results: list[Result]) -> str:
-    head = ("| LAGs | members | CPU % of one core | RSS MB | ovs-vswitchd CPU % | lab up s "
-            "| negotiated in s | partner flaps during window |")
+    head = (
+        "| LAGs | members | CPU % of one core | RSS MB | ovs-vswitchd CPU % | lab up s "
+        "| negotiated in s | partner flaps during window |"
+    )
     lines = [head, "|" + "---|" * 8]
     for r in results:
         if r.error:
@@ -399,29 +424,41 @@ def table(results: list[Result]) -> str:
             f"| {r.lags} | {r.members} | {fmt(r.shim.get('cpu_pct'))} "
             f"| {fmt(r.shim.get('rss_mb_max'), '.1f')} "
             f"| {fmt(r.ovs_vswitchd.get('cpu_pct'))} | {fmt(r.lab_up_s, '.1f')} "
-            f"| {fmt(r.negotiated_s, '.1f')} | {flaps} |")
+            f"| {fmt(r.negotiated_s, '.1f')} | {flaps} |"
+        )
     return "\n".join(lines)
 
 
 def hot_table(results: list[Result]) -> str:
     """The active alone vs with a hot standby beside it, and what Redis carries for them."""
-    lines = ["| LAGs | active alone CPU % | with hot standby: active CPU % | standby CPU % "
-             "| standby RSS MB | redis commands/s | redis KB/s in |", "|" + "---|" * 7]
+    lines = [
+        "| LAGs | active alone CPU % | with hot standby: active CPU % | standby CPU % "
+        "| standby RSS MB | redis commands/s | redis KB/s in |",
+        "|" + "---|" * 7,
+    ]
     for r in results:
         h = r.hot
         if not h:
             continue
-        lines.append(f"| {r.lags} | {fmt(r.shim.get('cpu_pct'))} "
-                     f"| {fmt(h['active']['cpu_pct'])} | {fmt(h['standby']['cpu_pct'])} "
-                     f"| {fmt(h['standby']['rss_mb_max'], '.1f')} "
-                     f"| {h['redis_commands_per_s']} | {h['redis_in_kb_per_s']} |")
+        lines.append(
+            f"| {r.lags} | {fmt(r.shim.get('cpu_pct'))} "
+            f"| {fmt(h['active']['cpu_pct'])} | {fmt(h['standby']['cpu_pct'])} "
+            f"| {fmt(h['standby']['rss_mb_max'], '.1f')} "
+            f"| {h['redis_commands_per_s']} | {h['redis_in_kb_per_s']} |"
+        )
     return "\n".join(lines)
 
 
 def verdicts(results: list[Result]) -> list[str]:
     """PASS/MISS against the 128x2 target; RSS is judged by its maximum over the window."""
-    r = next((x for x in results if x.lags == TARGET_LAGS and x.members == TARGET_MEMBERS
-              and not x.error), None)
+    r = next(
+        (
+            x
+            for x in results
+            if x.lags == TARGET_LAGS and x.members == TARGET_MEMBERS and not x.error
+        ),
+        None,
+    )
     if r is None:
         return [f"target at {TARGET_LAGS}x{TARGET_MEMBERS}: not measured in this run"]
     cpu, rss = r.shim["cpu_pct"], r.shim["rss_mb_max"]
@@ -435,15 +472,30 @@ def verdicts(results: list[Result]) -> list[str]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sizes", default="1,16,64,128",
-                   help="comma-separated LAG counts, one lab each, in order (default %(default)s)")
-    p.add_argument("--window", type=float, default=30.0,
-                   help="measurement window in seconds (default %(default)s)")
+    p.add_argument(
+        "--sizes",
+        default="1,16,64,128",
+        help="comma-separated LAG counts, one lab each, in order (default %(default)s)",
+    )
+    p.add_argument(
+        "--window",
+        type=float,
+        default=30.0,
+        help="measurement window in seconds (default %(default)s)",
+    )
     p.add_argument("--members", type=int, default=2, help="members per LAG (default 2)")
-    p.add_argument("--no-hot-standby", dest="hot", action="store_false",
-                   help="skip the second window with a hot standby beside the active")
-    p.add_argument("--out", type=Path, default=REPO / "bench/out/steady_state.json",
-                   help="JSON with the raw numbers (default %(default)s)")
+    p.add_argument(
+        "--no-hot-standby",
+        dest="hot",
+        action="store_false",
+        help="skip the second window with a hot standby beside the active",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / "bench/out/steady_state.json",
+        help="JSON with the raw numbers (default %(default)s)",
+    )
     a = p.parse_args(argv)
     try:
         a.sizes = [int(s) for s in a.sizes.split(",") if s.strip()]
@@ -476,8 +528,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     info = machine_info()
-    progress(f"teamd-shim steady state: sizes {args.sizes} x {args.members} members, window "
-             f"{args.window:g} s; {info['nproc']} cores, load {info['loadavg_at_start'][0]:.2f}")
+    progress(
+        f"teamd-shim steady state: sizes {args.sizes} x {args.members} members, window "
+        f"{args.window:g} s; {info['nproc']} cores, load {info['loadavg_at_start'][0]:.2f}"
+    )
     results: list[Result] = []
     interrupted = False
     try:
@@ -487,10 +541,19 @@ def main(argv: list[str] | None = None) -> int:
         interrupted = True
         progress("interrupted: labs taken down, reporting what was measured")
 
-    doc = {"machine": info, "window_s": args.window, "settle_s": SETTLE_S,
-           "targets": {"lags": TARGET_LAGS, "members": TARGET_MEMBERS,
-                       "cpu_pct_of_one_core": TARGET_CPU_PCT, "rss_mb": TARGET_RSS_MB},
-           "interrupted": interrupted, "results": [asdict(r) for r in results]}
+    doc = {
+        "machine": info,
+        "window_s": args.window,
+        "settle_s": SETTLE_S,
+        "targets": {
+            "lags": TARGET_LAGS,
+            "members": TARGET_MEMBERS,
+            "cpu_pct_of_one_core": TARGET_CPU_PCT,
+            "rss_mb": TARGET_RSS_MB,
+        },
+        "interrupted": interrupted,
+        "results": [asdict(r) for r in results],
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
 
@@ -503,8 +566,10 @@ def main(argv: list[str] | None = None) -> int:
         print()
     for v in verdicts(results):
         print(v)
-    print(f"\nRSS is the maximum VmRSS over the window (MB = MiB); CPU % is utime+stime of all "
-          f"threads over the window. Raw numbers: {args.out}")
+    print(
+        f"\nRSS is the maximum VmRSS over the window (MB = MiB); CPU % is utime+stime of all "
+        f"threads over the window. Raw numbers: {args.out}"
+    )
     if interrupted:
         return 130
     return 1 if any(r.error for r in results) else 0

@@ -36,9 +36,14 @@ class Ctx:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--redis", "redis_url", metavar="URL", envvar="TEAMD_SHIM_REDIS",
-              help="unix:///path/redis.sock or redis://host:port "
-              "(env TEAMD_SHIM_REDIS; default SONiC's database_config.json, else loopback:6379)")
+@click.option(
+    "--redis",
+    "redis_url",
+    metavar="URL",
+    envvar="TEAMD_SHIM_REDIS",
+    help="unix:///path/redis.sock or redis://host:port "
+    "(env TEAMD_SHIM_REDIS; default SONiC's database_config.json, else loopback:6379)",
+)
 @click.pass_context
 def main(ctx: click.Context, redis_url: str | None) -> None:
     """Hitless warm restart of teamd with LACP in fast mode."""
@@ -77,11 +82,17 @@ def _print_outcome(out: object, as_json: bool) -> None:
         click.echo("stages: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in out.stages.items()))
     for w in out.warnings:
         click.echo(f"WARNING: {w}")
-    word = {"completed": "DONE", "rolled_back": "ROLLED BACK", "refused": "REFUSED",
-            "rollback_incomplete": "ROLLBACK INCOMPLETE",
-            "nothing": "NOTHING TO DO"}[out.result]
-    click.echo(f"{word}: {out.reason or (out.old + ' -> ' + out.new)}"
-               f" (run {out.run_id or '-'}, {out.wall_s:.2f} s)")
+    word = {
+        "completed": "DONE",
+        "rolled_back": "ROLLED BACK",
+        "refused": "REFUSED",
+        "rollback_incomplete": "ROLLBACK INCOMPLETE",
+        "nothing": "NOTHING TO DO",
+    }[out.result]
+    click.echo(
+        f"{word}: {out.reason or (out.old + ' -> ' + out.new)}"
+        f" (run {out.run_id or '-'}, {out.wall_s:.2f} s)"
+    )
 
 
 def _or_exit_unreachable(ctx: Ctx, what: str, fn: Callable[[], T]) -> T:
@@ -91,34 +102,65 @@ def _or_exit_unreachable(ctx: Ctx, what: str, fn: Callable[[], T]) -> T:
     try:
         return fn()
     except (_redis.exceptions.ConnectionError, _redis.exceptions.TimeoutError) as e:
-        click.echo(f"{what}: redis unreachable at {ctx.endpoint().url}: {e}; nothing was "
-                   "changed. Check that redis runs, or pass --redis URL", err=True)
+        click.echo(
+            f"{what}: redis unreachable at {ctx.endpoint().url}: {e}; nothing was "
+            "changed. Check that redis runs, or pass --redis URL",
+            err=True,
+        )
         sys.exit(2)
 
 
 @main.command("teamd")
-@click.option("--exec", "exec_path", type=click.Path(dir_okay=False),
-              help="process runtime: start the standby from this executable (an upgrade)")
-@click.option("--runtime", "runtime_name", type=click.Choice(["auto", "process", "docker"]),
-              default="auto", show_default=True,
-              help="auto: docker when the active runs in a container, else process")
-@click.option("--image", help="docker runtime: create the new teamd container from this image "
-              "(default: the image the active runs)")
-@click.option("--timeout", default=20.0, show_default=True, type=click.FloatRange(1, 600),
-              help="seconds for the standby to become READY")
+@click.option(
+    "--exec",
+    "exec_path",
+    type=click.Path(dir_okay=False),
+    help="process runtime: start the standby from this executable (an upgrade)",
+)
+@click.option(
+    "--runtime",
+    "runtime_name",
+    type=click.Choice(["auto", "process", "docker"]),
+    default="auto",
+    show_default=True,
+    help="auto: docker when the active runs in a container, else process",
+)
+@click.option(
+    "--image",
+    help="docker runtime: create the new teamd container from this image "
+    "(default: the image the active runs)",
+)
+@click.option(
+    "--timeout",
+    default=20.0,
+    show_default=True,
+    type=click.FloatRange(1, 600),
+    help="seconds for the standby to become READY",
+)
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
 @click.option("--json", "as_json", is_flag=True, help="print the outcome as JSON")
 @click.pass_obj
-def teamd_cmd(ctx: Ctx, exec_path: str | None, runtime_name: str, image: str | None,
-              timeout: float, yes: bool, as_json: bool) -> None:
+def teamd_cmd(
+    ctx: Ctx,
+    exec_path: str | None,
+    runtime_name: str,
+    image: str | None,
+    timeout: float,
+    yes: bool,
+    as_json: bool,
+) -> None:
     """Hitless warm restart of teamd: exit 0 done, 1 rolled back, 2 refused (nothing changed)."""
     if not yes and not click.confirm("Restart teamd (hitless warm restart)?", default=True):
         click.echo("nothing was changed")
         sys.exit(2)
     from orchestrator.handover import Controller
 
-    ctrl = Controller(ctx.endpoint(), progress=(lambda s: None) if as_json else _say,
-                      runtime_name=runtime_name, image=image)
+    ctrl = Controller(
+        ctx.endpoint(),
+        progress=(lambda s: None) if as_json else _say,
+        runtime_name=runtime_name,
+        image=image,
+    )
     out = ctrl.restart(exec_path=exec_path, timeout=timeout, image=image)
     _print_outcome(out, as_json)
     sys.exit(out.code)
@@ -128,14 +170,25 @@ def teamd_cmd(ctx: Ctx, exec_path: str | None, runtime_name: str, image: str | N
 @click.argument("container", type=click.Choice(["teamd"]))
 @click.argument("source", metavar="IMAGE|TARBALL")
 @click.option("--tag", help="also tag the new image REPO:TAG (REPO of the running image)")
-@click.option("--cleanup-image", is_flag=True,
-              help="remove the previous image afterwards (then rollback-docker cannot work)")
+@click.option(
+    "--cleanup-image",
+    is_flag=True,
+    help="remove the previous image afterwards (then rollback-docker cannot work)",
+)
 @click.option("--timeout", default=20.0, show_default=True, type=click.FloatRange(1, 600))
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def upgrade_docker(ctx: Ctx, container: str, source: str, tag: str | None,
-                   cleanup_image: bool, timeout: float, yes: bool, as_json: bool) -> None:
+def upgrade_docker(
+    ctx: Ctx,
+    container: str,
+    source: str,
+    tag: str | None,
+    cleanup_image: bool,
+    timeout: float,
+    yes: bool,
+    as_json: bool,
+) -> None:
     """Hitless upgrade of the teamd container to IMAGE (a tarball is `docker load`ed first).
 
     Exit 0 done, 1 rolled back (the old container runs on), 2 refused (nothing changed)."""
@@ -146,8 +199,9 @@ def upgrade_docker(ctx: Ctx, container: str, source: str, tag: str | None,
     from orchestrator.upgrade import upgrade
 
     say = (lambda s: None) if as_json else _say
-    out = upgrade(ctx.endpoint(), source, tag=tag, cleanup_image=cleanup_image, timeout=timeout,
-                  say=say)
+    out = upgrade(
+        ctx.endpoint(), source, tag=tag, cleanup_image=cleanup_image, timeout=timeout, say=say
+    )
     if out.result == "refused":
         say(f"      refused: {out.reason}")
     _print_outcome(out, as_json)
@@ -163,8 +217,9 @@ def upgrade_docker(ctx: Ctx, container: str, source: str, tag: str | None,
 def rollback_docker(ctx: Ctx, container: str, timeout: float, yes: bool, as_json: bool) -> None:
     """Hitless return of the teamd container to the image it ran before the last upgrade."""
     del container
-    if not yes and not click.confirm("Roll teamd back to the previous image (hitless)?",
-                                     default=True):
+    if not yes and not click.confirm(
+        "Roll teamd back to the previous image (hitless)?", default=True
+    ):
         click.echo("nothing was changed")
         sys.exit(2)
     from orchestrator.upgrade import rollback
@@ -178,14 +233,27 @@ def rollback_docker(ctx: Ctx, container: str, timeout: float, yes: bool, as_json
 
 
 @main.command()
-@click.option("--runtime", "runtime_name", type=click.Choice(["auto", "process", "docker"]),
-              default="auto", show_default=True,
-              help="auto: docker when the active runs in a container, else process")
-@click.option("--name", help="instance name of a cold-started active (default: the owner's "
-              "base name, else teamd); hot standbys are NAME~sN")
-@click.option("--shim-arg", "shim_args", multiple=True, metavar="ARG",
-              help="with nothing running to copy from: an argument for a cold-started "
-              "teamd-shim (repeatable; --redis is added)")
+@click.option(
+    "--runtime",
+    "runtime_name",
+    type=click.Choice(["auto", "process", "docker"]),
+    default="auto",
+    show_default=True,
+    help="auto: docker when the active runs in a container, else process",
+)
+@click.option(
+    "--name",
+    help="instance name of a cold-started active (default: the owner's "
+    "base name, else teamd); hot standbys are NAME~sN",
+)
+@click.option(
+    "--shim-arg",
+    "shim_args",
+    multiple=True,
+    metavar="ARG",
+    help="with nothing running to copy from: an argument for a cold-started "
+    "teamd-shim (repeatable; --redis is added)",
+)
 @click.pass_obj
 def supervise(ctx: Ctx, runtime_name: str, name: str | None, shim_args: tuple[str, ...]) -> None:
     """Keep a hot standby beside the active, so even a crash of the active is invisible.
@@ -201,8 +269,9 @@ def supervise(ctx: Ctx, runtime_name: str, name: str | None, shim_args: tuple[st
         _say(f"{time.strftime('%H:%M:%S')} supervise: {line}")
 
     try:
-        sup = Supervisor(ctx.endpoint(), runtime_name=runtime_name, say=say, name=name,
-                         shim_args=shim_args)
+        sup = Supervisor(
+            ctx.endpoint(), runtime_name=runtime_name, say=say, name=name, shim_args=shim_args
+        )
         sys.exit(sup.run())
     except SupervisorError as e:
         click.echo(f"supervise: {e}", err=True)

@@ -64,10 +64,31 @@ from teamd_shim.db.sonic_db import Endpoint
 from teamd_shim.model.contract import ContractError, InstanceInfo
 
 # the names this module always had, for the CLI, the lab and the tests
-__all__ = ["CHECK_FLOOR_S", "CONFIRM_AFTER_YIELD_S", "DONE", "GAP_BUDGET_S", "POLL_S",
-           "REDIS_ERRORS", "REFUSED", "RETIRE_DEADLINE_S", "ROLLED_BACK", "STAGES",
-           "YIELD_DEADLINE_S", "Controller", "Deadline", "Outcome", "Refused", "Rollback",
-           "RollbackIncomplete", "Run", "Stage", "ctl", "gaps", "info", "poll_until"]
+__all__ = [
+    "CHECK_FLOOR_S",
+    "CONFIRM_AFTER_YIELD_S",
+    "DONE",
+    "GAP_BUDGET_S",
+    "POLL_S",
+    "REDIS_ERRORS",
+    "REFUSED",
+    "RETIRE_DEADLINE_S",
+    "ROLLED_BACK",
+    "STAGES",
+    "YIELD_DEADLINE_S",
+    "Controller",
+    "Deadline",
+    "Outcome",
+    "Refused",
+    "Rollback",
+    "RollbackIncomplete",
+    "Run",
+    "Stage",
+    "ctl",
+    "gaps",
+    "info",
+    "poll_until",
+]
 
 
 class Controller:
@@ -75,9 +96,15 @@ class Controller:
     rolling back after it, releasing the lock, and recovering a run whose orchestrator died.
     It is the stages' StageHost because both of its lookups (re)choose the runtime."""
 
-    def __init__(self, endpoint: Endpoint, runtime: Runtime | None = None,
-                 progress: Callable[[str], None] = lambda s: None, *,
-                 runtime_name: str = "auto", image: str | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        runtime: Runtime | None = None,
+        progress: Callable[[str], None] = lambda s: None,
+        *,
+        runtime_name: str = "auto",
+        image: str | None = None,
+    ) -> None:
         self.endpoint = endpoint
         # `auto`: chosen per run from where the active runs (runtime_for)
         self.runtime: Runtime = runtime or ProcessRuntime()
@@ -98,12 +125,15 @@ class Controller:
     def active(self) -> Instance:
         cur = self.store.owner()
         if cur is None:
-            raise Refused("no teamd-shim owns the LAGs (no TEAMD_OWNER_TABLE|teamd): start one "
-                          "first")
+            raise Refused(
+                "no teamd-shim owns the LAGs (no TEAMD_OWNER_TABLE|teamd): start one first"
+            )
         rec = self.store.instance(cur.owner)
         if not instance_alive(rec):
-            raise Refused(f"the owner {cur.owner!r} is not running (no live instance record); "
-                          "start teamd-shim, or run `warm-restart recover`")
+            raise Refused(
+                f"the owner {cur.owner!r} is not running (no live instance record); "
+                "start teamd-shim, or run `warm-restart recover`"
+            )
         inst = Instance.from_record(cur.owner, rec)
         if not self._fixed_runtime:
             self.runtime = runtime_for("auto", inst, self.image)
@@ -120,8 +150,9 @@ class Controller:
         return inst
 
     # ---- the hitless restart ---------------------------------------------------------------
-    def restart(self, exec_path: str | None = None, timeout: float = 20.0,
-                image: str | None = None) -> Outcome:
+    def restart(
+        self, exec_path: str | None = None, timeout: float = 20.0, image: str | None = None
+    ) -> Outcome:
         """Run STAGES in order. The `[n/N]` lines and the outcome's per-stage seconds come
         from that list; a failure is refused (before the lock: nothing changed), rolled back
         (after it), or left for `recover` when the rollback cannot finish."""
@@ -141,8 +172,10 @@ class Controller:
                 self.say(f"      ok ({took * 1000:.0f} ms){' - ' + note if note else ''}")
             out.code, out.result = DONE, "completed"
             if run.unjournaled:
-                out.reason = (f"{run.old.name} -> {run.new} done, but the journal could not be "
-                              f"written ({run.unjournaled}); `warm-restart recover` records it")
+                out.reason = (
+                    f"{run.old.name} -> {run.new} done, but the journal could not be "
+                    f"written ({run.unjournaled}); `warm-restart recover` records it"
+                )
         except (Refused, LockHeld) as e:
             return self._refused(out, str(e))
         except REDIS_ERRORS as e:
@@ -160,9 +193,11 @@ class Controller:
                     if run.warm_before != "true":
                         self.journal.set_warm_enabled(run.warm_before)
                 except REDIS_ERRORS as e:
-                    self.say(f"      warning: could not release the lock / restore "
-                             f"WARM_RESTART_ENABLE_TABLE|teamd: {e}; `warm-restart recover` "
-                             "will")
+                    self.say(
+                        f"      warning: could not release the lock / restore "
+                        f"WARM_RESTART_ENABLE_TABLE|teamd: {e}; `warm-restart recover` "
+                        "will"
+                    )
         out.wall_s = time.monotonic() - t0
         return out
 
@@ -185,8 +220,15 @@ class Controller:
         self.say("      nothing was changed")
         return out
 
-    def _rolled_back(self, out: Outcome, old: Instance, new_pid: str | None, yielded: bool,
-                     new_name: str, fields: dict[str, str]) -> bool:
+    def _rolled_back(
+        self,
+        out: Outcome,
+        old: Instance,
+        new_pid: str | None,
+        yielded: bool,
+        new_name: str,
+        fields: dict[str, str],
+    ) -> bool:
         """Roll back; False (and the outcome says so) if it had to stop half-way. The run
         then stays `running` in the journal, for `warm-restart recover`."""
         try:
@@ -197,8 +239,14 @@ class Controller:
             return False
         return True
 
-    def _rollback(self, old: Instance, new_pid: str | None, yielded: bool,
-                  new_name: str, fields: dict[str, str]) -> None:
+    def _rollback(
+        self,
+        old: Instance,
+        new_pid: str | None,
+        yielded: bool,
+        new_name: str,
+        fields: dict[str, str],
+    ) -> None:
         """Kill the would-be successor first, then make sure the old owner transmits.
 
         Fails closed: if the successor cannot be confirmed dead, the old owner is not resumed
@@ -210,12 +258,15 @@ class Controller:
             except Exception as e:  # a Docker API error: judged by alive() below
                 self.say(f"      could not kill {new_name}: {e}")
         if new_pid is not None and self.runtime.alive(new_pid):
-            self.say(f"      {new_name} is still alive after SIGKILL: NOT resuming {old.name} "
-                     "(two owners must never both write); it keeps the partner's PDUs going "
-                     "while yielded. Stop the standby by hand, then run `warm-restart recover`")
+            self.say(
+                f"      {new_name} is still alive after SIGKILL: NOT resuming {old.name} "
+                "(two owners must never both write); it keeps the partner's PDUs going "
+                "while yielded. Stop the standby by hand, then run `warm-restart recover`"
+            )
             raise RollbackIncomplete(
                 f"{new_name} could not be stopped; {old.name} left yielded (PDUs continue, "
-                "dataplane frozen): stop the standby, then `warm-restart recover`")
+                "dataplane frozen): stop the standby, then `warm-restart recover`"
+            )
         if new_pid is not None and new_name:
             forget(self.store, self.say, new_name)
         try:
@@ -240,8 +291,12 @@ class Controller:
         holder = self.journal.lock_holder()
         run_id = holder.get("run_id") or self.journal.last_run_id() or ""
         run = self.journal.run(run_id) if run_id else {}
-        journal = JournalFacts(holder=holder, holder_alive=bool(holder) and holder_alive(holder),
-                               run_id=run_id, run=run)
+        journal = JournalFacts(
+            holder=holder,
+            holder_alive=bool(holder) and holder_alive(holder),
+            run_id=run_id,
+            run=run,
+        )
         if not interrupted(journal):
             return RecoveryFacts(journal)
         if not self._fixed_runtime and run.get("runtime"):
@@ -258,8 +313,9 @@ class Controller:
         old = recorded_owner(old_name, run, old_rec)
         if old_rec and old.ctl:  # a host-reachable control socket (docker: via the mounts)
             with contextlib.suppress(RuntimeFailure):
-                old = dataclasses.replace(self.runtime.locate(old), handle=old.handle,
-                                          container_name=old.container_name)
+                old = dataclasses.replace(
+                    self.runtime.locate(old), handle=old.handle, container_name=old.container_name
+                )
         new_ctl = run.get("new_ctl", "") or new_rec.get("ctl", "")
         new_alive = bool(new_h) and self.runtime.alive(new_h)
         owner_name = owner.owner if owner is not None else None
@@ -269,9 +325,16 @@ class Controller:
             with contextlib.suppress(ControlError):
                 new_role = info(new_ctl).role
         old_alive = bool(old.handle) and self.runtime.alive(old.handle)
-        return InstanceFacts(old=old, old_recorded=bool(old_rec), old_alive=old_alive,
-                             new_handle=new_h, new_ctl=new_ctl, new_alive=new_alive,
-                             owner=owner_name, new_role=new_role)
+        return InstanceFacts(
+            old=old,
+            old_recorded=bool(old_rec),
+            old_alive=old_alive,
+            new_handle=new_h,
+            new_ctl=new_ctl,
+            new_alive=new_alive,
+            owner=owner_name,
+            new_role=new_role,
+        )
 
     def act(self, plan: RecoveryPlan) -> Outcome:
         """Carry out a recovery plan: the same writes, in the same order, as ever."""
@@ -300,8 +363,11 @@ class Controller:
         """The successor owns the LAGs: let it confirm, then retire the old owner."""
         new_ctl = plan.new_ctl
         try:
-            poll_until("new owner confirmation", time.monotonic() + 2.0,
-                       lambda left: info(new_ctl, timeout=left).confirmed)
+            poll_until(
+                "new owner confirmation",
+                time.monotonic() + 2.0,
+                lambda left: info(new_ctl, timeout=left).confirmed,
+            )
         except Rollback:
             pass
         if plan.old_alive:

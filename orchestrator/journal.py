@@ -36,9 +36,12 @@ TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 # the single retry layer for the orchestrator's Redis calls: short, so a dead Redis is reported
 # within ~2 s instead of hanging a handover (redis-py's own retries are off in `client`)
-edge_retry = retry(retry=retry_if_exception_type(TRANSIENT), stop=stop_after_delay(2.0),
-                   wait=wait_exponential_jitter(multiplier=0.05, max=0.4, jitter=0.02),
-                   reraise=True)
+edge_retry = retry(
+    retry=retry_if_exception_type(TRANSIENT),
+    stop=stop_after_delay(2.0),
+    wait=wait_exponential_jitter(multiplier=0.05, max=0.4, jitter=0.02),
+    reraise=True,
+)
 
 LOCK_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HGETALL', KEYS[1]) end
@@ -53,14 +56,16 @@ class LockHeld(RuntimeError):
         super().__init__(
             f"another warm restart is running: run {holder.get('run_id', '?')} by pid "
             f"{holder.get('pid', '?')} on {holder.get('host', '?')} "
-            f"since {holder.get('since', '?')}")
+            f"since {holder.get('since', '?')}"
+        )
 
 
 def holder_alive(holder: dict[str, str]) -> bool:
     """The lock holder's process still runs (identity.process_alive); one we cannot check
     from here (another host or pid namespace) is assumed alive: a lock is never stolen."""
-    alive = process_alive(holder.get("host", ""), holder.get("pid", ""),
-                          holder.get("starttime", ""))
+    alive = process_alive(
+        holder.get("host", ""), holder.get("pid", ""), holder.get("starttime", "")
+    )
     return True if alive is None else alive
 
 
@@ -75,9 +80,13 @@ class Journal:
 
     @edge_retry
     def acquire(self, run_id: str) -> None:
-        me = {"run_id": run_id, "pid": str(os.getpid()),
-              "starttime": str(proc_starttime(os.getpid())), "host": host_id(),
-              "since": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        me = {
+            "run_id": run_id,
+            "pid": str(os.getpid()),
+            "starttime": str(proc_starttime(os.getpid())),
+            "host": host_id(),
+            "since": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
         args: list[str] = []
         for k, v in me.items():
             args += [k, v]
@@ -101,28 +110,44 @@ class Journal:
         """SONiC's checkWarmStart bookkeeping: restore_count + 1, state initialized."""
         count = self.r.hincrby(TABLE_KEY, "restore_count", 1)
         self.r.hset(TABLE_KEY, mapping={"state": "initialized", "last_run": run_id})
-        self.r.hset(RUN_PREFIX + run_id, mapping=redis_fields({
-            **fields, "stage": "initialized", "result": "running",
-            "t_initialized": f"{time.time():.3f}"}))
+        self.r.hset(
+            RUN_PREFIX + run_id,
+            mapping=redis_fields(
+                {
+                    **fields,
+                    "stage": "initialized",
+                    "result": "running",
+                    "t_initialized": f"{time.time():.3f}",
+                }
+            ),
+        )
         return int(count)
 
     @edge_retry
-    def stage(self, run_id: str, stage: str, sonic_state: str | None = None,
-              **extra: str) -> None:
+    def stage(self, run_id: str, stage: str, sonic_state: str | None = None, **extra: str) -> None:
         pipe = self.r.pipeline()
-        pipe.hset(RUN_PREFIX + run_id, mapping=redis_fields({
-            "stage": stage, f"t_{stage}": f"{time.time():.3f}", **extra}))
+        pipe.hset(
+            RUN_PREFIX + run_id,
+            mapping=redis_fields({"stage": stage, f"t_{stage}": f"{time.time():.3f}", **extra}),
+        )
         if sonic_state:
             pipe.hset(TABLE_KEY, "state", sonic_state)
         pipe.execute()
 
     @edge_retry
-    def finish(self, run_id: str, result: str, reason: str = "",
-               summary: dict[str, Any] | None = None) -> None:
+    def finish(
+        self, run_id: str, result: str, reason: str = "", summary: dict[str, Any] | None = None
+    ) -> None:
         pipe = self.r.pipeline()
-        pipe.hset(RUN_PREFIX + run_id, mapping={
-            "result": result, "reason": reason, "t_finished": f"{time.time():.3f}",
-            "summary": json.dumps(summary or {})})
+        pipe.hset(
+            RUN_PREFIX + run_id,
+            mapping={
+                "result": result,
+                "reason": reason,
+                "t_finished": f"{time.time():.3f}",
+                "summary": json.dumps(summary or {}),
+            },
+        )
         pipe.hset(TABLE_KEY, "state", "reconciled")
         pipe.execute()
 
@@ -150,8 +175,14 @@ class Journal:
         return hgetall(self.r, IMAGES_KEY)
 
     @edge_retry
-    def set_images(self, current: str, current_ref: str, previous: str,
-                   previous_ref: str) -> None:
-        self.r.hset(IMAGES_KEY, mapping={"current": current, "current_ref": current_ref,
-                                         "previous": previous, "previous_ref": previous_ref,
-                                         "since": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    def set_images(self, current: str, current_ref: str, previous: str, previous_ref: str) -> None:
+        self.r.hset(
+            IMAGES_KEY,
+            mapping={
+                "current": current,
+                "current_ref": current_ref,
+                "previous": previous,
+                "previous_ref": previous_ref,
+                "since": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            },
+        )

@@ -110,7 +110,9 @@ def recorded_owner(name: str, run: dict[str, str], rec: dict[str, str]) -> Insta
     (it still has to be retired or resumed by handle)."""
     return dataclasses.replace(
         Instance.from_record(name, rec or {"pid": run.get("old_pid", "0")}),
-        handle=owner_handle(run), container_name=run.get("old_container_name", ""))
+        handle=owner_handle(run),
+        container_name=run.get("old_container_name", ""),
+    )
 
 
 def took_over(inst: InstanceFacts, new_name: str) -> bool:
@@ -139,8 +141,17 @@ def decide(facts: RecoveryFacts, only_if_stale: bool = False) -> RecoveryPlan:
     else:
         action, reason = Action.ROLL_BACK, f"{old_name} kept the LAGs; standby removed"
     return RecoveryPlan(
-        action, reason, run_id=j.run_id, old_name=old_name, new_name=new_name, run=j.run,
-        old=inst.old, new_handle=inst.new_handle, new_ctl=inst.new_ctl,
-        old_alive=inst.old_alive, forget_old=inst.old_recorded,
+        action,
+        reason,
+        run_id=j.run_id,
+        old_name=old_name,
+        new_name=new_name,
+        run=j.run,
+        old=inst.old,
+        new_handle=inst.new_handle,
+        new_ctl=inst.new_ctl,
+        old_alive=inst.old_alive,
+        forget_old=inst.old_recorded,
         finish_run=bool(j.run_id) and j.run.get("result") == "running",
-        break_lock=j.holder.get("run_id", "") if j.holder else None)
+        break_lock=j.holder.get("run_id", "") if j.holder else None,
+    )

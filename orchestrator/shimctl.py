@@ -30,8 +30,9 @@ def info(path: str, timeout: float = 2.0) -> InstanceInfo:
         raise ControlError(f"{path}: {e}") from None
 
 
-def poll_until(what: str, deadline: float, check: Callable[[float], Any],
-               every: float = POLL_S) -> Any:
+def poll_until(
+    what: str, deadline: float, check: Callable[[float], Any], every: float = POLL_S
+) -> Any:
     """Poll `check` until truthy; a ControlError (busy or starting shim) means "not yet".
 
     `check` gets the seconds left (at least CHECK_FLOOR_S) and must not block longer: on the

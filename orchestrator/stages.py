@@ -70,8 +70,9 @@ class Run:
 
 
 # ---- operations the stages share with rollback and recovery ---------------------------------
-def journal_best_effort(say: Callable[[str], None], fn: Callable[..., Any], *args: Any,
-                        **kw: Any) -> str:
+def journal_best_effort(
+    say: Callable[[str], None], fn: Callable[..., Any], *args: Any, **kw: Any
+) -> str:
     """A journal write that must not undo anything: '' if written, else why not."""
     try:
         fn(*args, **kw)
@@ -115,9 +116,15 @@ def find_hot_standby(store: OwnerStore, active: Instance) -> tuple[str, dict[str
     """A READY hot standby of the supervisor, shadowing `active` (hld §14.5): a planned
     restart hands over to it instead of starting one (the ready stage drops out)."""
     for name, rec in store.instances().items():
-        if (name != active.name and rec.get("role") == "standby" and rec.get("hot") == "true"
-                and rec.get("ready") == "true" and rec.get("netns") == active.netns
-                and rec.get("ctl") and instance_alive(rec)):
+        if (
+            name != active.name
+            and rec.get("role") == "standby"
+            and rec.get("hot") == "true"
+            and rec.get("ready") == "true"
+            and rec.get("netns") == active.netns
+            and rec.get("ctl")
+            and instance_alive(rec)
+        ):
             return name, rec
     return None
 
@@ -187,16 +194,21 @@ class Precheck:
         ctx.journal.ping()
         recovered = ctx.recover_interrupted()
         if recovered.result not in ("nothing",):
-            ctx.say(f"      recovered an interrupted run first: {recovered.result}"
-                    f" ({recovered.reason})")
+            ctx.say(
+                f"      recovered an interrupted run first: {recovered.result} ({recovered.reason})"
+            )
         active = ctx.locate_owner()
         rt = ctx.runtime  # as locate_owner chose it
         if run.exec_path is not None and rt.name != "process":
-            raise Refused(f"--exec is for the process runtime; {active.name} runs in a "
-                          "container: use --image IMAGE (or `upgrade-docker`)")
+            raise Refused(
+                f"--exec is for the process runtime; {active.name} runs in a "
+                "container: use --image IMAGE (or `upgrade-docker`)"
+            )
         if run.image is not None and rt.name != "docker":
-            raise Refused(f"--image needs the docker runtime; {active.name} is a process "
-                          "on this host: use --exec PATH")
+            raise Refused(
+                f"--image needs the docker runtime; {active.name} is a process "
+                "on this host: use --exec PATH"
+            )
         try:
             rt.check_target(run.target)
         except RuntimeFailure as e:
@@ -211,20 +223,32 @@ class Precheck:
         if run.warm_before != "true":
             ctx.journal.set_warm_enabled("true")
         run.fields = rt.journal_fields(active)
-        ctx.journal.start_run(run_id, {"old": active.name, "old_pid": str(active.pid),
-                                       "old_handle": active.handle, "runtime": rt.name,
-                                       "new": run.new, "new_ctl": run.new_ctl,
-                                       "exec": run.exec_path or "", "image": run.image or "",
-                                       "orchestrator_pid": str(os.getpid()), **run.fields})
-        return (f"active {active.name} {rt.describe(active.handle)} "
-                f"epoch {active.epoch}")
+        ctx.journal.start_run(
+            run_id,
+            {
+                "old": active.name,
+                "old_pid": str(active.pid),
+                "old_handle": active.handle,
+                "runtime": rt.name,
+                "new": run.new,
+                "new_ctl": run.new_ctl,
+                "exec": run.exec_path or "",
+                "image": run.image or "",
+                "orchestrator_pid": str(os.getpid()),
+                **run.fields,
+            },
+        )
+        return f"active {active.name} {rt.describe(active.handle)} epoch {active.epoch}"
 
     @staticmethod
     def _name_the_successor(ctx: StageContext, run: Run, active: Instance) -> None:
         """The supervisor's READY hot standby when a plain restart may reuse it, else the
         next epoch's name and a control socket beside the active's."""
-        hot = (ctx.hot_standby(active) if run.target is None and ctx.runtime.name == "process"
-               else None)
+        hot = (
+            ctx.hot_standby(active)
+            if run.target is None and ctx.runtime.name == "process"
+            else None
+        )
         if hot is not None:
             run.hot = True
             run.new = run.out.new = hot[0]
@@ -243,8 +267,10 @@ class StartStandby:
             return f"hot standby {run.new}: already running and READY (started by the supervisor)"
         if ctx.runtime.name == "docker":
             how = f"image {run.image}" if run.image else "same image"
-            return (f"start standby {run.new} ({how}): container {old.container_name} -> "
-                    f"{old.container_name}_bak, new {old.container_name}")
+            return (
+                f"start standby {run.new} ({how}): container {old.container_name} -> "
+                f"{old.container_name}_bak, new {old.container_name}"
+            )
         how = f"--exec {run.exec_path}" if run.exec_path else "same executable"
         return f"start standby {run.new} ({how}) in the active's network namespace"
 
@@ -252,12 +278,14 @@ class StartStandby:
         ctl(run.old.ctl, "shadow", seconds=run.timeout + 30.0)
         if run.hot:
             assert run.new_pid is not None
-            ctx.journal.stage(run.run_id, "standby_started", new_pid=run.new_pid,
-                              new_handle=run.new_pid)
+            ctx.journal.stage(
+                run.run_id, "standby_started", new_pid=run.new_pid, new_handle=run.new_pid
+            )
             return f"{ctx.runtime.describe(run.new_pid)}, reused"
         run.new_pid = ctx.runtime.start_standby(run.old, run.new, run.target)
-        ctx.journal.stage(run.run_id, "standby_started", new_pid=run.new_pid,
-                          new_handle=run.new_pid)
+        ctx.journal.stage(
+            run.run_id, "standby_started", new_pid=run.new_pid, new_handle=run.new_pid
+        )
         return ctx.runtime.describe(run.new_pid)
 
 
@@ -273,8 +301,9 @@ class WaitReady:
 
         def ready(_left: float) -> bool:
             if not ctx.runtime.alive(new_pid):
-                raise Rollback(f"standby {run.new} exited before READY (see its log next to "
-                               f"{run.new_ctl})")
+                raise Rollback(
+                    f"standby {run.new} exited before READY (see its log next to {run.new_ctl})"
+                )
             return info(run.new_ctl).ready
 
         try:
@@ -285,8 +314,9 @@ class WaitReady:
             detail = ""
             with contextlib.suppress(ControlError):
                 detail = info(run.new_ctl).ready_detail
-            raise Rollback(f"standby not READY within {run.timeout:.0f} s"
-                           f"{': ' + detail if detail else ''}") from None
+            raise Rollback(
+                f"standby not READY within {run.timeout:.0f} s{': ' + detail if detail else ''}"
+            ) from None
         ctx.journal.stage(run.run_id, "restored", sonic_state="restored")
         return ""
 
@@ -305,8 +335,7 @@ class Yield:
             i = info(run.old.ctl, timeout=min(0.5, left))
             return i if i.role == "yielded" and i.final_written else None
 
-        old_info: InstanceInfo = poll_until("yield", time.monotonic() + YIELD_DEADLINE_S,
-                                            yielded)
+        old_info: InstanceInfo = poll_until("yield", time.monotonic() + YIELD_DEADLINE_S, yielded)
         assert old_info.yielded_at is not None
         run.yielded_at = old_info.yielded_at
         ctx.journal.stage(run.run_id, "yielded")
@@ -329,22 +358,30 @@ class Takeover:
                 raise Rollback(f"standby refused the takeover: {i.takeover_error}")
             return i if i.confirmed else None
 
-        new_info: InstanceInfo = poll_until("first PDUs from the new owner",
-                                            run.yielded_at + CONFIRM_AFTER_YIELD_S, confirmed)
+        new_info: InstanceInfo = poll_until(
+            "first PDUs from the new owner", run.yielded_at + CONFIRM_AFTER_YIELD_S, confirmed
+        )
         # The new owner holds the epoch and transmits: from here on the only way is forward.
         # A rollback now would kill it while the old one is already retiring, so journal
         # writes become best effort (`warm-restart recover` completes the record).
-        run.unjournaled = ctx.journal_best_effort(ctx.journal.stage, run.run_id, "replayed",
-                                                  sonic_state="replayed",
-                                                  epoch=str(new_info.epoch))
+        run.unjournaled = ctx.journal_best_effort(
+            ctx.journal.stage,
+            run.run_id,
+            "replayed",
+            sonic_state="replayed",
+            epoch=str(new_info.epoch),
+        )
         out = run.out
         out.lags = gaps(new_info)
-        worst = max((v["max_gap_s"] for v in out.lags.values() if v["max_gap_s"] is not None),
-                    default=0.0)
+        worst = max(
+            (v["max_gap_s"] for v in out.lags.values() if v["max_gap_s"] is not None), default=0.0
+        )
         if worst > GAP_BUDGET_S:
             # no flap (that needs 3 s), but the promise is "not one late PDU": say so
-            out.warnings.append(f"largest PDU gap {worst:.3f} s exceeds the {GAP_BUDGET_S} s "
-                                "budget (machine overloaded?)")
+            out.warnings.append(
+                f"largest PDU gap {worst:.3f} s exceeds the {GAP_BUDGET_S} s "
+                "budget (machine overloaded?)"
+            )
             ctx.say(f"      WARNING: {out.warnings[-1]}")
         return f"epoch {new_info.epoch}"
 
@@ -374,14 +411,24 @@ class Commit:
     def run(self, ctx: StageContext, run: Run) -> str:
         out = run.out
         run.unjournaled = run.unjournaled or ctx.journal_best_effort(
-            ctx.journal.finish, run.run_id, "completed",
-            summary={"lags": out.lags, "stages": out.stages})
+            ctx.journal.finish,
+            run.run_id,
+            "completed",
+            summary={"lags": out.lags, "stages": out.stages},
+        )
         return ""
 
 
 # the hitless restart, in order (hld §7); `warm-restart teamd` prints [n/len(STAGES)]
-STAGES: tuple[Stage, ...] = (Precheck(), StartStandby(), WaitReady(), Yield(), Takeover(),
-                             Retire(), Commit())
+STAGES: tuple[Stage, ...] = (
+    Precheck(),
+    StartStandby(),
+    WaitReady(),
+    Yield(),
+    Takeover(),
+    Retire(),
+    Commit(),
+)
 
 
 def gaps(new_info: InstanceInfo) -> dict[str, dict[str, Any]]:

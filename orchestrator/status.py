@@ -41,9 +41,15 @@ def collect(endpoint: Endpoint) -> dict[str, Any]:
         instances[owner.owner].update(_container_of(owner.owner, records[owner.owner]))
     from orchestrator.supervisor import read_record
 
-    return {"owner": owner.__dict__ if owner else None, "instances": instances, "lags": lags,
-            "warm_restart": wr, "warm_restart_enable": hget(r, ENABLE_KEY, "enable"),
-            "last_run": last, "supervisor": read_record(r)}
+    return {
+        "owner": owner.__dict__ if owner else None,
+        "instances": instances,
+        "lags": lags,
+        "warm_restart": wr,
+        "warm_restart_enable": hget(r, ENABLE_KEY, "enable"),
+        "last_run": last,
+        "supervisor": read_record(r),
+    }
 
 
 def _container_of(name: str, rec: dict[str, str]) -> dict[str, str]:
@@ -61,10 +67,13 @@ def _container_of(name: str, rec: dict[str, str]) -> dict[str, str]:
     except Exception as e:
         return {"container_error": str(e)}
     labels = image.attrs.get("Config", {}).get("Labels") or {}
-    return {"container_name": found.container_name, "container": found.handle[:12],
-            "image": image.tags[0] if image.tags else found.image[:19],
-            "image_id": found.image[:19],
-            "image_version": labels.get("org.opencontainers.image.version", "")}
+    return {
+        "container_name": found.container_name,
+        "container": found.handle[:12],
+        "image": image.tags[0] if image.tags else found.image[:19],
+        "image_id": found.image[:19],
+        "image_version": labels.get("org.opencontainers.image.version", ""),
+    }
 
 
 def render(st: dict[str, Any]) -> str:
@@ -72,19 +81,26 @@ def render(st: dict[str, Any]) -> str:
     own = st["owner"]
     if own:
         inst = st["instances"].get(own["owner"], {})
-        lines.append(f"active: {own['owner']} (epoch {own['epoch']}, pid {inst.get('pid', '?')}, "
-                     f"version {inst.get('version', '?')}, "
-                     f"{'alive' if inst.get('alive') else 'NOT RUNNING'})")
+        lines.append(
+            f"active: {own['owner']} (epoch {own['epoch']}, pid {inst.get('pid', '?')}, "
+            f"version {inst.get('version', '?')}, "
+            f"{'alive' if inst.get('alive') else 'NOT RUNNING'})"
+        )
         if inst.get("container"):
-            lines.append(f"container: {inst['container_name']} {inst['container']}, image "
-                         f"{inst['image']} ({inst['image_id']}), image version "
-                         f"{inst.get('image_version') or '?'}")
+            lines.append(
+                f"container: {inst['container_name']} {inst['container']}, image "
+                f"{inst['image']} ({inst['image_id']}), image version "
+                f"{inst.get('image_version') or '?'}"
+            )
         elif inst.get("container_error"):
             lines.append(f"container: unknown ({inst['container_error']})")
     else:
         lines.append("active: none")
-    others = [_describe(n, i) for n, i in st["instances"].items()
-              if (not own or n != own["owner"]) and i.get("alive")]
+    others = [
+        _describe(n, i)
+        for n, i in st["instances"].items()
+        if (not own or n != own["owner"]) and i.get("alive")
+    ]
     if others:
         lines.append("other instances: " + ", ".join(others))
     lines += _supervisor_lines(st.get("supervisor") or {})
@@ -94,32 +110,49 @@ def render(st: dict[str, Any]) -> str:
             rows.append([lag, "refused", v["lag"]["error"], "", ""])
             continue
         for port, m in sorted(v["members"].items()) or [("-", {})]:
-            rows.append([lag, v["lag"].get("oper_status", "-"), port, m.get("runner.state", "-"),
-                         "selected" if m.get("runner.selected") == "true" else
-                         m.get("error", "unselected")])
+            rows.append(
+                [
+                    lag,
+                    v["lag"].get("oper_status", "-"),
+                    port,
+                    m.get("runner.state", "-"),
+                    "selected"
+                    if m.get("runner.selected") == "true"
+                    else m.get("error", "unselected"),
+                ]
+            )
     if rows:
         lines.append(table(["LAG", "oper", "member", "LACP", "selected"], rows))
     wr = st["warm_restart"]
-    lines.append(f"warm restart: state {wr.get('state', '-')}, restore_count "
-                 f"{wr.get('restore_count', '0')}, enable {st['warm_restart_enable'] or '-'}")
+    lines.append(
+        f"warm restart: state {wr.get('state', '-')}, restore_count "
+        f"{wr.get('restore_count', '0')}, enable {st['warm_restart_enable'] or '-'}"
+    )
     last = st["last_run"]
     if last:
         summary = json.loads(last.get("summary") or "{}")
-        gaps = [v["max_gap_s"] for v in summary.get("lags", {}).values()
-                if v.get("max_gap_s") is not None]
+        gaps = [
+            v["max_gap_s"]
+            for v in summary.get("lags", {}).values()
+            if v.get("max_gap_s") is not None
+        ]
         gap = f", largest PDU gap {max(gaps):.3f} s" if gaps else ""
-        lines.append(f"last run {wr.get('last_run')}: {last.get('result')} "
-                     f"({last.get('old')} -> {last.get('new')}){gap}"
-                     f"{': ' + last['reason'] if last.get('reason') else ''}")
+        lines.append(
+            f"last run {wr.get('last_run')}: {last.get('result')} "
+            f"({last.get('old')} -> {last.get('new')}){gap}"
+            f"{': ' + last['reason'] if last.get('reason') else ''}"
+        )
     return "\n".join(lines)
 
 
 def _describe(name: str, i: dict[str, Any]) -> str:
     role = ("hot " if i.get("hot") == "true" else "") + str(i.get("role"))
-    ready = ", READY" if i.get("ready") == "true" else (
-        f", not ready: {i.get('ready_detail')}" if i.get("role") == "standby" else "")
-    refused = f", would not promote: {i['promotion_refused']}" if i.get(
-        "promotion_refused") else ""
+    ready = (
+        ", READY"
+        if i.get("ready") == "true"
+        else (f", not ready: {i.get('ready_detail')}" if i.get("role") == "standby" else "")
+    )
+    refused = f", would not promote: {i['promotion_refused']}" if i.get("promotion_refused") else ""
     return f"{name} ({role}, pid {i.get('pid')}{ready}{refused})"
 
 
@@ -132,27 +165,37 @@ def _when(t: str | float) -> str:
 
 def _supervisor_lines(sup: dict[str, Any]) -> list[str]:
     if not sup:
-        return ["supervisor: none (an unplanned death of the active flaps every LAG; "
-                "`warm-restart supervise` keeps a hot standby)"]
+        return [
+            "supervisor: none (an unplanned death of the active flaps every LAG; "
+            "`warm-restart supervise` keeps a hot standby)"
+        ]
     if not sup.get("alive"):
         head = f"supervisor: NOT RUNNING (last state {sup.get('state') or '?'})"
     else:
-        head = (f"supervisor: pid {sup['pid']}, runtime {sup.get('runtime')}, up since "
-                f"{_when(sup.get('since', ''))}")
+        head = (
+            f"supervisor: pid {sup['pid']}, runtime {sup.get('runtime')}, up since "
+            f"{_when(sup.get('since', ''))}"
+        )
     out = [head, f"  now: {sup.get('note') or '-'}"]
     p = sup.get("last_promotion") or {}
     if p:
-        out.append(f"  last promotion: {_when(p.get('at', ''))} {p.get('from')} "
-                   f"{p.get('why')} -> {p.get('to')} (epoch {p.get('epoch')}, "
-                   f"{p.get('took_ms')} ms: {p.get('how')})")
+        out.append(
+            f"  last promotion: {_when(p.get('at', ''))} {p.get('from')} "
+            f"{p.get('why')} -> {p.get('to')} (epoch {p.get('epoch')}, "
+            f"{p.get('took_ms')} ms: {p.get('how')})"
+        )
     else:
         out.append("  last promotion: none")
     c = sup.get("last_cold_start") or {}
     if c:
-        out.append(f"  cold starts: {sup.get('cold_starts')}, last {_when(c.get('at', ''))}: "
-                   f"{c.get('why')}")
+        out.append(
+            f"  cold starts: {sup.get('cold_starts')}, last {_when(c.get('at', ''))}: "
+            f"{c.get('why')}"
+        )
     if sup.get("crashes"):
         until = float(sup.get("backoff_until") or 0)
-        out.append(f"  standby crashes in a row: {sup['crashes']}"
-                   + (f", backing off until {_when(until)}" if until > time.time() else ""))
+        out.append(
+            f"  standby crashes in a row: {sup['crashes']}"
+            + (f", backing off until {_when(until)}" if until > time.time() else "")
+        )
     return out

@@ -73,8 +73,14 @@ class SupervisorState:
 
     def to_fields(self) -> dict[str, str]:
         d = dataclasses.asdict(self)
-        return {k: json.dumps(v) if isinstance(v, dict) else str(v) if not isinstance(v, bool)
-                else ("true" if v else "false") for k, v in d.items()}
+        return {
+            k: json.dumps(v)
+            if isinstance(v, dict)
+            else str(v)
+            if not isinstance(v, bool)
+            else ("true" if v else "false")
+            for k, v in d.items()
+        }
 
     @classmethod
     def from_fields(cls, f: dict[str, str]) -> SupervisorState:
@@ -123,8 +129,9 @@ def base_name(name: str) -> str:
     return name.split("~")[0] or "teamd"
 
 
-def decide(obs: Observation, st: SupervisorState, base: str
-           ) -> tuple[SupervisorState, list[Action]]:
+def decide(
+    obs: Observation, st: SupervisorState, base: str
+) -> tuple[SupervisorState, list[Action]]:
     """The next state and what to do now; see the module docstring. First what happened since
     the last look (a promotion, the standby or a cold start living or dying), then what to do:
     nothing during a planned restart, keep the pair whole under a live owner, else promote or
@@ -133,8 +140,9 @@ def decide(obs: Observation, st: SupervisorState, base: str
     st = _track_standby(obs, st)
     st = _track_cold(obs, st)
     if obs.planned_run:
-        return dataclasses.replace(st, note=f"planned restart {obs.planned_run} in progress: "
-                                   "waiting"), []
+        return dataclasses.replace(
+            st, note=f"planned restart {obs.planned_run} in progress: waiting"
+        ), []
     hot = [i for i in obs.live if i.role == "standby" and (i.hot or i.name == st.standby)]
     if obs.owner_alive:
         return _keep_pair(obs, st, hot, base)
@@ -156,13 +164,16 @@ def _note_promotion(obs: Observation, st: SupervisorState) -> SupervisorState:
     return st
 
 
-def _crash_backoff(st: SupervisorState, now: float, crashes: int, young: bool, who: str,
-                   when: str = "") -> tuple[float, str]:
+def _crash_backoff(
+    st: SupervisorState, now: float, crashes: int, young: bool, who: str, when: str = ""
+) -> tuple[float, str]:
     """After CRASH_LIMIT young deaths in a row, back off exponentially and say why."""
     if young and crashes >= CRASH_LIMIT:
         wait = min(BACKOFF_MAX_S, BACKOFF_S * 2 ** (crashes - CRASH_LIMIT))
-        return now + wait, (f"{who} died {crashes} times in a row{when}: backing off "
-                            f"{wait:.0f} s (its log is next to its control socket)")
+        return now + wait, (
+            f"{who} died {crashes} times in a row{when}: backing off "
+            f"{wait:.0f} s (its log is next to its control socket)"
+        )
     return st.backoff_until, st.note
 
 
@@ -176,10 +187,12 @@ def _track_standby(obs: Observation, st: SupervisorState) -> SupervisorState:
     if mine is None and obs.owner != st.standby:
         young = obs.now - st.standby_started < CRASH_WINDOW_S and not st.standby_was_ready
         crashes = st.crashes + 1 if young else 0
-        backoff, note = _crash_backoff(st, obs.now, crashes, young, f"standby {st.standby}",
-                                       " at start")
-        return dataclasses.replace(st, standby="", crashes=crashes, backoff_until=backoff,
-                                   note=note)
+        backoff, note = _crash_backoff(
+            st, obs.now, crashes, young, f"standby {st.standby}", " at start"
+        )
+        return dataclasses.replace(
+            st, standby="", crashes=crashes, backoff_until=backoff, note=note
+        )
     if obs.owner == st.standby:
         return dataclasses.replace(st, standby="")  # it is the owner now
     return st
@@ -196,38 +209,53 @@ def _track_cold(obs: Observation, st: SupervisorState) -> SupervisorState:
     young = obs.now - st.cold_started < CRASH_WINDOW_S
     crashes = st.crashes + 1 if young else st.crashes
     backoff, note = _crash_backoff(st, obs.now, crashes, young, f"cold-started {st.cold}")
-    return dataclasses.replace(st, cold="", cold_handle="", crashes=crashes,
-                               backoff_until=backoff, note=note)
+    return dataclasses.replace(
+        st, cold="", cold_handle="", crashes=crashes, backoff_until=backoff, note=note
+    )
 
 
-def _keep_pair(obs: Observation, st: SupervisorState, hot: list[InstanceView], base: str
-               ) -> tuple[SupervisorState, list[Action]]:
+def _keep_pair(
+    obs: Observation, st: SupervisorState, hot: list[InstanceView], base: str
+) -> tuple[SupervisorState, list[Action]]:
     """A live owner: exactly one hot standby of its version, READY in time, else a new one."""
     now = obs.now
     st = dataclasses.replace(st, owner_lost_at=0.0)
     ready = [i for i in hot if i.ready]
     keep = ready[0] if ready else (hot[0] if hot else None)
-    actions: list[Action] = [Kill(extra.name, "a second hot standby")
-                             for extra in hot if extra is not keep]
-    if keep is not None and keep.version and obs.owner_version \
-            and keep.version != obs.owner_version:
+    actions: list[Action] = [
+        Kill(extra.name, "a second hot standby") for extra in hot if extra is not keep
+    ]
+    if (
+        keep is not None
+        and keep.version
+        and obs.owner_version
+        and keep.version != obs.owner_version
+    ):
         # after an upgrade the standby must be of the version it would take over as
-        actions.append(Kill(keep.name, f"it runs version {keep.version}, the owner "
-                                       f"{obs.owner_version}"))
-        return dataclasses.replace(st, note=f"replacing {keep.name} (version "
-                                   f"{keep.version})"), actions
+        actions.append(
+            Kill(keep.name, f"it runs version {keep.version}, the owner {obs.owner_version}")
+        )
+        return dataclasses.replace(
+            st, note=f"replacing {keep.name} (version {keep.version})"
+        ), actions
     if keep is not None:
         if keep.name != st.standby:
-            st = dataclasses.replace(st, standby=keep.name, standby_started=now,
-                                     standby_was_ready=keep.ready)  # adopted
+            st = dataclasses.replace(
+                st, standby=keep.name, standby_started=now, standby_was_ready=keep.ready
+            )  # adopted
         elif not keep.ready and now - st.standby_started > READY_LIMIT_S:
             actions.append(Kill(keep.name, f"not READY after {READY_LIMIT_S:.0f} s"))
-            return dataclasses.replace(st, note=f"{keep.name} never became READY: "
-                                       "replaced"), actions
-        note = "pair whole: READY hot standby" if keep.ready else \
-            f"waiting for {keep.name} to be READY"
-        return dataclasses.replace(st, note=note if not st.note.startswith("standby ")
-                                   or keep.ready else st.note), actions
+            return dataclasses.replace(
+                st, note=f"{keep.name} never became READY: replaced"
+            ), actions
+        note = (
+            "pair whole: READY hot standby"
+            if keep.ready
+            else f"waiting for {keep.name} to be READY"
+        )
+        return dataclasses.replace(
+            st, note=note if not st.note.startswith("standby ") or keep.ready else st.note
+        ), actions
     if now < st.backoff_until:
         return st, actions
     if st.standby and st.standby in obs.starting:
@@ -236,14 +264,19 @@ def _keep_pair(obs: Observation, st: SupervisorState, hot: list[InstanceView], b
     while f"{base}~s{seq}" in obs.taken or f"{base}~s{seq}" == obs.owner:
         seq += 1
     name = f"{base}~s{seq}"
-    return dataclasses.replace(st, seq=seq, standby=name, standby_started=now,
-                               standby_was_ready=False,
-                               note=f"starting hot standby {name}"), \
-        [*actions, StartStandby(name)]
+    return dataclasses.replace(
+        st,
+        seq=seq,
+        standby=name,
+        standby_started=now,
+        standby_was_ready=False,
+        note=f"starting hot standby {name}",
+    ), [*actions, StartStandby(name)]
 
 
-def _owner_lost(obs: Observation, st: SupervisorState, hot: list[InstanceView], base: str
-                ) -> tuple[SupervisorState, list[Action]]:
+def _owner_lost(
+    obs: Observation, st: SupervisorState, hot: list[InstanceView], base: str
+) -> tuple[SupervisorState, list[Action]]:
     """No live owner: leave a READY hot standby its grace to promote, else cold-start."""
     now = obs.now
     lost_at = st.owner_lost_at or now
@@ -256,10 +289,19 @@ def _owner_lost(obs: Observation, st: SupervisorState, hot: list[InstanceView], 
     if st.cold and (st.cold in obs.starting or any(i.name == st.cold for i in obs.live)):
         return dataclasses.replace(st, note=f"cold start: waiting for {st.cold}"), []
     refused = next((i.promotion_refused for i in hot if i.promotion_refused), "")
-    why = (f"no live owner; the hot standby did not promote: {refused}" if refused else
-           "no live owner and no READY hot standby" if not obs.owner or hot else
-           f"owner {obs.owner} is not running and no hot standby exists")
-    return dataclasses.replace(st, cold_starts=st.cold_starts + 1, owner_lost_at=0.0,
-                               cold=base, cold_started=now,
-                               last_cold_start={"at": f"{now:.3f}", "why": why},
-                               note=f"cold start: {why}"), [ColdStart(why)]
+    why = (
+        f"no live owner; the hot standby did not promote: {refused}"
+        if refused
+        else "no live owner and no READY hot standby"
+        if not obs.owner or hot
+        else f"owner {obs.owner} is not running and no hot standby exists"
+    )
+    return dataclasses.replace(
+        st,
+        cold_starts=st.cold_starts + 1,
+        owner_lost_at=0.0,
+        cold=base,
+        cold_started=now,
+        last_cold_start={"at": f"{now:.3f}", "why": why},
+        note=f"cold start: {why}",
+    ), [ColdStart(why)]

@@ -43,8 +43,9 @@ class Supervised(Protocol):
         """Stop a live instance we may stop (a standby); False if not ours to stop."""
         ...
 
-    def after_promotion(self, old: str, old_rec: dict[str, str], new: str,
-                        new_rec: dict[str, str]) -> str:
+    def after_promotion(
+        self, old: str, old_rec: dict[str, str], new: str, new_rec: dict[str, str]
+    ) -> str:
         """Tidy up around a promotion; returns what was done, for the log."""
         ...
 
@@ -70,9 +71,14 @@ class ProcessSupervised:
             self.ctl_dir = os.path.dirname(rec["ctl"])
 
     def ready_to_start(self) -> str:
-        return "" if self.template else (
-            "the owner's command line could not be read from /proc (another pid namespace, "
-            "or its record is incomplete)")
+        return (
+            ""
+            if self.template
+            else (
+                "the owner's command line could not be read from /proc (another pid namespace, "
+                "or its record is incomplete)"
+            )
+        )
 
     def start_standby(self, owner: str, rec: dict[str, str], name: str) -> str:
         active = Instance.from_record(owner, rec)
@@ -92,8 +98,9 @@ class ProcessSupervised:
         self.rt.kill(pid)
         return True
 
-    def after_promotion(self, old: str, old_rec: dict[str, str], new: str,
-                        new_rec: dict[str, str]) -> str:
+    def after_promotion(
+        self, old: str, old_rec: dict[str, str], new: str, new_rec: dict[str, str]
+    ) -> str:
         return ""  # the standby killed the old process itself
 
     def state(self) -> dict[str, str]:
@@ -137,8 +144,11 @@ class DockerSupervised:
             self.container_name = inst.container_name.lstrip("/")
 
     def ready_to_start(self) -> str:
-        return "" if self.owner_container and self.container_name else (
-            "the owner's container was not found through Docker")
+        return (
+            ""
+            if self.owner_container and self.container_name
+            else ("the owner's container was not found through Docker")
+        )
 
     def _get(self, ref: str) -> Any:
         return self.rt._get(ref)
@@ -166,9 +176,16 @@ class DockerSupervised:
         env = [e for e in cfg.get("Env") or [] if e not in img_env]
         labels = {k: v for k, v in (cfg.get("Labels") or {}).items() if img_labels.get(k) != v}
         argv = standby_argv(list(cfg.get("Cmd") or []), name, None, hot=True)
-        ctr = _retry(self.rt.client.api.create_container, attrs["Image"], command=argv,
-                     name=cname, environment=env, labels=labels, entrypoint=None,
-                     host_config=hc)
+        ctr = _retry(
+            self.rt.client.api.create_container,
+            attrs["Image"],
+            command=argv,
+            name=cname,
+            environment=env,
+            labels=labels,
+            entrypoint=None,
+            host_config=hc,
+        )
         _retry(self.rt.client.api.start, ctr["Id"])
         return str(ctr["Id"])
 
@@ -178,8 +195,10 @@ class DockerSupervised:
 
         ctr = self._get(self.container_name or "teamd")
         if ctr is None:
-            raise RuntimeFailure(f"no container {self.container_name or 'teamd'!r} to start: "
-                                 "start teamd by hand (`docker start`, compose)")
+            raise RuntimeFailure(
+                f"no container {self.container_name or 'teamd'!r} to start: "
+                "start teamd by hand (`docker start`, compose)"
+            )
         _retry(ctr.start)
         return str(ctr.id)
 
@@ -197,8 +216,9 @@ class DockerSupervised:
         self.rt._remove(inst.handle)
         return True
 
-    def after_promotion(self, old: str, old_rec: dict[str, str], new: str,
-                        new_rec: dict[str, str]) -> str:
+    def after_promotion(
+        self, old: str, old_rec: dict[str, str], new: str, new_rec: dict[str, str]
+    ) -> str:
         """`teamd` (dead, or paused and fenced) -> `teamd_dead`; `teamd_standby` -> `teamd`."""
         from orchestrator.runtime.docker import _retry
 
@@ -242,7 +262,8 @@ def supervised_for(name: str, owner_rec: dict[str, str]) -> Supervised:
     """`auto`: docker when the owner runs in another pid namespace (a container)."""
     if name == "auto":
         inside = bool(owner_rec.get("container")) or (
-            bool(owner_rec.get("pidns")) and owner_rec.get("pidns") != pid_namespace())
+            bool(owner_rec.get("pidns")) and owner_rec.get("pidns") != pid_namespace()
+        )
         name = "docker" if inside else "process"
     if name == "docker":
         return DockerSupervised()

@@ -27,8 +27,15 @@ def _tag_of(image: Any) -> str:
     return str(image.tags[0] if image.tags else image.id)
 
 
-def upgrade(endpoint: Endpoint, source: str, *, tag: str | None, cleanup_image: bool,
-            timeout: float, say: Callable[[str], None]) -> Outcome:
+def upgrade(
+    endpoint: Endpoint,
+    source: str,
+    *,
+    tag: str | None,
+    cleanup_image: bool,
+    timeout: float,
+    say: Callable[[str], None],
+) -> Outcome:
     rt = DockerRuntime()
     journal = Journal(endpoint)
     try:
@@ -45,8 +52,7 @@ def upgrade(endpoint: Endpoint, source: str, *, tag: str | None, cleanup_image: 
     except Exception as e:  # Refused, Redis unreachable, a broken tarball
         return _refused(f"{type(e).__name__}: {e}")
     if image.id == active.image:
-        return _refused(f"{active.container_name} already runs {_tag_of(image)} "
-                        f"({image.id[:19]})")
+        return _refused(f"{active.container_name} already runs {_tag_of(image)} ({image.id[:19]})")
     if tag:
         # the running image's repository (its own tags: the container's image reference may be
         # a bare id after an earlier handover)
@@ -85,11 +91,12 @@ def rollback(endpoint: Endpoint, *, timeout: float, say: Callable[[str], None]) 
     except Exception as e:
         return _refused(f"{type(e).__name__}: {e}")
     if image.id == active.image:
-        return _refused(f"{active.container_name} already runs the previous image "
-                        f"{rec.get('previous_ref') or image.id[:19]}")
+        return _refused(
+            f"{active.container_name} already runs the previous image "
+            f"{rec.get('previous_ref') or image.id[:19]}"
+        )
     say(f"rolling back to {rec.get('previous_ref') or image.id[:19]}")
     out = ctrl.restart(timeout=timeout, image=image.id)
     if out.result == "completed":
-        journal.set_images(image.id, rec.get("previous_ref", ""), active.image,
-                           active.image_ref)
+        journal.set_images(image.id, rec.get("previous_ref", ""), active.image, active.image_ref)
     return out

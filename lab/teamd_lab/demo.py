@@ -63,8 +63,8 @@ def _partner(lab: PartnerLab) -> OvsPartner:
 def negotiated(lab: PartnerLab) -> bool:
     bonds = lab.ovs.bond_show() if lab.ovs else {}
     return len(bonds) == len(lab.lags()) and all(
-        b.get("lacp_status") == "negotiated" and all(b["members"].values())
-        for b in bonds.values())
+        b.get("lacp_status") == "negotiated" and all(b["members"].values()) for b in bonds.values()
+    )
 
 
 def wait_negotiated(lab: PartnerLab, limit: float) -> float | None:
@@ -92,14 +92,21 @@ class Verdict:
 
     @property
     def invisible(self) -> bool:
-        return (self.ok and self.flaps == 0 and self.expired == 0 and self.defaulted == 0
-                and self.max_gap <= self.budget)
+        return (
+            self.ok
+            and self.flaps == 0
+            and self.expired == 0
+            and self.defaulted == 0
+            and self.max_gap <= self.budget
+        )
 
 
 def counters(lab: PartnerLab) -> tuple[int, int]:
     stats = _partner(lab).lacp_stats()
-    return (sum(s["link_expired"] for b in stats.values() for s in b.values()),
-            sum(s["link_defaulted"] for b in stats.values() for s in b.values()))
+    return (
+        sum(s["link_expired"] for b in stats.values() for s in b.values()),
+        sum(s["link_defaulted"] for b in stats.values() for s in b.values()),
+    )
 
 
 def observe(lab: PartnerLab, kind: str, action: Callable[[], tuple[bool, str]]) -> Verdict:
@@ -114,20 +121,33 @@ def observe(lab: PartnerLab, kind: str, action: Callable[[], tuple[bool, str]]) 
     # the longest silence per port, the tail up to now included: a sender that stopped for good
     # leaves no next PDU to measure an inter-arrival to
     end = time.monotonic()
-    gaps = list(max_silence(load_caught_up(Path(lab.state["recorder"]["out"]), end),
-                            start - 2.0, end, subtype=1).values())
+    gaps = list(
+        max_silence(
+            load_caught_up(Path(lab.state["recorder"]["out"]), end), start - 2.0, end, subtype=1
+        ).values()
+    )
     exp1, def1 = counters(lab)
-    return Verdict(kind, ok, max(gaps) if gaps else float("inf"),
-                   len(_partner(lab).member_events(offset)), exp1 - exp0, def1 - def0, wall, note)
+    return Verdict(
+        kind,
+        ok,
+        max(gaps) if gaps else float("inf"),
+        len(_partner(lab).member_events(offset)),
+        exp1 - exp0,
+        def1 - def0,
+        wall,
+        note,
+    )
 
 
-def wait_hot_pair(lab: Lab, limit: float) -> tuple[tuple[str, dict[str, str]],
-                                                  tuple[str, dict[str, str]]]:
+def wait_hot_pair(
+    lab: Lab, limit: float
+) -> tuple[tuple[str, dict[str, str]], tuple[str, dict[str, str]]]:
     return wait_hot_pair_at(lab.redis_url, limit)
 
 
-def wait_hot_pair_at(redis_url: str, limit: float) -> tuple[tuple[str, dict[str, str]],
-                                                          tuple[str, dict[str, str]]]:
+def wait_hot_pair_at(
+    redis_url: str, limit: float
+) -> tuple[tuple[str, dict[str, str]], tuple[str, dict[str, str]]]:
     store = OwnerStore(parse_url(redis_url))
     deadline = time.monotonic() + limit
     while True:
@@ -145,8 +165,9 @@ def promoted(store: OwnerStore, active: str, standby: str, what: str) -> tuple[b
     while time.monotonic() < deadline:
         rec = store.instance(standby)
         if rec.get("promoted_from") == active:
-            return True, (f"{what} -> {standby} promoted itself in "
-                          f"{rec.get('promoted_took_ms')} ms")
+            return True, (
+                f"{what} -> {standby} promoted itself in {rec.get('promoted_took_ms')} ms"
+            )
         time.sleep(0.01)
     return False, f"{standby} did not promote itself within 3 s"
 
@@ -155,9 +176,12 @@ def unplanned_kill(lab: Lab) -> Verdict:
     """`warm-restart supervise`, a READY hot standby, then SIGKILL of the active: what the
     partner saw. The supervisor and its standbys are stopped afterwards (the promoted owner
     stays)."""
-    sup = lab._spawn(lab.dut_ns, [str(Path(sys.executable).parent / "warm-restart"), "--redis",
-                                  lab.redis_url, "supervise"], lab.workdir / "supervisor.log",
-                     "supervisor")
+    sup = lab._spawn(
+        lab.dut_ns,
+        [str(Path(sys.executable).parent / "warm-restart"), "--redis", lab.redis_url, "supervise"],
+        lab.workdir / "supervisor.log",
+        "supervisor",
+    )
     store = OwnerStore(parse_url(lab.redis_url))
     try:
         (active, arec), (standby, _) = wait_hot_pair(lab, 30.0)
@@ -186,8 +210,10 @@ def run_demo(lags: int, members: int, runs: int = 5, cold_runs: int = 1) -> int:
     except LabNotFoundError:
         pass
     lab = Lab(DEMO_DIR, prefix=PREFIX)
-    say(f"[1/{total}] lab up: redis, {lags} LAGs x {members} members, Open vSwitch partner "
-        "(userspace datapath, LACP fast), teamd-shim active, PDU recorder on the partner side")
+    say(
+        f"[1/{total}] lab up: redis, {lags} LAGs x {members} members, Open vSwitch partner "
+        "(userspace datapath, LACP fast), teamd-shim active, PDU recorder on the partner side"
+    )
     try:
         lab.up(lags, members, shim_cmd=shim_command(lab), recorder=True)
     except LabError as e:
@@ -206,25 +232,35 @@ def run_demo(lags: int, members: int, runs: int = 5, cold_runs: int = 1) -> int:
         ctrl = Controller(parse_url(lab.redis_url))
         say(f"[3/{total}] {runs} hitless restarts (`warm-restart teamd`), judged by the partner")
         for i in range(runs):
+
             def hitless() -> tuple[bool, str]:
                 out = ctrl.restart()
                 return out.code == 0, f"{out.old} -> {out.new}" if out.code == 0 else out.reason
 
             v = observe(lab, "hitless", hitless)
             verdicts.append(v)
-            say(f"      run {i + 1}: {v.note}; partner: largest PDU gap {v.max_gap:.3f} s, "
+            say(
+                f"      run {i + 1}: {v.note}; partner: largest PDU gap {v.max_gap:.3f} s, "
                 f"{v.flaps} member flaps, expired +{v.expired}, defaulted +{v.defaulted} -> "
-                f"{'invisible' if v.invisible else 'VISIBLE'}")
-        say(f"[4/{total}] 1 unplanned death: `warm-restart supervise` keeps a hot standby, "
-            "then SIGKILL of the active (a crash), judged by the partner")
+                f"{'invisible' if v.invisible else 'VISIBLE'}"
+            )
+        say(
+            f"[4/{total}] 1 unplanned death: `warm-restart supervise` keeps a hot standby, "
+            "then SIGKILL of the active (a crash), judged by the partner"
+        )
         v = unplanned_kill(lab)
         verdicts.append(v)
-        say(f"      {v.note}; partner: largest PDU gap {v.max_gap:.3f} s, {v.flaps} member "
+        say(
+            f"      {v.note}; partner: largest PDU gap {v.max_gap:.3f} s, {v.flaps} member "
             f"flaps, expired +{v.expired}, defaulted +{v.defaulted} -> "
-            f"{'invisible' if v.invisible else 'VISIBLE'}")
-        say(f"[5/{total}] {cold_runs} cold restart(s) for contrast (stop the shim, start it "
-            "again at once: faster than any container restart)")
+            f"{'invisible' if v.invisible else 'VISIBLE'}"
+        )
+        say(
+            f"[5/{total}] {cold_runs} cold restart(s) for contrast (stop the shim, start it "
+            "again at once: faster than any container restart)"
+        )
         for i in range(cold_runs):
+
             def cold(i: int = i) -> tuple[bool, str]:
                 for ref in lab.registered_shims().values():
                     ref.stop(5.0)
@@ -233,9 +269,11 @@ def run_demo(lags: int, members: int, runs: int = 5, cold_runs: int = 1) -> int:
 
             v = observe(lab, "cold", cold)
             verdicts.append(v)
-            say(f"      cold {i + 1}: partner: largest PDU gap {v.max_gap:.3f} s, {v.flaps} "
+            say(
+                f"      cold {i + 1}: partner: largest PDU gap {v.max_gap:.3f} s, {v.flaps} "
                 f"member flaps, expired +{v.expired}, defaulted +{v.defaulted} -> "
-                f"{'invisible' if v.invisible else 'VISIBLE'}")
+                f"{'invisible' if v.invisible else 'VISIBLE'}"
+            )
         say(f"[6/{total}] both sides' view after the restarts")
         say(format_lags(lab))
     finally:
@@ -250,35 +288,65 @@ def summarize(verdicts: list[Verdict], contrast: str, contrast_text: str) -> int
     unplanned = [v for v in verdicts if v.kind == "unplanned"]
     cold_v = [v for v in verdicts if v.kind not in ("hitless", "unplanned")]
     rows = []
-    for kind, vs in (("hitless (warm-restart teamd)", planned),
-                     ("unplanned kill -9, supervised", unplanned), (contrast, cold_v)):
+    for kind, vs in (
+        ("hitless (warm-restart teamd)", planned),
+        ("unplanned kill -9, supervised", unplanned),
+        (contrast, cold_v),
+    ):
         if vs:
-            rows.append([kind, str(len(vs)), f"{max(v.max_gap for v in vs):.3f}",
-                         str(sum(v.flaps for v in vs)), str(sum(v.expired for v in vs)),
-                         str(sum(v.defaulted for v in vs)),
-                         f"{sorted(v.wall for v in vs)[len(vs) // 2]:.2f}"])
-    say(table(["restart", "runs", "largest PDU gap s", "member flaps", "expired", "defaulted",
-               "median command s"], rows))
+            rows.append(
+                [
+                    kind,
+                    str(len(vs)),
+                    f"{max(v.max_gap for v in vs):.3f}",
+                    str(sum(v.flaps for v in vs)),
+                    str(sum(v.expired for v in vs)),
+                    str(sum(v.defaulted for v in vs)),
+                    f"{sorted(v.wall for v in vs)[len(vs) // 2]:.2f}",
+                ]
+            )
+    say(
+        table(
+            [
+                "restart",
+                "runs",
+                "largest PDU gap s",
+                "member flaps",
+                "expired",
+                "defaulted",
+                "median command s",
+            ],
+            rows,
+        )
+    )
     good = sum(v.invisible for v in planned)
     bad_unplanned = [v for v in unplanned if not v.invisible]
-    kills = (f"; {len(unplanned)} unplanned kill -9 of the active, supervised, "
-             f"{'was' if len(unplanned) == 1 else 'were'} invisible too (largest PDU gap "
-             f"{max(v.max_gap for v in unplanned):.3f} s, budget {UNPLANNED_BUDGET_S} s)"
-             if unplanned and not bad_unplanned else "")
+    kills = (
+        f"; {len(unplanned)} unplanned kill -9 of the active, supervised, "
+        f"{'was' if len(unplanned) == 1 else 'were'} invisible too (largest PDU gap "
+        f"{max(v.max_gap for v in unplanned):.3f} s, budget {UNPLANNED_BUDGET_S} s)"
+        if unplanned and not bad_unplanned
+        else ""
+    )
     if planned and good == len(planned) and not bad_unplanned:
-        say(f"VERDICT: PASS - {good}/{len(planned)} hitless restarts were invisible to Open "
+        say(
+            f"VERDICT: PASS - {good}/{len(planned)} hitless restarts were invisible to Open "
             f"vSwitch (largest PDU gap {max(v.max_gap for v in planned):.3f} s, budget "
             f"{BUDGET_S} s, flap limit {FLAP_LIMIT_S} s; 0 member flaps; Link Expired/Defaulted "
             f"unchanged){kills}; {contrast_text} caused {sum(v.flaps for v in cold_v)} member "
-            "flaps")
+            "flaps"
+        )
         return 0
     if bad_unplanned:
-        say(f"VERDICT: FAIL - the unplanned kill was visible to the partner "
+        say(
+            f"VERDICT: FAIL - the unplanned kill was visible to the partner "
             f"({bad_unplanned[0].note}; largest PDU gap {bad_unplanned[0].max_gap:.3f} s, "
-            f"{bad_unplanned[0].flaps} member flaps)")
+            f"{bad_unplanned[0].flaps} member flaps)"
+        )
         return 1
-    say(f"VERDICT: FAIL - only {good}/{len(planned)} hitless restarts were invisible to the "
-        "partner")
+    say(
+        f"VERDICT: FAIL - only {good}/{len(planned)} hitless restarts were invisible to the partner"
+    )
     return 1
 
 
@@ -291,8 +359,10 @@ def run_docker_demo(lags: int, members: int) -> int:
     total = 7
     upgrade_tag = os.environ.get("TEAMD_HITLESS_UPGRADE_IMAGE", "teamd-hitless/teamd:0.1.1.dev1")
     lab = ComposeLab(lags=lags, members=members)
-    say(f"[1/{total}] docker compose up: redis, switch and peer holders, Open vSwitch partner, "
-        f"wiring ({lags} LAGs x {members}), teamd container; PDU recorder on the partner side")
+    say(
+        f"[1/{total}] docker compose up: redis, switch and peer holders, Open vSwitch partner, "
+        f"wiring ({lags} LAGs x {members}), teamd container; PDU recorder on the partner side"
+    )
     try:
         lab.down()  # whatever an earlier run left
     except ComposeError:
@@ -318,9 +388,13 @@ def run_docker_demo(lags: int, members: int) -> int:
         verdicts.append(_docker_contrast(lab, total))
         say(f"[6/{total}] the partner's view after the restarts")
         for bond, b in sorted(lab.ovs.bond_show().items()):
-            say(f"      {bond}: {b.get('lacp_status')}, members "
-                + ", ".join(f"{m} {'enabled' if up else 'disabled'}"
-                            for m, up in sorted(b["members"].items())))
+            say(
+                f"      {bond}: {b.get('lacp_status')}, members "
+                + ", ".join(
+                    f"{m} {'enabled' if up else 'disabled'}"
+                    for m, up in sorted(b["members"].items())
+                )
+            )
     finally:
         say(f"[7/{total}] docker compose down")
         try:
@@ -330,44 +404,61 @@ def run_docker_demo(lags: int, members: int) -> int:
     return summarize(verdicts, "docker restart teamd", "`docker restart teamd`")
 
 
-def _docker_hitless_runs(lab: ComposeLab, endpoint: Endpoint, rt: DockerRuntime, upgrade_tag: str,
-                         total: int) -> list[Verdict]:
+def _docker_hitless_runs(
+    lab: ComposeLab, endpoint: Endpoint, rt: DockerRuntime, upgrade_tag: str, total: int
+) -> list[Verdict]:
     """Five container handovers, one an upgrade by image and one the rollback."""
     from orchestrator.upgrade import rollback, upgrade
 
     verdicts: list[Verdict] = []
-    steps = [("same image", None), (f"upgrade-docker teamd {upgrade_tag}", "upgrade"),
-             ("same image", None), ("rollback-docker teamd", "rollback"),
-             ("same image", None)]
+    steps = [
+        ("same image", None),
+        (f"upgrade-docker teamd {upgrade_tag}", "upgrade"),
+        ("same image", None),
+        ("rollback-docker teamd", "rollback"),
+        ("same image", None),
+    ]
     say(f"[3/{total}] {len(steps)} hitless container restarts, judged by the partner")
     for i, (what, kind) in enumerate(steps):
+
         def act(kind: str | None = kind) -> tuple[bool, str]:
             if kind == "upgrade":
-                out = upgrade(endpoint, upgrade_tag, tag=None, cleanup_image=False,
-                              timeout=20.0, say=lambda s: None)
+                out = upgrade(
+                    endpoint,
+                    upgrade_tag,
+                    tag=None,
+                    cleanup_image=False,
+                    timeout=20.0,
+                    say=lambda s: None,
+                )
             elif kind == "rollback":
                 out = rollback(endpoint, timeout=20.0, say=lambda s: None)
             else:
                 out = Controller(endpoint, rt).restart()
-            return out.code == 0, (f"{out.old} -> {out.new}" if out.code == 0
-                                   else out.reason)
+            return out.code == 0, (f"{out.old} -> {out.new}" if out.code == 0 else out.reason)
 
         v = observe(lab, "hitless", act)
         verdicts.append(v)
         version = rt.client.containers.get("teamd").image.labels.get(
-            "org.opencontainers.image.version", "?")
-        say(f"      run {i + 1} ({what}): {v.note}, now image version {version}; partner: "
+            "org.opencontainers.image.version", "?"
+        )
+        say(
+            f"      run {i + 1} ({what}): {v.note}, now image version {version}; partner: "
             f"largest PDU gap {v.max_gap:.3f} s, {v.flaps} member flaps, expired "
             f"+{v.expired}, defaulted +{v.defaulted} -> "
-            f"{'invisible' if v.invisible else 'VISIBLE'}")
+            f"{'invisible' if v.invisible else 'VISIBLE'}"
+        )
     return verdicts
 
 
-def _docker_unplanned(lab: ComposeLab, endpoint: Endpoint, rt: DockerRuntime,
-                      total: int) -> Verdict:
+def _docker_unplanned(
+    lab: ComposeLab, endpoint: Endpoint, rt: DockerRuntime, total: int
+) -> Verdict:
     """`docker kill teamd` under the compose supervisor: the hot standby takes over."""
-    say(f"[4/{total}] 1 unplanned death: the compose `supervisor` service keeps a hot "
-        "standby container, then `docker kill teamd`, judged by the partner")
+    say(
+        f"[4/{total}] 1 unplanned death: the compose `supervisor` service keeps a hot "
+        "standby container, then `docker kill teamd`, judged by the partner"
+    )
     lab.start_supervisor()
     try:
         (active, _), (standby, _) = wait_hot_pair_at(lab.redis_url, 60.0)
@@ -387,9 +478,11 @@ def _docker_unplanned(lab: ComposeLab, endpoint: Endpoint, rt: DockerRuntime,
             except Exception:
                 pass
             time.sleep(0.2)
-        say(f"      {v.note}; partner: largest PDU gap {v.max_gap:.3f} s, {v.flaps} member "
+        say(
+            f"      {v.note}; partner: largest PDU gap {v.max_gap:.3f} s, {v.flaps} member "
             f"flaps, expired +{v.expired}, defaulted +{v.defaulted} -> "
-            f"{'invisible' if v.invisible else 'VISIBLE'}")
+            f"{'invisible' if v.invisible else 'VISIBLE'}"
+        )
     finally:
         lab.stop_supervisor()
     return v
@@ -406,7 +499,9 @@ def _docker_contrast(lab: ComposeLab, total: int) -> Verdict:
         return p.returncode == 0, "docker restart teamd"
 
     v = observe(lab, "docker restart", restart)
-    say(f"      docker restart: partner: largest PDU gap {v.max_gap:.3f} s, {v.flaps} "
+    say(
+        f"      docker restart: partner: largest PDU gap {v.max_gap:.3f} s, {v.flaps} "
         f"member flaps, expired +{v.expired}, defaulted +{v.defaulted} -> "
-        f"{'invisible' if v.invisible else 'VISIBLE'}")
+        f"{'invisible' if v.invisible else 'VISIBLE'}"
+    )
     return v

@@ -56,13 +56,20 @@ class HolderLab:
                 self.client.containers.get(n)
             except docker.errors.NotFound:
                 continue
-            raise LabError(f"a container named {n!r} exists on this engine; this lab uses that "
-                           "name (as SONiC does): remove it first")
+            raise LabError(
+                f"a container named {n!r} exists on this engine; this lab uses that "
+                "name (as SONiC does): remove it first"
+            )
         remove_quietly(self.client, self.holder_name)
         # the holder only keeps the switch-side network namespace alive; never restarted
         self.holder = self.client.containers.run(
-            f"{IMAGE_REPO}:latest", ["sleep", "infinity"], name=self.holder_name,
-            network_mode="none", detach=True, labels={"teamd-hitless.test": self.prefix})
+            f"{IMAGE_REPO}:latest",
+            ["sleep", "infinity"],
+            name=self.holder_name,
+            network_mode="none",
+            detach=True,
+            labels={"teamd-hitless.test": self.prefix},
+        )
         self.holder.reload()
         pid = int(self.holder.attrs["State"]["Pid"])
         self.lab.up(lags, members, shim_cmd=None, recorder=True, dut_netns_pid=pid)
@@ -71,19 +78,37 @@ class HolderLab:
     def run_teamd(self, image: str = f"{IMAGE_REPO}:latest") -> Any:
         """Exactly what a user types (issue 8 item 6): no --init, no --ctl-dir, RUNDIR only."""
         rd = str(self.rundir)
-        p = subprocess.run(["docker", "run", "-d", "--name", TEAMD, "--network",
-                            f"container:{self.holder_name}", "--cap-add", "NET_ADMIN",
-                            "--cap-add", "NET_RAW", "-v", f"{rd}:{rd}", image, "teamd-shim",
-                            "--redis", f"unix://{rd}/redis.sock"],
-                           capture_output=True, text=True, timeout=60)
+        p = subprocess.run(
+            [
+                "docker",
+                "run",
+                "-d",
+                "--name",
+                TEAMD,
+                "--network",
+                f"container:{self.holder_name}",
+                "--cap-add",
+                "NET_ADMIN",
+                "--cap-add",
+                "NET_RAW",
+                "-v",
+                f"{rd}:{rd}",
+                image,
+                "teamd-shim",
+                "--redis",
+                f"unix://{rd}/redis.sock",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         if p.returncode != 0:
             raise LabError(f"docker run teamd failed: {p.stderr.strip()}")
         return self.client.containers.get(TEAMD)
 
     def down(self) -> None:
         remove_quietly(self.client, TEAMD, TEAMD + "_bak")
-        for c in self.client.containers.list(all=True,
-                                             filters={"label": "teamd-hitless.test"}):
+        for c in self.client.containers.list(all=True, filters={"label": "teamd-hitless.test"}):
             if c.name != self.holder_name:
                 c.remove(force=True)
         try:
@@ -94,5 +119,3 @@ class HolderLab:
                 for tag in img.tags:
                     if tag.startswith(f"{IMAGE_REPO}:test-"):  # built by the fault tests
                         self.client.images.remove(tag)
-
-

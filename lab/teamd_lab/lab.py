@@ -57,14 +57,31 @@ class LabError(RuntimeError):
     pass
 
 
-def start_recorder_process(ns: str, ifaces: list[str], out: Path, log: Path,
-                           env: dict[str, str], timeout: float = 10.0,
-                           on_spawn: Callable[[ProcRef], None] = lambda ref: None) -> ProcRef:
+def start_recorder_process(
+    ns: str,
+    ifaces: list[str],
+    out: Path,
+    log: Path,
+    env: dict[str, str],
+    timeout: float = 10.0,
+    on_spawn: Callable[[ProcRef], None] = lambda ref: None,
+) -> ProcRef:
     """The partner-side PDU recorder (orchestrator/lab/recorder.py) in namespace `ns`, once
     it has opened every port (its "start" line); `env` must let it import the package."""
     out.write_bytes(b"")
-    argv = ["ip", "netns", "exec", ns, sys.executable, "-m", "teamd_lab.recorder",
-            "--ifaces", ",".join(ifaces), "--out", str(out)]
+    argv = [
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        sys.executable,
+        "-m",
+        "teamd_lab.recorder",
+        "--ifaces",
+        ",".join(ifaces),
+        "--out",
+        str(out),
+    ]
     ref = spawn(argv, log, env, "recorder")  # `ip netns exec` execs in place: the pid is ours
     on_spawn(ref)
     deadline = time.monotonic() + timeout
@@ -193,16 +210,25 @@ class Lab:
         if busy:
             raise LabExistsError(
                 f"a lab with prefix {self.prefix!r} already exists (namespace {busy[0]} present);"
-                f" tear it down first (`teamd-lab down`) or pick another prefix")
+                f" tear it down first (`teamd-lab down`) or pick another prefix"
+            )
         if self.state_path.exists():
             old = json.loads(self.state_path.read_text())
             if old.get("phase") not in ("down", None):
                 raise LabExistsError(
                     f"{self.state_path} describes a lab (prefix {old.get('prefix')!r}, phase "
-                    f"{old.get('phase')!r}) that was not taken down; run down() on it first")
+                    f"{old.get('phase')!r}) that was not taken down; run down() on it first"
+                )
 
-    def up(self, lags: int, members: int, shim_cmd: list[str] | None = None, *,
-           recorder: bool = False, dut_netns_pid: int | None = None) -> Lab:
+    def up(
+        self,
+        lags: int,
+        members: int,
+        shim_cmd: list[str] | None = None,
+        *,
+        recorder: bool = False,
+        dut_netns_pid: int | None = None,
+    ) -> Lab:
         """Build the lab; on any failure, remove what was built and re-raise.
 
         `dut_netns_pid`: the DUT side is that process's network namespace (a holder
@@ -221,13 +247,13 @@ class Lab:
                     netns.create_ns(ns)
                 self.state["created_namespaces"].append(ns)
                 self._save()
-            self.ovs = OvsPartner(self.workdir / "ovs", self.partner_ns,
-                                  hwaddr=PARTNER_SYSTEM_MAC)
+            self.ovs = OvsPartner(self.workdir / "ovs", self.partner_ns, hwaddr=PARTNER_SYSTEM_MAC)
             self._save()
             self.ovs.start(on_spawn=self._save)
             self._save()
-            self.redis().hset(f"DEVICE_METADATA{CONFIG_DB_SEPARATOR}localhost",
-                              mapping={"mac": DUT_SYSTEM_MAC})
+            self.redis().hset(
+                f"DEVICE_METADATA{CONFIG_DB_SEPARATOR}localhost", mapping={"mac": DUT_SYSTEM_MAC}
+            )
             by_lag: dict[int, list[Member]] = {}
             for m in plan(lags, members):
                 by_lag.setdefault(lag_index(m.lag), []).append(m)
@@ -255,9 +281,11 @@ class Lab:
         # persist: a restarted server comes back with CONFIG_DB, as SONiC's database does
         self._redis = RedisServer(self.workdir, persist=True).start()
         assert self._redis.proc is not None
-        self.state["redis"] = {"url": self.redis_url, "socket": str(self.redis_socket),
-                               "proc": ProcRef.of(self._redis.proc.pid, "redis-server")
-                               .to_json()}
+        self.state["redis"] = {
+            "url": self.redis_url,
+            "socket": str(self.redis_socket),
+            "proc": ProcRef.of(self._redis.proc.pid, "redis-server").to_json(),
+        }
         self._save()
 
     def stop_redis(self) -> None:
@@ -282,8 +310,14 @@ class Lab:
         self.start_redis()
 
     def _create_member(self, m: Member) -> None:
-        v = netns.create_veth(self.dut_ns, m.dut_port, self.partner_ns, m.partner_port,
-                              mac_a=dut_port_mac(m.k), mac_b=partner_port_mac(m.k))
+        v = netns.create_veth(
+            self.dut_ns,
+            m.dut_port,
+            self.partner_ns,
+            m.partner_port,
+            mac_a=dut_port_mac(m.k),
+            mac_b=partner_port_mac(m.k),
+        )
         self.state["veths"].append(v.to_json())
         self.state["members"].append(m.to_json())
         self.state["next_k"] = max(self.state["next_k"], m.k + 1)
@@ -312,8 +346,11 @@ class Lab:
 
     def add_lag(self, members: int = 2, index: int | None = None) -> str:
         """A new LAG (next free index unless given) with `members` new members."""
-        i = index if index is not None else max(
-            [v["index"] for v in self.state["lags"].values()], default=0) + 1
+        i = (
+            index
+            if index is not None
+            else max([v["index"] for v in self.state["lags"].values()], default=0) + 1
+        )
         if lag_name(i) in self.state["lags"]:
             raise LabError(f"{lag_name(i)} already exists")
         k0 = self.state["next_k"]
@@ -327,8 +364,10 @@ class Lab:
         ms = [m for m in self._members() if m.lag == lag]
         r = self.redis()
         sep = CONFIG_DB_SEPARATOR
-        r.delete(*[f"PORTCHANNEL_MEMBER{sep}{lag}{sep}{m.dut_port}" for m in ms],
-                 f"PORTCHANNEL{sep}{lag}")
+        r.delete(
+            *[f"PORTCHANNEL_MEMBER{sep}{lag}{sep}{m.dut_port}" for m in ms],
+            f"PORTCHANNEL{sep}{lag}",
+        )
         assert self.ovs is not None
         self.ovs.remove_bond(self.state["lags"][lag]["bond"])
         for m in ms:
@@ -380,10 +419,15 @@ class Lab:
     def _ns_env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(_REPO_ROOT), env.get("PYTHONPATH", "")) if p)
-        env.update(WR_LAB_WORKDIR=str(self.workdir), WR_LAB_REDIS_URL=self.redis_url,
-                   WR_LAB_REDIS_SOCKET=str(self.redis_socket), WR_LAB_DUT_NS=self.dut_ns,
-                   WR_LAB_PREFIX=self.prefix)
+            p for p in (str(_REPO_ROOT), env.get("PYTHONPATH", "")) if p
+        )
+        env.update(
+            WR_LAB_WORKDIR=str(self.workdir),
+            WR_LAB_REDIS_URL=self.redis_url,
+            WR_LAB_REDIS_SOCKET=str(self.redis_socket),
+            WR_LAB_DUT_NS=self.dut_ns,
+            WR_LAB_PREFIX=self.prefix,
+        )
         return env
 
     def _spawn(self, ns: str, argv: list[str], log: Path, name: str) -> ProcRef:
@@ -392,8 +436,12 @@ class Lab:
 
     def shim_argv(self, shim_cmd: list[str]) -> list[str]:
         """Expand {redis_url}, {redis_socket}, {workdir}, {dut_ns} tokens in the command."""
-        subst = {"{redis_url}": self.redis_url, "{redis_socket}": str(self.redis_socket),
-                 "{workdir}": str(self.workdir), "{dut_ns}": self.dut_ns}
+        subst = {
+            "{redis_url}": self.redis_url,
+            "{redis_socket}": str(self.redis_socket),
+            "{workdir}": str(self.workdir),
+            "{dut_ns}": self.dut_ns,
+        }
         out = []
         for a in shim_cmd:
             for k, v in subst.items():
@@ -403,8 +451,10 @@ class Lab:
 
     def start_shim(self, shim_cmd: list[str], role: str = "active") -> ProcRef:
         """Start a shim inside the DUT namespace, output to `<workdir>/shim-<role>.log`."""
-        if role in self.state["shims"] and ProcRef.from_json(
-                self.state["shims"][role]["proc"]).alive():
+        if (
+            role in self.state["shims"]
+            and ProcRef.from_json(self.state["shims"][role]["proc"]).alive()
+        ):
             raise LabError(f"shim {role!r} is already running")
         argv = self.shim_argv(shim_cmd)
         log = self.workdir / f"shim-{role}.log"
@@ -435,8 +485,15 @@ class Lab:
             self.state["records"].append(str(out))
             self._save()
 
-        start_recorder_process(self.partner_ns, ifaces, out, self.workdir / "recorder.log",
-                               self._ns_env(), timeout, started)
+        start_recorder_process(
+            self.partner_ns,
+            ifaces,
+            out,
+            self.workdir / "recorder.log",
+            self._ns_env(),
+            timeout,
+            started,
+        )
         return out
 
     def stop_recorder(self) -> Path | None:
@@ -494,21 +551,32 @@ class Lab:
             "redis_url": self.redis_url,
             "namespaces": {ns: netns.ns_exists(ns) for ns in (self.dut_ns, self.partner_ns)},
             "members": [list(m) for m in self.members()],
-            "processes": {k: {"pid": v.pid, "alive": v.alive()}
-                          for k, v in self.processes().items()},
+            "processes": {
+                k: {"pid": v.pid, "alive": v.alive()} for k, v in self.processes().items()
+            },
             "recorder": self.state["recorder"]["out"] if self.state["recorder"] else None,
         }
-        if self.ovs is not None and self.ovs.procs.get("ovs-vswitchd") and \
-                self.ovs.procs["ovs-vswitchd"].alive():
+        if (
+            self.ovs is not None
+            and self.ovs.procs.get("ovs-vswitchd")
+            and self.ovs.procs["ovs-vswitchd"].alive()
+        ):
             try:
                 st["ovs"] = {
-                    "bonds": {b: {"lacp_status": v.get("lacp_status"), "members": v["members"]}
-                              for b, v in self.ovs.bond_show().items()},
-                    "lacp": {b: {"negotiated": v.get("negotiated"),
-                                 "members": {m: f"{x['status']} "
-                                             f"{'attached' if x['attached'] else 'detached'}"
-                                             for m, x in v["members"].items()}}
-                             for b, v in self.ovs.lacp_show().items()},
+                    "bonds": {
+                        b: {"lacp_status": v.get("lacp_status"), "members": v["members"]}
+                        for b, v in self.ovs.bond_show().items()
+                    },
+                    "lacp": {
+                        b: {
+                            "negotiated": v.get("negotiated"),
+                            "members": {
+                                m: f"{x['status']} {'attached' if x['attached'] else 'detached'}"
+                                for m, x in v["members"].items()
+                            },
+                        }
+                        for b, v in self.ovs.lacp_show().items()
+                    },
                     "lacp_stats": self.ovs.lacp_stats(),
                 }
             except Exception as e:  # status must work on a half-broken lab

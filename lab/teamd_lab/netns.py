@@ -92,8 +92,16 @@ def link_exists(ns: str, ifname: str) -> bool:
         return bool(ipr.link_lookup(ifname=ifname))
 
 
-def create_veth(ns_a: str, a: str, ns_b: str, b: str, *, mac_a: str | None = None,
-                mac_b: str | None = None, up: bool = True) -> Veth:
+def create_veth(
+    ns_a: str,
+    a: str,
+    ns_b: str,
+    b: str,
+    *,
+    mac_a: str | None = None,
+    mac_b: str | None = None,
+    up: bool = True,
+) -> Veth:
     """Create veth `a` (in ns_a) peered to `b` (in ns_b), optionally with fixed MACs."""
     peer: dict = {"ifname": b, "net_ns_fd": ns_b}
     if mac_b:

@@ -38,8 +38,14 @@ class OvsError(RuntimeError):
 class OvsPartner:
     """One private OVS with one netdev bridge and one LACP bond per LAG."""
 
-    def __init__(self, workdir: Path, netns: str | None = None, *, bridge: str = "br0",
-                 hwaddr: str = DEFAULT_HWADDR) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        netns: str | None = None,
+        *,
+        bridge: str = "br0",
+        hwaddr: str = DEFAULT_HWADDR,
+    ) -> None:
         self.workdir = Path(workdir)
         self.netns = netns
         self.bridge = bridge
@@ -67,8 +73,12 @@ class OvsPartner:
 
     @classmethod
     def from_json(cls, d: dict) -> OvsPartner:
-        o = cls(Path(d["workdir"]), d.get("netns"), bridge=d.get("bridge", "br0"),
-                hwaddr=d.get("hwaddr", DEFAULT_HWADDR))
+        o = cls(
+            Path(d["workdir"]),
+            d.get("netns"),
+            bridge=d.get("bridge", "br0"),
+            hwaddr=d.get("hwaddr", DEFAULT_HWADDR),
+        )
         o.procs = {k: ProcRef.from_json(v) for k, v in d.get("procs", {}).items()}
         return o
 
@@ -91,8 +101,7 @@ class OvsPartner:
         # `ip netns exec` execs the command in place, so the Popen pid is the daemon's pid.
         return ["ip", "netns", "exec", self.netns, *argv] if self.netns else argv
 
-    def _spawn(self, name: str, argv: list[str],
-               on_spawn: Callable[[], object] | None) -> ProcRef:
+    def _spawn(self, name: str, argv: list[str], on_spawn: Callable[[], object] | None) -> ProcRef:
         ref = spawn(self._in_ns(argv), self.logdir / f"{name}.out", self.env, name)
         self.procs[name] = ref
         if on_spawn is not None:
@@ -109,8 +118,9 @@ class OvsPartner:
             time.sleep(0.02)
         raise OvsError(f"{name} did not create {path} within {timeout}s")
 
-    def start(self, timeout: float = 30.0,
-              on_spawn: Callable[[], object] | None = None) -> OvsPartner:
+    def start(
+        self, timeout: float = 30.0, on_spawn: Callable[[], object] | None = None
+    ) -> OvsPartner:
         """Create a fresh database, start both daemons and the bridge; stops them on failure.
 
         `on_spawn` is called after each daemon starts, so a caller can persist the pids at
@@ -125,29 +135,53 @@ class OvsPartner:
         if db.exists():
             db.unlink()
         try:
-            subprocess.run(["ovsdb-tool", "create", str(db), str(SCHEMA)], check=True,
-                           capture_output=True, env=self.env)
-            self._spawn("ovsdb-server", [
-                "ovsdb-server", str(db),
-                f"--remote=punix:{self.db_sock}",
-                f"--unixctl={self.db_ctl}",
-                f"--pidfile={self.rundir / 'ovsdb-server.pid'}",
-                f"--log-file={self.logdir / 'ovsdb-server.log'}",
-                "--no-chdir", "-vconsole:off",
-            ], on_spawn)
+            subprocess.run(
+                ["ovsdb-tool", "create", str(db), str(SCHEMA)],
+                check=True,
+                capture_output=True,
+                env=self.env,
+            )
+            self._spawn(
+                "ovsdb-server",
+                [
+                    "ovsdb-server",
+                    str(db),
+                    f"--remote=punix:{self.db_sock}",
+                    f"--unixctl={self.db_ctl}",
+                    f"--pidfile={self.rundir / 'ovsdb-server.pid'}",
+                    f"--log-file={self.logdir / 'ovsdb-server.log'}",
+                    "--no-chdir",
+                    "-vconsole:off",
+                ],
+                on_spawn,
+            )
             self._wait(self.db_sock, "ovsdb-server", timeout)
             self.vsctl("--no-wait", "init")
-            self._spawn("ovs-vswitchd", [
-                "ovs-vswitchd", f"unix:{self.db_sock}",
-                f"--unixctl={self.ctl}",
-                f"--pidfile={self.rundir / 'ovs-vswitchd.pid'}",
-                f"--log-file={self.log_path}",
-                "--no-chdir", "-vconsole:off",
-            ], on_spawn)
+            self._spawn(
+                "ovs-vswitchd",
+                [
+                    "ovs-vswitchd",
+                    f"unix:{self.db_sock}",
+                    f"--unixctl={self.ctl}",
+                    f"--pidfile={self.rundir / 'ovs-vswitchd.pid'}",
+                    f"--log-file={self.log_path}",
+                    "--no-chdir",
+                    "-vconsole:off",
+                ],
+                on_spawn,
+            )
             self._wait(self.ctl, "ovs-vswitchd", timeout)
-            self.vsctl("add-br", self.bridge, "--", "set", "bridge", self.bridge,
-                       "datapath_type=netdev", f"other-config:hwaddr={self.hwaddr}",
-                       timeout=timeout)
+            self.vsctl(
+                "add-br",
+                self.bridge,
+                "--",
+                "set",
+                "bridge",
+                self.bridge,
+                "datapath_type=netdev",
+                f"other-config:hwaddr={self.hwaddr}",
+                timeout=timeout,
+            )
         except BaseException:
             self.stop()
             raise
@@ -182,19 +216,29 @@ class OvsPartner:
     def vsctl(self, *args: str, timeout: float = 15.0) -> str:
         """ovs-vsctl against our private database (waits for vswitchd to apply changes)."""
         t = max(1, int(timeout))
-        return self._run(["ovs-vsctl", f"--db=unix:{self.db_sock}", f"--timeout={t}", *args],
-                         timeout + 5)
+        return self._run(
+            ["ovs-vsctl", f"--db=unix:{self.db_sock}", f"--timeout={t}", *args], timeout + 5
+        )
 
     def appctl(self, *args: str, timeout: float = 10.0) -> str:
         """ovs-appctl to our private ovs-vswitchd."""
-        return self._run(["ovs-appctl", "-t", str(self.ctl), f"--timeout={max(1, int(timeout))}",
-                          *args], timeout + 5)
+        return self._run(
+            ["ovs-appctl", "-t", str(self.ctl), f"--timeout={max(1, int(timeout))}", *args],
+            timeout + 5,
+        )
 
     # -- bonds ----------------------------------------------------------------------------
 
-    def add_bond(self, name: str, members: list[str], *, lacp_time: str = "fast",
-                 bond_mode: str = "balance-tcp", lacp: str = "active",
-                 other_config: dict[str, str] | None = None) -> None:
+    def add_bond(
+        self,
+        name: str,
+        members: list[str],
+        *,
+        lacp_time: str = "fast",
+        bond_mode: str = "balance-tcp",
+        lacp: str = "active",
+        other_config: dict[str, str] | None = None,
+    ) -> None:
         """One LACP port over `members` (one or more): lacp=active, lacp-time=fast, balance-tcp.
 
         Built from raw db commands because `add-bond` refuses a single interface and OVS 3.1
@@ -208,8 +252,16 @@ class OvsPartner:
         for i, m in enumerate(members):
             args += ["--", f"--id=@i{i}", "create", "interface", f"name={m}"]
             ids.append(f"@i{i}")
-        args += ["--", "--id=@p", "create", "port", f"name={name}",
-                 f"interfaces=[{','.join(ids)}]", f"lacp={lacp}", f"bond_mode={bond_mode}"]
+        args += [
+            "--",
+            "--id=@p",
+            "create",
+            "port",
+            f"name={name}",
+            f"interfaces=[{','.join(ids)}]",
+            f"lacp={lacp}",
+            f"bond_mode={bond_mode}",
+        ]
         args += [f"other_config:{k}={v}" for k, v in oc.items()]
         args += ["--", "add", "bridge", self.bridge, "ports", "@p"]
         self.vsctl(*args)
@@ -218,12 +270,34 @@ class OvsPartner:
         self.vsctl("--if-exists", "del-port", self.bridge, name)
 
     def add_member(self, bond: str, iface: str) -> None:
-        self.vsctl("--", "--id=@i", "create", "interface", f"name={iface}",
-                   "--", "add", "port", bond, "interfaces", "@i")
+        self.vsctl(
+            "--",
+            "--id=@i",
+            "create",
+            "interface",
+            f"name={iface}",
+            "--",
+            "add",
+            "port",
+            bond,
+            "interfaces",
+            "@i",
+        )
 
     def remove_member(self, bond: str, iface: str) -> None:
-        self.vsctl("--", "--id=@i", "get", "interface", iface,
-                   "--", "remove", "port", bond, "interfaces", "@i")
+        self.vsctl(
+            "--",
+            "--id=@i",
+            "get",
+            "interface",
+            iface,
+            "--",
+            "remove",
+            "port",
+            bond,
+            "interfaces",
+            "@i",
+        )
 
     def bonds(self) -> list[str]:
         return [p for p in self.vsctl("list-ports", self.bridge).split() if p]

@@ -202,7 +202,5 @@ def stats_delta(before: dict, after: dict) -> dict[str, dict[str, dict[str, int]
     for bond, members in after.items():
         for name, counters in members.items():
             prev = before.get(bond, {}).get(name, {})
-            out.setdefault(bond, {})[name] = {
-                k: v - prev.get(k, 0) for k, v in counters.items()
-            }
+            out.setdefault(bond, {})[name] = {k: v - prev.get(k, 0) for k, v in counters.items()}
     return out

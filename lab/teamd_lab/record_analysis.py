@@ -72,11 +72,11 @@ def load_events(path: Path) -> list[dict]:
     return out
 
 
-def window(frames: Iterable[Frame], start: float | None = None,
-           end: float | None = None) -> list[Frame]:
+def window(
+    frames: Iterable[Frame], start: float | None = None, end: float | None = None
+) -> list[Frame]:
     """Frames with start <= t <= end (either bound optional)."""
-    return [f for f in frames
-            if (start is None or f.t >= start) and (end is None or f.t <= end)]
+    return [f for f in frames if (start is None or f.t >= start) and (end is None or f.t <= end)]
 
 
 def arrivals(frames: Iterable[Frame], subtype: int | None = None) -> dict[str, list[float]]:
@@ -93,8 +93,10 @@ def arrivals(frames: Iterable[Frame], subtype: int | None = None) -> dict[str, l
 
 def inter_arrivals(frames: Iterable[Frame], subtype: int | None = None) -> dict[str, list[float]]:
     """Per interface, the differences between consecutive arrivals."""
-    return {i: [b - a for a, b in zip(ts, ts[1:], strict=False)]
-            for i, ts in arrivals(frames, subtype).items()}
+    return {
+        i: [b - a for a, b in zip(ts, ts[1:], strict=False)]
+        for i, ts in arrivals(frames, subtype).items()
+    }
 
 
 def gap_stats(frames: Iterable[Frame], subtype: int | None = None) -> dict[str, GapStats]:
@@ -114,8 +116,9 @@ def max_gap(frames: Iterable[Frame], subtype: int | None = None) -> dict[str, fl
     return {i: s.max_gap for i, s in gap_stats(frames, subtype).items()}
 
 
-def gaps_larger_than(frames: Iterable[Frame], threshold: float,
-                     subtype: int | None = None) -> dict[str, list[tuple[float, float]]]:
+def gaps_larger_than(
+    frames: Iterable[Frame], threshold: float, subtype: int | None = None
+) -> dict[str, list[tuple[float, float]]]:
     """Per interface, every gap > threshold as (time of the frame before it, gap length).
 
     Interfaces without such a gap map to an empty list, so `not any(result.values())` is
@@ -127,14 +130,18 @@ def gaps_larger_than(frames: Iterable[Frame], threshold: float,
     return out
 
 
-def max_silence(frames: Iterable[Frame], start: float, end: float, subtype: int | None = 1,
-                ifaces: Iterable[str] | None = None) -> dict[str, float]:
+def max_silence(
+    frames: Iterable[Frame],
+    start: float,
+    end: float,
+    subtype: int | None = 1,
+    ifaces: Iterable[str] | None = None,
+) -> dict[str, float]:
     """Per interface, the longest time in [start, end] without a frame: between two arrivals,
     and from the last arrival to `end` (a sender that went quiet and never came back has no
     "next" frame, so inter-arrivals alone would miss it); a port with no frame at all gets the
     whole window."""
-    per = {i: [t for t in ts if start <= t <= end]
-           for i, ts in arrivals(frames, subtype).items()}
+    per = {i: [t for t in ts if start <= t <= end] for i, ts in arrivals(frames, subtype).items()}
     for i in ifaces or []:
         per.setdefault(i, [])
     out = {}

@@ -104,8 +104,7 @@ class Recorder:
             port.next_try = now() + REOPEN_INTERVAL
             msg = e.strerror or str(e)
             if msg != port.last_error:
-                self.write({"t": now(), "event": "open-error", "iface": port.ifname,
-                            "error": msg})
+                self.write({"t": now(), "event": "open-error", "iface": port.ifname, "error": msg})
             port.last_error = msg
             return
         port.last_error = None
@@ -114,8 +113,9 @@ class Recorder:
         self.write({"t": now(), "event": "open", "iface": port.ifname})
 
     def _drop(self, port: Port, err: OSError) -> None:
-        self.write({"t": now(), "event": "error", "iface": port.ifname,
-                    "error": err.strerror or str(err)})
+        self.write(
+            {"t": now(), "event": "error", "iface": port.ifname, "error": err.strerror or str(err)}
+        )
         if err.errno == errno.ENETDOWN and not port.stale():
             return  # link went down; the same socket works again after `link set up`
         if port.sock is not None:
@@ -143,8 +143,14 @@ class Recorder:
     def run(self) -> None:
         for p in self.ports:
             self._open(p)
-        self.write({"t": now(), "event": "start", "pid": os.getpid(),
-                    "ifaces": [p.ifname for p in self.ports]})
+        self.write(
+            {
+                "t": now(),
+                "event": "start",
+                "pid": os.getpid(),
+                "ifaces": [p.ifname for p in self.ports],
+            }
+        )
         next_check = now() + 1.0
         while not self.stopping:
             for key, _ in self.sel.select(timeout=0.1):

@@ -39,22 +39,39 @@ class RedisServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         args = [
             exe,
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--unixsocket", str(self.socket_path),
-            "--unixsocketperm", "777",
-            "--dir", str(self.workdir),
-            "--save", "1 1" if self.persist else "",
-            "--dbfilename", "dump.rdb",
-            "--appendonly", "no",
-            "--databases", "16",
-            "--notify-keyspace-events", "AKE",
-            "--daemonize", "no",
-            "--logfile", str(self.workdir / "redis.log"),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--unixsocket",
+            str(self.socket_path),
+            "--unixsocketperm",
+            "777",
+            "--dir",
+            str(self.workdir),
+            "--save",
+            "1 1" if self.persist else "",
+            "--dbfilename",
+            "dump.rdb",
+            "--appendonly",
+            "no",
+            "--databases",
+            "16",
+            "--notify-keyspace-events",
+            "AKE",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.workdir / "redis.log"),
         ]
         # never inherit our stdout: a pipe reader (`lab up | tail`) would wait for redis to exit
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

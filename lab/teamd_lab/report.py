@@ -29,13 +29,29 @@ def lag_rows(lab: Lab) -> list[list[str]]:
         st = stats.get(bond, {})
         expired = sum(st.get(pp, {}).get("link_expired", 0) for _, pp in members)
         defaulted = sum(st.get(pp, {}).get("link_defaulted", 0) for _, pp in members)
-        rows.append([lag, ours.get("oper_status", "-"), " ".join(our_m),
-                     b.get("lacp_status", "-"), " ".join(their_m), str(expired), str(defaulted)])
+        rows.append(
+            [
+                lag,
+                ours.get("oper_status", "-"),
+                " ".join(our_m),
+                b.get("lacp_status", "-"),
+                " ".join(their_m),
+                str(expired),
+                str(defaulted),
+            ]
+        )
     return rows
 
 
-LAG_HEADERS = ["LAG", "oper", "our members (state/selected)", "partner", "partner members",
-               "expired", "defaulted"]
+LAG_HEADERS = [
+    "LAG",
+    "oper",
+    "our members (state/selected)",
+    "partner",
+    "partner members",
+    "expired",
+    "defaulted",
+]
 
 
 def format_lags(lab: Lab) -> str:
@@ -46,10 +62,15 @@ def format_lab_status(st: dict[str, Any]) -> str:
     lines = [
         f"lab {st['prefix']} ({st['phase']}) in {st['workdir']}",
         f"  redis: {st['redis_url']}",
-        "  namespaces: " + ", ".join(f"{ns} {'present' if ok else 'MISSING'}"
-                                     for ns, ok in st["namespaces"].items()),
-        "  processes: " + ", ".join(f"{k} pid {v['pid']} {'alive' if v['alive'] else 'DEAD'}"
-                                    for k, v in st["processes"].items()),
+        "  namespaces: "
+        + ", ".join(
+            f"{ns} {'present' if ok else 'MISSING'}" for ns, ok in st["namespaces"].items()
+        ),
+        "  processes: "
+        + ", ".join(
+            f"{k} pid {v['pid']} {'alive' if v['alive'] else 'DEAD'}"
+            for k, v in st["processes"].items()
+        ),
     ]
     ovs = st.get("ovs")
     if ovs:
@@ -58,13 +79,24 @@ def format_lab_status(st: dict[str, Any]) -> str:
             stats = ovs["lacp_stats"].get(bond, {})
             for m, enabled in sorted(b["members"].items()):
                 s = stats.get(m, {})
-                rows.append([bond, b["lacp_status"], m, "enabled" if enabled else "disabled",
-                             s.get("rx_pdus", "-"), s.get("link_expired", "-"),
-                             s.get("link_defaulted", "-")])
+                rows.append(
+                    [
+                        bond,
+                        b["lacp_status"],
+                        m,
+                        "enabled" if enabled else "disabled",
+                        s.get("rx_pdus", "-"),
+                        s.get("link_expired", "-"),
+                        s.get("link_defaulted", "-"),
+                    ]
+                )
         lines.append("  partner (Open vSwitch):")
-        lines += ["    " + x for x in table(
-            ["bond", "lacp", "member", "member state", "rx PDUs", "expired", "defaulted"],
-            rows).splitlines()]
+        lines += [
+            "    " + x
+            for x in table(
+                ["bond", "lacp", "member", "member state", "rx PDUs", "expired", "defaulted"], rows
+            ).splitlines()
+        ]
     elif st.get("ovs_error"):
         lines.append(f"  partner: unavailable ({st['ovs_error']})")
     return "\n".join(lines)

@@ -23,5 +23,13 @@ def shim_executable() -> str:
 def shim_command(lab: Lab, *, name: str = "teamd", extra: list[str] | None = None) -> list[str]:
     """`{...}` tokens are expanded by Lab.shim_argv when the shim is started."""
     del lab  # the tokens below are lab-relative; kept as a parameter for symmetry with callers
-    return [shim_executable(), "--redis", "{redis_url}", "--ctl-dir", "{workdir}/ctl",
-            "--name", name, *(extra or [])]
+    return [
+        shim_executable(),
+        "--redis",
+        "{redis_url}",
+        "--ctl-dir",
+        "{workdir}/ctl",
+        "--name",
+        name,
+        *(extra or []),
+    ]

@@ -25,14 +25,16 @@ import time
 from teamd_shim.lacp.constants import ETH_P_SLOW
 
 
-def marker_information(src: bytes, requester_port: int, requester_system: bytes,
-                       transaction_id: int) -> bytes:
+def marker_information(
+    src: bytes, requester_port: int, requester_system: bytes, transaction_id: int
+) -> bytes:
     """A Marker Information PDU (802.1AX; hld §13.1), from `src`."""
     from teamd_shim.lacp import Marker, encode_marker
     from teamd_shim.lacp.pdu import MARKER_INFORMATION
 
-    return encode_marker(src, Marker(MARKER_INFORMATION, requester_port, requester_system,
-                                     transaction_id))
+    return encode_marker(
+        src, Marker(MARKER_INFORMATION, requester_port, requester_system, transaction_id)
+    )
 
 
 def open_socket(iface: str) -> socket.socket:
@@ -80,8 +82,9 @@ def listen(iface: str, seconds: float) -> dict:
         s.close()
 
 
-def sonic_partner(iface: str, system: bytes, key: int, port: int, retry_count: int,
-                  duration: float, version: int) -> dict:
+def sonic_partner(
+    iface: str, system: bytes, key: int, port: int, retry_count: int, duration: float, version: int
+) -> dict:
     """Play a SONiC teamd with `retry-count set N` on one link for `duration` seconds: a PDU
     every second (version 0xf1 announcing N, or plain), in sync once we echo it right, echoing
     our last PDU; then silence. Returns when it stopped and what it heard from us."""
@@ -137,9 +140,14 @@ def sonic_partner(iface: str, system: bytes, key: int, port: int, retry_count: i
                 continue
             ours = got.actor
             ours_count = got.actor_retry_count or 3
-            heard.append({"t": time.monotonic(), "version": got.version,
-                          "actor_retry_count": got.actor_retry_count,
-                          "partner_retry_count": got.partner_retry_count})
+            heard.append(
+                {
+                    "t": time.monotonic(),
+                    "version": got.version,
+                    "actor_retry_count": got.actor_retry_count,
+                    "partner_retry_count": got.partner_retry_count,
+                }
+            )
         return {"started": t0, "last_tx": last_tx, "heard": heard}
     finally:
         s.close()
@@ -153,8 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--send", required=True, help="the frame, hex")
     ex.add_argument("--listen-subtype", type=int, default=None)
     ex.add_argument("--timeout", type=float, default=1.0)
-    sp = sub.add_parser("sonic-partner", help="play a SONiC teamd (0xf1) for a while, then "
-                        "fall silent; print when it stopped and what it heard")
+    sp = sub.add_parser(
+        "sonic-partner",
+        help="play a SONiC teamd (0xf1) for a while, then "
+        "fall silent; print when it stopped and what it heard",
+    )
     sp.add_argument("--iface", required=True)
     sp.add_argument("--system", required=True, help="its LACP system id, aa:bb:cc:dd:ee:ff")
     sp.add_argument("--key", type=int, default=7)
@@ -169,8 +180,15 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "listen":
         out = listen(a.iface, a.seconds)
     elif a.cmd == "sonic-partner":
-        out = sonic_partner(a.iface, bytes.fromhex(a.system.replace(":", "")), a.key, a.port,
-                            a.retry_count, a.duration, a.version)
+        out = sonic_partner(
+            a.iface,
+            bytes.fromhex(a.system.replace(":", "")),
+            a.key,
+            a.port,
+            a.retry_count,
+            a.duration,
+            a.version,
+        )
     else:
         out = exchange(a.iface, bytes.fromhex(a.send), a.listen_subtype, a.timeout)
     json.dump(out, sys.stdout)

@@ -85,12 +85,18 @@ def plan(lags: int, members: int) -> list[Member]:
 
 def portchannel_fields() -> dict[str, str]:
     """What `config portchannel add --fast-rate true` writes."""
-    return {"admin_status": "up", "mtu": "9100", "min_links": "1", "fast_rate": "true",
-            "lacp_key": "auto"}
+    return {
+        "admin_status": "up",
+        "mtu": "9100",
+        "min_links": "1",
+        "fast_rate": "true",
+        "lacp_key": "auto",
+    }
 
 
-def config_db_hashes(members: list[Member], system_mac: str = DUT_SYSTEM_MAC,
-                     lags: list[str] | None = None) -> dict[str, dict[str, str]]:
+def config_db_hashes(
+    members: list[Member], system_mac: str = DUT_SYSTEM_MAC, lags: list[str] | None = None
+) -> dict[str, dict[str, str]]:
     """CONFIG_DB hash keys -> fields for the given members (and LAGs without members)."""
     sep = CONFIG_DB_SEPARATOR
     out: dict[str, dict[str, str]] = {f"DEVICE_METADATA{sep}localhost": {"mac": system_mac}}

@@ -51,9 +51,18 @@ def veths(members: list[Member], peer_pid: int, say: Callable[[str], None]) -> N
             ipr.link("set", index=a, state="up")
     # a link moved to another namespace arrives down: bring the peer ends up there (setns needs
     # CAP_SYS_ADMIN, which only this one-shot container has)
-    p = subprocess.run(["nsenter", f"--net=/proc/{peer_pid}/ns/net", "--", "sh", "-c",
-                        " && ".join(f"ip link set {m.partner_port} up" for m in members)],
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [
+            "nsenter",
+            f"--net=/proc/{peer_pid}/ns/net",
+            "--",
+            "sh",
+            "-c",
+            " && ".join(f"ip link set {m.partner_port} up" for m in members),
+        ],
+        capture_output=True,
+        text=True,
+    )
     if p.returncode != 0:
         raise WireError(f"bringing the partner ports up failed: {p.stderr.strip()}")
     say(f"wire: {len(members)} veth pairs (Ethernet* here, p* in the partner's namespace)")
@@ -68,16 +77,30 @@ def config_db(url: str, members: list[Member], say: Callable[[str], None]) -> No
 
 
 def vsctl(db: str, *args: str) -> str:
-    p = subprocess.run(["ovs-vsctl", f"--db={db}", "--timeout=15", *args], capture_output=True,
-                       text=True, timeout=30)
+    p = subprocess.run(
+        ["ovs-vsctl", f"--db={db}", "--timeout=15", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     if p.returncode != 0:
         raise WireError(f"ovs-vsctl {' '.join(args[:3])}...: {p.stderr.strip()}")
     return p.stdout
 
 
 def partner(db: str, members: list[Member], say: Callable[[str], None]) -> None:
-    vsctl(db, "--may-exist", "add-br", BRIDGE, "--", "set", "bridge", BRIDGE,
-          "datapath_type=netdev", f"other-config:hwaddr={PARTNER_SYSTEM_MAC}")
+    vsctl(
+        db,
+        "--may-exist",
+        "add-br",
+        BRIDGE,
+        "--",
+        "set",
+        "bridge",
+        BRIDGE,
+        "datapath_type=netdev",
+        f"other-config:hwaddr={PARTNER_SYSTEM_MAC}",
+    )
     have = set(vsctl(db, "list-ports", BRIDGE).split())
     by_bond: dict[str, list[Member]] = {}
     for m in members:
@@ -88,16 +111,30 @@ def partner(db: str, members: list[Member], say: Callable[[str], None]) -> None:
         args: list[str] = []
         for i, m in enumerate(ms):
             args += ["--", f"--id=@i{i}", "create", "interface", f"name={m.partner_port}"]
-        args += ["--", "--id=@p", "create", "port", f"name={bond}",
-                 f"interfaces=[{','.join(f'@i{i}' for i in range(len(ms)))}]", "lacp=active",
-                 "bond_mode=balance-tcp", "other_config:lacp-time=fast",
-                 "--", "add", "bridge", BRIDGE, "ports", "@p"]
+        args += [
+            "--",
+            "--id=@p",
+            "create",
+            "port",
+            f"name={bond}",
+            f"interfaces=[{','.join(f'@i{i}' for i in range(len(ms)))}]",
+            "lacp=active",
+            "bond_mode=balance-tcp",
+            "other_config:lacp-time=fast",
+            "--",
+            "add",
+            "bridge",
+            BRIDGE,
+            "ports",
+            "@p",
+        ]
         vsctl(db, *args)
     say(f"wire: Open vSwitch partner: {BRIDGE} with {len(by_bond)} LACP-fast bonds")
 
 
-def wire(lags: int, members: int, redis_url: str, peer_pid: int, ovs_db: str,
-         say: Callable[[str], None]) -> None:
+def wire(
+    lags: int, members: int, redis_url: str, peer_pid: int, ovs_db: str, say: Callable[[str], None]
+) -> None:
     ms = plan(lags, members)
     veths(ms, peer_pid, say)
     partner(ovs_db, ms, say)

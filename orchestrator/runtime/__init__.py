@@ -18,8 +18,9 @@ def runtime_for(name: str, active: Instance | None, image: str | None = None) ->
     """`auto`: docker when the active shim lives in another pid namespace (a container),
     else process."""
     if name == "auto":
-        inside = active is not None and (bool(active.container) or (
-            bool(active.pidns) and active.pidns != pid_namespace()))
+        inside = active is not None and (
+            bool(active.container) or (bool(active.pidns) and active.pidns != pid_namespace())
+        )
         name = "docker" if inside or image else "process"
     if name == "docker":
         from orchestrator.runtime.docker import DockerRuntime

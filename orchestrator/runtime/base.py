@@ -35,11 +35,20 @@ class Instance:
 
     @classmethod
     def from_record(cls, name: str, rec: dict[str, str]) -> Instance:
-        return cls(name=name, pid=int(rec.get("pid", "0") or 0), starttime=rec.get("starttime", ""),
-                   host=rec.get("host", ""), argv=json.loads(rec.get("argv", "[]")),
-                   netns=rec.get("netns", ""), version=rec.get("version", ""),
-                   role=rec.get("role", ""), ctl=rec.get("ctl", ""), epoch=rec.get("epoch", ""),
-                   pidns=rec.get("pidns", ""), container=rec.get("container", ""))
+        return cls(
+            name=name,
+            pid=int(rec.get("pid", "0") or 0),
+            starttime=rec.get("starttime", ""),
+            host=rec.get("host", ""),
+            argv=json.loads(rec.get("argv", "[]")),
+            netns=rec.get("netns", ""),
+            version=rec.get("version", ""),
+            role=rec.get("role", ""),
+            ctl=rec.get("ctl", ""),
+            epoch=rec.get("epoch", ""),
+            pidns=rec.get("pidns", ""),
+            container=rec.get("container", ""),
+        )
 
 
 class RuntimeFailure(RuntimeError):
@@ -59,8 +68,9 @@ class Runtime(Protocol):
         changed: an executable that is not one, an image the engine does not have."""
         ...
 
-    def start_standby(self, active: Instance, new_name: str, target: str | None, *,
-                      hot: bool = False) -> str:
+    def start_standby(
+        self, active: Instance, new_name: str, target: str | None, *, hot: bool = False
+    ) -> str:
         """Start a standby like the active (`target`: another executable or image; `hot`: a
         supervisor's, which promotes itself); return its handle."""
         ...

@@ -41,15 +41,22 @@ def _transient(e: BaseException) -> bool:
 
     if isinstance(e, requests.exceptions.ConnectionError):
         return True
-    return (isinstance(e, docker.errors.APIError) and e.response is not None
-            and e.response.status_code >= 500 and "is not running" not in str(e))
+    return (
+        isinstance(e, docker.errors.APIError)
+        and e.response is not None
+        and e.response.status_code >= 500
+        and "is not running" not in str(e)
+    )
 
 
 def _retry(fn: Any, *args: Any, **kw: Any) -> Any:
-    for attempt in Retrying(stop=stop_after_delay(5), reraise=True,
-                            wait=wait_exponential_jitter(initial=0.05, max=0.5, jitter=0.05),
-                            retry=retry_if_exception(_transient),
-                            before_sleep=before_sleep_log(log, logging.WARNING)):
+    for attempt in Retrying(
+        stop=stop_after_delay(5),
+        reraise=True,
+        wait=wait_exponential_jitter(initial=0.05, max=0.5, jitter=0.05),
+        retry=retry_if_exception(_transient),
+        before_sleep=before_sleep_log(log, logging.WARNING),
+    ):
         with attempt:
             return fn(*args, **kw)
     raise AssertionError("unreachable")
@@ -71,12 +78,13 @@ def host_path(mounts: list[dict[str, Any]], path: str) -> str:
             continue
         if path == dest or path.startswith(dest.rstrip("/") + "/"):
             if best is None or len(dest) > best[0]:
-                best = (len(dest), src + path[len(dest):])
+                best = (len(dest), src + path[len(dest) :])
     if best is None:
         raise RuntimeFailure(
             f"the shim's control socket {path} is not on a volume shared with the host: mount "
             "its directory (e.g. -v RUNDIR:RUNDIR, the dir of the redis socket) or pass "
-            "--ctl-dir on such a volume")
+            "--ctl-dir on such a volume"
+        )
     return best[1]
 
 
@@ -95,16 +103,21 @@ class DockerRuntime:
             import docker
 
             try:
-                self._client = (docker.DockerClient(base_url=self.base_url, timeout=30)
-                                if self.base_url else docker.from_env(timeout=30))
+                self._client = (
+                    docker.DockerClient(base_url=self.base_url, timeout=30)
+                    if self.base_url
+                    else docker.from_env(timeout=30)
+                )
                 _retry(self._client.ping)
             except Exception as e:
                 self._client = None
-                where = (self.base_url or os.environ.get("DOCKER_HOST")
-                         or "unix:///var/run/docker.sock")
+                where = (
+                    self.base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+                )
                 raise RuntimeFailure(
                     f"no Docker engine answers at {where}: {e}. Start dockerd (`make images` "
-                    "does), or use --runtime process") from None
+                    "does), or use --runtime process"
+                ) from None
         return self._client
 
     def _get(self, ref: str) -> Any:
@@ -141,11 +154,18 @@ class DockerRuntime:
                 f"{inst.name!r} runs in no container this Docker engine knows (container "
                 f"{inst.container[:12] or '?'}, {inst.pidns or 'no pid namespace'}): is "
                 "warm-restart talking to the right engine (DOCKER_HOST)? Or use --runtime "
-                "process")
+                "process"
+            )
         ctl = host_path(ctr.attrs.get("Mounts", []), inst.ctl) if inst.ctl else ""
-        return dataclasses.replace(inst, handle=ctr.id, ctl=ctl, image=ctr.attrs["Image"],
-                                   image_ref=ctr.attrs["Config"].get("Image", ""),
-                                   container_name=ctr.name, container=ctr.id)
+        return dataclasses.replace(
+            inst,
+            handle=ctr.id,
+            ctl=ctl,
+            image=ctr.attrs["Image"],
+            image_ref=ctr.attrs["Config"].get("Image", ""),
+            container_name=ctr.name,
+            container=ctr.id,
+        )
 
     def resolve_image(self, ref: str) -> Any:
         import docker.errors
@@ -153,11 +173,14 @@ class DockerRuntime:
         try:
             return _retry(self.client.images.get, ref)
         except docker.errors.ImageNotFound:
-            raise RuntimeFailure(f"no image {ref!r} in this Docker engine (`docker images`); "
-                                 "build it (`make images`) or `docker load` it") from None
+            raise RuntimeFailure(
+                f"no image {ref!r} in this Docker engine (`docker images`); "
+                "build it (`make images`) or `docker load` it"
+            ) from None
 
-    def start_standby(self, active: Instance, new_name: str, target: str | None, *,
-                      hot: bool = False) -> str:
+    def start_standby(
+        self, active: Instance, new_name: str, target: str | None, *, hot: bool = False
+    ) -> str:
         old = self._get(active.handle)
         if old is None:
             raise RuntimeFailure(f"container {active.handle[:12]} is gone")
@@ -169,14 +192,15 @@ class DockerRuntime:
         name = old.name
         bak = name + BAK_SUFFIX
         if self._get(bak) is not None:
-            raise RuntimeFailure(f"a container {bak!r} exists already (left by an interrupted "
-                                 "run?): run `warm-restart recover`, or remove it")
+            raise RuntimeFailure(
+                f"a container {bak!r} exists already (left by an interrupted "
+                "run?): run `warm-restart recover`, or remove it"
+            )
         old_image_cfg = self.resolve_image(attrs["Image"]).attrs.get("Config") or {}
         img_env = set(old_image_cfg.get("Env") or [])
         img_labels = old_image_cfg.get("Labels") or {}
         env = [e for e in cfg.get("Env") or [] if e not in img_env]
-        labels = {k: v for k, v in (cfg.get("Labels") or {}).items()
-                  if img_labels.get(k) != v}
+        labels = {k: v for k, v in (cfg.get("Labels") or {}).items() if img_labels.get(k) != v}
         argv = standby_argv(list(cfg.get("Cmd") or []), new_name, None, hot=hot)
         policy = hc.get("RestartPolicy") or {"Name": "no"}
         # teamd_bak must not come back when its shim exits after the handover
@@ -184,9 +208,16 @@ class DockerRuntime:
         try:
             if policy.get("Name", "no") not in ("", "no"):
                 _retry(old.update, restart_policy={"Name": "no"})
-            ctr = _retry(self.client.api.create_container, ref, command=argv,
-                         name=name, environment=env, labels=labels,
-                         entrypoint=None, host_config=hc)
+            ctr = _retry(
+                self.client.api.create_container,
+                ref,
+                command=argv,
+                name=name,
+                environment=env,
+                labels=labels,
+                entrypoint=None,
+                host_config=hc,
+            )
             _retry(self.client.api.start, ctr["Id"])
         except BaseException:
             self._undo_rename(old, name, policy)
@@ -260,16 +291,22 @@ class DockerRuntime:
         if ctr is None:
             return
         name = old.container_name or ctr.name.lstrip("/").removesuffix(BAK_SUFFIX)
-        policy = {"Name": run.get("restart_policy") or "no",
-                  "MaximumRetryCount": int(run.get("restart_max") or 0)}
+        policy = {
+            "Name": run.get("restart_policy") or "no",
+            "MaximumRetryCount": int(run.get("restart_max") or 0),
+        }
         self._undo_rename(ctr, name, policy)
 
     def journal_fields(self, active: Instance) -> dict[str, str]:
         ctr = self._get(active.handle)
         policy = (ctr.attrs["HostConfig"].get("RestartPolicy") or {}) if ctr else {}
-        return {"old_container": active.handle, "old_container_name": active.container_name,
-                "old_image": active.image, "restart_policy": policy.get("Name", "no"),
-                "restart_max": str(policy.get("MaximumRetryCount", 0))}
+        return {
+            "old_container": active.handle,
+            "old_container_name": active.container_name,
+            "old_image": active.image,
+            "restart_policy": policy.get("Name", "no"),
+            "restart_max": str(policy.get("MaximumRetryCount", 0)),
+        }
 
 
 def load_tarball(rt: DockerRuntime, path: Path) -> Any:

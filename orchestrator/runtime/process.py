@@ -30,13 +30,21 @@ def without_role(argv: list[str]) -> list[str]:
     return out
 
 
-def standby_argv(active_argv: list[str], new_name: str, exec_path: str | None, *,
-                 hot: bool = False) -> list[str]:
+def standby_argv(
+    active_argv: list[str], new_name: str, exec_path: str | None, *, hot: bool = False
+) -> list[str]:
     """The active's command line with `--role standby --name NEW` (and a new executable);
     `hot`: a supervisor's hot standby, which promotes itself (hld §14)."""
     exe = exec_path or active_argv[0]
-    return [exe, *without_role(active_argv), "--role", "standby", "--name", new_name,
-            *(["--hot"] if hot else [])]
+    return [
+        exe,
+        *without_role(active_argv),
+        "--role",
+        "standby",
+        "--name",
+        new_name,
+        *(["--hot"] if hot else []),
+    ]
 
 
 def verified_cmdline(pid: int, starttime: str) -> list[str] | None:
@@ -73,15 +81,19 @@ class ProcessRuntime:
         if target is not None and not os.access(target, os.X_OK):
             raise RuntimeFailure(f"--exec {target}: not an executable file")
 
-    def start_standby(self, active: Instance, new_name: str, target: str | None, *,
-                      hot: bool = False) -> str:
+    def start_standby(
+        self, active: Instance, new_name: str, target: str | None, *, hot: bool = False
+    ) -> str:
         argv = standby_argv(active.argv, new_name, target, hot=hot)
         nsenter = shutil.which("nsenter")
         if nsenter is None:
             raise FileNotFoundError("nsenter (util-linux) is needed to enter the active's netns")
         # nsenter execs the shim in place, so the pid is the shim's own pid
-        return self._spawn([nsenter, f"--net=/proc/{active.pid}/ns/net", "--", *argv],
-                           os.path.dirname(active.ctl), new_name)
+        return self._spawn(
+            [nsenter, f"--net=/proc/{active.pid}/ns/net", "--", *argv],
+            os.path.dirname(active.ctl),
+            new_name,
+        )
 
     def start_cold(self, argv: list[str], name: str, log_dir: str) -> str:
         """A new active in our own network namespace (the supervisor runs in the members'),
@@ -93,8 +105,14 @@ class ProcessRuntime:
         log_dir = log_dir or "/tmp"
         os.makedirs(log_dir, exist_ok=True)
         log = open(os.path.join(log_dir, f"{name}.log"), "ab")
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                             stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+        p = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
         log.close()
         self._children[p.pid] = p
         return str(p.pid)

@@ -389,8 +389,10 @@ class DBConnector:
                     {"host": str(host), "port": int(port)},
                 )
             else:
-                raise TypeError("DBConnector(db_id, unix_path, timeout_ms) or "
-                                "DBConnector(db_id, host, port, timeout_ms)")
+                raise TypeError(
+                    "DBConnector(db_id, unix_path, timeout_ms) or "
+                    "DBConnector(db_id, host, port, timeout_ms)"
+                )
         else:
             raise TypeError(f"DBConnector: db must be a name or an id, not {type(db).__name__}")
 
@@ -457,7 +459,12 @@ class DBConnector:
             assert self._target is not None
             client = redis.Redis(**self._target, **_client_kwargs(self._db_id, timeout_ms))
         new._setup(
-            self._db_id, self._db_name, self._namespace, timeout_ms, self._target, client,
+            self._db_id,
+            self._db_name,
+            self._namespace,
+            timeout_ms,
+            self._target,
+            client,
             self._url,
         )
         return new
@@ -487,9 +494,7 @@ class DBConnector:
     def hset(self, key: str, field: str, value: str) -> None:
         self._client.hset(key, field, value)
 
-    def hmset(
-        self, key: str, fvs: Iterable[tuple[Any, Any]] | Mapping[Any, Any]
-    ) -> None:
+    def hmset(self, key: str, fvs: Iterable[tuple[Any, Any]] | Mapping[Any, Any]) -> None:
         pairs = _fvs_list(fvs)
         if pairs:
             self._client.hset(key, mapping=dict(pairs))
@@ -606,7 +611,7 @@ class Table(_TableBase):
     def getKeys(self) -> list[str]:
         prefix = f"{self._table}{self._sep}"
         keys = _keys(self._db.client, _glob_escape(prefix) + "*")
-        return [k[len(prefix):] for k in keys]
+        return [k[len(prefix) :] for k in keys]
 
 
 # Producer side: one atomic script each, exactly the effects of sonic-swss-common's
@@ -660,12 +665,17 @@ return ret
 _STATE_PREFIX = "_"
 
 
-def producer_state_keys(table: str, key: str, db_id: int,
-                        separator: str = ":") -> tuple[str, str, str, str]:
+def producer_state_keys(
+    table: str, key: str, db_id: int, separator: str = ":"
+) -> tuple[str, str, str, str]:
     """(key set, pending hash, delete set, channel) of a ProducerStateTable write: the one
     definition of swss-common's layout, for callers that write it with their own Lua."""
-    return (f"{table}_KEY_SET", f"{_STATE_PREFIX}{table}{separator}{key}", f"{table}_DEL_SET",
-            f"{table}_CHANNEL@{db_id}")
+    return (
+        f"{table}_KEY_SET",
+        f"{_STATE_PREFIX}{table}{separator}{key}",
+        f"{table}_DEL_SET",
+        f"{table}_CHANNEL@{db_id}",
+    )
 
 
 class _StateTableNames(_TableBase):
@@ -877,7 +887,7 @@ class SubscriberStateTable(_TableBase, Selectable):
             except redis.exceptions.ResponseError:
                 continue  # not a hash
             if data:
-                self._buffer.append((full[len(self._prefix):], "SET", tuple(data.items())))
+                self._buffer.append((full[len(self._prefix) :], "SET", tuple(data.items())))
 
     def _on_message(self, msg: dict[str, Any]) -> None:
         channel: str = msg["channel"]
@@ -885,7 +895,7 @@ class SubscriberStateTable(_TableBase, Selectable):
         full = channel.split(":", 1)[1]
         if not full.startswith(self._prefix):
             return
-        key = full[len(self._prefix):]
+        key = full[len(self._prefix) :]
         if op in _REMOVAL_OPS:
             self._buffer.append((key, "DEL", ()))
             return
@@ -1241,7 +1251,7 @@ class ConfigDBConnector(SonicV2Connector):
         prefix = f"{table}{self.TABLE_NAME_SEPARATOR}"
         out: list[TableKey] = []
         for full in _keys(self._c(self.db_name), _glob_escape(prefix) + "*"):
-            row = full[len(prefix):]
+            row = full[len(prefix) :]
             out.append(self.deserialize_key(row) if split else row)
         return out
 
@@ -1252,7 +1262,7 @@ class ConfigDBConnector(SonicV2Connector):
         for full in _keys(client, _glob_escape(prefix) + "*"):
             entry = self.raw_to_typed(_hgetall(client, full))
             if entry is not None:
-                out[self.deserialize_key(full[len(prefix):])] = entry
+                out[self.deserialize_key(full[len(prefix) :])] = entry
         return out
 
     def delete_table(self, table: str) -> None:

@@ -26,34 +26,55 @@ def _parser() -> argparse.ArgumentParser:
         description="LACP speaker standing in for SONiC teamd; drives every PortChannel in "
         "CONFIG_DB. Run it in the network namespace that holds the member netdevs.",
     )
-    p.add_argument("--redis", metavar="URL",
-                   help="unix:///path/redis.sock or redis://host:port (default: $TEAMD_SHIM_REDIS, "
-                   f"else {sonic_db.DEFAULT_DB_CONFIG} if present, else {sonic_db.DEFAULT_URL})")
+    p.add_argument(
+        "--redis",
+        metavar="URL",
+        help="unix:///path/redis.sock or redis://host:port (default: $TEAMD_SHIM_REDIS, "
+        f"else {sonic_db.DEFAULT_DB_CONFIG} if present, else {sonic_db.DEFAULT_URL})",
+    )
     p.add_argument("--role", choices=ROLES, default="active")
-    p.add_argument("--hot", action="store_true",
-                   help="with --role standby: a hot standby that watches the owner and takes "
-                   "the LAGs over by itself when it dies or hangs (`warm-restart supervise` "
-                   "starts these); with no live owner it starts as the active (a cold start)")
+    p.add_argument(
+        "--hot",
+        action="store_true",
+        help="with --role standby: a hot standby that watches the owner and takes "
+        "the LAGs over by itself when it dies or hangs (`warm-restart supervise` "
+        "starts these); with no live owner it starts as the active (a cold start)",
+    )
     p.add_argument("--name", default="teamd-shim", help="instance name (control socket name)")
-    p.add_argument("--ctl-dir", default=os.environ.get("TEAMD_SHIM_CTL_DIR"),
-                   help=f"directory of control sockets (default {DEFAULT_CTL_DIR}; in a "
-                   "container with a unix-socket --redis: <that socket's dir>/teamd-shim, which "
-                   "the host shares)")
-    p.add_argument("--record", metavar="FILE",
-                   help="also journal every dataplane write to FILE (tests)")
-    p.add_argument("--dataplane", choices=("auto", "team", "appdb"), default="auto",
-                   help="team: the Linux team driver; appdb: APPL_DB/STATE_DB only; auto "
-                   "(default): team when the kernel has the driver, else appdb")
+    p.add_argument(
+        "--ctl-dir",
+        default=os.environ.get("TEAMD_SHIM_CTL_DIR"),
+        help=f"directory of control sockets (default {DEFAULT_CTL_DIR}; in a "
+        "container with a unix-socket --redis: <that socket's dir>/teamd-shim, which "
+        "the host shares)",
+    )
+    p.add_argument(
+        "--record", metavar="FILE", help="also journal every dataplane write to FILE (tests)"
+    )
+    p.add_argument(
+        "--dataplane",
+        choices=("auto", "team", "appdb"),
+        default="auto",
+        help="team: the Linux team driver; appdb: APPL_DB/STATE_DB only; auto "
+        "(default): team when the kernel has the driver, else appdb",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--version", action="version", version=f"teamd-shim {__version__}")
     sub = p.add_subparsers(dest="cmd")
-    sub.add_parser("health", help="exit 0 if the shim of this pid namespace (this container) "
-                   "answers and is active, or standby and READY (a container healthcheck)")
+    sub.add_parser(
+        "health",
+        help="exit 0 if the shim of this pid namespace (this container) "
+        "answers and is active, or standby and READY (a container healthcheck)",
+    )
     ctl = sub.add_parser("ctl", help="query a running shim, teamdctl style")
     ctl.add_argument("lag")
-    ctl.add_argument("words", nargs="+", help="`state dump`, `state item get PATH`, `state item "
-                     "set PATH VALUE` (runner.retry_count, runner.enable_retry_count_feature, "
-                     "ports.<port>.runner.partner_retry_count)")
+    ctl.add_argument(
+        "words",
+        nargs="+",
+        help="`state dump`, `state item get PATH`, `state item "
+        "set PATH VALUE` (runner.retry_count, runner.enable_retry_count_feature, "
+        "ports.<port>.runner.partner_retry_count)",
+    )
     return p
 
 
@@ -81,8 +102,10 @@ def _health(ctl_dir: str) -> int:
         if info.pidns != mine:
             continue
         ok = info.role == "active" or (info.role == "standby" and info.ready)
-        print(f"teamd-shim {info.name}: {info.role}"
-              f"{'' if ok else ' (' + (info.ready_detail or 'not ready') + ')'}")
+        print(
+            f"teamd-shim {info.name}: {info.role}"
+            f"{'' if ok else ' (' + (info.ready_detail or 'not ready') + ')'}"
+        )
         return 0 if ok else 1
     print(f"teamd-shim: no shim of this pid namespace answers in {ctl_dir}", file=sys.stderr)
     return 1
@@ -90,8 +113,10 @@ def _health(ctl_dir: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s teamd-shim[%(process)d] %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s teamd-shim[%(process)d] %(message)s",
+    )
     if args.ctl_dir is None:
         unix = None
         try:
@@ -120,8 +145,11 @@ def _ctl_request(lag: str, w: list[str]) -> dict[str, object] | None:
 def _ctl(args: argparse.Namespace, explicit: bool) -> int:
     req = _ctl_request(args.lag, args.words)
     if req is None:
-        print(f"teamd-shim ctl: unsupported command {' '.join(args.words)!r}; supported: state "
-              "dump, state item get PATH, state item set PATH VALUE", file=sys.stderr)
+        print(
+            f"teamd-shim ctl: unsupported command {' '.join(args.words)!r}; supported: state "
+            "dump, state item get PATH, state item set PATH VALUE",
+            file=sys.stderr,
+        )
         return 2
     try:
         out = request(_ctl_path(args.ctl_dir, args.name, explicit), req)
@@ -142,13 +170,18 @@ def _effective_role(args: argparse.Namespace, endpoint: sonic_db.Endpoint) -> st
     log = logging.getLogger("teamd_shim")
     if args.hot:
         if live_owner(endpoint) is False:
-            log.warning("%s: hot standby with no live owner of the LAGs: cold start as the "
-                        "active", args.name)
+            log.warning(
+                "%s: hot standby with no live owner of the LAGs: cold start as the active",
+                args.name,
+            )
             return "active"
     elif awaited_as_standby(endpoint, args.name) is False:
-        log.warning("%s: started with --role standby but no warm-restart run is waiting for "
-                    "it (a restart of a container that a handover made active?): starting as "
-                    "active", args.name)
+        log.warning(
+            "%s: started with --role standby but no warm-restart run is waiting for "
+            "it (a restart of a container that a handover made active?): starting as "
+            "active",
+            args.name,
+        )
         return "active"
     return "standby"
 
@@ -178,10 +211,18 @@ def _run_daemon(args: argparse.Namespace) -> int:
         return 2
     if args.record:
         dataplane = RecordingDataplane(
-            dataplane, args.record, lambda: shims[0].rm.epoch if shims else None)
+            dataplane, args.record, lambda: shims[0].rm.epoch if shims else None
+        )
     role = _effective_role(args, endpoint)
-    shim = Shim(endpoint, dataplane, links, name=args.name, ctl_dir=args.ctl_dir, role=role,
-                hot=args.hot and role == "standby")
+    shim = Shim(
+        endpoint,
+        dataplane,
+        links,
+        name=args.name,
+        ctl_dir=args.ctl_dir,
+        role=role,
+        hot=args.hot and role == "standby",
+    )
     shims.append(shim)
     return asyncio.run(shim.run())
 

@@ -15,8 +15,11 @@ def engine() -> Any:
     """dockerd answering on the default socket, both image tags built (idempotent)."""
     run_step(["bash", "scripts/docker_engine.sh"], "starting the Docker engine", 300)
     # base, teamd:<version> + :latest, partner, and the upgrade tag UPGRADE_VERSION
-    run_step(["bash", "scripts/build_images.sh", "--upgrade-version", UPGRADE_VERSION],
-             "building the images", 900)
+    run_step(
+        ["bash", "scripts/build_images.sh", "--upgrade-version", UPGRADE_VERSION],
+        "building the images",
+        900,
+    )
     import docker
 
     client = docker.from_env(timeout=60)

@@ -30,14 +30,24 @@ pytestmark = pytest.mark.docker
 
 WARM_RESTART = str(Path(sys.executable).parent / "warm-restart")
 RUNS = 10
-WATCHED_FIELDS = ("oper_status", "admin_status", "status", "runner.selected", "runner.state",
-                  "runner.aggregator.selected")
+WATCHED_FIELDS = (
+    "oper_status",
+    "admin_status",
+    "status",
+    "runner.selected",
+    "runner.state",
+    "runner.aggregator.selected",
+)
 RESULTS: dict[str, Any] = {}
 
 
 def cli(d: HolderLab, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([WARM_RESTART, "--redis", f"unix://{d.rundir}/redis.sock", *args],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [WARM_RESTART, "--redis", f"unix://{d.rundir}/redis.sock", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def cli_json(d: HolderLab, *args: str, yes: bool = True) -> tuple[int, dict[str, Any]]:
@@ -69,8 +79,12 @@ class Judge:
         self.offset = lab.ovs.log_offset()
         self.ks = KeyspaceRecorder(
             str(lab.redis_socket),
-            {0: ["LAG_TABLE:*", "LAG_MEMBER_TABLE:*", "_LAG_TABLE:*", "_LAG_MEMBER_TABLE:*"],
-             6: ["LAG_TABLE|*", "LAG_MEMBER_TABLE|*"]}, WATCHED_FIELDS).start()
+            {
+                0: ["LAG_TABLE:*", "LAG_MEMBER_TABLE:*", "_LAG_TABLE:*", "_LAG_MEMBER_TABLE:*"],
+                6: ["LAG_TABLE|*", "LAG_MEMBER_TABLE|*"],
+            },
+            WATCHED_FIELDS,
+        ).start()
         self.start = time.monotonic()
 
     def finish(self) -> dict[str, Any]:
@@ -81,9 +95,13 @@ class Judge:
         gaps = max_gaps(lab, self.start, end)
         after = counters(lab)
         moved = {k: (self.before.get(k), v) for k, v in after.items() if self.before.get(k) != v}
-        return {"gaps": gaps, "max_gap": max(gaps.values()) if gaps else None,
-                "moved": moved, "member_events": lab.ovs.member_events(self.offset),
-                "status_changes": self.ks.changed()}
+        return {
+            "gaps": gaps,
+            "max_gap": max(gaps.values()) if gaps else None,
+            "moved": moved,
+            "member_events": lab.ovs.member_events(self.offset),
+            "status_changes": self.ks.changed(),
+        }
 
     def assert_invisible(self) -> dict[str, Any]:
         v = self.finish()
@@ -109,10 +127,16 @@ def test_10_container_handovers_are_invisible_to_the_partner(dlab: HolderLab) ->
         walls.append(out["wall_s"])
     v = judge.assert_invisible()
     assert len(ids) == RUNS + 1  # a new container each time
-    RESULTS["hitless"] = {"runs": RUNS, "max_gap_s": round(v["max_gap"], 3), "flaps": 0,
-                          "median_wall_s": round(sorted(walls)[RUNS // 2], 2)}
-    print(f"\n{RUNS} container handovers: largest PDU inter-arrival {v['max_gap']:.3f} s, "
-          f"median command {RESULTS['hitless']['median_wall_s']} s")
+    RESULTS["hitless"] = {
+        "runs": RUNS,
+        "max_gap_s": round(v["max_gap"], 3),
+        "flaps": 0,
+        "median_wall_s": round(sorted(walls)[RUNS // 2], 2),
+    }
+    print(
+        f"\n{RUNS} container handovers: largest PDU inter-arrival {v['max_gap']:.3f} s, "
+        f"median command {RESULTS['hitless']['median_wall_s']} s"
+    )
 
 
 def status_json(d: HolderLab) -> dict[str, Any]:
@@ -140,7 +164,8 @@ def test_upgrade_docker_and_rollback_docker_are_invisible(dlab: HolderLab) -> No
 
 
 def test_upgrade_from_a_tarball_and_to_an_image_with_the_same_version(
-        dlab: HolderLab, tmp_path: Path) -> None:
+    dlab: HolderLab, tmp_path: Path
+) -> None:
     tar = tmp_path / "teamd-upgrade.tar"
     with open(tar, "wb") as f:
         for chunk in dlab.client.images.get(f"{IMAGE_REPO}:{UPGRADE_VERSION}").save():
@@ -149,8 +174,10 @@ def test_upgrade_from_a_tarball_and_to_an_image_with_the_same_version(
     rc, out = cli_json(dlab, "upgrade-docker", "teamd", str(tar), "--tag", "test-from-tarball")
     assert rc == 0, out
     assert status_json(dlab)["image_version"] == UPGRADE_VERSION
-    assert dlab.client.images.get(f"{IMAGE_REPO}:test-from-tarball").id == \
-        dlab.client.images.get(f"{IMAGE_REPO}:{UPGRADE_VERSION}").id
+    assert (
+        dlab.client.images.get(f"{IMAGE_REPO}:test-from-tarball").id
+        == dlab.client.images.get(f"{IMAGE_REPO}:{UPGRADE_VERSION}").id
+    )
     # the image that runs already: refused, nothing changed
     rc, out = cli_json(dlab, "upgrade-docker", "teamd", f"{IMAGE_REPO}:{UPGRADE_VERSION}")
     assert rc == 2 and "already runs" in out["reason"], out
@@ -168,9 +195,13 @@ def build_derived(d: HolderLab, tmp: Path, line: str, tag: str) -> str:
     ctx.mkdir()
     (ctx / "Dockerfile").write_text(f"FROM {IMAGE_REPO}:latest\n{line}\n")
     ref = f"{IMAGE_REPO}:test-{tag}"
-    p = subprocess.run(["docker", "build", "--network", "none", "-q", "-t", ref, str(ctx)],
-                       capture_output=True, text=True, timeout=120,
-                       env={"DOCKER_BUILDKIT": "0", "PATH": "/usr/local/bin:/usr/bin:/bin"})
+    p = subprocess.run(
+        ["docker", "build", "--network", "none", "-q", "-t", ref, str(ctx)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"DOCKER_BUILDKIT": "0", "PATH": "/usr/local/bin:/usr/bin:/bin"},
+    )
     assert p.returncode == 0, p.stderr
     return ref
 
@@ -216,8 +247,11 @@ def test_new_container_that_hangs_before_ready_rolls_back(dlab: HolderLab) -> No
 def test_orchestrator_killed_after_the_rename_then_recover(dlab: HolderLab) -> None:
     old = teamd_containers(dlab)[TEAMD]
     judge = Judge(dlab)
-    p = subprocess.Popen([WARM_RESTART, "--redis", f"unix://{dlab.rundir}/redis.sock", "teamd",
-                          "--yes"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        [WARM_RESTART, "--redis", f"unix://{dlab.rundir}/redis.sock", "teamd", "--yes"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_for(lambda: TEAMD + "_bak" in teamd_containers(dlab), 20, "the rename to teamd_bak")
     p.send_signal(signal.SIGKILL)
     p.wait(10)
@@ -238,8 +272,9 @@ def test_dockerd_restarted_with_live_restore_keeps_the_lags(dlab: HolderLab) -> 
     pid = int(Path("/var/run/docker.pid").read_text())  # the engine on the default socket
     subprocess.run(["kill", "-TERM", str(pid)], check=True)
     wait_for(lambda: not Path(f"/proc/{pid}").exists(), 20, "dockerd to exit")
-    p = subprocess.run(["bash", "scripts/docker_engine.sh"], cwd=REPO, capture_output=True,
-                       text=True, timeout=120)
+    p = subprocess.run(
+        ["bash", "scripts/docker_engine.sh"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     assert teamd_containers(dlab) == {TEAMD: old}
     rc, out = cli_json(dlab, "teamd")
@@ -262,16 +297,23 @@ def test_docker_restart_teamd_is_the_visible_contrast(dlab: HolderLab) -> None:
     assert all_negotiated(dlab.lab.ovs.bond_show()), dlab.lab.ovs.bond_show()
     assert status_json(dlab)["role"] == "active"
     flaps = len(v["member_events"])
-    RESULTS["docker_restart"] = {"max_gap_s": round(v["max_gap"], 3), "flaps": flaps,
-                                 "wall_s": round(wall, 2)}
-    print(f"\n`docker restart teamd`: largest PDU inter-arrival {v['max_gap']:.3f} s, "
-          f"{flaps} member flap lines, command {wall:.2f} s")
+    RESULTS["docker_restart"] = {
+        "max_gap_s": round(v["max_gap"], 3),
+        "flaps": flaps,
+        "wall_s": round(wall, 2),
+    }
+    print(
+        f"\n`docker restart teamd`: largest PDU inter-arrival {v['max_gap']:.3f} s, "
+        f"{flaps} member flap lines, command {wall:.2f} s"
+    )
     if "hitless" in RESULTS:
         h = RESULTS["hitless"]
-        print(f"{'restart':34} {'largest PDU gap s':>18} {'member flaps':>12}\n"
-              f"{'hitless container handover x' + str(h['runs']):34} {h['max_gap_s']:>18} "
-              f"{h['flaps']:>12}\n{'docker restart teamd':34} "
-              f"{RESULTS['docker_restart']['max_gap_s']:>18} {flaps:>12}")
+        print(
+            f"{'restart':34} {'largest PDU gap s':>18} {'member flaps':>12}\n"
+            f"{'hitless container handover x' + str(h['runs']):34} {h['max_gap_s']:>18} "
+            f"{h['flaps']:>12}\n{'docker restart teamd':34} "
+            f"{RESULTS['docker_restart']['max_gap_s']:>18} {flaps:>12}"
+        )
     assert flaps > 0 or v["moved"], v  # the harness can see a restart
 
 
@@ -285,9 +327,18 @@ KILL_BUDGET_S, HANG_BUDGET_S = 1.2, 1.5
 @pytest.fixture(scope="module")
 def sup(dlab: HolderLab) -> Iterator[subprocess.Popen[bytes]]:
     log = open(dlab.workdir / "supervisor.log", "wb")
-    p = subprocess.Popen([WARM_RESTART, "--redis", f"unix://{dlab.rundir}/redis.sock",
-                          "supervise", "--runtime", "docker"], stdout=log,
-                         stderr=subprocess.STDOUT)
+    p = subprocess.Popen(
+        [
+            WARM_RESTART,
+            "--redis",
+            f"unix://{dlab.rundir}/redis.sock",
+            "supervise",
+            "--runtime",
+            "docker",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         yield p
     finally:
@@ -297,8 +348,10 @@ def sup(dlab: HolderLab) -> Iterator[subprocess.Popen[bytes]]:
         print((dlab.workdir / "supervisor.log").read_text()[-4000:])
         for name in (STANDBY, DEAD):
             try:
-                print(f"==== {name}\n" + dlab.client.containers.get(name).logs(
-                    tail=60).decode(errors="replace"))
+                print(
+                    f"==== {name}\n"
+                    + dlab.client.containers.get(name).logs(tail=60).decode(errors="replace")
+                )
             except Exception:
                 pass
         remove_quietly(dlab.client, STANDBY, DEAD)
@@ -324,18 +377,28 @@ def sup_pair(d: HolderLab) -> dict[str, Any] | None:
     except Exception:
         return None
     act = [n for n, x in live.items() if x["role"] == "active" and x["pidns"] == ns_teamd]
-    sb = [n for n, x in live.items() if x["role"] == "standby" and x.get("ready") == "true"
-          and x.get("hot") == "true" and x["pidns"] == ns_sb]
+    sb = [
+        n
+        for n, x in live.items()
+        if x["role"] == "standby"
+        and x.get("ready") == "true"
+        and x.get("hot") == "true"
+        and x["pidns"] == ns_sb
+    ]
     if len(act) != 1 or len(sb) != 1 or owner != act[0]:
         return None
-    return {"active": act[0], "standby": sb[0],
-            "teamd": d.client.containers.get(TEAMD).id,
-            "standby_id": d.client.containers.get(STANDBY).id}
+    return {
+        "active": act[0],
+        "standby": sb[0],
+        "teamd": d.client.containers.get(TEAMD).id,
+        "standby_id": d.client.containers.get(STANDBY).id,
+    }
 
 
 def whole(d: HolderLab) -> dict[str, Any]:
-    return wait_for(lambda: sup_pair(d), 40.0, "teamd active and a READY teamd_standby",
-                    interval=0.1)
+    return wait_for(
+        lambda: sup_pair(d), 40.0, "teamd active and a READY teamd_standby", interval=0.1
+    )
 
 
 class SupJudge:
@@ -364,39 +427,51 @@ def took_over(d: HolderLab, before: dict[str, Any]) -> bool:
     return names.get(before["standby_id"]) == TEAMD and names.get(before["teamd"]) == DEAD
 
 
-def test_five_docker_kills_of_teamd_are_invisible(dlab: HolderLab, sup: Any,
-                                                  summary: list[str]) -> None:
+def test_five_docker_kills_of_teamd_are_invisible(
+    dlab: HolderLab, sup: Any, summary: list[str]
+) -> None:
     whole(dlab)
     judge = SupJudge(dlab)
     for _ in range(5):
         p = whole(dlab)
         time.sleep(0.3 + (time.monotonic() % 0.7))
         dlab.client.api.kill(TEAMD, signal="SIGKILL")
-        wait_for(lambda p=p: took_over(dlab, p), 15.0, "the standby container took over and "
-                 "was renamed teamd")
+        wait_for(
+            lambda p=p: took_over(dlab, p),
+            15.0,
+            "the standby container took over and was renamed teamd",
+        )
     whole(dlab)
     worst = judge.assert_invisible(KILL_BUDGET_S)
     logs = dlab.client.containers.get(DEAD).logs(tail=5)  # kept for post-mortem
     assert logs is not None
-    summary.append(f"supervised, docker: 5 x `docker kill teamd`: largest PDU gap {worst:.3f} s,"
-                   " 0 member flaps; teamd renamed back each time")
+    summary.append(
+        f"supervised, docker: 5 x `docker kill teamd`: largest PDU gap {worst:.3f} s,"
+        " 0 member flaps; teamd renamed back each time"
+    )
 
 
-def test_docker_pause_of_teamd_is_fenced_and_invisible(dlab: HolderLab, sup: Any,
-                                                       summary: list[str]) -> None:
+def test_docker_pause_of_teamd_is_fenced_and_invisible(
+    dlab: HolderLab, sup: Any, summary: list[str]
+) -> None:
     p = whole(dlab)
     judge = SupJudge(dlab)
     time.sleep(0.5)
     dlab.client.api.pause(TEAMD)
     wait_for(lambda: took_over(dlab, p), 15.0, "the standby took over from the paused teamd")
     # unpaused by the supervisor, the fenced shim exits by itself, writing nothing
-    wait_for(lambda: not dlab.client.containers.get(DEAD).attrs["State"]["Running"], 10.0,
-             "the fenced container exited")
+    wait_for(
+        lambda: not dlab.client.containers.get(DEAD).attrs["State"]["Running"],
+        10.0,
+        "the fenced container exited",
+    )
     assert b"FENCED" in dlab.client.containers.get(DEAD).logs()
     whole(dlab)
     worst = judge.assert_invisible(HANG_BUDGET_S)
-    summary.append(f"supervised, docker: 1 x `docker pause teamd` (fenced by the epoch, exited "
-                   f"when woken): largest PDU gap {worst:.3f} s, 0 member flaps")
+    summary.append(
+        f"supervised, docker: 1 x `docker pause teamd` (fenced by the epoch, exited "
+        f"when woken): largest PDU gap {worst:.3f} s, 0 member flaps"
+    )
 
 
 @pytest.fixture(autouse=True)

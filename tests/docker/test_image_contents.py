@@ -10,15 +10,21 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-LIST = ("import importlib.metadata as m, sys; "
-        "print('\\n'.join(sorted(d.metadata['Name'] for d in m.distributions()))); "
-        "print('--'); print('\\n'.join(sorted({f.parts[0] for d in m.distributions() "
-        "for f in (d.files or []) if f.suffix == '.py'})))")
+LIST = (
+    "import importlib.metadata as m, sys; "
+    "print('\\n'.join(sorted(d.metadata['Name'] for d in m.distributions()))); "
+    "print('--'); print('\\n'.join(sorted({f.parts[0] for d in m.distributions() "
+    "for f in (d.files or []) if f.suffix == '.py'})))"
+)
 
 
 def run_in(image: str, *cmd: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", "run", "--rm", "--network", "none", image, *cmd],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", image, *cmd],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_the_product_image_holds_no_lab_code(engine: Any) -> None:
@@ -30,13 +36,18 @@ def test_the_product_image_holds_no_lab_code(engine: Any) -> None:
     assert "teamd_lab" not in tops.split()
     # and no module of the lab hides in the product's packages under its own file name
     repo = Path(__file__).resolve().parents[2]
-    product = {f.name for d in ("teamd-shim/teamd_shim", "orchestrator")
-               for f in (repo / d).rglob("*.py")}
+    product = {
+        f.name for d in ("teamd-shim/teamd_shim", "orchestrator") for f in (repo / d).rglob("*.py")
+    }
     lab_only = {f.name for f in (repo / "lab/teamd_lab").glob("*.py")} - product
-    listed = run_in("teamd-hitless/teamd:latest", "sh", "-c",
-                    "find / -xdev -name teamd_lab 2>/dev/null; "
-                    "find /opt/teamd-hitless -path '*site-packages/teamd_shim/*' -name '*.py' "
-                    "-o -path '*site-packages/orchestrator/*' -name '*.py'")
+    listed = run_in(
+        "teamd-hitless/teamd:latest",
+        "sh",
+        "-c",
+        "find / -xdev -name teamd_lab 2>/dev/null; "
+        "find /opt/teamd-hitless -path '*site-packages/teamd_shim/*' -name '*.py' "
+        "-o -path '*site-packages/orchestrator/*' -name '*.py'",
+    )
     assert listed.returncode == 0, listed.stderr
     files = listed.stdout.split()
     assert files and not [f for f in files if f.endswith("/teamd_lab")]

@@ -42,34 +42,67 @@ def sonic(engine: Any, tmp_path_factory: pytest.TempPathFactory):
     ROOT.mkdir(parents=True, exist_ok=True)
     log = open(workdir / "dockerd-sonic.log", "wb")
     dockerd = subprocess.Popen(
-        ["nsenter", f"--net=/run/netns/{lab.dut_ns}", "--", "dockerd", "--host", SOCK,
-         "--data-root", str(DATA), "--exec-root", str(ROOT / "exec"),
-         "--pidfile", str(ROOT / "dockerd.pid"), "--bridge=none", "--iptables=false",
-         "--ip-masq=false", "--live-restore"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            "nsenter",
+            f"--net=/run/netns/{lab.dut_ns}",
+            "--",
+            "dockerd",
+            "--host",
+            SOCK,
+            "--data-root",
+            str(DATA),
+            "--exec-root",
+            str(ROOT / "exec"),
+            "--pidfile",
+            str(ROOT / "dockerd.pid"),
+            "--bridge=none",
+            "--iptables=false",
+            "--ip-masq=false",
+            "--live-restore",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     client: Any = None
     try:
+
         def answers() -> bool:
             if dockerd.poll() is not None:
-                raise AssertionError(f"dockerd in {lab.dut_ns} exited: "
-                                     f"{(workdir / 'dockerd-sonic.log').read_text()[-2000:]}")
+                raise AssertionError(
+                    f"dockerd in {lab.dut_ns} exited: "
+                    f"{(workdir / 'dockerd-sonic.log').read_text()[-2000:]}"
+                )
             return docker.DockerClient(base_url=SOCK).ping()
+
         wait_for(answers, 30, f"a dockerd in {lab.dut_ns}")
         client = docker.DockerClient(base_url=SOCK, timeout=60)
         image = f"{IMAGE_REPO}:latest"
-        if not client.images.list(name=image) or client.images.get(image).id != \
-                engine.images.get(image).id:
+        if (
+            not client.images.list(name=image)
+            or client.images.get(image).id != engine.images.get(image).id
+        ):
             save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
-            p = subprocess.run(["docker", "-H", SOCK, "load", "-q"], stdin=save.stdout,
-                               capture_output=True, text=True, timeout=300)
+            p = subprocess.run(
+                ["docker", "-H", SOCK, "load", "-q"],
+                stdin=save.stdout,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             save.wait(60)
             assert p.returncode == 0, p.stderr
         remove_quietly(client, "teamd", "teamd_bak")
         rd = str(workdir)
-        client.containers.run(image, ["teamd-shim", "--redis", f"unix://{rd}/redis.sock"],
-                              name="teamd", network_mode="host",
-                              cap_add=["NET_ADMIN", "NET_RAW"],
-                              volumes={rd: {"bind": rd, "mode": "rw"}}, detach=True)
+        client.containers.run(
+            image,
+            ["teamd-shim", "--redis", f"unix://{rd}/redis.sock"],
+            name="teamd",
+            network_mode="host",
+            cap_add=["NET_ADMIN", "NET_RAW"],
+            volumes={rd: {"bind": rd, "mode": "rw"}},
+            detach=True,
+        )
         wait_for(lambda: all_negotiated(lab.ovs.bond_show()), 30, "negotiated")
         time.sleep(1.5)
         yield lab, client
@@ -91,9 +124,13 @@ def test_handover_with_host_network_of_the_switch_namespace(sonic: tuple[Any, An
     old = client.containers.get("teamd")
     assert old.attrs["HostConfig"]["NetworkMode"] == "host"
     before, offset, start = counters(lab), lab.ovs.log_offset(), time.monotonic()
-    p = subprocess.run([WARM_RESTART, "--redis", lab.redis_url, "teamd", "--yes", "--json"],
-                       capture_output=True, text=True, timeout=90,
-                       env={**os.environ, "DOCKER_HOST": SOCK})
+    p = subprocess.run(
+        [WARM_RESTART, "--redis", lab.redis_url, "teamd", "--yes", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={**os.environ, "DOCKER_HOST": SOCK},
+    )
     out = json.loads(p.stdout) if p.stdout.strip().startswith("{") else {"raw": p.stderr}
     assert p.returncode == 0 and out["result"] == "completed", out
     time.sleep(1.5)
@@ -103,5 +140,7 @@ def test_handover_with_host_network_of_the_switch_namespace(sonic: tuple[Any, An
     gaps = max_gaps(lab, start, time.monotonic())
     assert len(gaps) == 4 and max(gaps.values()) <= 1.1, gaps
     assert counters(lab) == before and lab.ovs.member_events(offset) == []
-    print(f"\nSONiC shape (host network = switch namespace): largest PDU gap "
-          f"{max(gaps.values()):.3f} s, {out['wall_s']:.2f} s")
+    print(
+        f"\nSONiC shape (host network = switch namespace): largest PDU gap "
+        f"{max(gaps.values()):.3f} s, {out['wall_s']:.2f} s"
+    )

@@ -29,8 +29,9 @@ def run_step(argv: list[str], what: str, timeout: float) -> str:
     except subprocess.TimeoutExpired:
         pytest.fail(f"docker tier: {what} did not finish within {timeout:.0f} s", pytrace=False)
     if p.returncode != 0:
-        pytest.fail(f"docker tier cannot run: {what} failed (exit {p.returncode}):\n"
-                    f"{(p.stdout + p.stderr)[-3000:]}", pytrace=False)
+        pytest.fail(
+            f"docker tier cannot run: {what} failed (exit {p.returncode}):\n"
+            f"{(p.stdout + p.stderr)[-3000:]}",
+            pytrace=False,
+        )
     return p.stdout
-
-

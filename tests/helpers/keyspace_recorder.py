@@ -13,8 +13,9 @@ import redis
 
 
 class KeyspaceRecorder:
-    def __init__(self, socket_path: str, watches: dict[int, list[str]],
-                 fields: tuple[str, ...]) -> None:
+    def __init__(
+        self, socket_path: str, watches: dict[int, list[str]], fields: tuple[str, ...]
+    ) -> None:
         """watches: db -> key patterns (e.g. {0: ["LAG_TABLE:*", "_LAG_TABLE:*"]})."""
         self.socket_path = socket_path
         self.watches = watches
@@ -69,5 +70,4 @@ class KeyspaceRecorder:
 
     def changed(self) -> dict[str, list[dict[str, str]]]:
         """Keys whose watched fields took more than one value."""
-        return {f"{db}/{k}": [v for _, v in h] for (db, k), h in self.history.items()
-                if len(h) > 1}
+        return {f"{db}/{k}": [v for _, v in h] for (db, k), h in self.history.items() if len(h) > 1}

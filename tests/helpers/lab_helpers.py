@@ -40,8 +40,11 @@ def all_negotiated(bond_show: dict[str, dict]) -> bool:
 
 
 def counters(lab: Lab) -> dict[tuple[str, str], tuple[int, int]]:
-    return {(b, m): (s["link_expired"], s["link_defaulted"])
-            for b, ms in lab.ovs.lacp_stats().items() for m, s in ms.items()}
+    return {
+        (b, m): (s["link_expired"], s["link_defaulted"])
+        for b, ms in lab.ovs.lacp_stats().items()
+        for m, s in ms.items()
+    }
 
 
 def max_gaps(lab: Lab, start: float, end: float) -> dict[str, float]:
@@ -63,7 +66,8 @@ def lab_processes(workdir: Path, exes: tuple[bytes, ...] = (b"teamd-shim",)) -> 
             argv = (d / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if any(a.endswith(exes) for a in argv[:2]) and \
-                any(str(workdir).encode() in a for a in argv):
+        if any(a.endswith(exes) for a in argv[:2]) and any(
+            str(workdir).encode() in a for a in argv
+        ):
             out.append(int(d.name))
     return out

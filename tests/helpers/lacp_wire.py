@@ -28,8 +28,7 @@ PORTS = {"e0": 1, "e1": 2}
 STEADY_FAST = ACTIVITY | TIMEOUT | AGGREGATION | SYNC | COLLECTING | DISTRIBUTING  # 0x3F
 
 
-def make_lag(system: bytes, key: int, *, now: float = 0.0, link_up: bool = True,
-             **kw: Any) -> Lag:
+def make_lag(system: bytes, key: int, *, now: float = 0.0, link_up: bool = True, **kw: Any) -> Lag:
     lag = Lag(LagSettings("PortChannel1", system, key, **kw))
     for name, num in PORTS.items():
         mac = system[:4] + bytes([0x10, num])
@@ -86,8 +85,16 @@ def state_of(frame: bytes) -> int:
 
 # frame builders
 
-CFG = LagConfig(name="PortChannel1", admin_up=True, mtu=9100, min_links=1, fast_rate=True,
-                key=1, system="02:00:00:00:00:aa", members=tuple(PORTS))
+CFG = LagConfig(
+    name="PortChannel1",
+    admin_up=True,
+    mtu=9100,
+    min_links=1,
+    fast_rate=True,
+    key=1,
+    system="02:00:00:00:00:aa",
+    members=tuple(PORTS),
+)
 
 
 def partner_frame(b: Lag, port: str, now: float) -> bytes:

@@ -51,13 +51,20 @@ def test_two_of_our_ports_cabled_together_are_never_selected(lab: Lab) -> None:
     stats0 = lab.ovs.lacp_stats()
     netns.create_veth(lab.dut_ns, "loopa", lab.dut_ns, "loopb")
     r = lab.redis()
-    r.hset(f"PORTCHANNEL|{LOOP_LAG}", mapping={"admin_status": "up", "mtu": "9100",
-                                               "min_links": "1", "fast_rate": "true"})
+    r.hset(
+        f"PORTCHANNEL|{LOOP_LAG}",
+        mapping={"admin_status": "up", "mtu": "9100", "min_links": "1", "fast_rate": "true"},
+    )
     for port in ("loopa", "loopb"):
         r.hset(f"PORTCHANNEL_MEMBER|{LOOP_LAG}|{port}", "NULL", "NULL")
-    looped = wait_for(lambda: all(
-        state_db(lab, f"LAG_MEMBER_TABLE|{LOOP_LAG}|{p}").get("runner.loopback") == "true"
-        for p in ("loopa", "loopb")), 6.0, "STATE_DB runner.loopback true on both ports")
+    looped = wait_for(
+        lambda: all(
+            state_db(lab, f"LAG_MEMBER_TABLE|{LOOP_LAG}|{p}").get("runner.loopback") == "true"
+            for p in ("loopa", "loopb")
+        ),
+        6.0,
+        "STATE_DB runner.loopback true on both ports",
+    )
     assert looped
     time.sleep(3.5)  # long enough for an expired port to be selected if it ever would be
     for p in ("loopa", "loopb"):
@@ -73,7 +80,9 @@ def test_two_of_our_ports_cabled_together_are_never_selected(lab: Lab) -> None:
         for member, c in members.items():
             before = stats0[bond][member]
             assert (c["link_expired"], c["link_defaulted"]) == (
-                before["link_expired"], before["link_defaulted"]), (bond, member)
+                before["link_expired"],
+                before["link_defaulted"],
+            ), (bond, member)
     text = (lab.workdir / "shim-active.log").read_text(errors="replace")
     assert text.count(f"{LOOP_LAG}: loopback detected on loopa") == 1, "logged once per port"
 
@@ -83,16 +92,39 @@ def test_marker_information_is_answered_with_a_marker_response(lab: Lab) -> None
     requester = parse_mac("02:00:00:00:77:01")
     frame = marker_information(requester, 7, requester, 0xC0FFEE)
     out = subprocess.run(
-        ["ip", "netns", "exec", lab.partner_ns, sys.executable, "-m",
-         "teamd_lab.slowproto", "exchange", "--iface", pport, "--send", frame.hex(),
-         "--listen-subtype", "2", "--timeout", "1.0"],
-        capture_output=True, text=True, check=True, env=lab._ns_env()).stdout
+        [
+            "ip",
+            "netns",
+            "exec",
+            lab.partner_ns,
+            sys.executable,
+            "-m",
+            "teamd_lab.slowproto",
+            "exchange",
+            "--iface",
+            pport,
+            "--send",
+            frame.hex(),
+            "--listen-subtype",
+            "2",
+            "--timeout",
+            "1.0",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=lab._ns_env(),
+    ).stdout
     got = json.loads(out)["received"]
     assert len(got) == 1, got
     resp = bytes.fromhex(got[0]["hex"])
     m = decode_marker(resp)
     assert (m.tlv_type, m.requester_port, m.requester_system, m.transaction_id) == (
-        2, 7, requester, 0xC0FFEE)
+        2,
+        7,
+        requester,
+        0xC0FFEE,
+    )
     print(f"\nmarker response {got[0]['t'] * 1000:.1f} ms after the request")
     assert got[0]["t"] < 0.5
     dump = request(ctl_path(lab), {"cmd": "state_dump", "lag": lag})
@@ -117,8 +149,10 @@ def sonic_link(lab: Lab):
     netns.create_ns(ns)
     netns.create_veth(lab.dut_ns, SONIC_PORT, ns, "sp0")
     r = lab.redis()
-    r.hset(f"PORTCHANNEL|{SONIC_LAG}", mapping={"admin_status": "up", "mtu": "9100",
-                                                "min_links": "1", "fast_rate": "true"})
+    r.hset(
+        f"PORTCHANNEL|{SONIC_LAG}",
+        mapping={"admin_status": "up", "mtu": "9100", "min_links": "1", "fast_rate": "true"},
+    )
     r.hset(f"PORTCHANNEL_MEMBER|{SONIC_LAG}|{SONIC_PORT}", "NULL", "NULL")
     yield ns
     netns.delete_ns(ns)
@@ -126,10 +160,28 @@ def sonic_link(lab: Lab):
 
 def start_sonic_partner(lab: Lab, ns: str, count: int, duration: float) -> subprocess.Popen:
     return subprocess.Popen(
-        ["ip", "netns", "exec", ns, sys.executable, "-m", "teamd_lab.slowproto",
-         "sonic-partner", "--iface", "sp0", "--system", "02:50:00:00:00:01",
-         "--retry-count", str(count), "--duration", str(duration)],
-        stdout=subprocess.PIPE, text=True, env=lab._ns_env())
+        [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            sys.executable,
+            "-m",
+            "teamd_lab.slowproto",
+            "sonic-partner",
+            "--iface",
+            "sp0",
+            "--system",
+            "02:50:00:00:00:01",
+            "--retry-count",
+            str(count),
+            "--duration",
+            str(duration),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=lab._ns_env(),
+    )
 
 
 def our_state(lab: Lab) -> str:
@@ -139,7 +191,8 @@ def our_state(lab: Lab) -> str:
 
 @pytest.mark.parametrize(("count", "up_for", "down_by"), [(5, 4.5, 5.5), (3, 2.5, 3.5)])
 def test_a_sonic_partner_retry_count_sets_our_receive_timeout(
-        lab: Lab, sonic_link: str, count: int, up_for: float, down_by: float) -> None:
+    lab: Lab, sonic_link: str, count: int, up_for: float, down_by: float
+) -> None:
     partner = start_sonic_partner(lab, sonic_link, count, duration=6.0)
     wait_for(lambda: our_state(lab) == "current", 5.0, "our port current with the partner")
     seen: list[tuple[float, str]] = []
@@ -155,15 +208,18 @@ def test_a_sonic_partner_retry_count_sets_our_receive_timeout(
     expired = [t for t, st in seen if st != "current"]
     assert expired, seen[-5:]
     took = expired[0] - last
-    print(f"\nretry count {count}: our port left current {took:.3f} s after the partner's "
-          f"last PDU (limits {up_for}..{down_by} s)")
+    print(
+        f"\nretry count {count}: our port left current {took:.3f} s after the partner's "
+        f"last PDU (limits {up_for}..{down_by} s)"
+    )
     assert up_for < took <= down_by
     assert all(st == "current" for t, st in seen if t < last + up_for)
     # we answered in the partner's own dialect: 0xf1 carrying its count, once it announced one
     answers = [h for h in result["heard"] if h["t"] > result["started"] + 2.0]
     if count != 3:
-        assert answers and all(h["version"] == 0xF1 and h["partner_retry_count"] == count
-                               for h in answers), answers
+        assert answers and all(
+            h["version"] == 0xF1 and h["partner_retry_count"] == count for h in answers
+        ), answers
     else:  # counts at their default: plain LACP, as patched teamd answers
         assert answers and all(h["version"] == 1 for h in answers), answers
     m = state_db(lab, f"LAG_MEMBER_TABLE|{SONIC_LAG}|{SONIC_PORT}")
@@ -175,19 +231,26 @@ def test_a_handover_keeps_the_partner_retry_count(lab: Lab, sonic_link: str) -> 
     wait_for(lambda: our_state(lab) == "current", 5.0, "our port current with the partner")
     time.sleep(2.0)
     t_run = time.monotonic()
-    p = subprocess.run([WARM_RESTART, "--redis", lab.redis_url, "teamd", "--yes", "--json"],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [WARM_RESTART, "--redis", lab.redis_url, "teamd", "--yes", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 0, (p.stdout[-2000:], p.stderr[-2000:])
     t_done = time.monotonic()
     out, _ = partner.communicate(timeout=30)
     heard = json.loads(out)["heard"]
     around = [h for h in heard if t_run - 2.0 <= h["t"] <= t_done + 2.0]
-    assert around and all(h["version"] == 0xF1 and h["partner_retry_count"] == 5
-                          for h in around), around
+    assert around and all(h["version"] == 0xF1 and h["partner_retry_count"] == 5 for h in around), (
+        around
+    )
     times = [h["t"] for h in heard if h["t"] > t_run - 2.0]
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    print(f"\nhandover with retry count 5: {len(around)} PDUs around it, all 0xf1/5; largest "
-          f"gap {max(gaps):.3f} s")
+    print(
+        f"\nhandover with retry count 5: {len(around)} PDUs around it, all 0xf1/5; largest "
+        f"gap {max(gaps):.3f} s"
+    )
     assert max(gaps) <= 1.1
     dump = request(ctl_path(lab), {"cmd": "state_dump", "lag": SONIC_LAG})
     assert dump["ports"][SONIC_PORT]["runner"]["partner_retry_count"] == 5
@@ -199,9 +262,21 @@ def test_ctl_state_item_get_and_set_retry_count_like_teamdctl(lab: Lab) -> None:
     lag = lab.lags()[0]
 
     def ctl(*words: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([shim_executable(), "--ctl-dir", str(Path(ctl_path(lab)).parent),
-                               "ctl", lag, "state", "item", *words],
-                              capture_output=True, text=True, timeout=10)
+        return subprocess.run(
+            [
+                shim_executable(),
+                "--ctl-dir",
+                str(Path(ctl_path(lab)).parent),
+                "ctl",
+                lag,
+                "state",
+                "item",
+                *words,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
 
     assert ctl("get", "runner.retry_count").stdout.strip() == "3"
     assert ctl("get", "runner.enable_retry_count_feature").stdout.strip() == "true"

@@ -38,8 +38,12 @@ def enabled(lab: Lab) -> dict[str, bool]:
 
 def time_until_disabled(lab: Lab, ports: set[str], limit: float = 3.5) -> float:
     t0 = time.monotonic()
-    wait_for(lambda: not any(enabled(lab).get(p) for p in ports), limit,
-             f"{sorted(ports)} disabled at the partner", interval=0.02)
+    wait_for(
+        lambda: not any(enabled(lab).get(p) for p in ports),
+        limit,
+        f"{sorted(ports)} disabled at the partner",
+        interval=0.02,
+    )
     return time.monotonic() - t0
 
 
@@ -97,14 +101,24 @@ def test_admin_down_stops_the_lag_and_admin_up_renegotiates(lab: Lab) -> None:
     time.sleep(3.0)
     heard = [f for f in load_records(rec) if f.iface in ports and f.t > t_quiet and f.subtype == 1]
     assert heard == [], f"{len(heard)} PDUs from us while admin down"
-    wait_for(lambda: lab.redis(6).hget(f"LAG_TABLE|{lag}", "oper_status") == "down", 3.0,
-             "STATE_DB oper_status down")
+    wait_for(
+        lambda: lab.redis(6).hget(f"LAG_TABLE|{lag}", "oper_status") == "down",
+        3.0,
+        "STATE_DB oper_status down",
+    )
     assert all(enabled(lab)[p] for p in others)
     lab.redis().hset(f"PORTCHANNEL|{lag}", "admin_status", "up")
     t0 = time.monotonic()
-    wait_for(lambda: all(enabled(lab).get(p) for p in ports), 5.0, "renegotiated after admin up",
-             interval=0.05)
+    wait_for(
+        lambda: all(enabled(lab).get(p) for p in ports),
+        5.0,
+        "renegotiated after admin up",
+        interval=0.05,
+    )
     print(f"admin up: negotiated again after {time.monotonic() - t0:.3f} s")
-    wait_for(lambda: lab.redis(6).hget(f"LAG_TABLE|{lag}", "oper_status") == "up", 3.0,
-             "STATE_DB oper_status up")
+    wait_for(
+        lambda: lab.redis(6).hget(f"LAG_TABLE|{lag}", "oper_status") == "up",
+        3.0,
+        "STATE_DB oper_status up",
+    )
     assert all(enabled(lab)[p] for p in others)

@@ -21,8 +21,14 @@ from teamd_lab.shim import shim_command
 pytestmark = pytest.mark.integration
 
 LAGS, MEMBERS, RUNS = 8, 2, 30
-WATCHED_FIELDS = ("oper_status", "admin_status", "status", "runner.selected", "runner.state",
-                  "runner.aggregator.selected")
+WATCHED_FIELDS = (
+    "oper_status",
+    "admin_status",
+    "status",
+    "runner.selected",
+    "runner.state",
+    "runner.aggregator.selected",
+)
 WARM_RESTART = str(Path(sys.executable).parent / "warm-restart")
 
 
@@ -40,8 +46,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
 
 
 def warm_restart(lab: Lab) -> dict:
-    p = subprocess.run([WARM_RESTART, "--redis", lab.redis_url, "teamd", "--yes", "--json"],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [WARM_RESTART, "--redis", lab.redis_url, "teamd", "--yes", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 0, (p.returncode, p.stdout[-2000:], p.stderr[-2000:])
     return json.loads(p.stdout)
 
@@ -51,9 +61,12 @@ def test_30_hitless_restarts_are_invisible_to_the_partner(lab: Lab) -> None:
     offset = lab.ovs.log_offset()
     ks = KeyspaceRecorder(
         str(lab.redis_socket),
-        {0: ["LAG_TABLE:*", "LAG_MEMBER_TABLE:*", "_LAG_TABLE:*", "_LAG_MEMBER_TABLE:*"],
-         6: ["LAG_TABLE|*", "LAG_MEMBER_TABLE|*"]},
-        WATCHED_FIELDS).start()
+        {
+            0: ["LAG_TABLE:*", "LAG_MEMBER_TABLE:*", "_LAG_TABLE:*", "_LAG_MEMBER_TABLE:*"],
+            6: ["LAG_TABLE|*", "LAG_MEMBER_TABLE|*"],
+        },
+        WATCHED_FIELDS,
+    ).start()
     start = time.monotonic()
     pids = set()
     outcomes = []
@@ -73,9 +86,11 @@ def test_30_hitless_restarts_are_invisible_to_the_partner(lab: Lab) -> None:
     gaps = max_gaps(lab, start, end)
     assert len(gaps) == LAGS * MEMBERS
     worst = max(gaps.values())
-    print(f"\n{RUNS} hitless restarts: largest PDU inter-arrival at the partner {worst:.3f} s; "
-          f"largest gap reported by the orchestrator "
-          f"{max(v['max_gap_s'] for o in outcomes for v in o['lags'].values()):.3f} s")
+    print(
+        f"\n{RUNS} hitless restarts: largest PDU inter-arrival at the partner {worst:.3f} s; "
+        f"largest gap reported by the orchestrator "
+        f"{max(v['max_gap_s'] for o in outcomes for v in o['lags'].values()):.3f} s"
+    )
     assert worst <= 1.1, gaps
     assert ks.events > 0 or ks.history  # the recorder saw the keys
     assert len(ks.history) >= LAGS * (1 + MEMBERS) * 2
@@ -97,15 +112,17 @@ def test_no_two_instances_ever_wrote_the_dataplane(lab: Lab) -> None:
 
 
 def cli(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([WARM_RESTART, "--redis", lab.redis_url, *args],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [WARM_RESTART, "--redis", lab.redis_url, *args], capture_output=True, text=True, timeout=60
+    )
 
 
 def test_exec_path_upgrade_runs_the_new_executable(lab: Lab, tmp_path: Path) -> None:
     marker = tmp_path / "started"
     new = tmp_path / "teamd-shim-v2"
-    new.write_text(f"#!/bin/sh\necho \"$@\" > {marker}\n"
-                   f"exec {Path(sys.executable).parent / 'teamd-shim'} \"$@\"\n")
+    new.write_text(
+        f'#!/bin/sh\necho "$@" > {marker}\nexec {Path(sys.executable).parent / "teamd-shim"} "$@"\n'
+    )
     new.chmod(0o755)
     before = counters(lab)
     offset = lab.ovs.log_offset()
@@ -119,7 +136,8 @@ def test_exec_path_upgrade_runs_the_new_executable(lab: Lab, tmp_path: Path) -> 
 
 
 def test_exec_path_that_is_not_executable_is_refused_before_anything_changes(
-        lab: Lab, tmp_path: Path) -> None:
+    lab: Lab, tmp_path: Path
+) -> None:
     owner = lab.redis(6).hgetall("TEAMD_OWNER_TABLE|teamd")
     p = cli(lab, "teamd", "--yes", "--exec", str(tmp_path / "missing"))
     assert p.returncode == 2, p.stdout + p.stderr
@@ -165,7 +183,9 @@ def test_cold_restart_moves_the_partner_counters(lab: Lab) -> None:
     flaps = lab.ovs.member_events(offset)
     moved = {k for k in before if after[k] != before[k]}
     gaps = max_gaps(lab, start, end)
-    print(f"\ncold restart: {len(flaps)} member enable/disable lines, {len(moved)} members with "
-          f"moved counters, largest PDU inter-arrival {max(gaps.values()):.3f} s")
+    print(
+        f"\ncold restart: {len(flaps)} member enable/disable lines, {len(moved)} members with "
+        f"moved counters, largest PDU inter-arrival {max(gaps.values()):.3f} s"
+    )
     assert flaps, "a cold restart should make the partner disable members"
     assert max(gaps.values()) > 1.1

@@ -89,8 +89,11 @@ def appl_db(lab: Lab) -> dict[str, dict[str, str]]:
 
 
 def stats_snapshot(lab: Lab) -> dict[tuple[str, str], tuple[int, int]]:
-    return {(bond, m): (s["link_expired"], s["link_defaulted"])
-            for bond, members in lab.ovs.lacp_stats().items() for m, s in members.items()}
+    return {
+        (bond, m): (s["link_expired"], s["link_defaulted"])
+        for bond, members in lab.ovs.lacp_stats().items()
+        for m, s in members.items()
+    }
 
 
 def partner_port(lab: Lab, dut_port: str) -> str:
@@ -152,8 +155,12 @@ class Orchestrator:
             self.before = self.r.hget(TABLE_KEY, "last_run")
         except redis.exceptions.ConnectionError:  # a scenario with Redis down
             self.before = None
-        self.p = subprocess.Popen([WARM_RESTART, "--redis", lab.redis_url, *args],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.p = subprocess.Popen(
+            [WARM_RESTART, "--redis", lab.redis_url, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.run_id = ""
         self.out = self.err = ""
 
@@ -194,7 +201,8 @@ class Orchestrator:
             self.p.kill()
             self.out, self.err = self.p.communicate()
             raise AssertionError(
-                f"warm-restart hung: {self.out[-2000:]} {self.err[-2000:]}") from None
+                f"warm-restart hung: {self.out[-2000:]} {self.err[-2000:]}"
+            ) from None
         return self.p.returncode, self.out, self.err
 
     def outcome(self, timeout: float = 30.0) -> tuple[int, dict[str, Any]]:
@@ -203,7 +211,8 @@ class Orchestrator:
             return code, json.loads(out)
         except json.JSONDecodeError:
             raise AssertionError(
-                f"no JSON outcome (exit {code}): {out[-2000:]} {err[-2000:]}") from None
+                f"no JSON outcome (exit {code}): {out[-2000:]} {err[-2000:]}"
+            ) from None
 
     def kill(self) -> None:
         self.p.kill()
@@ -215,8 +224,12 @@ def warm_restart(lab: Lab) -> Orchestrator:
 
 
 def recover(lab: Lab) -> tuple[int, str]:
-    p = subprocess.run([WARM_RESTART, "--redis", lab.redis_url, "recover"],
-                       capture_output=True, text=True, timeout=30)
+    p = subprocess.run(
+        [WARM_RESTART, "--redis", lab.redis_url, "recover"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     return p.returncode, p.stdout + p.stderr
 
 
@@ -231,8 +244,9 @@ class Baseline:
 
 def baseline(lab: Lab) -> Baseline:
     assert not lab.redis(6).exists(LOCK_KEY)
-    return Baseline(time.monotonic(), lab.ovs.log_offset(), stats_snapshot(lab),
-                    settled_active(lab))
+    return Baseline(
+        time.monotonic(), lab.ovs.log_offset(), stats_snapshot(lab), settled_active(lab)
+    )
 
 
 def assert_transmitting(lab: Lab, since: float) -> None:
@@ -240,33 +254,47 @@ def assert_transmitting(lab: Lab, since: float) -> None:
     ports = set(lab.state["recorder"]["ifaces"])
 
     def all_ports() -> bool:
-        frames = [f for f in load_records(lab.state["recorder"]["out"])
-                  if f.t > since and f.subtype == 1]
+        frames = [
+            f for f in load_records(lab.state["recorder"]["out"]) if f.t > since and f.subtype == 1
+        ]
         return {f.iface for f in frames} >= ports
 
     wait_for(all_ports, 3.0, f"PDUs on every port after t={since:.3f}", interval=0.05)
 
 
-def assert_intact(lab: Lab, base: Baseline, *, flapped: frozenset[str] = frozenset(),
-                  gap_limit: float | None = ABORT_BUDGET_S) -> Active:
+def assert_intact(
+    lab: Lab,
+    base: Baseline,
+    *,
+    flapped: frozenset[str] = frozenset(),
+    gap_limit: float | None = ABORT_BUDGET_S,
+) -> Active:
     """The end state every scenario must reach; returns the active instance."""
     lock = lab.redis(6).hgetall(LOCK_KEY)
     assert not lock, f"lock left behind: {lock}"
     wait_for(lambda: all_negotiated(lab.ovs.bond_show()), 6.0, "every bond negotiated")
-    wait_for(lambda: all(state_db(lab, f"LAG_TABLE|{lag}").get("oper_status") == "up"
-                         for lag in lab.lags()), 5.0, "STATE_DB LAG_TABLE oper_status up")
+    wait_for(
+        lambda: all(
+            state_db(lab, f"LAG_TABLE|{lag}").get("oper_status") == "up" for lag in lab.lags()
+        ),
+        5.0,
+        "STATE_DB LAG_TABLE oper_status up",
+    )
     active = settled_active(lab)
     end = time.monotonic()
     assert_transmitting(lab, end)
     if gap_limit is not None:
-        gaps = {p: g for p, g in max_gaps(lab, base.t0, time.monotonic()).items()
-                if p not in flapped}
+        gaps = {
+            p: g for p, g in max_gaps(lab, base.t0, time.monotonic()).items() if p not in flapped
+        }
         assert len(gaps) == LAGS * MEMBERS - len(flapped), gaps
         assert max(gaps.values()) <= gap_limit, gaps
+
     # a member the scenario took down on purpose may be expired or defaulted at the partner
     # (whether OVS defaults it depends on how long the link stayed down): that is its flap
     def kept(stats: dict[tuple[str, str], tuple[int, int]]) -> dict:
         return {k: v for k, v in stats.items() if k[1] not in flapped}
+
     assert kept(stats_snapshot(lab)) == kept(base.stats)
     events = lab.ovs.member_events(base.offset)
     assert [e.line for e in events if e.member not in flapped] == [], events
@@ -424,10 +452,12 @@ def test_redis_down_before_a_run_refuses_and_changes_nothing(lab: Lab) -> None:
     assert state_db(lab, TABLE_KEY) == table
 
 
-@pytest.mark.parametrize(("stage", "down_for"),
-                         [("restored", 1.0), ("yielded", 1.0), ("replayed", 5.0)])
-def test_redis_killed_mid_run_ends_completed_or_rolled_back(lab: Lab, stage: str,
-                                                            down_for: float) -> None:
+@pytest.mark.parametrize(
+    ("stage", "down_for"), [("restored", 1.0), ("yielded", 1.0), ("replayed", 5.0)]
+)
+def test_redis_killed_mid_run_ends_completed_or_rolled_back(
+    lab: Lab, stage: str, down_for: float
+) -> None:
     """Before the new owner confirmed, either end is right; after it, only completion is:
     the new owner holds the epoch and transmits, so a rollback would leave nobody."""
     base = baseline(lab)
@@ -476,25 +506,44 @@ def test_member_link_down_mid_handover(lab: Lab) -> None:
         code, out = orch.outcome()
         assert code == 0 and out["result"] == "completed", out
         # our side must see it at once, not 3 s later through the receive timeout
-        wait_for(lambda: state_db(lab, f"LAG_MEMBER_TABLE|{lag}|{port}").get("runner.selected")
-                 == "false", max(0.1, t_down + 1.5 - time.monotonic()), "our side deselects",
-                 interval=0.02)
-        wait_for(lambda: not lab.ovs.bond_show()[bond]["members"][pport], 3.0,
-                 "partner disables the member")
+        wait_for(
+            lambda: (
+                state_db(lab, f"LAG_MEMBER_TABLE|{lag}|{port}").get("runner.selected") == "false"
+            ),
+            max(0.1, t_down + 1.5 - time.monotonic()),
+            "our side deselects",
+            interval=0.02,
+        )
+        wait_for(
+            lambda: not lab.ovs.bond_show()[bond]["members"][pport],
+            3.0,
+            "partner disables the member",
+        )
         assert appl_db(lab)[f"LAG_MEMBER_TABLE:{lag}:{port}"] == {"status": "disabled"}
         assert state_db(lab, f"LAG_TABLE|{lag}")["oper_status"] == "up"
         writes = [json.loads(line) for line in dataplane_log(lab).read_text().splitlines()]
-        disabled_by = {(w["pid"], w["epoch"]) for w in writes
-                       if w["t"] > t_down and w.get("port") == port and w["op"] == "enabled"
-                       and w["value"] is False}
+        disabled_by = {
+            (w["pid"], w["epoch"])
+            for w in writes
+            if w["t"] > t_down
+            and w.get("port") == port
+            and w["op"] == "enabled"
+            and w["value"] is False
+        }
         assert disabled_by == {(pid, base.active.epoch + 1)}, disabled_by
     finally:
         lab.set_member_link(port, True)
     wait_for(lambda: lab.ovs.bond_show()[bond]["members"][pport], 6.0, "partner re-enables")
-    wait_for(lambda: state_db(lab, f"LAG_MEMBER_TABLE|{lag}|{port}").get("runner.selected")
-             == "true", 3.0, "our side reselects")
-    wait_for(lambda: appl_db(lab)[f"LAG_MEMBER_TABLE:{lag}:{port}"] == {"status": "enabled"},
-             3.0, "APPL_DB member enabled")
+    wait_for(
+        lambda: state_db(lab, f"LAG_MEMBER_TABLE|{lag}|{port}").get("runner.selected") == "true",
+        3.0,
+        "our side reselects",
+    )
+    wait_for(
+        lambda: appl_db(lab)[f"LAG_MEMBER_TABLE:{lag}:{port}"] == {"status": "enabled"},
+        3.0,
+        "APPL_DB member enabled",
+    )
     after = assert_intact(lab, base, flapped=frozenset({pport}))
     assert after.pid == pid
     info = request(after.ctl, {"cmd": "info"})
@@ -502,8 +551,7 @@ def test_member_link_down_mid_handover(lab: Lab) -> None:
     assert {e.member for e in lab.ovs.member_events(base.offset)} == {pport}
 
 
-def test_link_change_while_yielded_then_rollback_is_written_by_the_resumed_owner(
-        lab: Lab) -> None:
+def test_link_change_while_yielded_then_rollback_is_written_by_the_resumed_owner(lab: Lab) -> None:
     """A member link goes down while the old owner is yielded (it decides, writes nothing),
     then the standby dies before the takeover: the run rolls back, and the resumed owner
     publishes what it decided meanwhile at once (before the fix in LagRunner.sync_dataplane,
@@ -521,20 +569,29 @@ def test_link_change_while_yielded_then_rollback_is_written_by_the_resumed_owner
     try:
         code, out = orch.outcome()
         assert code == 1 and out["result"] == "rolled_back", out
-        wait_for(lambda: appl_db(lab).get(f"LAG_MEMBER_TABLE:{lag}:{port}")
-                 == {"status": "disabled"}, 1.0, "APPL_DB member disabled after the rollback",
-                 interval=0.02)
+        wait_for(
+            lambda: appl_db(lab).get(f"LAG_MEMBER_TABLE:{lag}:{port}") == {"status": "disabled"},
+            1.0,
+            "APPL_DB member disabled after the rollback",
+            interval=0.02,
+        )
         assert state_db(lab, f"LAG_MEMBER_TABLE|{lag}|{port}").get("runner.selected") == "false"
-        wait_for(lambda: not lab.ovs.bond_show()[bond]["members"][pport], 3.0,
-                 "partner disables the member")
+        wait_for(
+            lambda: not lab.ovs.bond_show()[bond]["members"][pport],
+            3.0,
+            "partner disables the member",
+        )
         writes = [json.loads(line) for line in dataplane_log(lab).read_text().splitlines()]
         by_standby = [w for w in writes if w["pid"] == pid]
         assert all(w["op"] != "enabled" for w in by_standby), by_standby
     finally:
         lab.set_member_link(port, True)
     wait_for(lambda: lab.ovs.bond_show()[bond]["members"][pport], 6.0, "partner re-enables")
-    wait_for(lambda: appl_db(lab)[f"LAG_MEMBER_TABLE:{lag}:{port}"] == {"status": "enabled"},
-             3.0, "APPL_DB member enabled")
+    wait_for(
+        lambda: appl_db(lab)[f"LAG_MEMBER_TABLE:{lag}:{port}"] == {"status": "enabled"},
+        3.0,
+        "APPL_DB member enabled",
+    )
     after = assert_intact(lab, base, flapped=frozenset({pport}))
     assert after.pid == base.active.pid and after.epoch > base.active.epoch
 
@@ -552,13 +609,19 @@ def test_member_link_down_while_the_standby_gets_ready_still_completes(lab: Lab)
     try:
         code, out = orch.outcome()
         assert code == 0 and out["result"] == "completed", out
-        wait_for(lambda: not lab.ovs.bond_show()[bond]["members"][pport], 3.5,
-                 "partner disables the member")
+        wait_for(
+            lambda: not lab.ovs.bond_show()[bond]["members"][pport],
+            3.5,
+            "partner disables the member",
+        )
     finally:
         lab.set_member_link(port, True)
     wait_for(lambda: lab.ovs.bond_show()[bond]["members"][pport], 6.0, "partner re-enables")
-    wait_for(lambda: appl_db(lab)[f"LAG_MEMBER_TABLE:{lag}:{port}"] == {"status": "enabled"},
-             3.0, "APPL_DB member enabled")
+    wait_for(
+        lambda: appl_db(lab)[f"LAG_MEMBER_TABLE:{lag}:{port}"] == {"status": "enabled"},
+        3.0,
+        "APPL_DB member enabled",
+    )
     assert_intact(lab, base, flapped=frozenset({pport}))
 
 
@@ -570,8 +633,7 @@ def test_partner_changes_its_info_mid_handover(lab: Lab) -> None:
 
     def partner_prio(ctl: str) -> set[int]:
         dump = request(ctl, {"cmd": "state_dump", "lag": lag})
-        return {dump["ports"][p]["runner"]["partner_lacpdu_info"]["system_priority"]
-                for p in ports}
+        return {dump["ports"][p]["runner"]["partner_lacpdu_info"]["system_priority"] for p in ports}
 
     old_prio = partner_prio(base.active.ctl)
     assert len(old_prio) == 1 and 1000 not in old_prio
@@ -605,8 +667,12 @@ def test_two_concurrent_runs_one_is_refused_naming_the_holder(lab: Lab) -> None:
     first.wait_stage("standby_started")
     holder = lab.redis(6).hgetall(LOCK_KEY)
     assert holder["run_id"] == first.run_id and holder["pid"] == str(first.p.pid), holder
-    second = subprocess.run([WARM_RESTART, "--redis", lab.redis_url, "teamd", "--yes"],
-                            capture_output=True, text=True, timeout=30)
+    second = subprocess.run(
+        [WARM_RESTART, "--redis", lab.redis_url, "teamd", "--yes"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert first.p.poll() is None, "the first run must still hold the lock"
     text = second.stdout + second.stderr
     assert second.returncode == 2, text
@@ -617,8 +683,11 @@ def test_two_concurrent_runs_one_is_refused_naming_the_holder(lab: Lab) -> None:
 
 
 def dataplane_ops(lab: Lab, since: float, lag: str) -> list[dict[str, Any]]:
-    return [w for w in (json.loads(line) for line in dataplane_log(lab).read_text().splitlines())
-            if w["t"] >= since and w.get("lag") == lag]
+    return [
+        w
+        for w in (json.loads(line) for line in dataplane_log(lab).read_text().splitlines())
+        if w["t"] >= since and w.get("lag") == lag
+    ]
 
 
 def test_config_changed_during_a_handover_is_applied_by_the_new_owner(lab: Lab) -> None:
@@ -643,8 +712,11 @@ def test_config_changed_during_a_handover_is_applied_by_the_new_owner(lab: Lab) 
     assert {w["epoch"] for w in ops} == {new_epoch}, ops
     bond = lab.state["lags"][added]["bond"]
     wait_for(lambda: all_negotiated(lab.ovs.bond_show(bond)), 10.0, f"{added} negotiated")
-    wait_for(lambda: state_db(lab, f"LAG_TABLE|{added}").get("oper_status") == "up", 5.0,
-             f"STATE_DB {added} up")
+    wait_for(
+        lambda: state_db(lab, f"LAG_TABLE|{added}").get("oper_status") == "up",
+        5.0,
+        f"STATE_DB {added} up",
+    )
     # and a LAG removed from CONFIG_DB mid-handover is removed by the next owner
     t1 = time.monotonic()
     orch = warm_restart(lab)
@@ -672,8 +744,10 @@ def test_config_changed_during_a_handover_is_applied_by_the_new_owner(lab: Lab) 
 def test_no_two_instances_ever_write_the_dataplane(lab: Lab) -> None:
     """Over the whole module: writes sorted by time never go back in epoch, and each epoch's
     writes come from one process."""
-    writes = sorted((json.loads(line) for line in dataplane_log(lab).read_text().splitlines()),
-                    key=lambda w: w["t"])
+    writes = sorted(
+        (json.loads(line) for line in dataplane_log(lab).read_text().splitlines()),
+        key=lambda w: w["t"],
+    )
     assert writes, "no dataplane writes recorded"
     assert all(w["epoch"] is not None for w in writes), [w for w in writes if w["epoch"] is None]
     pids_of: dict[int, set[int]] = {}
@@ -705,8 +779,12 @@ def test_redis_stalled_mid_handover_never_silences_the_pdus(lab: Lab, at: str) -
         orch.wait_stage("yielded")  # the SIGRTMIN and the standby's reads and CAS come next
     else:
         r6 = lab.redis(6)
-        wait_for(lambda: int(r6.hget("TEAMD_OWNER_TABLE|teamd", "epoch") or 0) > base.active.epoch,
-                 10.0, "the new owner's compare-and-set", interval=POLL_S)
+        wait_for(
+            lambda: int(r6.hget("TEAMD_OWNER_TABLE|teamd", "epoch") or 0) > base.active.epoch,
+            10.0,
+            "the new owner's compare-and-set",
+            interval=POLL_S,
+        )
     os.kill(redis_pid, signal.SIGSTOP)
     t_stop = time.monotonic()
     try:

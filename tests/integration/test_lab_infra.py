@@ -30,11 +30,15 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(autouse=True)
 def _real_parts() -> None:
     """This tier tests the real thing: missing parts fail it with the reason, never skip it."""
-    missing = [what for what, ok in (
-        ("root (netns, veth)", os.geteuid() == 0),
-        ("Open vSwitch (ovs-vswitchd)", shutil.which("ovs-vswitchd") is not None),
-        ("redis-server", shutil.which("redis-server") is not None),
-    ) if not ok]
+    missing = [
+        what
+        for what, ok in (
+            ("root (netns, veth)", os.geteuid() == 0),
+            ("Open vSwitch (ovs-vswitchd)", shutil.which("ovs-vswitchd") is not None),
+            ("redis-server", shutil.which("redis-server") is not None),
+        )
+        if not ok
+    ]
     if missing:
         pytest.fail(f"the lab tier needs {', '.join(missing)}: run `make setup` as root")
 
@@ -104,8 +108,13 @@ def test_lab_up_status_down(workdir: Path, tmp_path_factory: pytest.TempPathFact
         ("PortChannel0002", "Ethernet12", "p3"),
     ]
     assert lab.members() == expected
-    assert set(netns.list_links("lt-dut")) == {"lo", "Ethernet0", "Ethernet4", "Ethernet8",
-                                               "Ethernet12"}
+    assert set(netns.list_links("lt-dut")) == {
+        "lo",
+        "Ethernet0",
+        "Ethernet4",
+        "Ethernet8",
+        "Ethernet12",
+    }
     assert {"p0", "p1", "p2", "p3"} <= set(netns.list_links("lt-ptnr"))
     for k, (_, dut, ptnr) in enumerate(expected):
         d = netns.link_state("lt-dut", dut)
@@ -125,8 +134,13 @@ def test_lab_up_status_down(workdir: Path, tmp_path_factory: pytest.TempPathFact
     assert ovs is not None
     assert sorted(ovs.bonds()) == ["bond1", "bond2"]
     shown = wait_for(
-        lambda: (b := ovs.bond_show())
-        and all(v["lacp_status"] == "configured" for v in b.values()) and b, 15)
+        lambda: (
+            (b := ovs.bond_show())
+            and all(v["lacp_status"] == "configured" for v in b.values())
+            and b
+        ),
+        15,
+    )
     assert shown, ovs.bond_show()
     assert set(shown) == {"bond1", "bond2"}
     assert set(shown["bond1"]["members"]) == {"p0", "p1"}
@@ -139,18 +153,25 @@ def test_lab_up_status_down(workdir: Path, tmp_path_factory: pytest.TempPathFact
     # --- OVS sent PDUs (fast while a member is expired, ~every 1 s), none was recorded:
     # the recorder only sees what arrives at the partner ports.
     stats = ovs.lacp_stats()
-    assert all(c["tx_pdus"] >= 3 and c["rx_pdus"] == 0 for b in stats.values()
-               for c in b.values()), stats
+    assert all(
+        c["tx_pdus"] >= 3 and c["rx_pdus"] == 0 for b in stats.values() for c in b.values()
+    ), stats
     assert ra.load_records(rec) == []
     assert {e["event"] for e in ra.load_events(rec)} == {"open", "start"}
     # ... while a frame the DUT side sends is recorded, on the right port only.
-    subprocess.run(["ip", "netns", "exec", "lt-dut", sys.executable, "-c", SEND, "Ethernet4",
-                    dut_port_mac(1)], check=True, timeout=30)
+    subprocess.run(
+        ["ip", "netns", "exec", "lt-dut", sys.executable, "-c", SEND, "Ethernet4", dut_port_mac(1)],
+        check=True,
+        timeout=30,
+    )
     wait_for(lambda: len(ra.load_records(rec)) >= 3, 5, 0.05)
     assert lab.stop_recorder() == rec
     frames = ra.load_records(rec)
     assert [(f.iface, f.data[6:12].hex(":"), f.data[16]) for f in frames] == [
-        ("p1", dut_port_mac(1), 0), ("p1", dut_port_mac(1), 1), ("p1", dut_port_mac(1), 2)]
+        ("p1", dut_port_mac(1), 0),
+        ("p1", dut_port_mac(1), 1),
+        ("p1", dut_port_mac(1), 2),
+    ]
     assert ra.gap_stats(frames)["p1"].count == 3
 
     # --- CONFIG_DB (db 4)
@@ -168,8 +189,12 @@ def test_lab_up_status_down(workdir: Path, tmp_path_factory: pytest.TempPathFact
     assert r.get("CONFIG_DB_INITIALIZED") == "1"
     assert r.hgetall("DEVICE_METADATA|localhost") == {"mac": DUT_SYSTEM_MAC}
     assert r.hgetall("PORTCHANNEL|PortChannel0002") == {
-        "admin_status": "up", "mtu": "9100", "min_links": "1", "fast_rate": "true",
-        "lacp_key": "auto"}
+        "admin_status": "up",
+        "mtu": "9100",
+        "min_links": "1",
+        "fast_rate": "true",
+        "lacp_key": "auto",
+    }
     assert r.hgetall("PORTCHANNEL_MEMBER|PortChannel0002|Ethernet12") == {"NULL": "NULL"}
     assert r.config_get("notify-keyspace-events")["notify-keyspace-events"] != ""
 
@@ -228,7 +253,8 @@ time.sleep(120)
 
 def test_runtime_changes_and_shim(workdir: Path):
     lab = Lab(workdir, prefix=PREFIX).up(
-        lags=1, members=2, shim_cmd=[sys.executable, "-c", SHIM, "{redis_url}"])
+        lags=1, members=2, shim_cmd=[sys.executable, "-c", SHIM, "{redis_url}"]
+    )
     shim = lab.shim_proc()
     assert shim is not None and shim.alive()
     log = workdir / "shim-active.log"
@@ -248,9 +274,14 @@ def test_runtime_changes_and_shim(workdir: Path):
     assert ovs.bond_members("bond2") == ["p2"]
     assert lab.add_member("PortChannel0002") == ("PortChannel0002", "Ethernet12", "p3")
     assert sorted(ovs.bond_members("bond2")) == ["p2", "p3"]
-    assert r.exists("PORTCHANNEL|PortChannel0002",
-                    "PORTCHANNEL_MEMBER|PortChannel0002|Ethernet8",
-                    "PORTCHANNEL_MEMBER|PortChannel0002|Ethernet12") == 3
+    assert (
+        r.exists(
+            "PORTCHANNEL|PortChannel0002",
+            "PORTCHANNEL_MEMBER|PortChannel0002|Ethernet8",
+            "PORTCHANNEL_MEMBER|PortChannel0002|Ethernet12",
+        )
+        == 3
+    )
     assert netns.link_exists("lt-dut", "Ethernet12")
 
     lab.remove_member("Ethernet0")

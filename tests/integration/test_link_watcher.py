@@ -61,9 +61,13 @@ def test_one_watcher_serves_every_subscriber_and_orders_a_rename() -> None:
     ns = f"lw-{uuid.uuid4().hex[:6]}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
-        out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", PROBE,
-                              str(ROOT / "teamd-shim")], check=True, capture_output=True,
-                             text=True, timeout=60).stdout
+        out = subprocess.run(
+            ["ip", "netns", "exec", ns, sys.executable, "-c", PROBE, str(ROOT / "teamd-shim")],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
     got = json.loads(out)

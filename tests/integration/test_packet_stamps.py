@@ -46,12 +46,20 @@ def test_both_sockets_on_a_port_see_the_same_kernel_stamp() -> None:
     ns = f"stamp-{uuid.uuid4().hex[:6]}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
-        for cmd in (["link", "add", "sta", "type", "veth", "peer", "name", "stb"],
-                    ["link", "set", "sta", "up"], ["link", "set", "stb", "up"]):
+        for cmd in (
+            ["link", "add", "sta", "type", "veth", "peer", "name", "stb"],
+            ["link", "set", "sta", "up"],
+            ["link", "set", "stb", "up"],
+        ):
             subprocess.run(["ip", "-n", ns, *cmd], check=True)
-        out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", PROBE,
-                              str(ROOT / "teamd-shim")], check=True, capture_output=True,
-                             text=True, timeout=60, env={**os.environ}).stdout
+        out = subprocess.run(
+            ["ip", "netns", "exec", ns, sys.executable, "-c", PROBE, str(ROOT / "teamd-shim")],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ},
+        ).stdout
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
     got = json.loads(out)

@@ -97,8 +97,11 @@ def test_state_db_and_appl_db_hold_the_right_values(lab: Lab) -> None:
         assert m["link.up"] == "true"
     appl = appl_db(lab)
     for lag in lab.lags():
-        assert appl[f"LAG_TABLE:{lag}"] == {"admin_status": "up", "oper_status": "up",
-                                            "mtu": "9100"}
+        assert appl[f"LAG_TABLE:{lag}"] == {
+            "admin_status": "up",
+            "oper_status": "up",
+            "mtu": "9100",
+        }
     for lag, port, _ in lab.members():
         assert appl[f"LAG_MEMBER_TABLE:{lag}:{port}"] == {"status": "enabled"}
 
@@ -106,20 +109,49 @@ def test_state_db_and_appl_db_hold_the_right_values(lab: Lab) -> None:
 def test_ctl_state_dump_is_teamdctl_shaped(lab: Lab) -> None:
     lag, port, _ = lab.members()[0]
     out = subprocess.run(
-        ["ip", "netns", "exec", lab.dut_ns, shim_executable(), "--ctl-dir",
-         str(lab.workdir / "ctl"), "ctl", lag, "state", "dump"],
-        capture_output=True, text=True, check=True,
+        [
+            "ip",
+            "netns",
+            "exec",
+            lab.dut_ns,
+            shim_executable(),
+            "--ctl-dir",
+            str(lab.workdir / "ctl"),
+            "ctl",
+            lag,
+            "state",
+            "dump",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     dump = json.loads(out)
     assert dump["setup"]["runner_name"] == "lacp"
     assert dump["runner"]["fast_rate"] is True
     p = dump["ports"][port]["runner"]
     assert p["state"] == "current" and p["selected"] is True
-    assert set(p["partner_lacpdu_info"]) == {"system_priority", "system", "key",
-                                             "port_priority", "port", "state"}
+    assert set(p["partner_lacpdu_info"]) == {
+        "system_priority",
+        "system",
+        "key",
+        "port_priority",
+        "port",
+        "state",
+    }
     bad = subprocess.run(
-        [shim_executable(), "--ctl-dir", str(lab.workdir / "ctl"), "ctl", "PortChannel9999",
-         "state", "dump"], capture_output=True, text=True)
+        [
+            shim_executable(),
+            "--ctl-dir",
+            str(lab.workdir / "ctl"),
+            "ctl",
+            "PortChannel9999",
+            "state",
+            "dump",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 1 and "no LAG 'PortChannel9999'" in bad.stderr
 
 
@@ -142,10 +174,18 @@ def test_member_link_down_deselects_on_both_sides_and_rejoins(lab: Lab) -> None:
     bond = lab.state["lags"][lag]["bond"]
     lab.set_member_link(port, False)
     try:
-        wait_for(lambda: not lab.ovs.bond_show()[bond]["members"][pport], 3.0,
-                 "partner disables the member")
-        wait_for(lambda: state_db(lab, f"LAG_MEMBER_TABLE|{lag}|{port}").get("runner.selected")
-                 == "false", 3.0, "our side deselects the member")
+        wait_for(
+            lambda: not lab.ovs.bond_show()[bond]["members"][pport],
+            3.0,
+            "partner disables the member",
+        )
+        wait_for(
+            lambda: (
+                state_db(lab, f"LAG_MEMBER_TABLE|{lag}|{port}").get("runner.selected") == "false"
+            ),
+            3.0,
+            "our side deselects the member",
+        )
         appl = appl_db(lab)
         assert appl[f"LAG_MEMBER_TABLE:{lag}:{port}"] == {"status": "disabled"}
         assert appl[f"LAG_TABLE:{lag}"]["oper_status"] == "up"  # min_links 1: LAG stays up
@@ -153,28 +193,41 @@ def test_member_link_down_deselects_on_both_sides_and_rejoins(lab: Lab) -> None:
     finally:
         lab.set_member_link(port, True)
     wait_for(lambda: lab.ovs.bond_show()[bond]["members"][pport], 5.0, "partner re-enables")
-    wait_for(lambda: appl_db(lab)[f"LAG_MEMBER_TABLE:{lag}:{port}"] == {"status": "enabled"},
-             5.0, "our side re-enables")
+    wait_for(
+        lambda: appl_db(lab)[f"LAG_MEMBER_TABLE:{lag}:{port}"] == {"status": "enabled"},
+        5.0,
+        "our side re-enables",
+    )
 
 
 def test_runtime_add_and_remove_of_lag_and_member(lab: Lab) -> None:
     new = lab.add_lag(members=2)
     bond = lab.state["lags"][new]["bond"]
-    wait_for(lambda: all_negotiated({bond: lab.ovs.bond_show().get(bond, {})}), 5.0,
-             f"{new} negotiated")
+    wait_for(
+        lambda: all_negotiated({bond: lab.ovs.bond_show().get(bond, {})}), 5.0, f"{new} negotiated"
+    )
     lag = lab.lags()[0]
     _, port, pport = lab.add_member(lag)
     b1 = lab.state["lags"][lag]["bond"]
     wait_for(lambda: lab.ovs.bond_show()[b1]["members"].get(pport), 5.0, "new member enabled")
-    wait_for(lambda: appl_db(lab).get(f"LAG_MEMBER_TABLE:{lag}:{port}") == {"status": "enabled"},
-             3.0, "new member in APPL_DB")
+    wait_for(
+        lambda: appl_db(lab).get(f"LAG_MEMBER_TABLE:{lag}:{port}") == {"status": "enabled"},
+        3.0,
+        "new member in APPL_DB",
+    )
     lab.remove_member(port)
-    wait_for(lambda: f"LAG_MEMBER_TABLE:{lag}:{port}" not in appl_db(lab), 3.0,
-             "member gone from APPL_DB")
+    wait_for(
+        lambda: f"LAG_MEMBER_TABLE:{lag}:{port}" not in appl_db(lab),
+        3.0,
+        "member gone from APPL_DB",
+    )
     # the netdev may vanish before the shim sees the config removal: for that moment the member
     # is "configured, netdev missing" (an error field), then the key goes
-    wait_for(lambda: not state_db(lab, f"LAG_MEMBER_TABLE|{lag}|{port}"), 3.0,
-             "member gone from STATE_DB")
+    wait_for(
+        lambda: not state_db(lab, f"LAG_MEMBER_TABLE|{lag}|{port}"),
+        3.0,
+        "member gone from STATE_DB",
+    )
     lab.remove_lag(new)
     wait_for(lambda: f"LAG_TABLE:{new}" not in appl_db(lab), 3.0, "LAG gone from APPL_DB")
     wait_for(lambda: not state_db(lab, f"LAG_TABLE|{new}"), 3.0, "LAG gone from STATE_DB")
@@ -203,12 +256,18 @@ def test_bad_config_is_refused_and_touches_nothing_else(lab: Lab) -> None:
             f"LAG_MEMBER_TABLE|{lag2}|{port_of_lag1}": f"already a member of {lag1}",
         }
         for key, words in expect.items():
-            wait_for(lambda key=key, words=words: words in state_db(lab, key).get("error", ""),
-                     3.0, f"error on {key}")
+            wait_for(
+                lambda key=key, words=words: words in state_db(lab, key).get("error", ""),
+                3.0,
+                f"error on {key}",
+            )
         # a bad change to a running LAG is refused and the running config kept
         cfg.hset(f"PORTCHANNEL|{lag1}", "min_links", "zero")
-        wait_for(lambda: "min_links" in state_db(lab, f"LAG_TABLE|{lag1}").get("error", ""),
-                 3.0, "error on the running LAG")
+        wait_for(
+            lambda: "min_links" in state_db(lab, f"LAG_TABLE|{lag1}").get("error", ""),
+            3.0,
+            "error on the running LAG",
+        )
         assert state_db(lab, f"LAG_TABLE|{lag1}")["oper_status"] == "up"
     finally:
         cfg.delete(*bad)
@@ -226,8 +285,11 @@ def test_redis_restart_is_invisible_to_partner(lab: Lab) -> None:
     before = stats_snapshot(lab)
     offset = lab.ovs.log_offset()
     lab.restart_redis(down_for=2.0)
-    wait_for(lambda: state_db(lab, f"LAG_TABLE|{lab.lags()[0]}").get("oper_status") == "up",
-             10.0, "STATE_DB republished after the restart")
+    wait_for(
+        lambda: state_db(lab, f"LAG_TABLE|{lab.lags()[0]}").get("oper_status") == "up",
+        10.0,
+        "STATE_DB republished after the restart",
+    )
     time.sleep(3.5)  # longer than the partner's 3 s timeout
     assert stats_snapshot(lab) == before
     assert lab.ovs.member_events(offset) == []

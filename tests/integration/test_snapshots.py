@@ -26,12 +26,16 @@ def test_a_queued_shadow_snapshot_never_overwrites_the_final_one(redis_server) -
     store = OwnerStore(endpoint)
     name = "teamd"
     publisher = Publisher(endpoint)
-    shadow = {"PortChannel0001": json.dumps({"shadow": True}),
-              "_meta": json.dumps({"epoch": 1, "t": 1.0, "final": False, "owner": name,
-                                   "rx_cut": {}})}
+    shadow = {
+        "PortChannel0001": json.dumps({"shadow": True}),
+        "_meta": json.dumps({"epoch": 1, "t": 1.0, "final": False, "owner": name, "rx_cut": {}}),
+    }
     publisher.put(Target("STATE_DB", "TEAMD_SHIM_STATE", name), shadow)  # queued ...
-    store.write_final(name, {"PortChannel0001": {"final": True}},
-                      SnapshotMeta(epoch=1, t=2.0, final=True, owner=name))
+    store.write_final(
+        name,
+        {"PortChannel0001": {"final": True}},
+        SnapshotMeta(epoch=1, t=2.0, final=True, owner=name),
+    )
     publisher.start()  # ... and written after the final snapshot
     try:
         deadline = time.monotonic() + 5.0

@@ -81,8 +81,12 @@ class Supervisor:
         self.ref: ProcRef | None = None
 
     def start(self) -> Supervisor:
-        self.ref = self.lab._spawn(self.lab.dut_ns, [WARM_RESTART, "--redis", self.lab.redis_url,
-                                                     "supervise"], self.log, "supervisor")
+        self.ref = self.lab._spawn(
+            self.lab.dut_ns,
+            [WARM_RESTART, "--redis", self.lab.redis_url, "supervise"],
+            self.log,
+            "supervisor",
+        )
         return self
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
@@ -117,16 +121,20 @@ def pair(lab: Lab) -> Pair | None:
     instances = live(lab)
     owner = lab.redis(6).hgetall("TEAMD_OWNER_TABLE|teamd")
     act = [n for n, r in instances.items() if r["role"] == "active"]
-    sb = [n for n, r in instances.items()
-          if r["role"] == "standby" and r.get("hot") == "true" and r.get("ready") == "true"]
+    sb = [
+        n
+        for n, r in instances.items()
+        if r["role"] == "standby" and r.get("hot") == "true" and r.get("ready") == "true"
+    ]
     if len(instances) != 2 or len(act) != 1 or len(sb) != 1 or owner.get("owner") != act[0]:
         return None
     return Pair(act[0], int(instances[act[0]]["pid"]), sb[0], int(instances[sb[0]]["pid"]))
 
 
 def whole(lab: Lab, timeout: float = 20.0) -> Pair:
-    return wait_for(lambda: pair(lab), timeout, "one active and one READY hot standby",
-                    interval=0.05)
+    return wait_for(
+        lambda: pair(lab), timeout, "one active and one READY hot standby", interval=0.05
+    )
 
 
 class Judge:
@@ -159,18 +167,25 @@ def wait_gone(pid: int, timeout: float = 5.0) -> None:
         except ChildProcessError:
             pass
         return proc_starttime(pid) is None
+
     wait_for(gone, timeout, f"pid {pid} gone", interval=0.02)
 
 
 def status_json(lab: Lab) -> dict:
-    out = subprocess.run([WARM_RESTART, "--redis", lab.redis_url, "status", "--json"],
-                         capture_output=True, text=True, timeout=30, check=True)
+    out = subprocess.run(
+        [WARM_RESTART, "--redis", lab.redis_url, "status", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     return json.loads(out.stdout)
 
 
 # ---- the tests, in order ----------------------------------------------------------------------
 def test_supervisor_adopts_the_active_and_keeps_a_ready_hot_standby(
-        lab: Lab, supervisor: Supervisor) -> None:
+    lab: Lab, supervisor: Supervisor
+) -> None:
     before = live(lab)
     assert list(before) == ["teamd"], before
     p = whole(lab)
@@ -181,14 +196,20 @@ def test_supervisor_adopts_the_active_and_keeps_a_ready_hot_standby(
     assert sup["runtime"] == "process"
     sb = st["instances"][p.standby]
     assert sb["role"] == "standby" and sb["ready"] == "true" and sb["hot"] == "true"
-    text = subprocess.run([WARM_RESTART, "--redis", lab.redis_url, "status"],
-                          capture_output=True, text=True, timeout=30, check=True).stdout
+    text = subprocess.run(
+        [WARM_RESTART, "--redis", lab.redis_url, "status"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
     assert f"{p.standby} (hot standby" in text and "READY" in text, text
     assert "supervisor: pid" in text, text
 
 
 def test_ten_sigkills_of_the_active_are_invisible_to_the_partner(
-        lab: Lab, supervisor: Supervisor, summary: list[str]) -> None:
+    lab: Lab, supervisor: Supervisor, summary: list[str]
+) -> None:
     judge = Judge(lab)
     promotions = []
     for _ in range(10):
@@ -196,38 +217,53 @@ def test_ten_sigkills_of_the_active_are_invisible_to_the_partner(
         time.sleep(0.3 + (time.monotonic() % 0.7))  # land the kill anywhere in the period
         os.kill(p.active_pid, signal.SIGKILL)
         wait_gone(p.active_pid)
-        promoted = wait_for(lambda p=p: lab.redis(6).hgetall(
-            f"TEAMD_SHIM_INSTANCE|{p.standby}").get("promoted_from") == p.active,
-            5.0, "the standby promoted itself")
-        promotions.append(lab.redis(6).hget(f"TEAMD_SHIM_INSTANCE|{p.standby}",
-                                            "promoted_took_ms"))
+        promoted = wait_for(
+            lambda p=p: (
+                lab.redis(6).hgetall(f"TEAMD_SHIM_INSTANCE|{p.standby}").get("promoted_from")
+                == p.active
+            ),
+            5.0,
+            "the standby promoted itself",
+        )
+        promotions.append(lab.redis(6).hget(f"TEAMD_SHIM_INSTANCE|{p.standby}", "promoted_took_ms"))
         assert promoted
         assert lab.redis(6).hget("TEAMD_OWNER_TABLE|teamd", "owner") == p.standby
     whole(lab)  # and READY again after the last one
     worst = judge.assert_invisible(KILL_BUDGET_S)
-    summary.append(f"supervised: 10 x SIGKILL of the active: largest PDU gap {worst:.3f} s, "
-                   f"0 member flaps, expired/defaulted +0; promotion took "
-                   f"{', '.join(str(x) for x in promotions)} ms")
+    summary.append(
+        f"supervised: 10 x SIGKILL of the active: largest PDU gap {worst:.3f} s, "
+        f"0 member flaps, expired/defaulted +0; promotion took "
+        f"{', '.join(str(x) for x in promotions)} ms"
+    )
 
 
-def test_three_sigstops_are_fenced_and_invisible(lab: Lab, supervisor: Supervisor,
-                                                  summary: list[str]) -> None:
+def test_three_sigstops_are_fenced_and_invisible(
+    lab: Lab, supervisor: Supervisor, summary: list[str]
+) -> None:
     judge = Judge(lab)
     for _ in range(3):
         p = whole(lab)
         time.sleep(0.3 + (time.monotonic() % 0.7))
         os.kill(p.active_pid, signal.SIGSTOP)
-        wait_for(lambda p=p: lab.redis(6).hget("TEAMD_OWNER_TABLE|teamd", "owner") == p.standby,
-                 5.0, "the standby fenced the hung active and took over")
+        wait_for(
+            lambda p=p: lab.redis(6).hget("TEAMD_OWNER_TABLE|teamd", "owner") == p.standby,
+            5.0,
+            "the standby fenced the hung active and took over",
+        )
         with_kill(p.active_pid, signal.SIGCONT)
         wait_gone(p.active_pid)  # fenced: killed before the standby sent anything
-        why = wait_for(lambda p=p: lab.redis(6).hget(f"TEAMD_SHIM_INSTANCE|{p.standby}",
-                                                     "promoted_why"), 5.0, "promotion record")
+        why = wait_for(
+            lambda p=p: lab.redis(6).hget(f"TEAMD_SHIM_INSTANCE|{p.standby}", "promoted_why"),
+            5.0,
+            "promotion record",
+        )
         assert why == "hung"
     whole(lab)
     worst = judge.assert_invisible(HANG_BUDGET_S)
-    summary.append(f"supervised: 3 x SIGSTOP of the active (fenced, killed, promoted): largest "
-                   f"PDU gap {worst:.3f} s, 0 member flaps")
+    summary.append(
+        f"supervised: 3 x SIGSTOP of the active (fenced, killed, promoted): largest "
+        f"PDU gap {worst:.3f} s, 0 member flaps"
+    )
 
 
 def test_the_standby_killed_is_invisible_and_replaced(lab: Lab, supervisor: Supervisor) -> None:
@@ -235,15 +271,17 @@ def test_the_standby_killed_is_invisible_and_replaced(lab: Lab, supervisor: Supe
     p = whole(lab)
     os.kill(p.standby_pid, signal.SIGKILL)
     wait_gone(p.standby_pid)
-    q = wait_for(lambda: (x := pair(lab)) and x.standby != p.standby and x, 20.0,
-                 "a new READY hot standby")
+    q = wait_for(
+        lambda: (x := pair(lab)) and x.standby != p.standby and x, 20.0, "a new READY hot standby"
+    )
     assert q.active == p.active and q.active_pid == p.active_pid
     time.sleep(1.0)
     judge.assert_invisible(1.1)
 
 
 def test_the_supervisor_killed_and_restarted_adopts_and_starts_no_duplicate(
-        lab: Lab, supervisor: Supervisor) -> None:
+    lab: Lab, supervisor: Supervisor
+) -> None:
     judge = Judge(lab)
     p = whole(lab)
     supervisor.kill(signal.SIGKILL)
@@ -256,33 +294,44 @@ def test_the_supervisor_killed_and_restarted_adopts_and_starts_no_duplicate(
     assert st["alive"] and st["pid"] == str(supervisor.ref.pid if supervisor.ref else 0)
     assert st["standby"] == p.standby
     # a second supervisor is refused, changing nothing
-    out = subprocess.run(["ip", "netns", "exec", lab.dut_ns, WARM_RESTART, "--redis",
-                          lab.redis_url, "supervise"], capture_output=True, text=True,
-                         timeout=30)
+    out = subprocess.run(
+        ["ip", "netns", "exec", lab.dut_ns, WARM_RESTART, "--redis", lab.redis_url, "supervise"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert out.returncode == 2 and "another supervisor runs" in out.stderr, out
     assert pair(lab) == p
     judge.assert_invisible(1.1)
 
 
 def test_a_planned_restart_under_the_supervisor_hands_over_to_the_hot_standby(
-        lab: Lab, supervisor: Supervisor, summary: list[str]) -> None:
+    lab: Lab, supervisor: Supervisor, summary: list[str]
+) -> None:
     judge = Judge(lab)
     p = whole(lab)
-    out = subprocess.run([WARM_RESTART, "--redis", lab.redis_url, "teamd", "--yes", "--json"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [WARM_RESTART, "--redis", lab.redis_url, "teamd", "--yes", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     res = json.loads(out.stdout)
     assert out.returncode == 0, (res, out.stderr)
     assert res["old"] == p.active and res["new"] == p.standby, res
     q = whole(lab)
     assert q.active == p.standby and q.standby != p.standby
     worst = judge.assert_invisible(1.1)
-    summary.append(f"supervised: planned `warm-restart teamd` to the hot standby: ready stage "
-                   f"{res['stages']['ready'] * 1000:.0f} ms, command {res['wall_s']:.2f} s, "
-                   f"largest PDU gap {worst:.3f} s")
+    summary.append(
+        f"supervised: planned `warm-restart teamd` to the hot standby: ready stage "
+        f"{res['stages']['ready'] * 1000:.0f} ms, command {res['wall_s']:.2f} s, "
+        f"largest PDU gap {worst:.3f} s"
+    )
 
 
 def test_the_active_killed_while_redis_is_down_is_still_invisible(
-        lab: Lab, supervisor: Supervisor) -> None:
+    lab: Lab, supervisor: Supervisor
+) -> None:
     judge = Judge(lab)
     p = whole(lab)
     lab.stop_redis()
@@ -294,8 +343,11 @@ def test_the_active_killed_while_redis_is_down_is_still_invisible(
     finally:
         lab.start_redis()
     # the promoted standby wrote its epoch once redis answered again (forward only)
-    wait_for(lambda: lab.redis(6).hget("TEAMD_OWNER_TABLE|teamd", "owner") == p.standby, 10.0,
-             "the promoted standby in the owner record")
+    wait_for(
+        lambda: lab.redis(6).hget("TEAMD_OWNER_TABLE|teamd", "owner") == p.standby,
+        10.0,
+        "the promoted standby in the owner record",
+    )
     rec = lab.redis(6).hgetall(f"TEAMD_SHIM_INSTANCE|{p.standby}")
     assert rec.get("promoted_why") == "died" and "redis unreachable" in rec["promoted_how"], rec
     whole(lab, 30.0)
@@ -303,7 +355,8 @@ def test_the_active_killed_while_redis_is_down_is_still_invisible(
 
 
 def test_contrast_sigkill_without_a_supervisor_flaps_every_lag(
-        lab: Lab, supervisor: Supervisor, summary: list[str]) -> None:
+    lab: Lab, supervisor: Supervisor, summary: list[str]
+) -> None:
     """What SONiC users get today: the teamd process dies and nothing takes over."""
     p = whole(lab)
     supervisor.kill(signal.SIGTERM)
@@ -318,9 +371,11 @@ def test_contrast_sigkill_without_a_supervisor_flaps_every_lag(
     now = counters(lab)
     expired = sum(now[k][0] - judge.counters[k][0] for k in judge.counters)
     assert flaps >= LAGS * MEMBERS and worst > FLAP_S, (flaps, worst)
-    summary.append(f"contrast, no supervisor: 1 x SIGKILL of the active: {flaps} member flaps, "
-                   f"Link Expired +{expired}, PDUs stopped for good (largest gap {worst:.1f} s "
-                   "and counting)")
+    summary.append(
+        f"contrast, no supervisor: 1 x SIGKILL of the active: {flaps} member flaps, "
+        f"Link Expired +{expired}, PDUs stopped for good (largest gap {worst:.1f} s "
+        "and counting)"
+    )
     # leave the lab with an active again
     for name in live(lab):
         lab.redis(6).delete(f"TEAMD_SHIM_INSTANCE|{name}")
@@ -338,7 +393,7 @@ def test_a_fenced_owner_that_wakes_sends_and_writes_nothing(lab: Lab) -> None:
 
     store = OwnerStore(parse_url(lab.redis_url))
     wait_for(lambda: len(live(lab)) == 1, 10.0, "one live instance (the contrast's fresh active)")
-    (name, rec), = live(lab).items()
+    ((name, rec),) = live(lab).items()
     pid = int(rec["pid"])
     owner = store.owner()
     assert owner is not None and owner.owner == name
@@ -351,8 +406,11 @@ def test_a_fenced_owner_that_wakes_sends_and_writes_nothing(lab: Lab) -> None:
     os.kill(pid, signal.SIGCONT)
     wait_gone(pid)
     time.sleep(0.5)
-    frames = [f for f in load_records(Path(lab.state["recorder"]["out"]))
-              if f.subtype == 1 and f.t > t_cont]
+    frames = [
+        f
+        for f in load_records(Path(lab.state["recorder"]["out"]))
+        if f.subtype == 1 and f.t > t_cont
+    ]
     assert frames == [], f"{len(frames)} PDU(s) after waking, e.g. {frames[:1]}"
     log = (lab.workdir / "shim-active.log").read_text()
     assert "FENCED" in log, log[-2000:]

@@ -1,6 +1,6 @@
 """Diagnostic (guest only): why does LAG 2 not negotiate? Dumps both sides after a while.
 
-    python tests/kernel/vm.py --timeout 240 -- .venv/bin/python tests/kernel/diag_lag2.py
+python tests/kernel/vm.py --timeout 240 -- .venv/bin/python tests/kernel/diag_lag2.py
 """
 
 from __future__ import annotations
@@ -23,8 +23,12 @@ T0 = time.monotonic()
 
 
 def sh(ns: str, cmd: str) -> str:
-    p = subprocess.run(["nsenter", f"--net=/run/netns/{ns}", "sh", "-c", cmd],
-                       capture_output=True, text=True, timeout=30)
+    p = subprocess.run(
+        ["nsenter", f"--net=/run/netns/{ns}", "sh", "-c", cmd],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     return f"[{ns}] $ {cmd}\n{p.stdout}{p.stderr}\n"
 
 
@@ -44,10 +48,14 @@ def main() -> int:
         # start tcpdump on every port, both sides, before the partner starts
         for m in lab.members:
             for ns, dev in ((DUT_NS, m.dut_port), (PTNR_NS, m.partner_port)):
-                lab.spawn(f"tcpdump-{dev}", ns, ["tcpdump", "-l", "-n", "-e", "-i", dev,
-                                                  "ether", "proto", "0x8809"])
+                lab.spawn(
+                    f"tcpdump-{dev}",
+                    ns,
+                    ["tcpdump", "-l", "-n", "-e", "-i", dev, "ether", "proto", "0x8809"],
+                )
         # same wait as GuestLab.start_partner, but teamd in the foreground with -g
         from pyroute2 import IPRoute
+
         with IPRoute(netns=DUT_NS, flags=0) as ipr:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
@@ -68,9 +76,11 @@ def main() -> int:
         note("partner teamds started")
         time.sleep(1.0)
         for m in lab.members:
-            lab.spawn(f"tcpdump-{m.partner_port}", PTNR_NS,
-                      ["tcpdump", "-l", "-n", "-e", "-i", m.partner_port, "ether", "proto",
-                       "0x8809"])
+            lab.spawn(
+                f"tcpdump-{m.partner_port}",
+                PTNR_NS,
+                ["tcpdump", "-l", "-n", "-e", "-i", m.partner_port, "ether", "proto", "0x8809"],
+            )
         with IPRoute(netns=PTNR_NS, flags=0) as ipr:
             ipr.link("set", index=ipr.link_lookup(ifname="bond1")[0], state="up")
         note("bond1 admin up; bond2 left down")
@@ -88,8 +98,12 @@ def main() -> int:
             report.append(sh(ns, "ip -s -d link show"))
         for lag in lab.lags:
             report.append(sh(DUT_NS, f"teamnl {lag} options; teamnl {lag} ports"))
-            report.append(sh(DUT_NS, f"{lab.shim_argv()[0]} --ctl-dir {lab.workdir / 'ctl'} "
-                                     f"ctl {lag} state dump"))
+            report.append(
+                sh(
+                    DUT_NS,
+                    f"{lab.shim_argv()[0]} --ctl-dir {lab.workdir / 'ctl'} ctl {lag} state dump",
+                )
+            )
             report.append(sh(PTNR_NS, f"teamdctl {lab.bond(lag)} state dump"))
             report.append(sh(PTNR_NS, f"teamnl {lab.bond(lag)} options"))
         note("dumped")

@@ -1,6 +1,6 @@
 """Diagnostic (guest only): what slows a standby's start? Import time with/without observers.
 
-    python tests/kernel/vm.py --timeout 240 -- .venv/bin/python tests/kernel/diag_load.py
+python tests/kernel/vm.py --timeout 240 -- .venv/bin/python tests/kernel/diag_load.py
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ def import_time(what: str) -> float:
 
 
 def ps() -> str:
-    return subprocess.run(["ps", "-eo", "pid,etimes,times,pcpu,args", "--sort=-times"],
-                          capture_output=True, text=True).stdout[:6000]
+    return subprocess.run(
+        ["ps", "-eo", "pid,etimes,times,pcpu,args", "--sort=-times"], capture_output=True, text=True
+    ).stdout[:6000]
 
 
 def main() -> int:
@@ -48,11 +49,11 @@ def main() -> int:
             "pass": "pass",
             "import": "import teamd_shim.cli, teamd_shim.daemon, teamd_shim.dataplane.team",
             "import+TeamDataplane": "import teamd_shim.cli, teamd_shim.daemon\n"
-                                    "from teamd_shim.dataplane.team import TeamDataplane\n"
-                                    "from teamd_shim.links import LinkWatcher\n"
-                                    "import time; t = time.monotonic()\n"
-                                    "d = TeamDataplane(LinkWatcher())\n"
-                                    "print(f'TeamDataplane() {time.monotonic() - t:.1f} s')",
+            "from teamd_shim.dataplane.team import TeamDataplane\n"
+            "from teamd_shim.links import LinkWatcher\n"
+            "import time; t = time.monotonic()\n"
+            "d = TeamDataplane(LinkWatcher())\n"
+            "print(f'TeamDataplane() {time.monotonic() - t:.1f} s')",
         }
         for phase in ("idle", "observed"):
             if phase == "observed":
@@ -72,8 +73,9 @@ def main() -> int:
         stat1 = Path("/proc/stat").read_text().splitlines()[0]
         note(f"cpu over 5 s: {stat0} -> {stat1}")
         env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1")
-        p = subprocess.run(lab.nsexec(DUT_NS, [PY, "-c", steps["import"]]), env=env,
-                           capture_output=True, text=True)
+        p = subprocess.run(
+            lab.nsexec(DUT_NS, [PY, "-c", steps["import"]]), env=env, capture_output=True, text=True
+        )
         rows = [ln.split("|") for ln in p.stderr.splitlines() if ln.startswith("import time:")]
         rows = sorted(rows[1:], key=lambda r: -int(r[1]))[:25]
         print("\n".join("|".join(r) for r in rows), flush=True)

@@ -66,10 +66,14 @@ def out_of_time(doing: str) -> None:
     spent = time.monotonic() - T_IMPORT
     out = os.environ.get("VM_RESULTS_DIR")
     if out:
-        Path(out, OUT_OF_TIME_FILE).write_text(json.dumps(
-            {"doing": doing, "guest_seconds": round(spent, 1)}))
-    pytest.exit(f"kernel tier: out of time after {spent:.0f} s in the guest while {doing}; "
-                "raise KERNEL_TIER_TIMEOUT", returncode=3)
+        Path(out, OUT_OF_TIME_FILE).write_text(
+            json.dumps({"doing": doing, "guest_seconds": round(spent, 1)})
+        )
+    pytest.exit(
+        f"kernel tier: out of time after {spent:.0f} s in the guest while {doing}; "
+        "raise KERNEL_TIER_TIMEOUT",
+        returncode=3,
+    )
 
 
 def check_budget(doing: str) -> None:
@@ -97,10 +101,19 @@ def wait_for(pred: Callable[[], Any], timeout: float, what: str, every: float = 
 
 def teamd_conf(dev: str, ports: list[str], hwaddr: str) -> dict[str, Any]:
     """What teammgrd gives teamd for `fast_rate true` (hld §13.5)."""
-    return {"device": dev, "hwaddr": hwaddr,
-            "runner": {"name": "lacp", "active": True, "fast_rate": True, "min_ports": 1,
-                       "tx_hash": ["eth", "ipv4", "ipv6"]},
-            "link_watch": {"name": "ethtool"}, "ports": {p: {} for p in ports}}
+    return {
+        "device": dev,
+        "hwaddr": hwaddr,
+        "runner": {
+            "name": "lacp",
+            "active": True,
+            "fast_rate": True,
+            "min_ports": 1,
+            "tx_hash": ["eth", "ipv4", "ipv6"],
+        },
+        "link_watch": {"name": "ethtool"},
+        "ports": {p: {} for p in ports},
+    }
 
 
 def pid_gone(pid: int) -> bool:
@@ -136,31 +149,48 @@ class GuestLab:
             netns.create_ns(ns)
         for m in self.members:
             # partner ends down: teamd (like the kernel) wants a port down before enslaving it
-            netns.create_veth(DUT_NS, m.dut_port, PTNR_NS, m.partner_port,
-                              mac_a=dut_port_mac(m.k), mac_b=partner_port_mac(m.k), up=False)
+            netns.create_veth(
+                DUT_NS,
+                m.dut_port,
+                PTNR_NS,
+                m.partner_port,
+                mac_a=dut_port_mac(m.k),
+                mac_b=partner_port_mac(m.k),
+                up=False,
+            )
             netns.set_link(DUT_NS, m.dut_port, True)
         self.redis = RedisServer(self.workdir / "redis").start()
         self.write_config(self.lags)
 
-    def start_partner(self, teamd_lags: list[str] | None = None,
-                      bonding_lags: tuple[str, ...] = ()) -> None:
+    def start_partner(
+        self, teamd_lags: list[str] | None = None, bonding_lags: tuple[str, ...] = ()
+    ) -> None:
         """Stock teamd per LAG (or Linux bonding, 802.3ad with lacp_rate fast, for those in
         `bonding_lags`), once our side has enslaved its members (as on a switch whose
         PortChannels are configured before the peer comes up)."""
         with IPRoute(netns=DUT_NS, flags=0) as ipr:
+
             def enslaved() -> bool:
-                masters = {lk.get_attr("IFLA_IFNAME"): lk.get_attr("IFLA_MASTER")
-                           for lk in ipr.link("dump")}
+                masters = {
+                    lk.get_attr("IFLA_IFNAME"): lk.get_attr("IFLA_MASTER")
+                    for lk in ipr.link("dump")
+                }
                 teams = {lk.get_attr("IFLA_IFNAME"): lk["index"] for lk in ipr.link("dump")}
-                return all(teams.get(m.lag) and masters.get(m.dut_port) == teams[m.lag]
-                           for m in self.members)
+                return all(
+                    teams.get(m.lag) and masters.get(m.dut_port) == teams[m.lag]
+                    for m in self.members
+                )
+
             wait_for(enslaved, 60, "our team netdevs with every member enslaved")
         for lag in bonding_lags:
             self.start_bonding(lag)
-        for lag in (self.lags if teamd_lags is None else teamd_lags):
-            self.start_teamd(PTNR_NS, self.bond(lag),
-                             [m.partner_port for m in self.members if m.lag == lag],
-                             PARTNER_SYSTEM_MAC)
+        for lag in self.lags if teamd_lags is None else teamd_lags:
+            self.start_teamd(
+                PTNR_NS,
+                self.bond(lag),
+                [m.partner_port for m in self.members if m.lag == lag],
+                PARTNER_SYSTEM_MAC,
+            )
             # The partner is a switch too: its teammgrd sets every PortChannel's MTU and admin
             # state right after starting teamd. This matters: stock teamd sends no LACPDU while
             # its team netdev is admin down (yet it receives ours: its ports show current and
@@ -172,13 +202,27 @@ class GuestLab:
         """A Linux bonding partner: what the kernel's own 802.3ad speaker makes of us."""
         dev = self.bond(lag)
         ip = ["ip", "-n", PTNR_NS, "link"]
-        subprocess.run([*ip, "add", dev, "type", "bond", "mode", "802.3ad", "lacp_rate", "fast",
-                        "miimon", "100"], check=True, timeout=20)
+        subprocess.run(
+            [
+                *ip,
+                "add",
+                dev,
+                "type",
+                "bond",
+                "mode",
+                "802.3ad",
+                "lacp_rate",
+                "fast",
+                "miimon",
+                "100",
+            ],
+            check=True,
+            timeout=20,
+        )
         for m in self.members:
             if m.lag == lag:
                 subprocess.run([*ip, "set", m.partner_port, "down"], check=True, timeout=20)
-                subprocess.run([*ip, "set", m.partner_port, "master", dev], check=True,
-                               timeout=20)
+                subprocess.run([*ip, "set", m.partner_port, "master", dev], check=True, timeout=20)
                 subprocess.run([*ip, "set", m.partner_port, "up"], check=True, timeout=20)
         subprocess.run([*ip, "set", dev, "mtu", "9100", "up"], check=True, timeout=20)
 
@@ -216,12 +260,17 @@ class GuestLab:
         self.procs[name] = ref
         return ref
 
-    def start_teamd(self, ns: str, dev: str, ports: list[str], hwaddr: str,
-                    extra: tuple[str, ...] = ()) -> None:
+    def start_teamd(
+        self, ns: str, dev: str, ports: list[str], hwaddr: str, extra: tuple[str, ...] = ()
+    ) -> None:
         conf = self.workdir / f"{dev}.conf"
         conf.write_text(json.dumps(teamd_conf(dev, ports, hwaddr)))
-        p = subprocess.run(self.nsexec(ns, ["teamd", "-d", "-f", str(conf), *extra]),
-                           capture_output=True, text=True, timeout=30)
+        p = subprocess.run(
+            self.nsexec(ns, ["teamd", "-d", "-f", str(conf), *extra]),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert p.returncode == 0, f"teamd {dev} {extra}: {p.stderr[-1000:]}"
 
     def stop_teamd(self, ns: str, dev: str) -> None:
@@ -248,9 +297,19 @@ class GuestLab:
 
     # ---- our shim ----------------------------------------------------------------------------
     def shim_argv(self, name: str = "teamd") -> list[str]:
-        return [str(VENV_BIN / "teamd-shim"), "--redis", self.redis_url,
-                "--ctl-dir", str(self.workdir / "ctl"), "--name", name, "--dataplane", "team",
-                "--record", str(self.record)]
+        return [
+            str(VENV_BIN / "teamd-shim"),
+            "--redis",
+            self.redis_url,
+            "--ctl-dir",
+            str(self.workdir / "ctl"),
+            "--name",
+            name,
+            "--dataplane",
+            "team",
+            "--record",
+            str(self.record),
+        ]
 
     def start_shim(self) -> ProcRef:
         self.shim_seq += 1
@@ -276,21 +335,43 @@ class GuestLab:
     # ---- observers -------------------------------------------------------------------------
     def start_observers(self, rate: float = 100.0, wait: bool = True) -> None:
         probe = [sys.executable, str(HERE / "nsprobe.py")]
-        self.spawn("dut-recorder", DUT_NS, [*probe, "dut-recorder", str(self.files["dut"]),
-                                             *self.lags, *(m.dut_port for m in self.members)])
+        self.spawn(
+            "dut-recorder",
+            DUT_NS,
+            [
+                *probe,
+                "dut-recorder",
+                str(self.files["dut"]),
+                *self.lags,
+                *(m.dut_port for m in self.members),
+            ],
+        )
         bonds = [self.bond(lag) for lag in self.lags]
-        self.spawn("partner-monitor", PTNR_NS,
-                   [*probe, "partner-monitor", str(self.files["partner"]), *bonds])
-        self.spawn("traffic", DUT_NS, [*probe, "traffic", str(self.files["traffic"]), str(rate),
-                                        DUT_IP, PTNR_IP, PTNR_NS])
+        self.spawn(
+            "partner-monitor",
+            PTNR_NS,
+            [*probe, "partner-monitor", str(self.files["partner"]), *bonds],
+        )
+        self.spawn(
+            "traffic",
+            DUT_NS,
+            [*probe, "traffic", str(self.files["traffic"]), str(rate), DUT_IP, PTNR_IP, PTNR_NS],
+        )
         if wait:
             self.wait_observers()
 
     def wait_observers(self) -> None:
-        for name, ev in (("dut", "ready-options"), ("dut", "ready-links"),
-                         ("partner", "ready-links"), ("traffic", "traffic-start")):
-            wait_for(lambda n=name, e=ev: any(r["ev"] == e for r in self.read(n)), 60,
-                     f"{name} observer to start")
+        for name, ev in (
+            ("dut", "ready-options"),
+            ("dut", "ready-links"),
+            ("partner", "ready-links"),
+            ("traffic", "traffic-start"),
+        ):
+            wait_for(
+                lambda n=name, e=ev: any(r["ev"] == e for r in self.read(n)),
+                60,
+                f"{name} observer to start",
+            )
 
     def read(self, what: str) -> list[dict[str, Any]]:
         path = self.files[what]

@@ -37,13 +37,18 @@ def _out(path: str) -> Any:
         line = json.dumps({"t": round(time.monotonic(), 4), **rec})
         with lock:
             f.write(line + "\n")
+
     return write
 
 
 def _link_rec(m: Any) -> dict[str, Any]:
-    return {"ifname": m.get_attr("IFLA_IFNAME"), "ifindex": m["index"],
-            "carrier": m.get_attr("IFLA_CARRIER"),
-            "lower_up": bool(m["flags"] & IFF_LOWER_UP), "master": m.get_attr("IFLA_MASTER")}
+    return {
+        "ifname": m.get_attr("IFLA_IFNAME"),
+        "ifindex": m["index"],
+        "carrier": m.get_attr("IFLA_CARRIER"),
+        "lower_up": bool(m["flags"] & IFF_LOWER_UP),
+        "master": m.get_attr("IFLA_MASTER"),
+    }
 
 
 def watch_links(write: Any, names: set[str] | None) -> None:
@@ -77,8 +82,13 @@ def watch_team_options(write: Any) -> None:
             for options, _ports in ev.events():
                 for o in options:
                     if o.name == "enabled" and o.port:
-                        write(ev="enabled", team=o.team, port=o.port, value=bool(o.value),
-                              removed=o.removed)
+                        write(
+                            ev="enabled",
+                            team=o.team,
+                            port=o.port,
+                            value=bool(o.value),
+                            removed=o.removed,
+                        )
 
 
 def teamd_state_dump(dev: str, timeout: float = 1.0) -> dict[str, Any]:
@@ -194,14 +204,21 @@ def main(argv: list[str]) -> int:
     elif what == "partner-monitor":
         import pyroute2  # noqa: F401
     if what == "dut-recorder":
-        threads = [threading.Thread(target=watch_links, args=(write, set(argv[2:])), daemon=True),
-                   threading.Thread(target=watch_team_options, args=(write,), daemon=True)]
+        threads = [
+            threading.Thread(target=watch_links, args=(write, set(argv[2:])), daemon=True),
+            threading.Thread(target=watch_team_options, args=(write,), daemon=True),
+        ]
     elif what == "partner-monitor":
-        threads = [threading.Thread(target=watch_links, args=(write, set(argv[2:])), daemon=True),
-                   threading.Thread(target=poll_partner, args=(write, argv[2:]), daemon=True)]
+        threads = [
+            threading.Thread(target=watch_links, args=(write, set(argv[2:])), daemon=True),
+            threading.Thread(target=poll_partner, args=(write, argv[2:]), daemon=True),
+        ]
     elif what == "traffic":
-        threads = [threading.Thread(target=traffic,
-                                    args=(write, float(argv[2]), argv[3], argv[4], argv[5]))]
+        threads = [
+            threading.Thread(
+                target=traffic, args=(write, float(argv[2]), argv[3], argv[4], argv[5])
+            )
+        ]
     else:
         print(f"unknown role {what}", file=sys.stderr)
         return 2

@@ -50,28 +50,56 @@ def durations(suite: ET.Element) -> list[str]:
 def main() -> int:
     results = Path(os.environ.get("KERNEL_TIER_RESULTS", CACHE_DIR / "last-run"))
     results.mkdir(parents=True, exist_ok=True)
-    for old in list(results.glob("guest-*")) + [results / "junit.xml", results / OUT_OF_TIME_FILE,
-                                               results / "kernel-tier-results.json"]:
+    for old in list(results.glob("guest-*")) + [
+        results / "junit.xml",
+        results / OUT_OF_TIME_FILE,
+        results / "kernel-tier-results.json",
+    ]:
         old.unlink(missing_ok=True)
     junit = results / "junit.xml"
     # no:hypothesispytest: the plugin imports all of hypothesis (1 s on the host, ~20 s in the
     # guest) and this tier has no property tests
-    argv = [sys.executable, "-m", "pytest", "-q", "-rs", "-s", "-p", "no:cacheprovider",
-            "-p", "no:hypothesispytest",
-            f"--junitxml={junit}", "tests/kernel"]
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-rs",
+        "-s",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:hypothesispytest",
+        f"--junitxml={junit}",
+        "tests/kernel",
+    ]
     t0 = time.monotonic()
     # The guest mounts the repository read-only and the host runs with PYTHONDONTWRITEBYTECODE,
     # so every guest process would compile our ~30 modules again (about 1 s each time under
     # TCG). Compile them here once; __pycache__ is git-ignored and Python checks it by mtime.
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "teamd-shim/teamd_shim",
-                    "orchestrator", "swsscommon-stub/swsscommon", "tests/kernel"],
-                   cwd=REPO, capture_output=True, check=False)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "compileall",
+            "-q",
+            "teamd-shim/teamd_shim",
+            "orchestrator",
+            "swsscommon-stub/swsscommon",
+            "tests/kernel",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        check=False,
+    )
     why = ""
     hidden = [d for d in GUEST_TMPFS if REPO == Path(d) or Path(d) in REPO.parents]
     if hidden:
-        print(f"kernel tier FAILED to run: the repository {REPO} is under {hidden[0]}, which the "
-              "guest mounts as an empty tmpfs (tests/kernel/README.md); clone it elsewhere "
-              "(e.g. under /work or /root) and run again")
+        print(
+            f"kernel tier FAILED to run: the repository {REPO} is under {hidden[0]}, which the "
+            "guest mounts as an empty tmpfs (tests/kernel/README.md); clone it elsewhere "
+            "(e.g. under /work or /root) and run again"
+        )
         print("kernel tier: 0 passed, 1 failed")
         return 1
     try:
@@ -114,8 +142,10 @@ def main() -> int:
     print(f"kernel tier wall time {wall:.0f} s (logs: {results})")
     if why == "out of time":
         failed = max(failed, 1)
-        print(f"kernel tier: out of time after {wall:.0f} s, raise KERNEL_TIER_TIMEOUT "
-              f"(now {TIMEOUT_S:.0f} s)")
+        print(
+            f"kernel tier: out of time after {wall:.0f} s, raise KERNEL_TIER_TIMEOUT "
+            f"(now {TIMEOUT_S:.0f} s)"
+        )
     elif why:
         failed = max(failed, 1)
         print(f"kernel tier FAILED to run completely: {why}", file=sys.stderr)

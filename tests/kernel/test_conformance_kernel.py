@@ -50,16 +50,17 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
             for name in lab.procs:
                 log = lab.workdir / f"{name}.log"
                 if log.exists():
-                    Path(out, f"guest-conformance-{log.name}").write_text(
-                        log.read_text()[-200000:])
+                    Path(out, f"guest-conformance-{log.name}").write_text(log.read_text()[-200000:])
             Path(out, "guest-conformance-bonding.txt").write_text(
-                _in_ns(PTNR_NS, ["cat", "/proc/net/bonding/bond2"]))
+                _in_ns(PTNR_NS, ["cat", "/proc/net/bonding/bond2"])
+            )
         lab.down()
 
 
 def _in_ns(ns: str, argv: list[str]) -> str:
-    p = subprocess.run(["nsenter", f"--net=/run/netns/{ns}", *argv], capture_output=True,
-                       text=True, timeout=20)
+    p = subprocess.run(
+        ["nsenter", f"--net=/run/netns/{ns}", *argv], capture_output=True, text=True, timeout=20
+    )
     return p.stdout + p.stderr
 
 
@@ -112,8 +113,9 @@ def dut_ports(lab: GuestLab, lag: str) -> list[str]:
 
 
 def everything_in_use(lab: GuestLab) -> bool:
-    return (all(teamd_uses(p) for p in partner_ports(lab, TEAMD_LAG))
-            and all(bonding_uses(p) for p in partner_ports(lab, BONDING_LAG)))
+    return all(teamd_uses(p) for p in partner_ports(lab, TEAMD_LAG)) and all(
+        bonding_uses(p) for p in partner_ports(lab, BONDING_LAG)
+    )
 
 
 def carrier_up(ns: str, dev: str) -> bool:
@@ -125,9 +127,13 @@ def carrier_up(ns: str, dev: str) -> bool:
 
 def slowproto(ns: str, *args: str, timeout: float = 60) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    p = subprocess.run(["nsenter", f"--net=/run/netns/{ns}", sys.executable, "-m",
-                        "teamd_lab.slowproto", *args], capture_output=True, text=True,
-                       timeout=timeout, env=env)
+    p = subprocess.run(
+        ["nsenter", f"--net=/run/netns/{ns}", sys.executable, "-m", "teamd_lab.slowproto", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     return dict(json.loads(p.stdout))
 
@@ -147,19 +153,29 @@ def test_negotiates_with_stock_teamd_and_linux_bonding(lab: GuestLab) -> None:
 def test_member_removed_from_config_is_let_go_at_once(lab: GuestLab) -> None:
     wait_for(lambda: everything_in_use(lab), 30, "every member in use")
     gone = {TEAMD_LAG: dut_ports(lab, TEAMD_LAG)[1], BONDING_LAG: dut_ports(lab, BONDING_LAG)[1]}
-    theirs = {TEAMD_LAG: partner_ports(lab, TEAMD_LAG)[1],
-              BONDING_LAG: partner_ports(lab, BONDING_LAG)[1]}
+    theirs = {
+        TEAMD_LAG: partner_ports(lab, TEAMD_LAG)[1],
+        BONDING_LAG: partner_ports(lab, BONDING_LAG)[1],
+    }
     r = lab.db()
     t0 = time.monotonic()
     for lag, port in gone.items():
         r.delete(f"PORTCHANNEL_MEMBER|{lag}|{port}")
-    wait_for(lambda: not teamd_uses(theirs[TEAMD_LAG]) and not bonding_uses(theirs[BONDING_LAG]),
-             3.0, "both partners to stop using the removed members", every=0.02)
+    wait_for(
+        lambda: not teamd_uses(theirs[TEAMD_LAG]) and not bonding_uses(theirs[BONDING_LAG]),
+        3.0,
+        "both partners to stop using the removed members",
+        every=0.02,
+    )
     took = time.monotonic() - t0
     print(f"\nmember removed: stock teamd and bonding let go after {took:.3f} s")
     assert took <= GOODBYE_LIMIT_S
-    others = [p for lag in (TEAMD_LAG, BONDING_LAG) for p in partner_ports(lab, lag)
-              if p not in theirs.values()]
+    others = [
+        p
+        for lag in (TEAMD_LAG, BONDING_LAG)
+        for p in partner_ports(lab, lag)
+        if p not in theirs.values()
+    ]
     assert teamd_uses(others[0]) and bonding_uses(others[1])
     for lag in (TEAMD_LAG, BONDING_LAG):
         assert carrier_up(DUT_NS, lag)
@@ -174,18 +190,27 @@ def test_admin_down_stops_the_lag_and_admin_up_renegotiates(lab: GuestLab) -> No
     t0 = time.monotonic()
     for lag in (TEAMD_LAG, BONDING_LAG):
         r.hset(f"PORTCHANNEL|{lag}", "admin_status", "down")
-    wait_for(lambda: not any(teamd_uses(p) for p in partner_ports(lab, TEAMD_LAG)) and not any(
-        bonding_uses(p) for p in partner_ports(lab, BONDING_LAG)), 3.5,
-        "both partners to stop using every member", every=0.05)
+    wait_for(
+        lambda: (
+            not any(teamd_uses(p) for p in partner_ports(lab, TEAMD_LAG))
+            and not any(bonding_uses(p) for p in partner_ports(lab, BONDING_LAG))
+        ),
+        3.5,
+        "both partners to stop using every member",
+        every=0.05,
+    )
     took = time.monotonic() - t0
     for lag in (TEAMD_LAG, BONDING_LAG):
         wait_for(lambda lag=lag: not carrier_up(DUT_NS, lag), 2.0, f"our {lag} carrier down")
-    heard = slowproto(PTNR_NS, "listen", "--iface", partner_ports(lab, BONDING_LAG)[0],
-                      "--seconds", "2.5")["received"]
+    heard = slowproto(
+        PTNR_NS, "listen", "--iface", partner_ports(lab, BONDING_LAG)[0], "--seconds", "2.5"
+    )["received"]
     ours = {m.dut_port for m in lab.members}
     from_us = [h for h in heard if h["subtype"] == 1 and _is_our_mac(lab, h["src"], ours)]
-    print(f"\nadmin down: partners let go after {took:.3f} s; {len(from_us)} PDUs from us in "
-          "2.5 s while down")
+    print(
+        f"\nadmin down: partners let go after {took:.3f} s; {len(from_us)} PDUs from us in "
+        "2.5 s while down"
+    )
     assert from_us == []
     t1 = time.monotonic()
     for lag in (TEAMD_LAG, BONDING_LAG):
@@ -199,8 +224,9 @@ def test_admin_down_stops_the_lag_and_admin_up_renegotiates(lab: GuestLab) -> No
 def _is_our_mac(lab: GuestLab, src_hex: str, ports: set[str]) -> bool:
     from teamd_lab.topology import dut_port_mac
 
-    return src_hex in {dut_port_mac(m.k).replace(":", "") for m in lab.members
-                       if m.dut_port in ports}
+    return src_hex in {
+        dut_port_mac(m.k).replace(":", "") for m in lab.members if m.dut_port in ports
+    }
 
 
 def test_two_of_our_ports_cabled_together_are_never_selected(lab: GuestLab) -> None:
@@ -208,8 +234,10 @@ def test_two_of_our_ports_cabled_together_are_never_selected(lab: GuestLab) -> N
     lag = "PortChannel0009"
     netns.create_veth(DUT_NS, "loopa", DUT_NS, "loopb")
     r = lab.db()
-    r.hset(f"PORTCHANNEL|{lag}", mapping={"admin_status": "up", "mtu": "9100",
-                                          "min_links": "1", "fast_rate": "true"})
+    r.hset(
+        f"PORTCHANNEL|{lag}",
+        mapping={"admin_status": "up", "mtu": "9100", "min_links": "1", "fast_rate": "true"},
+    )
     for port in ("loopa", "loopb"):
         r.hset(f"PORTCHANNEL_MEMBER|{lag}|{port}", "NULL", "NULL")
     t_end = time.monotonic() + 5.0
@@ -227,23 +255,44 @@ def test_two_of_our_ports_cabled_together_are_never_selected(lab: GuestLab) -> N
 
 @pytest.mark.parametrize(("count", "up_for", "down_by"), [(5, 4.5, 5.5), (3, 2.5, 3.5)])
 def test_a_sonic_partner_retry_count_holds_our_kernel_carrier(
-        lab: GuestLab, count: int, up_for: float, down_by: float) -> None:
+    lab: GuestLab, count: int, up_for: float, down_by: float
+) -> None:
     lag, ns, port = "PortChannel0008", "ksonic", "sonic0"
     if ns not in lab.extra_ns:
         netns.create_ns(ns)
         lab.extra_ns.append(ns)
         netns.create_veth(DUT_NS, port, ns, "sp0")
         r = lab.db()
-        r.hset(f"PORTCHANNEL|{lag}", mapping={"admin_status": "up", "mtu": "9100",
-                                              "min_links": "1", "fast_rate": "true"})
+        r.hset(
+            f"PORTCHANNEL|{lag}",
+            mapping={"admin_status": "up", "mtu": "9100", "min_links": "1", "fast_rate": "true"},
+        )
         r.hset(f"PORTCHANNEL_MEMBER|{lag}|{port}", "NULL", "NULL")
-        wait_for(lambda: lab.db(6).exists(f"LAG_MEMBER_TABLE|{lag}|{port}"), 20,
-                 f"our {lag} with {port}")
+        wait_for(
+            lambda: lab.db(6).exists(f"LAG_MEMBER_TABLE|{lag}|{port}"), 20, f"our {lag} with {port}"
+        )
     env = dict(os.environ, PYTHONPATH=str(REPO))
     partner = subprocess.Popen(
-        ["nsenter", f"--net=/run/netns/{ns}", sys.executable, "-m", "teamd_lab.slowproto",
-         "sonic-partner", "--iface", "sp0", "--system", "02:50:00:00:00:01", "--retry-count",
-         str(count), "--duration", "7.0"], stdout=subprocess.PIPE, text=True, env=env)
+        [
+            "nsenter",
+            f"--net=/run/netns/{ns}",
+            sys.executable,
+            "-m",
+            "teamd_lab.slowproto",
+            "sonic-partner",
+            "--iface",
+            "sp0",
+            "--system",
+            "02:50:00:00:00:01",
+            "--retry-count",
+            str(count),
+            "--duration",
+            "7.0",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     seen: list[tuple[float, bool]] = []
     while partner.poll() is None:
         seen.append((time.monotonic(), carrier_up(DUT_NS, lag)))
@@ -258,8 +307,10 @@ def test_a_sonic_partner_retry_count_holds_our_kernel_carrier(
     down = [t for t, up in seen if t > first_up and not up]
     assert down, "our carrier never went down after the partner fell silent"
     took = down[0] - last
-    print(f"\nretry count {count}: our team netdev lost carrier {took:.2f} s after the partner's "
-          f"last PDU (limits {up_for}..{down_by} s)")
+    print(
+        f"\nretry count {count}: our team netdev lost carrier {took:.2f} s after the partner's "
+        f"last PDU (limits {up_for}..{down_by} s)"
+    )
     assert up_for < took <= down_by
     answers = [h for h in result["heard"] if h["t"] > result["started"] + 3.0]
     want = 0xF1 if count != 3 else 1

@@ -70,8 +70,12 @@ def _diagnostics(lab: GuestLab) -> str:
     socks = sorted((lab.workdir / "ctl").glob("*.sock"))
     for lag in lab.lags:
         for argv in (["teamnl", lag, "options"], ["teamnl", lag, "ports"]):
-            p = subprocess.run(["nsenter", f"--net=/run/netns/{DUT_NS}", *argv],
-                               capture_output=True, text=True, timeout=10)
+            p = subprocess.run(
+                ["nsenter", f"--net=/run/netns/{DUT_NS}", *argv],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
             parts.append(f"$ {' '.join(argv)}\n{p.stdout}{p.stderr}")
         for sock in socks:
             try:
@@ -92,8 +96,12 @@ def _diagnostics(lab: GuestLab) -> str:
     except Exception as e:
         parts.append(f"redis: {e}")
     for ns in (DUT_NS, "kptnr"):
-        p = subprocess.run(["nsenter", f"--net=/run/netns/{ns}", "ip", "-s", "-d", "link"],
-                           capture_output=True, text=True, timeout=10)
+        p = subprocess.run(
+            ["nsenter", f"--net=/run/netns/{ns}", "ip", "-s", "-d", "link"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         parts.append(f"[{ns}] $ ip -s -d link\n{p.stdout}{p.stderr}")
     return "\n".join(parts)
 
@@ -108,8 +116,12 @@ def partner_ok(lab: GuestLab, bonds: list[str] | None = None) -> bool:
 
 
 def teamnl_options(lag: str) -> str:
-    return subprocess.run(["nsenter", f"--net=/run/netns/{DUT_NS}", "teamnl", lag, "options"],
-                          capture_output=True, text=True, timeout=20).stdout
+    return subprocess.run(
+        ["nsenter", f"--net=/run/netns/{DUT_NS}", "teamnl", lag, "options"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    ).stdout
 
 
 def our_ports_enabled(text: str) -> dict[str, bool]:
@@ -160,8 +172,11 @@ def our_changes(lab: GuestLab, a: float, b: float) -> dict[str, int]:
                 if en_last.get(key) != r["value"]:
                     enabled_changes += 1
             en_last[key] = r["value"]
-    return {"carrier_changes": carrier_changes, "enabled_events": enabled_events,
-            "enabled_changes": enabled_changes}
+    return {
+        "carrier_changes": carrier_changes,
+        "enabled_events": enabled_events,
+        "enabled_changes": enabled_changes,
+    }
 
 
 def partner_flaps(lab: GuestLab, a: float, b: float) -> dict[str, Any]:
@@ -171,7 +186,7 @@ def partner_flaps(lab: GuestLab, a: float, b: float) -> dict[str, Any]:
     flaps, drops, polls, bad = 0, 0, 0, []
     for r in lab.read("partner"):
         if r["ev"] == "partner-state":
-            for port, s in (r["ports"].items() if "error" not in r["ports"] else []):
+            for port, s in r["ports"].items() if "error" not in r["ports"] else []:
                 key = (r["dev"], port)
                 if a <= r["t"] <= b and state.get(key, "ok") == "ok" and s != "ok":
                     flaps += 1
@@ -207,8 +222,11 @@ def packets_lost(lab: GuestLab, a: float, b: float) -> dict[str, int]:
 
 def settle_traffic(lab: GuestLab, b: float) -> None:
     """Wait until the traffic process flushed what was sent up to `b` (it flushes every 1 s)."""
-    wait_for(lambda: any(r["ev"] == "rx" and r["t"] > b + 1.2 for r in lab.read("traffic")),
-             10, "traffic log flush")
+    wait_for(
+        lambda: any(r["ev"] == "rx" and r["t"] > b + 1.2 for r in lab.read("traffic")),
+        10,
+        "traffic log flush",
+    )
 
 
 # ---- tests ------------------------------------------------------------------------------------
@@ -224,9 +242,18 @@ def test_negotiation_with_stock_teamd(lab: GuestLab) -> None:
     RESULTS["negotiation_s"] = round(time.monotonic() - t, 1)
     for lag in lab.lags:
         wait_for(lambda lag=lag: carrier_up(DUT_NS, lag), 10, f"{lag} carrier up")
-        opts = wait_for(lambda lag=lag: (lambda o: o if set(our_ports_enabled(o).values()) ==
-                                         {True} and len(our_ports_enabled(o)) == 2 else None)(
-            teamnl_options(lag)), 10, f"{lag}: every port enabled (teamnl)")
+        opts = wait_for(
+            lambda lag=lag: (
+                lambda o: (
+                    o
+                    if set(our_ports_enabled(o).values()) == {True}
+                    and len(our_ports_enabled(o)) == 2
+                    else None
+                )
+            )(teamnl_options(lag)),
+            10,
+            f"{lag}: every port enabled (teamnl)",
+        )
         assert "mode loadbalance" in opts, opts
     for bond in (lab.bond(lag) for lag in lab.lags):
         dump = teamd_state_dump(bond)
@@ -235,8 +262,11 @@ def test_negotiation_with_stock_teamd(lab: GuestLab) -> None:
         assert dump["runner"]["fast_rate"] is True
     # the shim publishes the kernel's view (teamsyncd semantics)
     for lag in lab.lags:
-        wait_for(lambda lag=lag: appl_db(lab, f"LAG_TABLE:{lag}").get("oper_status") == "up", 5,
-                 f"APPL_DB {lag} oper_status up")
+        wait_for(
+            lambda lag=lag: appl_db(lab, f"LAG_TABLE:{lag}").get("oper_status") == "up",
+            5,
+            f"APPL_DB {lag} oper_status up",
+        )
     lab.wait_observers()
     time.sleep(2.0)
     assert packets_lost(lab, time.monotonic() - 1.5, time.monotonic() - 0.5)["sent"] > 0
@@ -252,20 +282,32 @@ def test_10_warm_restarts_are_invisible(lab: GuestLab) -> None:
         t = time.monotonic()
         out = lab.warm_restart_inproc()
         outcomes.append(out)
-        print(f"\nwarm-restart {i + 1}: {out.get('result')} in {time.monotonic() - t:.1f} s "
-              f"(controller {out.get('wall_s', 0):.1f} s, its CPU {out.get('controller_cpu_s')} s; "
-              f"stages {({k: round(v, 2) for k, v in out.get('stages', {}).items()})})",
-              flush=True)
+        print(
+            f"\nwarm-restart {i + 1}: {out.get('result')} in {time.monotonic() - t:.1f} s "
+            f"(controller {out.get('wall_s', 0):.1f} s, its CPU {out.get('controller_cpu_s')} s; "
+            f"stages { ({k: round(v, 2) for k, v in out.get('stages', {}).items()}) })",
+            flush=True,
+        )
         assert out.get("result") == "completed", (i, out)
     time.sleep(1.5)
     b = time.monotonic()
     settle_traffic(lab, b)
     ours, ptnr, traffic = our_changes(lab, a, b), partner_flaps(lab, a, b), packets_lost(lab, a, b)
-    gaps = [v["max_gap_s"] for o in outcomes for v in o["lags"].values()
-            if v.get("max_gap_s") is not None]
-    RESULTS["hitless"] = {"runs": RUNS, "seconds": round(b - a, 1), **ours, **ptnr, **traffic,
-                          "max_pdu_gap_s": round(max(gaps), 3) if gaps else None,
-                          "wall_s_per_run": [round(o["wall_s"], 2) for o in outcomes]}
+    gaps = [
+        v["max_gap_s"]
+        for o in outcomes
+        for v in o["lags"].values()
+        if v.get("max_gap_s") is not None
+    ]
+    RESULTS["hitless"] = {
+        "runs": RUNS,
+        "seconds": round(b - a, 1),
+        **ours,
+        **ptnr,
+        **traffic,
+        "max_pdu_gap_s": round(max(gaps), 3) if gaps else None,
+        "wall_s_per_run": [round(o["wall_s"], 2) for o in outcomes],
+    }
     print(f"\nhitless x{RUNS}: {RESULTS['hitless']}")
     assert len({o["new"] for o in outcomes}) == RUNS
     assert ours == {"carrier_changes": 0, "enabled_events": 0, "enabled_changes": 0}, ours
@@ -305,11 +347,19 @@ def test_sigkills_of_the_active_under_the_supervisor_are_invisible(lab: GuestLab
             (active, arec), (standby, _) = wait_for(pair, 120, "a READY hot standby again")
             time.sleep(1.3)
             os.kill(int(arec["pid"]), signal.SIGKILL)
-            rec = wait_for(lambda s=standby, o=active: (r := store.instance(s)).get(
-                "promoted_from") == o and r, 10, f"{standby} promoted itself")
+            rec = wait_for(
+                lambda s=standby, o=active: (
+                    (r := store.instance(s)).get("promoted_from") == o and r
+                ),
+                10,
+                f"{standby} promoted itself",
+            )
             took.append(float(rec.get("promoted_took_ms") or 0))
-            print(f"\nkill {i + 1}: {active} -> {standby} promoted in "
-                  f"{rec.get('promoted_took_ms')} ms", flush=True)
+            print(
+                f"\nkill {i + 1}: {active} -> {standby} promoted in "
+                f"{rec.get('promoted_took_ms')} ms",
+                flush=True,
+            )
         time.sleep(2.0)
         b = time.monotonic()
         settle_traffic(lab, b)
@@ -326,14 +376,23 @@ def test_sigkills_of_the_active_under_the_supervisor_are_invisible(lab: GuestLab
                 argv = (d / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if d.name.isdigit() and b"--hot" in argv and any(
-                    str(lab.workdir).encode() in a for a in argv):
+            if (
+                d.name.isdigit()
+                and b"--hot" in argv
+                and any(str(lab.workdir).encode() in a for a in argv)
+            ):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(int(d.name), signal.SIGKILL)
                 wait_for(lambda pid=int(d.name): pid_gone(pid), 10, "the hot standby gone")
     ours, ptnr, traffic = our_changes(lab, a, b), partner_flaps(lab, a, b), packets_lost(lab, a, b)
-    RESULTS["supervised_kills"] = {"kills": KILLS, "seconds": round(b - a, 1), **ours, **ptnr,
-                                   **traffic, "promotion_ms": took}
+    RESULTS["supervised_kills"] = {
+        "kills": KILLS,
+        "seconds": round(b - a, 1),
+        **ours,
+        **ptnr,
+        **traffic,
+        "promotion_ms": took,
+    }
     print(f"\nsupervised SIGKILL x{KILLS}: {RESULTS['supervised_kills']}")
     assert ours == {"carrier_changes": 0, "enabled_events": 0, "enabled_changes": 0}, ours
     assert ptnr["port_flaps"] == 0 and ptnr["carrier_drops"] == 0, ptnr
@@ -344,33 +403,59 @@ def test_sigkills_of_the_active_under_the_supervisor_are_invisible(lab: GuestLab
 def test_member_link_down_during_handover_leaves_both_sides_consistent(lab: GuestLab) -> None:
     _needs_negotiation()
     lag, port, other = lab.lags[1], "Ethernet12", "Ethernet8"
-    proc = subprocess.Popen([str(Path(lab.shim_argv()[0]).parent / "warm-restart"), "--redis",
-                             lab.redis_url, "teamd", "--yes", "--json", "--timeout", "60"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            str(Path(lab.shim_argv()[0]).parent / "warm-restart"),
+            "--redis",
+            lab.redis_url,
+            "teamd",
+            "--yes",
+            "--json",
+            "--timeout",
+            "60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     st = lab.db(6)
-    wait_for(lambda: any(st.hget(k, "role") == "standby" for k in
-                         st.keys("TEAMD_SHIM_INSTANCE|*")), 60, "the standby to start")
+    wait_for(
+        lambda: any(st.hget(k, "role") == "standby" for k in st.keys("TEAMD_SHIM_INSTANCE|*")),
+        60,
+        "the standby to start",
+    )
     time.sleep(1.0)
-    subprocess.run(["nsenter", f"--net=/run/netns/{DUT_NS}", "ip", "link", "set", port, "down"],
-                   check=True)
+    subprocess.run(
+        ["nsenter", f"--net=/run/netns/{DUT_NS}", "ip", "link", "set", port, "down"], check=True
+    )
     out_s, err_s = proc.communicate(timeout=120)
     out = json.loads(out_s) if out_s.strip().startswith("{") else {"raw": out_s, "err": err_s}
-    RESULTS["link_down_during_handover"] = {"result": out.get("result"),
-                                            "reason": out.get("reason")}
+    RESULTS["link_down_during_handover"] = {
+        "result": out.get("result"),
+        "reason": out.get("reason"),
+    }
     assert out.get("result") in ("completed", "rolled_back"), out
 
     def view() -> dict[str, Any]:
-        return {"ours": our_ports_enabled(teamnl_options(lag)),
-                "partner": port_states(teamd_state_dump(lab.bond(lag))),
-                "appl": appl_db(lab, f"LAG_MEMBER_TABLE:{lag}:{port}").get("status"),
-                "carrier": carrier_up(DUT_NS, lag)}
+        return {
+            "ours": our_ports_enabled(teamnl_options(lag)),
+            "partner": port_states(teamd_state_dump(lab.bond(lag))),
+            "appl": appl_db(lab, f"LAG_MEMBER_TABLE:{lag}:{port}").get("status"),
+            "carrier": carrier_up(DUT_NS, lag),
+        }
 
     def consistent(down: bool) -> dict[str, Any] | None:
         v = view()
         en, ps, appl = v["ours"], v["partner"], v["appl"]
         if down:
-            ok = (en.get(port) is False and en.get(other) is True and ps.get("p3") != "ok"
-                  and ps.get("p2") == "ok" and appl == "disabled" and v["carrier"])
+            ok = (
+                en.get(port) is False
+                and en.get(other) is True
+                and ps.get("p3") != "ok"
+                and ps.get("p2") == "ok"
+                and appl == "disabled"
+                and v["carrier"]
+            )
         else:
             ok = set(en.values()) == {True} and set(ps.values()) == {"ok"} and appl == "enabled"
         if not ok:
@@ -378,8 +463,9 @@ def test_member_link_down_during_handover_leaves_both_sides_consistent(lab: Gues
         return v if ok else None
 
     wait_for(lambda: consistent(True), 15, "both sides agree the member is out")
-    subprocess.run(["nsenter", f"--net=/run/netns/{DUT_NS}", "ip", "link", "set", port, "up"],
-                   check=True)
+    subprocess.run(
+        ["nsenter", f"--net=/run/netns/{DUT_NS}", "ip", "link", "set", port, "up"], check=True
+    )
     wait_for(lambda: consistent(False), 20, "both sides agree the member is back")
     assert partner_ok(lab)
 
@@ -398,8 +484,12 @@ def test_cold_restart_contrast(lab: GuestLab) -> None:
     time.sleep(1.0)
     b = time.monotonic()
     settle_traffic(lab, b)
-    RESULTS["cold"] = {"seconds": round(b - a, 1), **our_changes(lab, a, b),
-                       **partner_flaps(lab, a, b), **packets_lost(lab, a, b)}
+    RESULTS["cold"] = {
+        "seconds": round(b - a, 1),
+        **our_changes(lab, a, b),
+        **partner_flaps(lab, a, b),
+        **packets_lost(lab, a, b),
+    }
     print(f"\ncold restart: {RESULTS['cold']}")
     assert RESULTS["cold"]["port_flaps"] > 0 and RESULTS["cold"]["lost"] > 0
     # our netdevs went away and came back: proof that the recorder the hitless row relies on
@@ -418,6 +508,7 @@ def test_stock_teamd_restart_contrast(lab: GuestLab) -> None:
     def gone() -> bool:
         with IPRoute(netns=DUT_NS, flags=0) as ipr:
             return not ipr.link_lookup(ifname=lag)
+
     wait_for(gone, 20, f"the shim to delete {lag}")
     lab.start_teamd(DUT_NS, lag, ports, DUT_SYSTEM_MAC, ("-N",))
     lab.set_ip(DUT_NS, lag, DUT_IP)
@@ -431,25 +522,36 @@ def test_stock_teamd_restart_contrast(lab: GuestLab) -> None:
     time.sleep(1.0)
     b = time.monotonic()
     settle_traffic(lab, b)
-    RESULTS["stock_teamd_N_o"] = {"seconds": round(b - a, 1), **our_changes(lab, a, b),
-                                  **partner_flaps(lab, a, b), **packets_lost(lab, a, b)}
+    RESULTS["stock_teamd_N_o"] = {
+        "seconds": round(b - a, 1),
+        **our_changes(lab, a, b),
+        **partner_flaps(lab, a, b),
+        **packets_lost(lab, a, b),
+    }
     print(f"\nstock teamd -N -o restart: {RESULTS['stock_teamd_N_o']}")
     _table()
-    assert RESULTS["stock_teamd_N_o"]["port_flaps"] + RESULTS["stock_teamd_N_o"][
-        "carrier_drops"] > 0
+    assert (
+        RESULTS["stock_teamd_N_o"]["port_flaps"] + RESULTS["stock_teamd_N_o"]["carrier_drops"] > 0
+    )
 
 
 def _table() -> None:
-    rows = [(f"hitless warm-restart teamd (x{RUNS})", RESULTS.get("hitless")),
-            (f"kill -9 active, supervised (x{KILLS})", RESULTS.get("supervised_kills")),
-            ("our cold restart (SIGTERM + start)", RESULTS.get("cold")),
-            ("stock teamd restart -N -o", RESULTS.get("stock_teamd_N_o"))]
-    lines = [f"{'restart':36} {'partner flaps':>13} {'carrier drops':>13} {'pkts sent':>9} "
-             f"{'pkts lost':>9} {'our carrier/enabled changes':>27}"]
+    rows = [
+        (f"hitless warm-restart teamd (x{RUNS})", RESULTS.get("hitless")),
+        (f"kill -9 active, supervised (x{KILLS})", RESULTS.get("supervised_kills")),
+        ("our cold restart (SIGTERM + start)", RESULTS.get("cold")),
+        ("stock teamd restart -N -o", RESULTS.get("stock_teamd_N_o")),
+    ]
+    lines = [
+        f"{'restart':36} {'partner flaps':>13} {'carrier drops':>13} {'pkts sent':>9} "
+        f"{'pkts lost':>9} {'our carrier/enabled changes':>27}"
+    ]
     for name, r in rows:
         if r:
             ours = f"{r['carrier_changes']} / {r['enabled_changes']}"
-            lines.append(f"{name:36} {r['port_flaps']:>13} {r['carrier_drops']:>13} "
-                         f"{r['sent']:>9} {r['lost']:>9} {ours:>27}")
+            lines.append(
+                f"{name:36} {r['port_flaps']:>13} {r['carrier_drops']:>13} "
+                f"{r['sent']:>9} {r['lost']:>9} {ours:>27}"
+            )
     RESULTS["table"] = lines
     print("\n" + "\n".join(lines))

@@ -49,9 +49,12 @@ def imports_of(path: Path, module: str) -> list[tuple[int, str]]:
                 src = node.module or ""
             out.append((node.lineno, src))
             # `from teamd_shim import db` names a subpackage: count it as that import
-            out += [(node.lineno, f"{src}.{a.name}") for a in node.names
-                    if (SHIM / Path(*f"{src}.{a.name}".split(".")[1:])).exists()
-                    and src.startswith("teamd_shim")]
+            out += [
+                (node.lineno, f"{src}.{a.name}")
+                for a in node.names
+                if (SHIM / Path(*f"{src}.{a.name}".split(".")[1:])).exists()
+                and src.startswith("teamd_shim")
+            ]
     return out
 
 
@@ -77,8 +80,10 @@ def violations(root: Path, package: str) -> list[str]:
             if package == "teamd_shim" and top == "teamd_shim" and mine is not None:
                 theirs = layer_of(imp)
                 if theirs is not None and theirs > mine:
-                    found.append(f"{where}: layer {LAYERS[mine]} may not import the higher "
-                                 f"layer {LAYERS[theirs]}")
+                    found.append(
+                        f"{where}: layer {LAYERS[mine]} may not import the higher "
+                        f"layer {LAYERS[theirs]}"
+                    )
     return found
 
 

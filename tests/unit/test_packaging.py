@@ -17,9 +17,25 @@ IGNORE = shutil.ignore_patterns("__pycache__", "*.egg-info", "build", "dist")
 
 
 def build_wheel(src: Path, out: Path) -> list[str]:
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                        "--no-build-isolation", "--no-index", "--disable-pip-version-check",
-                        "-w", str(out), str(src)], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--disable-pip-version-check",
+            "-w",
+            str(out),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     (wheel,) = out.glob("*.whl")
     with zipfile.ZipFile(wheel) as z:

@@ -119,13 +119,16 @@ class StateItems:
     """The table, and `state dump`, `state item get/set` and the STATE_DB field lists served
     from it: a LAG's items, then each member's."""
 
-    def __init__(self, lag: Sequence[StateItem[LagState]],
-                 port: Sequence[StateItem[PortState]]) -> None:
+    def __init__(
+        self, lag: Sequence[StateItem[LagState]], port: Sequence[StateItem[PortState]]
+    ) -> None:
         self.lag = tuple(lag)
         self.port = tuple(port)
         prefix = f"{PORTS}.<port>."
         named: list[tuple[str, StateItem[LagState] | StateItem[PortState]]] = [
-            *((i.path, i) for i in self.lag), *((prefix + i.path, i) for i in self.port)]
+            *((i.path, i) for i in self.lag),
+            *((prefix + i.path, i) for i in self.port),
+        ]
         if len({p for p, _ in named}) != len(named):
             raise ValueError("state items: a path is declared twice")
         if any(i.setter is not None and i.served is None for _, i in named):
@@ -134,8 +137,7 @@ class StateItems:
         self.served = _ranked(((i.served, p) for p, i in named), "served")
         self.settable = tuple(p for p in self.served if by_path[p].setter is not None)
         self.lag_fields = _ranked(((i.state_db, i.path) for i in self.lag), "LAG_TABLE")
-        self.member_fields = _ranked(((i.state_db, i.path) for i in self.port),
-                                     "LAG_MEMBER_TABLE")
+        self.member_fields = _ranked(((i.state_db, i.path) for i in self.port), "LAG_MEMBER_TABLE")
         self._lag_served = {i.path: i for i in self.lag if i.served is not None}
         self._port_served = {i.path: i for i in self.port if i.served is not None}
 
@@ -169,25 +171,23 @@ class StateItems:
         if port_item is not None and port_item.setter is not None and port in lag.lacp.ports:
             port_item.setter(PortState.of(lag, port), value, now)
             return
-        raise KeyError(f"state item {path!r} cannot be set "
-                       f"(settable: {', '.join(self.settable)})")
+        raise KeyError(f"state item {path!r} cannot be set (settable: {', '.join(self.settable)})")
 
 
 # ---- the items -----------------------------------------------------------------------------
+
 
 def _set_retry_count(lag: LagState, value: str, now: float) -> None:
     try:
         count = int(value)
     except ValueError:
-        raise ValueError(f"runner.retry_count must be an integer 3..255, got {value!r}"
-                         ) from None
+        raise ValueError(f"runner.retry_count must be an integer 3..255, got {value!r}") from None
     lag.lacp.set_retry_count(count, now)  # its own ValueError for a count out of range
 
 
 def _set_retry_feature(lag: LagState, value: str, now: float) -> None:
     if value.lower() not in ("true", "false"):
-        raise ValueError(f"runner.enable_retry_count_feature must be true or false, "
-                         f"got {value!r}")
+        raise ValueError(f"runner.enable_retry_count_feature must be true or false, got {value!r}")
     lag.lacp.set_retry_count_feature(value.lower() == "true", now)
 
 
@@ -195,14 +195,24 @@ def _const(value: Any) -> Callable[[Any], Any]:
     return lambda _src: value
 
 
-def _lag(path: str, getter: Callable[[LagState], Any], *, state_db: int | None = None,
-         served: int | None = None,
-         setter: Callable[[LagState, str, float], None] | None = None) -> StateItem[LagState]:
+def _lag(
+    path: str,
+    getter: Callable[[LagState], Any],
+    *,
+    state_db: int | None = None,
+    served: int | None = None,
+    setter: Callable[[LagState, str, float], None] | None = None,
+) -> StateItem[LagState]:
     return StateItem(path, getter, setter, state_db, served)
 
 
-def _port(path: str, getter: Callable[[PortState], Any], *, state_db: int | None = None,
-          served: int | None = None) -> StateItem[PortState]:
+def _port(
+    path: str,
+    getter: Callable[[PortState], Any],
+    *,
+    state_db: int | None = None,
+    served: int | None = None,
+) -> StateItem[PortState]:
     return StateItem(path, getter, None, state_db, served)
 
 
@@ -210,16 +220,20 @@ def _counter(name: str) -> Callable[[PortState], Any]:
     return lambda p: p.view.counters[name]
 
 
-def _lacpdu_info(side: str, info: Callable[[PortView], PortInfo],
-                 first_db: int) -> list[StateItem[PortState]]:
+def _lacpdu_info(
+    side: str, info: Callable[[PortView], PortInfo], first_db: int
+) -> list[StateItem[PortState]]:
     """runner.<side>_lacpdu_info.*: a PortInfo's fields (teamdctl's names); port, state and
     system feed STATE_DB, in that order, from position `first_db`."""
     db = {"port": first_db, "state": first_db + 1, "system": first_db + 2}
 
     def getter(f: str) -> Callable[[PortState], Any]:
         return lambda p: info(p.view).to_dict()[f]
-    return [_port(f"runner.{side}_lacpdu_info.{f}", getter(f), state_db=db.get(f))
-            for f in ZERO_INFO.to_dict()]
+
+    return [
+        _port(f"runner.{side}_lacpdu_info.{f}", getter(f), state_db=db.get(f))
+        for f in ZERO_INFO.to_dict()
+    ]
 
 
 # STATE_DB's member fields after tlm_teamd's and our loopback / partner_retry_count: the
@@ -246,10 +260,18 @@ STATE_ITEMS = StateItems(
         _lag("runner.select_policy", _const("lacp_prio")),
         _lag("runner.fallback", _const(False), state_db=3),
         # SONiC's patched teamd (hld §13.7)
-        _lag("runner.enable_retry_count_feature", lambda s: s.lacp.retry_count_feature,
-             served=1, setter=_set_retry_feature),
-        _lag("runner.retry_count", lambda s: s.lacp.own_retry_count, served=0,
-             setter=_set_retry_count),
+        _lag(
+            "runner.enable_retry_count_feature",
+            lambda s: s.lacp.retry_count_feature,
+            served=1,
+            setter=_set_retry_feature,
+        ),
+        _lag(
+            "runner.retry_count",
+            lambda s: s.lacp.own_retry_count,
+            served=0,
+            setter=_set_retry_count,
+        ),
     ],
     port=[
         _port("ifinfo.ifindex", lambda p: p.link.ifindex if p.link else 0, state_db=1),
@@ -262,8 +284,7 @@ STATE_ITEMS = StateItems(
         _port("link_watches.up", lambda p: p.up),
         _port("link_watches.list.link_watch_0.name", _const("ethtool")),
         _port("link_watches.list.link_watch_0.up", lambda p: p.up, state_db=3),
-        _port("link_watches.list.link_watch_0.down_count",
-              _counter("down_count")),
+        _port("link_watches.list.link_watch_0.down_count", _counter("down_count")),
         _port("link_watches.list.link_watch_0.delay_up", _const(0)),
         _port("link_watches.list.link_watch_0.delay_down", _const(0)),
         _port("runner.selected", lambda p: p.view.selected, state_db=12),
@@ -271,17 +292,29 @@ STATE_ITEMS = StateItems(
         _port("runner.key", lambda p: p.view.actor.key),
         _port("runner.prio", lambda p: p.view.actor.port_priority),
         _port("runner.aggregator.id", lambda p: p.view.aggregator_id, state_db=10),
-        _port("runner.aggregator.selected", lambda p: p.view.aggregator_selected,
-              state_db=11),
+        _port("runner.aggregator.selected", lambda p: p.view.aggregator_selected, state_db=11),
         *_lacpdu_info("actor", lambda v: v.actor, 4),
         *_lacpdu_info("partner", lambda v: v.partner, 7),
         _port("runner.loopback", lambda p: p.view.loopback, state_db=14),
-        _port("runner.partner_retry_count", lambda p: p.view.partner_retry_count,
-              state_db=15, served=2),
-        *(_port(f"runner.counters.{c}", _counter(c),
-                state_db=(_FIRST_ERROR_COUNTER_DB + ERROR_COUNTERS.index(c)
-                          if c in ERROR_COUNTERS else None))
-          for c in COUNTERS if c != "down_count"),
+        _port(
+            "runner.partner_retry_count",
+            lambda p: p.view.partner_retry_count,
+            state_db=15,
+            served=2,
+        ),
+        *(
+            _port(
+                f"runner.counters.{c}",
+                _counter(c),
+                state_db=(
+                    _FIRST_ERROR_COUNTER_DB + ERROR_COUNTERS.index(c)
+                    if c in ERROR_COUNTERS
+                    else None
+                ),
+            )
+            for c in COUNTERS
+            if c != "down_count"
+        ),
     ],
 )
 # the STATE_DB fields tlm_teamd writes (hld §4), plus ours (hld §12), in their hash's order
@@ -305,8 +338,14 @@ def port_dump(lag: Lag, port: str, link: LinkInfo | None) -> dict[str, Any]:
     return STATE_ITEMS.port_dump(PortState(port, lag.port_view(port), link))
 
 
-def state_dump(lag: Lag, cfg: LagConfig, dev: TeamDevice, links: Mapping[str, LinkInfo],
-               *, mode: str = "loadbalance") -> dict[str, Any]:
+def state_dump(
+    lag: Lag,
+    cfg: LagConfig,
+    dev: TeamDevice,
+    links: Mapping[str, LinkInfo],
+    *,
+    mode: str = "loadbalance",
+) -> dict[str, Any]:
     """The teamdctl `state dump` JSON (same field names as libteam + SONiC's fallback field)."""
     return STATE_ITEMS.dump(LagState(lag, cfg, lambda: dev, links, mode))
 

@@ -41,8 +41,10 @@ class ControlTarget(Protocol):
     async def do_takeover(self) -> dict[str, Any]: ...
     async def do_resume(self, force: bool = False) -> dict[str, Any]: ...
     def retire(self) -> None: ...
-    async def serve_watcher(self, reader: asyncio.StreamReader,
-                            writer: asyncio.StreamWriter) -> None: ...
+    async def serve_watcher(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None: ...
+
 
 log = logging.getLogger(__name__)
 DEFAULT_CTL_DIR = "/run/teamd-shim"
@@ -102,8 +104,12 @@ class ControlServer:
         if cmd == "lags":
             return sorted(shim.lags)
         if cmd == "info":
-            return {**shim.info(), "dataplane": shim.dataplane.name, "redis": shim.endpoint.url,
-                    "redis_connected": shim.publisher.connected}
+            return {
+                **shim.info(),
+                "dataplane": shim.dataplane.name,
+                "redis": shim.endpoint.url,
+                "redis_connected": shim.publisher.connected,
+            }
         try:
             return await self._role(cmd, req)
         except OwnershipError as e:
@@ -153,8 +159,10 @@ def request(path: str, req: dict[str, Any], timeout: float = 5.0) -> Any:
     try:
         s.connect(path)
     except OSError as e:
-        raise ControlError(f"cannot reach teamd-shim at {path}: {e.strerror or e}. "
-                           "Is it running? (`warm-restart status` lists instances)") from None
+        raise ControlError(
+            f"cannot reach teamd-shim at {path}: {e.strerror or e}. "
+            "Is it running? (`warm-restart status` lists instances)"
+        ) from None
     with s:
         try:
             s.sendall((json.dumps(req) + "\n").encode())
@@ -165,13 +173,15 @@ def request(path: str, req: dict[str, Any], timeout: float = 5.0) -> Any:
                     break
                 buf += chunk
         except OSError as e:  # a busy or dying shim: the caller decides whether to wait more
-            raise ControlError(f"teamd-shim at {path} did not answer {req.get('cmd')!r} "
-                               f"within {timeout} s: {e}") from None
+            raise ControlError(
+                f"teamd-shim at {path} did not answer {req.get('cmd')!r} within {timeout} s: {e}"
+            ) from None
     try:
         reply = json.loads(buf)
     except ValueError:
-        raise ControlError(f"teamd-shim at {path} closed the connection without an answer to "
-                           f"{req.get('cmd')!r}") from None
+        raise ControlError(
+            f"teamd-shim at {path} closed the connection without an answer to {req.get('cmd')!r}"
+        ) from None
     if not reply.get("ok"):
         raise ControlError(reply.get("error", "unknown error"))
     return reply["result"]

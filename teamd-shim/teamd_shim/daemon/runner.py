@@ -48,8 +48,15 @@ RxObserver = Callable[[str, bytes, float, int], None]
 class LagRunner:
     """Runs the LACP of every LAG; see the module docstring."""
 
-    def __init__(self, dataplane: Dataplane, publisher: Publisher, rm: RoleMachine, *,
-                 on_effects: Callable[[list[Effect]], None], on_rx: RxObserver) -> None:
+    def __init__(
+        self,
+        dataplane: Dataplane,
+        publisher: Publisher,
+        rm: RoleMachine,
+        *,
+        on_effects: Callable[[list[Effect]], None],
+        on_rx: RxObserver,
+    ) -> None:
         self.dataplane = dataplane
         self.publisher = publisher
         self.rm = rm
@@ -79,8 +86,14 @@ class LagRunner:
 
     # ---- LAGs and members ------------------------------------------------------------------
     def add_lag(self, cfg: LagConfig, now: float) -> None:
-        log.info("%s: LAG up (key %d, system %s, fast_rate %s, min_links %d)", cfg.name, cfg.key,
-                 cfg.system, cfg.fast_rate, cfg.min_links)
+        log.info(
+            "%s: LAG up (key %d, system %s, fast_rate %s, min_links %d)",
+            cfg.name,
+            cfg.key,
+            cfg.system,
+            cfg.fast_rate,
+            cfg.min_links,
+        )
         running = RunningLag(cfg=cfg, lacp=Lag(cfg.lacp_settings()))
         self.lags[cfg.name] = running
         self.dataplane.lag_added(cfg, owner=self._owner)
@@ -109,17 +122,20 @@ class LagRunner:
             return
         if not self.io.add(port, link.ifindex):
             return
-        running.lacp.add_port(port, port_number=port_number(port), mac=parse_mac(link.mac),
-                              link_up=link.up, now=now)
+        running.lacp.add_port(
+            port, port_number=port_number(port), mac=parse_mac(link.mac), link_up=link.up, now=now
+        )
         running.enabled.setdefault(port, False)
         self.port_lag[port] = running.cfg.name
         self.dataplane.member_added(running.cfg.name, port, owner=self._owner)
-        log.info("%s: member %s added (link %s)", running.cfg.name, port,
-                 "up" if link.up else "down")
+        log.info(
+            "%s: member %s added (link %s)", running.cfg.name, port, "up" if link.up else "down"
+        )
         self._dirty.add(running.cfg.name)
 
-    def remove_member(self, running: RunningLag, port: str, now: float, *,
-                      goodbye: bool = False) -> None:
+    def remove_member(
+        self, running: RunningLag, port: str, now: float, *, goodbye: bool = False
+    ) -> None:
         """`goodbye`: a real removal (config, cold stop) by the owner: one last PDU with Sync,
         Collecting and Distributing cleared first (hld §12). Never on a handover, never by a
         standby or yielded instance."""
@@ -237,8 +253,9 @@ class LagRunner:
             self._on_effects(effects)
 
     def _arm(self, running: RunningLag) -> None:
-        running.timer = rearm(self._loop, running.timer, running.lacp.next_deadline(),
-                              self._on_timer, running)
+        running.timer = rearm(
+            self._loop, running.timer, running.lacp.next_deadline(), self._on_timer, running
+        )
 
     def _on_timer(self, running: RunningLag) -> None:
         running.timer = None
@@ -247,9 +264,13 @@ class LagRunner:
 
     def apply_intents(self, running: RunningLag) -> None:
         for notice in running.lacp.pop_notices():
-            log.warning("%s: loopback detected on %s: it hears LACPDUs with our own system id "
-                        "%s (two of our ports cabled together?); it will not be selected",
-                        notice.lag, notice.port, running.cfg.system)
+            log.warning(
+                "%s: loopback detected on %s: it hears LACPDUs with our own system id "
+                "%s (two of our ports cabled together?); it will not be selected",
+                notice.lag,
+                notice.port,
+                running.cfg.system,
+            )
             self._dirty.add(running.cfg.name)
             self.schedule_publish()
         intents = running.lacp.pop_intents()
@@ -262,8 +283,9 @@ class LagRunner:
                     running.enabled[it.port] = it.enabled
                     if owner:
                         self.dataplane.set_port_enabled(it.lag, it.port, it.enabled)
-                    log.info("%s: member %s %s", it.lag, it.port,
-                             "enabled" if it.enabled else "disabled")
+                    log.info(
+                        "%s: member %s %s", it.lag, it.port, "enabled" if it.enabled else "disabled"
+                    )
             elif isinstance(it, Carrier) and running.carrier != it.up:
                 running.carrier = it.up
                 if owner:
@@ -317,8 +339,13 @@ class LagRunner:
         if dev is not None:
             return dev
         cfg = running.cfg
-        return TeamDevice(ifindex=0, dev_addr=cfg.system, admin_up=cfg.admin_up,
-                          oper_up=cfg.admin_up and running.carrier, mtu=cfg.mtu)
+        return TeamDevice(
+            ifindex=0,
+            dev_addr=cfg.system,
+            admin_up=cfg.admin_up,
+            oper_up=cfg.admin_up and running.carrier,
+            mtu=cfg.mtu,
+        )
 
     def dataplane_changed(self, lag: str) -> None:
         """Called (via the loop) by a backend that saw the kernel change: republish."""
@@ -377,5 +404,6 @@ class LagRunner:
             self.publisher.put(appl_lag(name), appl_db_lag(dev))
             for port, pd in dump["ports"].items():
                 self.publisher.put(state_member(name, port), state_db_member(pd))
-                self.publisher.put(appl_member(name, port),
-                                   appl_db_member(running.enabled.get(port, False)))
+                self.publisher.put(
+                    appl_member(name, port), appl_db_member(running.enabled.get(port, False))
+                )

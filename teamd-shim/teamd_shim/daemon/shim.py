@@ -40,8 +40,17 @@ log = logging.getLogger(__name__)
 class Shim:
     """Drives all LAGs of CONFIG_DB in one of the roles of roles/machine.py."""
 
-    def __init__(self, endpoint: sonic_db.Endpoint, dataplane: Dataplane, links: LinkWatcher,
-                 *, name: str, ctl_dir: str, role: str = "active", hot: bool = False) -> None:
+    def __init__(
+        self,
+        endpoint: sonic_db.Endpoint,
+        dataplane: Dataplane,
+        links: LinkWatcher,
+        *,
+        name: str,
+        ctl_dir: str,
+        role: str = "active",
+        hot: bool = False,
+    ) -> None:
         self.endpoint = endpoint
         self.dataplane = dataplane
         self.name = name
@@ -51,10 +60,12 @@ class Shim:
         self.publisher = Publisher(endpoint, fence=self._fence)
         # the runner and the driver call each other only through these two callbacks and the
         # driver's reference to the runner: the runner knows nothing of the handover
-        self.runner = LagRunner(dataplane, self.publisher, self.rm,
-                                on_effects=self._run_effects, on_rx=self._note_rx)
-        self.driver = HandoverDriver(name, self.rm, OwnerStore(endpoint), self.publisher,
-                                     self.runner, on_exit=self.stop)
+        self.runner = LagRunner(
+            dataplane, self.publisher, self.rm, on_effects=self._run_effects, on_rx=self._note_rx
+        )
+        self.driver = HandoverDriver(
+            name, self.rm, OwnerStore(endpoint), self.publisher, self.runner, on_exit=self.stop
+        )
         self.driver.hot = hot and role == "standby"  # in the very first instance record
         self.snapshot: ConfigSnapshot | None = None
         self.refused: dict[Target, str] = {}
@@ -88,6 +99,7 @@ class Shim:
             loop = self._loop
             if loop is not None and not loop.is_closed():
                 loop.call_soon_threadsafe(fn, *args)
+
         return post
 
     async def run(self) -> int:
@@ -102,8 +114,9 @@ class Shim:
         self.driver.ctl_path = self.control.path
         await self.control.start()
         self.publisher.start()
-        self.link_watcher.subscribe(self._from_thread(self._on_links),
-                                    self._from_thread(self._on_link))
+        self.link_watcher.subscribe(
+            self._from_thread(self._on_links), self._from_thread(self._on_link)
+        )
         self.link_watcher.start()
         if self.role is Role.ACTIVE and not await self.driver.claim_ownership():
             self.publisher.stop()
@@ -115,9 +128,15 @@ class Shim:
             self.driver.start_following()
             if self.hot:
                 self.driver.start_hot()
-        log.info("%s: %s%s started (pid %d, dataplane %s, redis %s)", self.name,
-                 "hot " if self.hot and self.role is Role.STANDBY else "", self.role,
-                 os.getpid(), self.dataplane.name, self.endpoint.url)
+        log.info(
+            "%s: %s%s started (pid %d, dataplane %s, redis %s)",
+            self.name,
+            "hot " if self.hot and self.role is Role.STANDBY else "",
+            self.role,
+            os.getpid(),
+            self.dataplane.name,
+            self.endpoint.url,
+        )
         await self._stopping.wait()
         log.info("%s: stopping (role %s)", self.name, self.role)
         # a hot standby must not take a cold stop for a death and bring the LAGs back
@@ -132,8 +151,9 @@ class Shim:
         self.runner.close()
         await self.control.stop()
         try:
-            await asyncio.wait_for(self.driver.blocking(self.driver.store.drop_instance,
-                                                        self.name), 2.0)
+            await asyncio.wait_for(
+                self.driver.blocking(self.driver.store.drop_instance, self.name), 2.0
+            )
         except Exception as e:
             log.warning("%s: could not remove the instance record: %s", self.name, e)
         return 0
@@ -149,6 +169,7 @@ class Shim:
                 log.info("%s by signal refused: %s", what, e)
             except Exception:  # a bug: say so loudly, the signal must not kill us
                 log.exception("%s by signal failed", what)
+
         self.driver.spawn(go())
 
     def stop(self) -> None:
@@ -190,8 +211,9 @@ class Shim:
     def retire(self) -> None:
         self.driver.retire()
 
-    async def serve_watcher(self, reader: asyncio.StreamReader,
-                            writer: asyncio.StreamWriter) -> None:
+    async def serve_watcher(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         await self.driver.serve_watcher(reader, writer)
 
     # ---- config ----------------------------------------------------------------------------
@@ -199,8 +221,11 @@ class Shim:
         if not snap.initialized:
             # an empty CONFIG_DB after a Redis restart must not tear the running LAGs down
             if not self._waiting_init_logged:
-                log.warning("CONFIG_DB_INITIALIZED is not set: keeping %d running LAG(s) and "
-                            "waiting for the config to be loaded", len(self.runner.lags))
+                log.warning(
+                    "CONFIG_DB_INITIALIZED is not set: keeping %d running LAG(s) and "
+                    "waiting for the config to be loaded",
+                    len(self.runner.lags),
+                )
                 self._waiting_init_logged = True
             return
         self._waiting_init_logged = False
@@ -212,15 +237,20 @@ class Shim:
         if snap is None or not self._links_ready:
             return  # members cannot be judged before the netdev table is known
         runner = self.runner
-        desired = desired_config(snap.portchannel, snap.members, snap.device_mac,
-                                 current_owner=dict(runner.port_lag),
-                                 running={n: r.cfg for n, r in runner.lags.items()})
+        desired = desired_config(
+            snap.portchannel,
+            snap.members,
+            snap.device_mac,
+            current_owner=dict(runner.port_lag),
+            running={n: r.cfg for n, r in runner.lags.items()},
+        )
         now = time.monotonic()
         for name in list(runner.lags):
             if name not in desired.lags:
                 runner.remove_lag(name)
-        for t in [t for t in self.refused
-                  if t.table == LAG_TABLE and t.key not in desired.lag_errors]:
+        for t in [
+            t for t in self.refused if t.table == LAG_TABLE and t.key not in desired.lag_errors
+        ]:
             self._unrefuse(t)
         for name, err in desired.lag_errors.items():
             self._refuse(state_lag(name), err)
@@ -247,8 +277,11 @@ class Shim:
             for port in cfg.members:
                 if running is not None and port not in running.lacp.ports:
                     link = self.runner.links.get(port)
-                    why = (f"netdev {port} does not exist" if link is None
-                           else f"netdev {port} could not be opened for LACP")
+                    why = (
+                        f"netdev {port} does not exist"
+                        if link is None
+                        else f"netdev {port} could not be opened for LACP"
+                    )
                     wanted[state_member(name, port)] = why
         for t in [t for t in self.refused if t.table == LAG_MEMBER_TABLE and t not in wanted]:
             self._unrefuse(t)

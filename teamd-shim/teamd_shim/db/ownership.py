@@ -113,9 +113,14 @@ def snapshot_fields(lags: dict[str, dict[str, Any]], meta: SnapshotMeta) -> dict
 
 def client(endpoint: sonic_db.Endpoint, db: int) -> redis.Redis:
     """redis-py with its own retries off: the caller's tenacity layer is the only retry layer."""
-    return redis.Redis(db=db, decode_responses=True, socket_timeout=2.0,
-                       socket_connect_timeout=2.0, retry=Retry(NoBackoff(), 0),
-                       **endpoint.redis_kwargs())  # type: ignore[arg-type]
+    return redis.Redis(
+        db=db,
+        decode_responses=True,
+        socket_timeout=2.0,
+        socket_connect_timeout=2.0,
+        retry=Retry(NoBackoff(), 0),
+        **endpoint.redis_kwargs(),  # type: ignore[arg-type]
+    )
 
 
 def netns_id() -> str:
@@ -159,17 +164,26 @@ class OwnerStore:
     def cas(self, expected_epoch: int, expected_owner: str, new_owner: str) -> Owner | None:
         """Move the epoch forward by one if it is still `expected_epoch` (and owner matches,
         unless expected_owner is '*'). Returns the new Owner, or None if someone else won."""
-        ok, epoch, owner = self._cas(keys=[OWNER_KEY],
-                                     args=[expected_epoch, expected_owner, new_owner,
-                                           f"{time.time():.3f}"])
+        ok, epoch, owner = self._cas(
+            keys=[OWNER_KEY], args=[expected_epoch, expected_owner, new_owner, f"{time.time():.3f}"]
+        )
         return Owner(int(epoch), owner) if ok else None
 
-    def promote_cas(self, expected_epoch: int, expected_owner: str, new_owner: str,
-                    last_seen: float) -> Owner | None:
+    def promote_cas(
+        self, expected_epoch: int, expected_owner: str, new_owner: str, last_seen: float
+    ) -> Owner | None:
         """cas() for a hot standby's promotion: refused also when the owner confirmed itself
         alive after `last_seen` (see PROMOTE_LUA)."""
-        ok, epoch, owner = self._promote(keys=[OWNER_KEY], args=[
-            expected_epoch, expected_owner, new_owner, f"{time.time():.3f}", f"{last_seen:.6f}"])
+        ok, epoch, owner = self._promote(
+            keys=[OWNER_KEY],
+            args=[
+                expected_epoch,
+                expected_owner,
+                new_owner,
+                f"{time.time():.3f}",
+                f"{last_seen:.6f}",
+            ],
+        )
         return Owner(int(epoch), owner) if ok else None
 
     def confirm_alive(self, epoch: int, name: str, now: float) -> bool:
@@ -183,7 +197,7 @@ class OwnerStore:
     def instances(self) -> dict[str, dict[str, str]]:
         out = {}
         for k in keys(self.state, INSTANCE_PREFIX + "*"):
-            out[k[len(INSTANCE_PREFIX):]] = hgetall(self.state, k)
+            out[k[len(INSTANCE_PREFIX) :]] = hgetall(self.state, k)
         return out
 
     def claim(self, name: str) -> Owner:
@@ -200,14 +214,14 @@ class OwnerStore:
                     raise OwnershipError(
                         f"another active teamd-shim ({cur.owner!r}, pid {rec.get('pid', '?')}) "
                         f"owns the LAGs at epoch {cur.epoch}. Nothing was started; stop it, or "
-                        "replace it without a flap with `warm-restart teamd`")
+                        "replace it without a flap with `warm-restart teamd`"
+                    )
                 won = self.cas(cur.epoch, cur.owner, name)
             if won is not None:
                 return won
         raise OwnershipError("could not claim ownership: the owner record keeps changing")
 
-    def write_final(self, name: str, lags: dict[str, dict[str, Any]],
-                    meta: SnapshotMeta) -> None:
+    def write_final(self, name: str, lags: dict[str, dict[str, Any]], meta: SnapshotMeta) -> None:
         """The yield's final snapshot, replacing any earlier one in one transaction."""
         key = FINAL_PREFIX + name
         fields = snapshot_fields(lags, meta)
@@ -219,8 +233,9 @@ class OwnerStore:
     def read_final(self, name: str) -> tuple[SnapshotMeta | None, dict[str, dict[str, Any]]]:
         return self.read_snapshot(name, FINAL_PREFIX)
 
-    def read_snapshot(self, name: str, prefix: str = SNAPSHOT_PREFIX
-                      ) -> tuple[SnapshotMeta | None, dict[str, dict[str, Any]]]:
+    def read_snapshot(
+        self, name: str, prefix: str = SNAPSHOT_PREFIX
+    ) -> tuple[SnapshotMeta | None, dict[str, dict[str, Any]]]:
         """The shadow snapshot the active publishes while a standby follows (or, with
         FINAL_PREFIX, the final one); (None, {}) when there is none. A `_meta` of another shape
         raises ContractError."""

@@ -27,9 +27,13 @@ Fields = dict[str, str]
 class Publisher:
     """Desired-state mirror of every hash the shim owns, flushed by one writer thread."""
 
-    def __init__(self, endpoint: sonic_db.Endpoint, *,
-                 on_connected: Callable[[], None] | None = None,
-                 fence: Callable[[], int | None] | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: sonic_db.Endpoint,
+        *,
+        on_connected: Callable[[], None] | None = None,
+        fence: Callable[[], int | None] | None = None,
+    ) -> None:
         self._endpoint = endpoint
         # fence() -> the epoch this process owns; APPL_DB (dataplane) writes carry it and Redis
         # refuses them once the epoch moved on. None from fence() means "not owner: hold".
@@ -86,8 +90,10 @@ class Publisher:
 
     def _lost(self, retry_state: object) -> None:
         if self.connected:
-            log.warning("redis unreachable at %s; LACP continues, will republish on reconnect",
-                        self._endpoint.url)
+            log.warning(
+                "redis unreachable at %s; LACP continues, will republish on reconnect",
+                self._endpoint.url,
+            )
         self.connected = False
         with self._lock:
             self._written.clear()
@@ -143,9 +149,13 @@ class Publisher:
             self._refused.clear()
         with self._lock:
             # not the owner (standby, yielded): the dataplane (APPL_DB) is not ours to write
-            return [(t, f) for t, f in self._desired.items()
-                    if self._written.get(t, "absent") != f
-                    and not (hold and t.db == APPL_DB) and t not in self._refused]
+            return [
+                (t, f)
+                for t, f in self._desired.items()
+                if self._written.get(t, "absent") != f
+                and not (hold and t.db == APPL_DB)
+                and t not in self._refused
+            ]
 
     def _unchanged_in_redis(self, target: Target, fields: Fields | None) -> bool:
         """First write of a key in this session: skip it if Redis already holds exactly that.
@@ -205,18 +215,29 @@ class Publisher:
             return False
         t, key = target.table, target.key
         names = sonic_db.producer_keys(t, key)
-        args: list[str | int] = [epoch, names.channel, key,
-                              "DEL" if fields is None else "SET",
-                              STATE_DB_ID, APPL_DB_ID]
+        args: list[str | int] = [
+            epoch,
+            names.channel,
+            key,
+            "DEL" if fields is None else "SET",
+            STATE_DB_ID,
+            APPL_DB_ID,
+        ]
         for f, v in (fields or {}).items():
             args += [f, v]
-        res = self._fenced_script(keys=[OWNER_KEY, names.key_set, names.pending, names.del_set],
-                                  args=args)
+        res = self._fenced_script(
+            keys=[OWNER_KEY, names.key_set, names.pending, names.del_set], args=args
+        )
         if res == -1:
             self.fenced += 1
             self._refused.add(target)
             self._refused_at = time.monotonic()
-            log.warning("APPL_DB %s:%s not written: epoch %s is not the owner's epoch in redis "
-                        "(a newer owner took over, or redis lost the owner record)", t, key, epoch)
+            log.warning(
+                "APPL_DB %s:%s not written: epoch %s is not the owner's epoch in redis "
+                "(a newer owner took over, or redis lost the owner record)",
+                t,
+                key,
+                epoch,
+            )
             return False
         return True

@@ -64,7 +64,9 @@ def parse_url(url: str) -> Endpoint:
     if u.scheme == "unix":
         path = u.path or u.netloc
         if not path:
-            raise RedisUrlError(f"redis URL {url!r} has no socket path (want unix:///path/redis.sock)")
+            raise RedisUrlError(
+                f"redis URL {url!r} has no socket path (want unix:///path/redis.sock)"
+            )
         return Endpoint(unix_path=path)
     if u.scheme == "redis":
         try:

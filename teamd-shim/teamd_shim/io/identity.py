@@ -56,7 +56,7 @@ def proc_starttime(pid: int) -> int | None:
             data = f.read()
     except OSError:
         return None
-    rest = data[data.rfind(b")") + 2:].split()
+    rest = data[data.rfind(b")") + 2 :].split()
     if rest[0] == b"Z":
         return None
     return int(rest[19])

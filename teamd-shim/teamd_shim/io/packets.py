@@ -84,8 +84,9 @@ class PacketIO:
     """Owns the member sockets; calls `on_frame(port, frame, now, stamp)` for every received
     PDU (`now`: monotonic, when read; `stamp`: the kernel's receive stamp, see above)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop,
-                 on_frame: Callable[[str, bytes, float, int], None]) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, on_frame: Callable[[str, bytes, float, int], None]
+    ) -> None:
         self._loop = loop
         self._on_frame = on_frame
         self.ports: dict[str, PortSocket] = {}

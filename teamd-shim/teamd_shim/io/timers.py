@@ -12,9 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 
-def rearm(loop: asyncio.AbstractEventLoop | None, handle: asyncio.TimerHandle | None,
-          deadline: float | None, callback: Callable[..., Any], *args: Any
-          ) -> asyncio.TimerHandle | None:
+def rearm(
+    loop: asyncio.AbstractEventLoop | None,
+    handle: asyncio.TimerHandle | None,
+    deadline: float | None,
+    callback: Callable[..., Any],
+    *args: Any,
+) -> asyncio.TimerHandle | None:
     """The timer to keep for `deadline`: `handle` itself if already set for it, else a new one
     (the old cancelled); None when there is no deadline or no loop yet."""
     if handle is not None:

@@ -112,8 +112,11 @@ def net_intents(intents: list[Intent]) -> list[Intent]:
         key = _intent_key(it)
         before.setdefault(key, not _intent_value(it))
         last[key] = i
-    return [it for i, it in enumerate(intents)
-            if last[_intent_key(it)] == i and _intent_value(it) != before[_intent_key(it)]]
+    return [
+        it
+        for i, it in enumerate(intents)
+        if last[_intent_key(it)] == i and _intent_value(it) != before[_intent_key(it)]
+    ]
 
 
 class Lag:
@@ -188,8 +191,9 @@ class Lag:
             raise ValueError(f"cannot rename LAG {self._settings.name} to {settings.name}")
         self._run_timers(now)
         old = self._settings
-        before = {p.name: p.frame(old, self.own_retry_count, self._retry.feature)
-                  for p in self._order}
+        before = {
+            p.name: p.frame(old, self.own_retry_count, self._retry.feature) for p in self._order
+        }
         if old.admin_up and not settings.admin_up:
             # teamd on admin down: every port DISABLED, one last PDU each, then silence
             for port in self._order:
@@ -335,8 +339,12 @@ class Lag:
         for port in self._order:
             # a port that never sent (a LAG configured after the yield) has nothing to keep
             # alive: the new owner negotiates it
-            if (port.ntt and port.periodic_pending and port.last_tx is not None
-                    and port.can_transmit(cfg)):
+            if (
+                port.ntt
+                and port.periodic_pending
+                and port.last_tx is not None
+                and port.can_transmit(cfg)
+            ):
                 return True
         return False
 
@@ -378,7 +386,7 @@ class Lag:
         if port is None or (port.last_tx is not None and at <= port.last_tx):
             return False
         port.last_tx, port.last_tx_frame = at, frame
-        port.tx_times = [*port.tx_times[-(TX_LIMIT - 1):], at]
+        port.tx_times = [*port.tx_times[-(TX_LIMIT - 1) :], at]
         if port.tx_period is not None:
             port.next_tx = at + port.tx_period
         if self.would_send(name) == frame:
@@ -521,8 +529,15 @@ class Lag:
             port.marker_times = recent
             return
         port.marker_times = [*recent, now]
-        self._queue(_Oneshot(port.name, encode_marker_response(port.mac, marker),
-                             now + ONESHOT_TTL, marker_response=True), now)
+        self._queue(
+            _Oneshot(
+                port.name,
+                encode_marker_response(port.mac, marker),
+                now + ONESHOT_TTL,
+                marker_response=True,
+            ),
+            now,
+        )
 
     def _queue(self, shot: _Oneshot, now: float) -> None:
         self._oneshots = [s for s in self._oneshots if now <= s.until]

@@ -158,8 +158,7 @@ class Lacpdu:
             if not all(c is not None and 0 <= c <= 0xFF for c in counts):
                 raise ValueError(f"a 0xf1 LACPDU needs both retry counts (0..255), got {counts}")
         elif counts != (None, None):
-            raise ValueError(f"retry counts only exist in version 0xf1, got version "
-                             f"{self.version}")
+            raise ValueError(f"retry counts only exist in version 0xf1, got version {self.version}")
 
 
 # dst, src, ethertype, subtype, version,
@@ -196,8 +195,14 @@ def encode_frame(src_mac: bytes, pdu: Lacpdu) -> bytes:
         *_COLLECTOR_TLV, pdu.collector_max_delay,
     )  # fmt: skip
     if pdu.version == RETRY_VERSION:
-        return _FRAME_F1.pack(*head, *_ACTOR_RETRY_TLV, pdu.actor_retry_count,
-                              *_PARTNER_RETRY_TLV, pdu.partner_retry_count, *_TERMINATOR_TLV)
+        return _FRAME_F1.pack(
+            *head,
+            *_ACTOR_RETRY_TLV,
+            pdu.actor_retry_count,
+            *_PARTNER_RETRY_TLV,
+            pdu.partner_retry_count,
+            *_TERMINATOR_TLV,
+        )
     return _FRAME.pack(*head, *_TERMINATOR_TLV)
 
 
@@ -236,8 +241,9 @@ def decode_frame(frame: bytes) -> tuple[bytes, Lacpdu]:
         return f[1], Lacpdu(actor, partner, delay, version)
     r = f[_HEAD_FIELDS:]
     if (r[0], r[1]) != _ACTOR_RETRY_TLV or (r[3], r[4]) != _PARTNER_RETRY_TLV:
-        raise PduError(f"0xf1 LACPDU without the retry-count TLVs ({r[0]:#x}/{r[1]}, "
-                       f"{r[3]:#x}/{r[4]})")
+        raise PduError(
+            f"0xf1 LACPDU without the retry-count TLVs ({r[0]:#x}/{r[1]}, {r[3]:#x}/{r[4]})"
+        )
     if (r[6], r[7]) != _TERMINATOR_TLV:
         raise PduError(f"0xf1 LACPDU terminator TLV type/length {r[6]}/{r[7]}")
     return f[1], Lacpdu(actor, partner, delay, version, r[2], r[5])
@@ -290,5 +296,7 @@ def encode_marker(src_mac: bytes, marker: Marker) -> bytes:
 def encode_marker_response(src_mac: bytes, info: Marker) -> bytes:
     """The Marker Response to a Marker Information: the same requester fields, TLV type 2
     (what Linux bonding's marker responder sends)."""
-    return encode_marker(src_mac, Marker(MARKER_RESPONSE, info.requester_port,
-                                         info.requester_system, info.transaction_id))
+    return encode_marker(
+        src_mac,
+        Marker(MARKER_RESPONSE, info.requester_port, info.requester_system, info.transaction_id),
+    )

@@ -67,8 +67,17 @@ TEAMD_STATE_NAME = {
     RxState.CURRENT: "current",
 }
 
-COUNTERS = ("rx_pdus", "tx_pdus", "rx_bad", "rx_truncated", "rx_marker", "rx_marker_response",
-            "tx_marker_response", "rx_loopback", "down_count")
+COUNTERS = (
+    "rx_pdus",
+    "tx_pdus",
+    "rx_bad",
+    "rx_truncated",
+    "rx_marker",
+    "rx_marker_response",
+    "tx_marker_response",
+    "rx_loopback",
+    "down_count",
+)
 # The counters that only move when something is wrong: published to STATE_DB (rx_pdus/tx_pdus
 # move every second on every port and would turn the publisher into a per-PDU writer).
 ERROR_COUNTERS = ("rx_bad", "rx_truncated", "rx_marker", "rx_loopback")
@@ -153,7 +162,8 @@ class Port:
     # last_tx / last_tx_frame before the most recent transmission, so a send the socket refused
     # can be taken back (transient: not part of the state that crosses a handover)
     _before_tx: tuple[float | None, bytes | None] | None = field(
-        default=None, compare=False, repr=False)
+        default=None, compare=False, repr=False
+    )
 
     # ---- what we advertise -------------------------------------------------------------
 
@@ -188,22 +198,33 @@ class Port:
         """Patched teamd's rule (hld §13.7): 0xf1 iff the feature is on, a count is not the
         default, and the partner's last accepted PDU was 0xf1 (a partner that does not speak
         it would drop 0xf1 PDUs as malformed, as stock teamd does)."""
-        return feature and self.rx_version == RETRY_VERSION and (
-            own_retry != DEFAULT_RETRY_COUNT or self.partner_retry_count != DEFAULT_RETRY_COUNT)
+        return (
+            feature
+            and self.rx_version == RETRY_VERSION
+            and (
+                own_retry != DEFAULT_RETRY_COUNT or self.partner_retry_count != DEFAULT_RETRY_COUNT
+            )
+        )
 
-    def frame(self, cfg: LagSettings, own_retry: int = DEFAULT_RETRY_COUNT,
-              feature: bool = True) -> bytes:
+    def frame(
+        self, cfg: LagSettings, own_retry: int = DEFAULT_RETRY_COUNT, feature: bool = True
+    ) -> bytes:
         """The PDU this port would transmit now; cached while its content is unchanged.
 
         Per-PDU path: the cache is checked on (actor, partner, retry counts) before any
         Lacpdu is built, so a steady-state PDU costs one PortInfo and a comparison.
         """
         actor = self.actor(cfg)
-        retry = (own_retry, self.partner_retry_count) if self.speaks_retry(own_retry,
-                                                                           feature) else None
+        retry = (
+            (own_retry, self.partner_retry_count) if self.speaks_retry(own_retry, feature) else None
+        )
         cache = self._frame_cache
-        if cache is not None and cache[0] == actor and cache[1] == self.partner \
-                and cache[2] == retry:
+        if (
+            cache is not None
+            and cache[0] == actor
+            and cache[1] == self.partner
+            and cache[2] == retry
+        ):
             return cache[3]
         if retry is None:
             pdu = Lacpdu(actor, self.partner)
@@ -232,8 +253,7 @@ class Port:
     def can_transmit(self, cfg: LagSettings) -> bool:
         """TX needs the LAG admin up, carrier and at least one active side (no passive-passive
         chatter)."""
-        return cfg.admin_up and self.link_up and (cfg.active or
-                                                  bool(self.partner.state & ACTIVITY))
+        return cfg.admin_up and self.link_up and (cfg.active or bool(self.partner.state & ACTIVITY))
 
     def partner_sync(self) -> bool:
         return bool(self.partner.state & SYNC)

@@ -53,8 +53,9 @@ class RetryCount:
     def check(self, count: int) -> None:
         """Refuse a count teamdctl may not set, before anything runs."""
         if not self.feature:
-            raise ValueError("the retry count feature is disabled "
-                             "(runner.enable_retry_count_feature is false)")
+            raise ValueError(
+                "the retry count feature is disabled (runner.enable_retry_count_feature is false)"
+            )
         if not DEFAULT_RETRY_COUNT <= count <= 0xFF:
             raise ValueError(f"retry_count must be 3..255, got {count}")
 
@@ -98,7 +99,8 @@ class RetryCount:
             if count != DEFAULT_RETRY_COUNT:
                 self.hold_until = now + RETRY_COUNT_HOLD
         elif port.partner_retry_count != DEFAULT_RETRY_COUNT and (
-                self.hold_until is not None and now < self.hold_until):
+            self.hold_until is not None and now < self.hold_until
+        ):
             pass  # a plain PDU within 60 s of the last 0xf1 does not reset the count
         else:
             port.partner_retry_count = DEFAULT_RETRY_COUNT
@@ -109,18 +111,25 @@ class RetryCount:
 
     def partner_wrong(self, pdu: Lacpdu, settings: LagSettings) -> bool:
         """The partner has the wrong idea of our count: answer it at once (update_NTT)."""
-        return (pdu.partner_retry_count is not None and self.feature
-                and pdu.partner_retry_count != self.own(settings))
+        return (
+            pdu.partner_retry_count is not None
+            and self.feature
+            and pdu.partner_retry_count != self.own(settings)
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"feature": self.feature,
-                "override": None if self.override is None else list(self.override),
-                "hold_until": self.hold_until}
+        return {
+            "feature": self.feature,
+            "override": None if self.override is None else list(self.override),
+            "hold_until": self.hold_until,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RetryCount:
         override = d["override"]
         hold = d["hold_until"]
-        return cls(feature=bool(d["feature"]),
-                   override=None if override is None else (int(override[0]), float(override[1])),
-                   hold_until=None if hold is None else float(hold))
+        return cls(
+            feature=bool(d["feature"]),
+            override=None if override is None else (int(override[0]), float(override[1])),
+            hold_until=None if hold is None else float(hold),
+        )

@@ -73,8 +73,10 @@ def select(order: list[Port], cfg: LagSettings) -> bool:
             changed = True
     return changed
 
-def number_aggregators(groups: dict[AggregatorKey, list[Port]], order: list[Port],
-                       cfg: LagSettings) -> None:
+
+def number_aggregators(
+    groups: dict[AggregatorKey, list[Port]], order: list[Port], cfg: LagSettings
+) -> None:
     """Give each aggregator an id that stays while it has members (as Linux's aggregator
     structures do). A port whose partner identity changes forgets its id (Port.record_pdu),
     so it cannot take the id along; groups keep the id most of their ports still hold

@@ -32,10 +32,17 @@ class PortView:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "state": self.state, "selected": self.selected, "selection": self.selection,
-            "aggregator_id": self.aggregator_id, "aggregator_selected": self.aggregator_selected,
-            "enabled": self.enabled, "rx_state": self.rx_state, "mux_state": self.mux_state,
-            "actor": self.actor.to_dict(), "partner": self.partner.to_dict(),
-            "loopback": self.loopback, "partner_retry_count": self.partner_retry_count,
+            "state": self.state,
+            "selected": self.selected,
+            "selection": self.selection,
+            "aggregator_id": self.aggregator_id,
+            "aggregator_selected": self.aggregator_selected,
+            "enabled": self.enabled,
+            "rx_state": self.rx_state,
+            "mux_state": self.mux_state,
+            "actor": self.actor.to_dict(),
+            "partner": self.partner.to_dict(),
+            "loopback": self.loopback,
+            "partner_retry_count": self.partner_retry_count,
             **self.counters,
         }

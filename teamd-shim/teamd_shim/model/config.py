@@ -35,8 +35,12 @@ class LagConfig:
     def lacp_settings(self) -> LagSettings:
         """What of this entry the LACP core runs on; a change of it is a settings update."""
         return LagSettings(
-            name=self.name, system=parse_mac(self.system), key=self.key,
-            fast_rate=self.fast_rate, min_links=self.min_links, admin_up=self.admin_up,
+            name=self.name,
+            system=parse_mac(self.system),
+            key=self.key,
+            fast_rate=self.fast_rate,
+            min_links=self.min_links,
+            admin_up=self.admin_up,
             retry_count=self.retry_count,
             # no 802.1AX aggregate wait, as stock teamd (hld §12): it turned a partner's
             # identity change into a 2 s outage the partner saw; Lag.pop_intents nets out instead
@@ -159,8 +163,9 @@ def desired_config(
     return out
 
 
-def _member_owners(out: DesiredConfig, members: list[tuple[str, str]],
-                   current_owner: dict[str, str]) -> dict[str, str]:
+def _member_owners(
+    out: DesiredConfig, members: list[tuple[str, str]], current_owner: dict[str, str]
+) -> dict[str, str]:
     """port -> the one LAG it is a member of; every other claim goes to `out.member_errors`.
     A port keeps the LAG it already runs in, else the first by name."""
     owner: dict[str, str] = {}

@@ -88,8 +88,9 @@ class InstanceInfo:
                 redis_connected=bool(d.get("redis_connected", False)),
             )  # fmt: skip
         except KeyError as e:
-            raise ContractError(f"`info` reply lacks field {e} (shim and orchestrator of "
-                                "different versions?)") from None
+            raise ContractError(
+                f"`info` reply lacks field {e} (shim and orchestrator of different versions?)"
+            ) from None
         except (TypeError, ValueError, AttributeError) as e:
             raise ContractError(f"`info` reply has a malformed field: {e}") from None
 
@@ -114,12 +115,17 @@ class SnapshotMeta:
         if not isinstance(d, dict):
             raise ContractError(f"snapshot `_meta` is not an object: {d!r}")
         try:
-            return cls(epoch=None if d["epoch"] is None else int(d["epoch"]), t=float(d["t"]),
-                       final=bool(d["final"]), owner=str(d["owner"]),
-                       rx_cut={str(k): int(v) for k, v in (d.get("rx_cut") or {}).items()})
+            return cls(
+                epoch=None if d["epoch"] is None else int(d["epoch"]),
+                t=float(d["t"]),
+                final=bool(d["final"]),
+                owner=str(d["owner"]),
+                rx_cut={str(k): int(v) for k, v in (d.get("rx_cut") or {}).items()},
+            )
         except KeyError as e:
-            raise ContractError(f"snapshot `_meta` lacks field {e} (shims of different "
-                                "versions?)") from None
+            raise ContractError(
+                f"snapshot `_meta` lacks field {e} (shims of different versions?)"
+            ) from None
         except (TypeError, ValueError, AttributeError) as e:
             raise ContractError(f"snapshot `_meta` has a malformed field: {e}") from None
 

@@ -116,8 +116,16 @@ return 1
 class HandoverDriver:
     """Drives one instance's role machine; see the module docstring."""
 
-    def __init__(self, name: str, rm: RoleMachine, store: OwnerStore, publisher: Publisher,
-                 runner: LagHost, *, on_exit: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        name: str,
+        rm: RoleMachine,
+        store: OwnerStore,
+        publisher: Publisher,
+        runner: LagHost,
+        *,
+        on_exit: Callable[[], None],
+    ) -> None:
         self.name = name
         self.rm = rm
         self.store = store
@@ -207,13 +215,20 @@ class HandoverDriver:
         APPL_DB write of ours would be refused: put it back. Only forward, so an owner that
         took over since is never overwritten (worker thread)."""
         try:
-            if self.store.state.eval(OWNER_FORWARD_LUA, 1, OWNER_KEY, epoch, self.name,
-                                     f"{time.time():.3f}"):
-                log.warning("%s: the owner record was behind our epoch %d (redis lost it); "
-                            "restored", self.name, epoch)
+            if self.store.state.eval(
+                OWNER_FORWARD_LUA, 1, OWNER_KEY, epoch, self.name, f"{time.time():.3f}"
+            ):
+                log.warning(
+                    "%s: the owner record was behind our epoch %d (redis lost it); restored",
+                    self.name,
+                    epoch,
+                )
         except REDIS_DOWN as e:
-            log.debug("%s: owner record not checked (redis down, next heartbeat tries "
-                      "again): %s", self.name, e)
+            log.debug(
+                "%s: owner record not checked (redis down, next heartbeat tries again): %s",
+                self.name,
+                e,
+            )
         except Exception:
             log.exception("%s: owner record check failed", self.name)
 
@@ -221,12 +236,21 @@ class HandoverDriver:
         rm, lags = self.rm, self.runner.lags
         c = rm.confirmation
         return InstanceInfo(
-            name=self.name, role=rm.role.value, epoch=rm.epoch, pid=os.getpid(),
-            pidns=pid_namespace(), ready=self.ready, ready_detail=self.ready_detail,
-            final_written=rm.final_written, yielded_at=rm.yielded_at,
-            takeover_at=rm.takeover_at, takeover_error=self.takeover_error,
-            confirmed=rm.confirmed, first_tx=dict(c.first_tx) if c else {},
-            handed_from=self.handed_from, lags=tuple(sorted(lags)),
+            name=self.name,
+            role=rm.role.value,
+            epoch=rm.epoch,
+            pid=os.getpid(),
+            pidns=pid_namespace(),
+            ready=self.ready,
+            ready_detail=self.ready_detail,
+            final_written=rm.final_written,
+            yielded_at=rm.yielded_at,
+            takeover_at=rm.takeover_at,
+            takeover_error=self.takeover_error,
+            confirmed=rm.confirmed,
+            first_tx=dict(c.first_tx) if c else {},
+            handed_from=self.handed_from,
+            lags=tuple(sorted(lags)),
             ports_by_lag={n: tuple(r.lacp.ports) for n, r in lags.items()},
         )
 
@@ -265,8 +289,9 @@ class HandoverDriver:
             return True
 
     # ---- driving the role machine --------------------------------------------------------
-    def handle(self, event: Event, *, epoch: int | None = None,
-               ports: frozenset[str] = frozenset()) -> list[Effect]:
+    def handle(
+        self, event: Event, *, epoch: int | None = None, ports: frozenset[str] = frozenset()
+    ) -> list[Effect]:
         """Feed the role machine one event, log a role change, re-arm its deadline, run what
         it asks for. An event its table has no row for is refused (OwnershipError)."""
         before = self.rm.role
@@ -275,15 +300,22 @@ class HandoverDriver:
         except IllegalTransition as e:
             raise OwnershipError(str(e)) from None
         if self.rm.role is not before:
-            log.info("%s: role %s -> %s (%s, epoch %s)", self.name, before.value,
-                     self.rm.role.value, event.value, self.rm.epoch)
+            log.info(
+                "%s: role %s -> %s (%s, epoch %s)",
+                self.name,
+                before.value,
+                self.rm.role.value,
+                event.value,
+                self.rm.epoch,
+            )
         self._arm_role_timer()
         self.run_effects(effects)
         return effects
 
     def _arm_role_timer(self) -> None:
-        self._role_timer = rearm(self._loop, self._role_timer, self.rm.next_deadline(),
-                                 self._on_role_timer)
+        self._role_timer = rearm(
+            self._loop, self._role_timer, self.rm.next_deadline(), self._on_role_timer
+        )
 
     def _on_role_timer(self) -> None:
         self._role_timer = None
@@ -324,12 +356,18 @@ class HandoverDriver:
 
     def _snapshot_meta(self, now: float, final: bool) -> SnapshotMeta:
         """`rx_cut`: the replay cut (replay.py), taken with the LACP state, in one loop step."""
-        return SnapshotMeta(epoch=self.rm.epoch, t=now, final=final, owner=self.name,
-                            rx_cut=dict(self.runner.rx_cut))
+        return SnapshotMeta(
+            epoch=self.rm.epoch,
+            t=now,
+            final=final,
+            owner=self.name,
+            rx_cut=dict(self.runner.rx_cut),
+        )
 
     def _publish_shadow(self) -> None:
-        fields = snapshot_fields(self.runner.lacp_snapshot(),
-                                 self._snapshot_meta(time.monotonic(), final=False))
+        fields = snapshot_fields(
+            self.runner.lacp_snapshot(), self._snapshot_meta(time.monotonic(), final=False)
+        )
         self.publisher.put(shim_state(self.name), fields)
 
     # ---- active -> yielded -----------------------------------------------------------------
@@ -343,20 +381,26 @@ class HandoverDriver:
         assert self._final_write is not None
         return await self._final_write
 
-    async def _write_final(self, snap: dict[str, dict[str, Any]],
-                           meta: SnapshotMeta) -> dict[str, Any]:
+    async def _write_final(
+        self, snap: dict[str, dict[str, Any]], meta: SnapshotMeta
+    ) -> dict[str, Any]:
         try:
             await self.blocking(self.store.write_final, self.name, snap, meta)
         except Exception as e:
-            log.error("%s: final snapshot not written (%s); resuming, nothing handed over",
-                      self.name, e)
+            log.error(
+                "%s: final snapshot not written (%s); resuming, nothing handed over", self.name, e
+            )
             self.handle(Event.FINAL_FAILED)
             raise OwnershipError(f"yield failed: final snapshot not written: {e}") from None
         if not self.rm.is_in(Role.YIELDED):  # resumed while we waited (a forced rollback)
             return self.info()
         self.handle(Event.FINAL_WRITTEN)  # arms the auto-resume deadline
-        log.info("%s: yielded at epoch %s; final snapshot of %d LAG(s) written", self.name,
-                 self.rm.epoch, len(snap))
+        log.info(
+            "%s: yielded at epoch %s; final snapshot of %d LAG(s) written",
+            self.name,
+            self.rm.epoch,
+            len(snap),
+        )
         return self.info()
 
     def _resume_local(self) -> None:
@@ -371,20 +415,30 @@ class HandoverDriver:
         try:
             won = await self.blocking(self.store.cas, epoch, self.name, self.name)
         except Exception as e:
-            log.error("%s: yielded and cannot reach redis to decide (%s); periodic PDUs "
-                      "continue, waiting for the orchestrator (`warm-restart recover`)",
-                      self.name, e)
+            log.error(
+                "%s: yielded and cannot reach redis to decide (%s); periodic PDUs "
+                "continue, waiting for the orchestrator (`warm-restart recover`)",
+                self.name,
+                e,
+            )
             self.handle(Event.UNREACHABLE)
             return
         if won is not None:
             if self.rm.role is Role.YIELDED:
-                log.warning("%s: nobody took over within %.2f s: resumed at epoch %d",
-                            self.name, AUTO_RESUME_S, won.epoch)
+                log.warning(
+                    "%s: nobody took over within %.2f s: resumed at epoch %d",
+                    self.name,
+                    AUTO_RESUME_S,
+                    won.epoch,
+                )
             self.handle(Event.RESUMED, epoch=won.epoch)
             return
         if self.rm.role is Role.YIELDED:
-            log.info("%s: superseded; retiring in %.0f s unless told earlier", self.name,
-                     RETIRE_WHEN_SUPERSEDED_S)
+            log.info(
+                "%s: superseded; retiring in %.0f s unless told earlier",
+                self.name,
+                RETIRE_WHEN_SUPERSEDED_S,
+            )
         self.handle(Event.SUPERSEDED)  # the new owner transmits: our PDUs stop here
 
     async def do_resume(self, force: bool = False) -> dict[str, Any]:
@@ -396,8 +450,9 @@ class HandoverDriver:
         won: Owner | None
         try:
             cur = await self.blocking(self.store.owner)
-            won = await self.blocking(self.store.cas, cur.epoch if cur else 0,
-                                      "*" if force else self.name, self.name)
+            won = await self.blocking(
+                self.store.cas, cur.epoch if cur else 0, "*" if force else self.name, self.name
+            )
         except Exception as e:
             if not force:
                 raise OwnershipError(f"cannot resume: redis unreachable ({e})") from None
@@ -408,8 +463,11 @@ class HandoverDriver:
                 raise OwnershipError("cannot resume: another instance took over")
         if not self.rm.is_in(Role.YIELDED):  # resumed by itself while we waited for Redis
             return self.info()
-        log.warning("%s: resumed at epoch %s (rollback)", self.name,
-                    won.epoch if won is not None else self.rm.epoch)
+        log.warning(
+            "%s: resumed at epoch %s (rollback)",
+            self.name,
+            won.epoch if won is not None else self.rm.epoch,
+        )
         self.handle(Event.RESUMED, epoch=won.epoch if won is not None else None)
         return self.info()
 
@@ -447,8 +505,12 @@ class HandoverDriver:
             except REDIS_DOWN as e:
                 if "redis" not in said:
                     said.add("redis")
-                    log.warning("%s: cannot follow the active's state, redis unreachable: %s "
-                                "(not READY until it answers)", self.name, e)
+                    log.warning(
+                        "%s: cannot follow the active's state, redis unreachable: %s "
+                        "(not READY until it answers)",
+                        self.name,
+                        e,
+                    )
             except Exception as e:
                 if type(e).__name__ not in said:
                     said.add(type(e).__name__)
@@ -460,8 +522,9 @@ class HandoverDriver:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(fn, *args)
 
-    def _restore(self, meta: SnapshotMeta, lags: dict[str, dict[str, Any]],
-                 *, taking_over: bool = False) -> list[str]:
+    def _restore(
+        self, meta: SnapshotMeta, lags: dict[str, dict[str, Any]], *, taking_over: bool = False
+    ) -> list[str]:
         """Adopt published state (replay.restore). Taking over, the changes it makes stay
         pending as intents, for the new owner to apply: the yielded owner saw them but wrote
         nothing. A standby's view has nothing to apply."""
@@ -525,11 +588,18 @@ class HandoverDriver:
         if problems:
             log.warning("%s: took over with differences: %s", self.name, "; ".join(problems))
         self.handed_from = HandedFrom(
-            owner=cur.owner, epoch=cur.epoch, t=meta.t,
-            last_tx={p: d["ports"][p].get("last_tx") for d in lags.values() for p in d["ports"]})
+            owner=cur.owner,
+            epoch=cur.epoch,
+            t=meta.t,
+            last_tx={p: d["ports"][p].get("last_tx") for d in lags.values() for p in d["ports"]},
+        )
         running_lags = self.runner.lags
-        awaiting = frozenset(p for r in running_lags.values() for p in r.lacp.ports
-                             if r.lacp.port_view(p).state != "disabled")
+        awaiting = frozenset(
+            p
+            for r in running_lags.values()
+            for p in r.lacp.ports
+            if r.lacp.port_view(p).state != "disabled"
+        )
         self.handle(Event.TAKEN_OVER, epoch=won.epoch, ports=awaiting)
         self._apply_config_changed_meanwhile(lags)
         log.info("%s: took over from %s at epoch %d", self.name, cur.owner, won.epoch)
@@ -546,16 +616,22 @@ class HandoverDriver:
         running_lags = self.runner.lags
         for name, d in final.items():
             if name not in running_lags:
-                log.warning("%s: %s was removed from CONFIG_DB during the handover: removing "
-                            "it now", self.name, name)
+                log.warning(
+                    "%s: %s was removed from CONFIG_DB during the handover: removing it now",
+                    self.name,
+                    name,
+                )
                 for port in d.get("ports", {}):
                     dp.member_removed(name, port)
                 dp.lag_removed(name)
         for name, running in running_lags.items():
             had = set(final.get(name, {}).get("ports", {}))
             if name not in final:
-                log.warning("%s: %s was added to CONFIG_DB during the handover: creating it "
-                            "now", self.name, name)
+                log.warning(
+                    "%s: %s was added to CONFIG_DB during the handover: creating it now",
+                    self.name,
+                    name,
+                )
                 dp.lag_added(running.cfg, owner=True)
             for port in running.lacp.ports:
                 if port not in had:
@@ -565,16 +641,20 @@ class HandoverDriver:
 
     def _confirmed(self) -> None:
         c = self.rm.confirmation
-        log.info("%s: confirmed: first PDU sent on all %d port(s)", self.name,
-                 len(c.first_tx) if c else 0)
+        log.info(
+            "%s: confirmed: first PDU sent on all %d port(s)",
+            self.name,
+            len(c.first_tx) if c else 0,
+        )
         self._put_instance_record()
         # the restored state equals what the old owner published: republish only now, so
         # the first PDUs are not competing with DB work
         self.runner.mark_dirty(self.runner.lags)
 
     # ---- the owner's side of a hot standby's watch (hld §14.1) ---------------------------
-    async def serve_watcher(self, reader: asyncio.StreamReader,
-                            writer: asyncio.StreamWriter) -> None:
+    async def serve_watcher(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         """A `watch` request: heartbeats on this connection until either side closes it. The
         kernel closing it when we die is the standby's death notice."""
         self._watchers.add(writer)
@@ -590,8 +670,14 @@ class HandoverDriver:
 
     def _beat_line(self) -> bytes:
         rm = self.rm
-        beat = Beat(name=self.name, role=rm.role.value, epoch=rm.epoch,
-                    final_written=rm.final_written, pid=os.getpid(), t=time.monotonic())
+        beat = Beat(
+            name=self.name,
+            role=rm.role.value,
+            epoch=rm.epoch,
+            final_written=rm.final_written,
+            pid=os.getpid(),
+            t=time.monotonic(),
+        )
         return (json.dumps(beat.to_json()) + "\n").encode()
 
     def _beat_to(self, writer: asyncio.StreamWriter, line: bytes | None = None) -> None:
@@ -630,21 +716,35 @@ class HandoverDriver:
         means nobody could have moved the epoch either: we carry on."""
         stalled = time.monotonic() - (self.rm.last_beat or time.monotonic())
         try:
-            alive = await self.blocking(self.store.confirm_alive, epoch, self.name,
-                                        time.monotonic())
+            alive = await self.blocking(
+                self.store.confirm_alive, epoch, self.name, time.monotonic()
+            )
         except Exception as e:
-            log.warning("%s: our loop stalled %.2f s and redis does not answer (%s): carrying "
-                        "on (no standby can have moved the epoch)", self.name, stalled, e)
+            log.warning(
+                "%s: our loop stalled %.2f s and redis does not answer (%s): carrying "
+                "on (no standby can have moved the epoch)",
+                self.name,
+                stalled,
+                e,
+            )
             alive = True
         if not self.rm.is_in(Role.ACTIVE):
             return
         if alive:
-            log.warning("%s: our loop stalled %.2f s; still the owner at epoch %d", self.name,
-                        stalled, epoch)
+            log.warning(
+                "%s: our loop stalled %.2f s; still the owner at epoch %d",
+                self.name,
+                stalled,
+                epoch,
+            )
             self.handle(Event.ALIVE_CONFIRMED)
         else:
-            log.error("%s: FENCED: another instance took the LAGs while our loop was stalled "
-                      "%.2f s; exiting without sending or writing anything", self.name, stalled)
+            log.error(
+                "%s: FENCED: another instance took the LAGs while our loop was stalled "
+                "%.2f s; exiting without sending or writing anything",
+                self.name,
+                stalled,
+            )
             self.handle(Event.FENCED)
 
     def close_watchers(self, why: str) -> None:
@@ -666,11 +766,21 @@ class HandoverDriver:
         try:
             self.wire.open(self._loop)
         except OSError as e:
-            log.error("%s: cannot see the owner's PDUs on the wire (%s): a promotion would "
-                      "place its first PDUs after the shadowed ones only", self.name, e)
+            log.error(
+                "%s: cannot see the owner's PDUs on the wire (%s): a promotion would "
+                "place its first PDUs after the shadowed ones only",
+                self.name,
+                e,
+            )
             self.wire = None
-        self.watcher = HotWatcher(self.name, self.store, pid_namespace(), self._loop,
-                                  self.promote, lambda: self.rm.role is Role.STANDBY)
+        self.watcher = HotWatcher(
+            self.name,
+            self.store,
+            pid_namespace(),
+            self._loop,
+            self.promote,
+            lambda: self.rm.role is Role.STANDBY,
+        )
         self.watcher.start()
 
     async def promote(self, loss: Loss, watch: Watch) -> bool:
@@ -681,16 +791,25 @@ class HandoverDriver:
         t0 = time.monotonic()
         redis_up, cur = await self._current_owner()
         if redis_up and (cur is None or cur.owner != t.name):
-            self._refuse_promotion(f"{t.name} no longer owns the LAGs "
-                                   f"({cur.owner if cur else 'nobody'} does)")
+            self._refuse_promotion(
+                f"{t.name} no longer owns the LAGs ({cur.owner if cur else 'nobody'} does)"
+            )
             return False
-        can_kill = bool(t.pid) and t.pidns == pid_namespace() and (
-            str(proc_starttime(t.pid)) == t.starttime or proc_starttime(t.pid) is None)
+        can_kill = (
+            bool(t.pid)
+            and t.pidns == pid_namespace()
+            and (str(proc_starttime(t.pid)) == t.starttime or proc_starttime(t.pid) is None)
+        )
         last = watch.last
-        plan = plan_promotion(loss, ready=self.ready, ready_detail=self.ready_detail,
-                              last_role=watch.last_role,
-                              final_written=bool(last and last.final_written),
-                              redis_up=redis_up, can_kill=can_kill)
+        plan = plan_promotion(
+            loss,
+            ready=self.ready,
+            ready_detail=self.ready_detail,
+            last_role=watch.last_role,
+            final_written=bool(last and last.final_written),
+            redis_up=redis_up,
+            can_kill=can_kill,
+        )
         if not plan.promote:
             self._refuse_promotion(f"{t.name} {loss.value}: {plan.why}")
             return False
@@ -713,32 +832,50 @@ class HandoverDriver:
             if problems:
                 log.warning("%s: promoted with differences: %s", self.name, "; ".join(problems))
         adopted = self._adopt_wire_tx()
-        awaiting = frozenset(p for r in self.runner.lags.values() for p in r.lacp.ports
-                             if r.lacp.port_view(p).state != "disabled")
-        self.handed_from = HandedFrom(owner=t.name, epoch=t.epoch,
-                                      t=meta.t if meta else None,
-                                      last_tx=self._old_owner_last_tx(lags))
+        awaiting = frozenset(
+            p
+            for r in self.runner.lags.values()
+            for p in r.lacp.ports
+            if r.lacp.port_view(p).state != "disabled"
+        )
+        self.handed_from = HandedFrom(
+            owner=t.name,
+            epoch=t.epoch,
+            t=meta.t if meta else None,
+            last_tx=self._old_owner_last_tx(lags),
+        )
         self.handle(Event.PROMOTED, epoch=epoch, ports=awaiting)
         self._apply_config_changed_meanwhile(lags)
         self.runner.sync_dataplane()
         self.runner.service_all(time.monotonic())
         took = time.monotonic() - t0
-        self.promotion = {"from": t.name, "why": loss.value, "at": f"{time.time():.3f}",
-                          "epoch": str(epoch), "took_ms": f"{took * 1000:.1f}",
-                          "steps_ms": f"epoch {(t_fenced - t0) * 1000:.1f}, kill "
-                                      f"{(t_killed - t_fenced) * 1000:.1f}, take over "
-                                      f"{(time.monotonic() - t_killed) * 1000:.1f}",
-                          "how": plan.why}
+        self.promotion = {
+            "from": t.name,
+            "why": loss.value,
+            "at": f"{time.time():.3f}",
+            "epoch": str(epoch),
+            "took_ms": f"{took * 1000:.1f}",
+            "steps_ms": f"epoch {(t_fenced - t0) * 1000:.1f}, kill "
+            f"{(t_killed - t_fenced) * 1000:.1f}, take over "
+            f"{(time.monotonic() - t_killed) * 1000:.1f}",
+            "how": plan.why,
+        }
         self.promotion_refused = ""
         if self.wire is not None:
             self.wire.close()
             self.wire = None
-        log.warning("%s: PROMOTED at epoch %d: %s %s (%s); %d port(s) on the wire's schedule, "
-                    "%.1f ms", self.name, epoch, t.name, loss.value, plan.why, adopted,
-                    took * 1000)
+        log.warning(
+            "%s: PROMOTED at epoch %d: %s %s (%s); %d port(s) on the wire's schedule, %.1f ms",
+            self.name,
+            epoch,
+            t.name,
+            loss.value,
+            plan.why,
+            adopted,
+            took * 1000,
+        )
         self._put_instance_record()
         return True
-
 
     async def _current_owner(self) -> tuple[bool, Owner | None]:
         """(Redis answered, the owner record); with Redis down, the last owner we saw."""
@@ -747,8 +884,9 @@ class HandoverDriver:
         except (TimeoutError, *REDIS_DOWN):
             return False, self.last_owner
 
-    async def _fence_epoch(self, plan: Plan, cur: Owner | None, loss: Loss,
-                           watch: Watch) -> int | None:
+    async def _fence_epoch(
+        self, plan: Plan, cur: Owner | None, loss: Loss, watch: Watch
+    ) -> int | None:
         """The epoch we promote at: moved by CAS where the plan says so (the fence), else the
         next one; None (and the refusal said) if the fence failed."""
         t = watch.target
@@ -756,19 +894,23 @@ class HandoverDriver:
             return (cur.epoch if cur else (t.epoch or 0)) + 1
         assert cur is not None
         try:
-            won = await self.blocking(self.store.promote_cas, cur.epoch, t.name, self.name,
-                                      watch.last_seen)
+            won = await self.blocking(
+                self.store.promote_cas, cur.epoch, t.name, self.name, watch.last_seen
+            )
         except Exception as e:
             self._refuse_promotion(f"{t.name} {loss.value}: epoch not moved ({e})")
             return None
         if won is None:
-            self._refuse_promotion(f"{t.name} {loss.value}: it confirmed itself alive, or "
-                                   "another instance moved the epoch first")
+            self._refuse_promotion(
+                f"{t.name} {loss.value}: it confirmed itself alive, or "
+                "another instance moved the epoch first"
+            )
             return None
         return won.epoch
 
-    async def _promotion_state(self, from_final: bool, owner: str
-                               ) -> tuple[SnapshotMeta | None, dict[str, dict[str, Any]]]:
+    async def _promotion_state(
+        self, from_final: bool, owner: str
+    ) -> tuple[SnapshotMeta | None, dict[str, dict[str, Any]]]:
         """What we take over from: the owner's final snapshot where it wrote one (a yield in
         flight), else the state we shadowed."""
         if from_final:
@@ -803,9 +945,14 @@ class HandoverDriver:
                 if running.lacp.adopt_wire_tx(port, w.at, w.frame):
                     n += 1
                     if differs:
-                        log.info("%s: %s: our PDU differs from the one the wire showed last: "
-                                 "sent at once\n  wire %s\n  ours %s", self.name, port,
-                                 w.frame.hex(), running.lacp.would_send(port).hex())
+                        log.info(
+                            "%s: %s: our PDU differs from the one the wire showed last: "
+                            "sent at once\n  wire %s\n  ours %s",
+                            self.name,
+                            port,
+                            w.frame.hex(),
+                            running.lacp.would_send(port).hex(),
+                        )
         return n
 
     def _refuse_promotion(self, why: str) -> None:

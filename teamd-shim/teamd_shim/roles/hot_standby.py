@@ -43,9 +43,15 @@ def resolve(store: OwnerStore, me: str) -> Target | None:
     rec = store.instance(cur.owner)
     if not rec.get("ctl"):
         return None
-    return Target(name=cur.owner, ctl=rec["ctl"], pid=int(rec.get("pid") or 0),
-                  pidns=rec.get("pidns", ""), starttime=rec.get("starttime", ""),
-                  epoch=cur.epoch, role=rec.get("role", "active"))
+    return Target(
+        name=cur.owner,
+        ctl=rec["ctl"],
+        pid=int(rec.get("pid") or 0),
+        pidns=rec.get("pidns", ""),
+        starttime=rec.get("starttime", ""),
+        epoch=cur.epoch,
+        role=rec.get("role", "active"),
+    )
 
 
 def dead_here(t: Target, my_pidns: str) -> bool:
@@ -59,8 +65,15 @@ def dead_here(t: Target, my_pidns: str) -> bool:
 class HotWatcher:
     """See the module docstring; `start` it on a standby, it ends by itself once promoted."""
 
-    def __init__(self, name: str, store: OwnerStore, pidns: str, loop: asyncio.AbstractEventLoop,
-                 promote: Promote, still_standby: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        name: str,
+        store: OwnerStore,
+        pidns: str,
+        loop: asyncio.AbstractEventLoop,
+        promote: Promote,
+        still_standby: Callable[[], bool],
+    ) -> None:
         self.name = name
         self.store = store
         self.pidns = pidns
@@ -91,8 +104,13 @@ class HotWatcher:
                     self.target = t
                 self._said.discard("redis")
             except REDIS_DOWN as e:
-                self._say_once("redis", "%s: redis unreachable, watching the last known owner "
-                               "%s: %s", self.name, self.target.name if self.target else "-", e)
+                self._say_once(
+                    "redis",
+                    "%s: redis unreachable, watching the last known owner %s: %s",
+                    self.name,
+                    self.target.name if self.target else "-",
+                    e,
+                )
             except Exception as e:
                 if type(e).__name__ not in self._said:  # a bug: its traceback, once per kind
                     self._said.add(type(e).__name__)
@@ -129,8 +147,9 @@ class HotWatcher:
             s.close()
             if dead_here(t, self.pidns):
                 return Loss.DIED, watch
-            self._say_once(f"connect:{t.name}", "%s: cannot watch %s at %s: %s", self.name,
-                           t.name, t.ctl, e)
+            self._say_once(
+                f"connect:{t.name}", "%s: cannot watch %s at %s: %s", self.name, t.name, t.ctl, e
+            )
             return None, watch
         if self.watching != t.name:
             log.info("%s: watching %s (pid %d) through %s", self.name, t.name, t.pid, t.ctl)
@@ -148,15 +167,22 @@ class HotWatcher:
                     got = b""
                 if got is None:
                     if watch.hung(time.monotonic()):
-                        log.warning("%s: %s sent no heartbeat for %.2f s: hung", self.name,
-                                    t.name, HANG_AFTER_S)
+                        log.warning(
+                            "%s: %s sent no heartbeat for %.2f s: hung",
+                            self.name,
+                            t.name,
+                            HANG_AFTER_S,
+                        )
                         return Loss.HUNG, watch
                     continue
                 chunk = got
                 if not chunk:  # closed by the kernel: the process is gone (a goodbye
                     # line comes before any deliberate close and ends the watch above)
-                    log.warning("%s: %s's control connection closed with no goodbye: died",
-                                self.name, t.name)
+                    log.warning(
+                        "%s: %s's control connection closed with no goodbye: died",
+                        self.name,
+                        t.name,
+                    )
                     return Loss.DIED, watch
                 buf += chunk
                 now = time.monotonic()

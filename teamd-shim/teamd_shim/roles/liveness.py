@@ -40,15 +40,25 @@ class Beat:
     t: float = 0.0  # the owner's CLOCK_MONOTONIC when it sent this (the promotion's fence)
 
     def to_json(self) -> dict[str, Any]:
-        return {"hb": self.name, "role": self.role, "epoch": self.epoch,
-                "final": self.final_written, "pid": self.pid, "t": self.t}
+        return {
+            "hb": self.name,
+            "role": self.role,
+            "epoch": self.epoch,
+            "final": self.final_written,
+            "pid": self.pid,
+            "t": self.t,
+        }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Beat:
-        return cls(name=str(d["hb"]), role=str(d["role"]),
-                   epoch=None if d.get("epoch") is None else int(d["epoch"]),
-                   final_written=bool(d.get("final")), pid=int(d.get("pid") or 0),
-                   t=float(d.get("t") or 0.0))
+        return cls(
+            name=str(d["hb"]),
+            role=str(d["role"]),
+            epoch=None if d.get("epoch") is None else int(d["epoch"]),
+            final_written=bool(d.get("final")),
+            pid=int(d.get("pid") or 0),
+            t=float(d.get("t") or 0.0),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +118,16 @@ class Plan:
     from_final: bool = False  # the old owner had yielded: take over from its final snapshot
 
 
-def plan_promotion(loss: Loss, *, ready: bool, ready_detail: str, last_role: str,
-                   final_written: bool, redis_up: bool, can_kill: bool) -> Plan:
+def plan_promotion(
+    loss: Loss,
+    *,
+    ready: bool,
+    ready_detail: str,
+    last_role: str,
+    final_written: bool,
+    redis_up: bool,
+    can_kill: bool,
+) -> Plan:
     """The fencing rules of hld §14.3, in order: nothing of ours reaches the wire, the kernel
     or APPL_DB before the old owner can no longer write (the epoch moved, or it is dead)."""
     if not ready:
@@ -120,20 +138,42 @@ def plan_promotion(loss: Loss, *, ready: bool, ready_detail: str, last_role: str
     if not redis_up:
         if last_role != "active":
             # a takeover may have moved the epoch before Redis went away: we cannot tell
-            return Plan(False, "redis unreachable and the lost owner had yielded: cannot tell "
-                               "whether another instance took over; no promotion")
+            return Plan(
+                False,
+                "redis unreachable and the lost owner had yielded: cannot tell "
+                "whether another instance took over; no promotion",
+            )
         if loss is Loss.DIED:
-            return Plan(True, "died (connection closed), redis unreachable: certain death, "
-                              "promoting without the epoch (moved forward once redis answers)",
-                        kill=can_kill)
+            return Plan(
+                True,
+                "died (connection closed), redis unreachable: certain death, "
+                "promoting without the epoch (moved forward once redis answers)",
+                kill=can_kill,
+            )
         if can_kill:
-            return Plan(True, "hung, redis unreachable: killed first, then promoting without "
-                              "the epoch", kill=True)
-        return Plan(False, "hung, redis unreachable and not in our pid namespace: cannot fence "
-                           "it, no promotion")
+            return Plan(
+                True,
+                "hung, redis unreachable: killed first, then promoting without the epoch",
+                kill=True,
+            )
+        return Plan(
+            False,
+            "hung, redis unreachable and not in our pid namespace: cannot fence it, no promotion",
+        )
     how = "from its final snapshot" if from_final else "from the shadowed state and the wire"
-    fence = "epoch moved, then killed" if can_kill else (
-        "epoch moved (it exits without writing if it wakes: the self-fence)"
-        if loss is Loss.HUNG else "epoch moved")
-    return Plan(True, f"{loss.value}: {fence}, then promoted {how}", cas=True, kill=can_kill,
-                from_final=from_final)
+    fence = (
+        "epoch moved, then killed"
+        if can_kill
+        else (
+            "epoch moved (it exits without writing if it wakes: the self-fence)"
+            if loss is Loss.HUNG
+            else "epoch moved"
+        )
+    )
+    return Plan(
+        True,
+        f"{loss.value}: {fence}, then promoted {how}",
+        cas=True,
+        kill=can_kill,
+        from_final=from_final,
+    )

@@ -134,8 +134,16 @@ class ResumeAfterStall:
     """Still the owner after a stall: write what was decided meanwhile, send what is due."""
 
 
-Effect = (WriteFinal | CompareAndSetSelf | ResumeLocal | Exit | PublishShadow | Confirmed
-          | ConfirmAlive | ResumeAfterStall)
+Effect = (
+    WriteFinal
+    | CompareAndSetSelf
+    | ResumeLocal
+    | Exit
+    | PublishShadow
+    | Confirmed
+    | ConfirmAlive
+    | ResumeAfterStall
+)
 
 
 @dataclass
@@ -211,8 +219,13 @@ class RoleMachine:
     def check_stall(self, now: float) -> list[Effect]:
         """Before anything that sends or writes, and at every heartbeat: an active whose loop
         went STALL_S without a heartbeat becomes suspect until Redis answers."""
-        if (self.role is not Role.ACTIVE or self.suspect or self.last_beat is None
-                or self.epoch is None or now - self.last_beat <= STALL_S):
+        if (
+            self.role is not Role.ACTIVE
+            or self.suspect
+            or self.last_beat is None
+            or self.epoch is None
+            or now - self.last_beat <= STALL_S
+        ):
             return []
         self.suspect = True
         return [ConfirmAlive(self.epoch)]
@@ -275,8 +288,14 @@ class RoleMachine:
             out += self.handle(Event.RETIRE_DUE, now)
         return out
 
-    def handle(self, event: Event, now: float, *, epoch: int | None = None,
-               ports: frozenset[str] = frozenset()) -> list[Effect]:
+    def handle(
+        self,
+        event: Event,
+        now: float,
+        *,
+        epoch: int | None = None,
+        ports: frozenset[str] = frozenset(),
+    ) -> list[Effect]:
         """`ports`, for TAKEN_OVER: the ports that can transmit, each awaited for its first
         PDU (the confirmation)."""
         before = self.role
@@ -284,14 +303,16 @@ class RoleMachine:
         if after is None:
             raise IllegalTransition(
                 f"{event.value} is not legal for a {before.value} instance (legal: "
-                f"{', '.join(e.value for e in self.legal()) or 'nothing'})")
+                f"{', '.join(e.value for e in self.legal()) or 'nothing'})"
+            )
         effects = self._enter(before, event, now, epoch, ports)
         self.role = after
         self.history.append((now, before, event, after))
         return effects
 
-    def _enter(self, before: Role, event: Event, now: float, epoch: int | None,
-               ports: frozenset[str]) -> list[Effect]:
+    def _enter(
+        self, before: Role, event: Event, now: float, epoch: int | None, ports: frozenset[str]
+    ) -> list[Effect]:
         """What entering the new role does: one handler per event, as the table has one row per
         legal (role, event)."""
         handler = _ENTRY.get(event)
@@ -299,30 +320,35 @@ class RoleMachine:
             raise AssertionError(f"unhandled event {event}")
         return handler(self, before, now, epoch, ports)
 
-    def _on_yield(self, before: Role, now: float, epoch: int | None,
-                  ports: frozenset[str]) -> list[Effect]:
+    def _on_yield(
+        self, before: Role, now: float, epoch: int | None, ports: frozenset[str]
+    ) -> list[Effect]:
         self.yielded_at, self.final_written, self.superseded = now, False, False
         return [WriteFinal()]
 
-    def _on_final_written(self, before: Role, now: float, epoch: int | None,
-                          ports: frozenset[str]) -> list[Effect]:
+    def _on_final_written(
+        self, before: Role, now: float, epoch: int | None, ports: frozenset[str]
+    ) -> list[Effect]:
         self.final_written = True
         self.auto_resume_at = now + AUTO_RESUME_S
         return []
 
-    def _on_final_failed(self, before: Role, now: float, epoch: int | None,
-                         ports: frozenset[str]) -> list[Effect]:
+    def _on_final_failed(
+        self, before: Role, now: float, epoch: int | None, ports: frozenset[str]
+    ) -> list[Effect]:
         self.yielded_at = None
         return [ResumeLocal()]
 
-    def _on_auto_resume_due(self, before: Role, now: float, epoch: int | None,
-                            ports: frozenset[str]) -> list[Effect]:
+    def _on_auto_resume_due(
+        self, before: Role, now: float, epoch: int | None, ports: frozenset[str]
+    ) -> list[Effect]:
         if before is not Role.YIELDED or self.epoch is None:
             return []
         return [CompareAndSetSelf(self.epoch)]
 
-    def _on_resumed(self, before: Role, now: float, epoch: int | None,
-                    ports: frozenset[str]) -> list[Effect]:
+    def _on_resumed(
+        self, before: Role, now: float, epoch: int | None, ports: frozenset[str]
+    ) -> list[Effect]:
         if before is not Role.YIELDED:
             return []
         self.epoch = epoch if epoch is not None else self.epoch
@@ -330,40 +356,46 @@ class RoleMachine:
         self.superseded = False
         return [ResumeLocal()]
 
-    def _on_superseded(self, before: Role, now: float, epoch: int | None,
-                       ports: frozenset[str]) -> list[Effect]:
+    def _on_superseded(
+        self, before: Role, now: float, epoch: int | None, ports: frozenset[str]
+    ) -> list[Effect]:
         if before is Role.YIELDED:
             self.superseded = True
             self.auto_resume_at = None
             self.retire_at = now + RETIRE_WHEN_SUPERSEDED_S
         return []
 
-    def _on_alive_confirmed(self, before: Role, now: float, epoch: int | None,
-                            ports: frozenset[str]) -> list[Effect]:
+    def _on_alive_confirmed(
+        self, before: Role, now: float, epoch: int | None, ports: frozenset[str]
+    ) -> list[Effect]:
         if not self.suspect:
             return []
         self.suspect, self.last_beat = False, now
         return [ResumeAfterStall()]
 
-    def _on_fenced(self, before: Role, now: float, epoch: int | None,
-                   ports: frozenset[str]) -> list[Effect]:
+    def _on_fenced(
+        self, before: Role, now: float, epoch: int | None, ports: frozenset[str]
+    ) -> list[Effect]:
         self.suspect = False
         self.auto_resume_at = self.retire_at = self.shadow_at = None
         return [Exit()]
 
-    def _on_unreachable(self, before: Role, now: float, epoch: int | None,
-                        ports: frozenset[str]) -> list[Effect]:
+    def _on_unreachable(
+        self, before: Role, now: float, epoch: int | None, ports: frozenset[str]
+    ) -> list[Effect]:
         return []  # keep transmitting (liveness), wait for the orchestrator or Redis
 
-    def _on_owner(self, before: Role, now: float, epoch: int | None,
-                  ports: frozenset[str]) -> list[Effect]:
+    def _on_owner(
+        self, before: Role, now: float, epoch: int | None, ports: frozenset[str]
+    ) -> list[Effect]:
         """Taken over or promoted: the owner of `epoch`, confirmed once every port sent."""
         self.epoch = epoch
         self.confirmation = Confirmation(at=now, awaiting=set(ports))
         return self._maybe_confirmed(self.confirmation)  # nothing can transmit: done
 
-    def _on_retire(self, before: Role, now: float, epoch: int | None,
-                   ports: frozenset[str]) -> list[Effect]:
+    def _on_retire(
+        self, before: Role, now: float, epoch: int | None, ports: frozenset[str]
+    ) -> list[Effect]:
         self.auto_resume_at = self.retire_at = None
         return [] if before is Role.RETIRED else [Exit()]
 

@@ -32,8 +32,9 @@ class Readiness:
         return cls(not problems, READY_DETAIL if not problems else "; ".join(problems[:3]))
 
 
-def snapshot_problems(running_lags: Mapping[str, RunningLag], snapshot_t: float,
-                      now: float) -> list[str]:
+def snapshot_problems(
+    running_lags: Mapping[str, RunningLag], snapshot_t: float, now: float
+) -> list[str]:
     problems = [] if running_lags else ["no LAG configured yet"]
     age = now - snapshot_t
     if age > SNAPSHOT_FRESH_S:
@@ -41,8 +42,9 @@ def snapshot_problems(running_lags: Mapping[str, RunningLag], snapshot_t: float,
     return problems
 
 
-def pdu_mismatches(running_lags: Mapping[str, RunningLag],
-                   lags: Mapping[str, dict[str, Any]]) -> list[str]:
+def pdu_mismatches(
+    running_lags: Mapping[str, RunningLag], lags: Mapping[str, dict[str, Any]]
+) -> list[str]:
     """Ports where our next PDU is not the one the active sent last. A member whose link is
     down sends nothing, now or after a takeover: its last PDU (sent while up) cannot and need
     not match (before, a link going down while a standby started blocked READY until it came
@@ -58,8 +60,9 @@ def pdu_mismatches(running_lags: Mapping[str, RunningLag],
     return out
 
 
-def own_view_differs(lags: Mapping[str, dict[str, Any]], rx: Iterable[Received],
-                     now: float) -> list[str]:
+def own_view_differs(
+    lags: Mapping[str, dict[str, Any]], rx: Iterable[Received], now: float
+) -> list[str]:
     """On every port the snapshot has current with a fast partner, we must have heard that same
     partner (system, key, port) ourselves within the last RX_KEEP_S, on our own socket.
     Slow-rate LAGs are not judged (their partner speaks every 30 s)."""
@@ -73,8 +76,9 @@ def own_view_differs(lags: Mapping[str, dict[str, Any]], rx: Iterable[Received],
             continue
         for port, pd in d.get("ports", {}).items():
             if pd.get("rx_state") == "current":
-                problem = _partner_differs(name, port, PortInfo.from_dict(pd["partner"]),
-                                           heard.get(port))
+                problem = _partner_differs(
+                    name, port, PortInfo.from_dict(pd["partner"]), heard.get(port)
+                )
                 if problem:
                     out.append(problem)
     return out
@@ -88,7 +92,13 @@ def _partner_differs(name: str, port: str, want: PortInfo, last: bytes | None) -
     except PduError:
         return f"{name}/{port}: last frame we heard is not a LACPDU"
     if (got.system, got.system_priority, got.key, got.port) != (
-            want.system, want.system_priority, want.key, want.port):
-        return (f"{name}/{port}: we hear partner {got.to_dict()['system']} port {got.port}, "
-                f"the active {want.to_dict()['system']} port {want.port}")
+        want.system,
+        want.system_priority,
+        want.key,
+        want.port,
+    ):
+        return (
+            f"{name}/{port}: we hear partner {got.to_dict()['system']} port {got.port}, "
+            f"the active {want.to_dict()['system']} port {want.port}"
+        )
     return ""

@@ -53,9 +53,15 @@ class RxLog:
                 yield r
 
 
-def restore(lags: Mapping[str, RunningLag], meta: SnapshotMeta,
-            snap: Mapping[str, dict[str, Any]], rx: RxLog, links: Mapping[str, LinkInfo],
-            port_lag: Mapping[str, str], now: float) -> list[str]:
+def restore(
+    lags: Mapping[str, RunningLag],
+    meta: SnapshotMeta,
+    snap: Mapping[str, dict[str, Any]],
+    rx: RxLog,
+    links: Mapping[str, LinkInfo],
+    port_lag: Mapping[str, str],
+    now: float,
+) -> list[str]:
     """Adopt the snapshot into `lags`, then apply link changes since it was taken, then the
     frames received after its cut; returns what could not be adopted, for the READY detail.
 

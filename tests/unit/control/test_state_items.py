@@ -39,20 +39,30 @@ from teamd_shim.roles.machine import Role, RoleMachine
 
 SYS_A, SYS_B = bytes.fromhex("0200000000aa"), bytes.fromhex("0200000000bb")
 PORTS = {"e0": 1, "e1": 2}
-CFG = LagConfig(name="PortChannel1", admin_up=True, mtu=9100, min_links=1, fast_rate=True,
-                key=1, system="02:00:00:00:00:aa", members=tuple(PORTS))
+CFG = LagConfig(
+    name="PortChannel1",
+    admin_up=True,
+    mtu=9100,
+    min_links=1,
+    fast_rate=True,
+    key=1,
+    system="02:00:00:00:00:aa",
+    members=tuple(PORTS),
+)
 DEV = TeamDevice(ifindex=3, dev_addr="02:00:00:00:00:aa", admin_up=True, oper_up=True, mtu=9100)
 LINKS = {"e0": LinkInfo(name="e0", ifindex=7, mac="02:00:00:00:10:01", up=True)}
-KNOWN = ("runner.retry_count, runner.enable_retry_count_feature, "
-         "ports.<port>.runner.partner_retry_count")
+KNOWN = (
+    "runner.retry_count, runner.enable_retry_count_feature, ports.<port>.runner.partner_retry_count"
+)
 SETTABLE = "runner.retry_count, runner.enable_retry_count_feature"
 
 
 def make_lag(system: bytes, key: int) -> Lag:
     lag = Lag(LagSettings("PortChannel1", system, key, fast_rate=True))
     for name, num in PORTS.items():
-        lag.add_port(name, port_number=num, mac=system[:4] + bytes([0x10, num]), link_up=True,
-                     now=0.0)
+        lag.add_port(
+            name, port_number=num, mac=system[:4] + bytes([0x10, num]), link_up=True, now=0.0
+        )
     return lag
 
 
@@ -72,6 +82,7 @@ def converged() -> Lag:
 
 # ---- the reference: the dump as it was written by hand before the table ------------------
 
+
 def old_port_dump(lag: Lag, port: str, link: LinkInfo | None) -> dict[str, Any]:
     view = lag.port_view(port)
     up = bool(link and link.up)
@@ -87,8 +98,11 @@ def old_port_dump(lag: Lag, port: str, link: LinkInfo | None) -> dict[str, Any]:
             "up": up,
             "list": {
                 "link_watch_0": {
-                    "name": "ethtool", "up": up, "down_count": view.counters["down_count"],
-                    "delay_up": 0, "delay_down": 0,
+                    "name": "ethtool",
+                    "up": up,
+                    "down_count": view.counters["down_count"],
+                    "delay_up": 0,
+                    "delay_down": 0,
                 }
             },
         },
@@ -107,34 +121,71 @@ def old_port_dump(lag: Lag, port: str, link: LinkInfo | None) -> dict[str, Any]:
     }
 
 
-def old_state_dump(lag: Lag, cfg: LagConfig, dev: TeamDevice, links: dict[str, LinkInfo],
-                   mode: str = "loadbalance") -> dict[str, Any]:
+def old_state_dump(
+    lag: Lag, cfg: LagConfig, dev: TeamDevice, links: dict[str, LinkInfo], mode: str = "loadbalance"
+) -> dict[str, Any]:
     return {
-        "setup": {"runner_name": "lacp", "kernel_team_mode_name": mode, "dbus_enabled": False,
-                  "zmq_enabled": False, "debug_level": 0, "daemonized": False,
-                  "pid": os.getpid(), "pid_file": ""},
-        "team_device": {"ifinfo": {"ifindex": dev.ifindex, "ifname": cfg.name,
-                                   "dev_addr": dev.dev_addr, "dev_addr_len": 6}},
-        "runner": {"active": True, "sys_prio": 65535, "fast_rate": cfg.fast_rate,
-                   "select_policy": "lacp_prio", "fallback": False,
-                   "enable_retry_count_feature": lag.retry_count_feature,
-                   "retry_count": lag.own_retry_count},
+        "setup": {
+            "runner_name": "lacp",
+            "kernel_team_mode_name": mode,
+            "dbus_enabled": False,
+            "zmq_enabled": False,
+            "debug_level": 0,
+            "daemonized": False,
+            "pid": os.getpid(),
+            "pid_file": "",
+        },
+        "team_device": {
+            "ifinfo": {
+                "ifindex": dev.ifindex,
+                "ifname": cfg.name,
+                "dev_addr": dev.dev_addr,
+                "dev_addr_len": 6,
+            }
+        },
+        "runner": {
+            "active": True,
+            "sys_prio": 65535,
+            "fast_rate": cfg.fast_rate,
+            "select_policy": "lacp_prio",
+            "fallback": False,
+            "enable_retry_count_feature": lag.retry_count_feature,
+            "retry_count": lag.own_retry_count,
+        },
         "ports": {p: old_port_dump(lag, p, links.get(p)) for p in lag.ports},
     }
 
 
 OLD_MEMBER_PATHS = (
-    "ifinfo.dev_addr", "ifinfo.ifindex", "link.up", "link_watches.list.link_watch_0.up",
-    "runner.actor_lacpdu_info.port", "runner.actor_lacpdu_info.state",
-    "runner.actor_lacpdu_info.system", "runner.partner_lacpdu_info.port",
-    "runner.partner_lacpdu_info.state", "runner.partner_lacpdu_info.system",
-    "runner.aggregator.id", "runner.aggregator.selected", "runner.selected", "runner.state",
-    "runner.loopback", "runner.partner_retry_count", "runner.counters.rx_bad",
-    "runner.counters.rx_truncated", "runner.counters.rx_marker", "runner.counters.rx_loopback",
+    "ifinfo.dev_addr",
+    "ifinfo.ifindex",
+    "link.up",
+    "link_watches.list.link_watch_0.up",
+    "runner.actor_lacpdu_info.port",
+    "runner.actor_lacpdu_info.state",
+    "runner.actor_lacpdu_info.system",
+    "runner.partner_lacpdu_info.port",
+    "runner.partner_lacpdu_info.state",
+    "runner.partner_lacpdu_info.system",
+    "runner.aggregator.id",
+    "runner.aggregator.selected",
+    "runner.selected",
+    "runner.state",
+    "runner.loopback",
+    "runner.partner_retry_count",
+    "runner.counters.rx_bad",
+    "runner.counters.rx_truncated",
+    "runner.counters.rx_marker",
+    "runner.counters.rx_loopback",
 )
 OLD_LAG_PATHS = (
-    "setup.kernel_team_mode_name", "setup.pid", "runner.active", "runner.fallback",
-    "runner.fast_rate", "team_device.ifinfo.dev_addr", "team_device.ifinfo.ifindex",
+    "setup.kernel_team_mode_name",
+    "setup.pid",
+    "runner.active",
+    "runner.fallback",
+    "runner.fast_rate",
+    "team_device.ifinfo.dev_addr",
+    "team_device.ifinfo.ifindex",
 )
 
 
@@ -149,6 +200,7 @@ def lag_state(lag: Lag) -> LagState:
 
 
 # ---- state dump and STATE_DB ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("mode", ["loadbalance", "roundrobin"])
 def test_dump_is_the_hand_written_one_byte_for_byte(mode: str) -> None:
@@ -176,7 +228,8 @@ def test_every_registered_item_is_in_the_dump_with_its_getters_value() -> None:
     src = lag_state(lag)
     dump = STATE_ITEMS.dump(src)
     leaves = {i.path for i in STATE_ITEMS.lag} | {
-        f"ports.{p}.{i.path}" for p in PORTS for i in STATE_ITEMS.port}
+        f"ports.{p}.{i.path}" for p in PORTS for i in STATE_ITEMS.port
+    }
     for item in STATE_ITEMS.lag:
         assert leaf(dump, item.path) == item.getter(src), item.path
     for p in PORTS:
@@ -186,6 +239,7 @@ def test_every_registered_item_is_in_the_dump_with_its_getters_value() -> None:
 
     def count(d: Any) -> int:
         return sum(count(v) for v in d.values()) if isinstance(d, dict) else 1
+
     assert count(dump) == len(leaves)  # nothing in the dump that is not an item
 
 
@@ -195,6 +249,7 @@ def test_the_dump_reads_the_device_the_item_get_does_not() -> None:
     def device() -> TeamDevice:
         asked.append(1)
         return DEV
+
     lag = converged()
     src = LagState(lag, CFG, device, LINKS)
     for path in STATE_ITEMS.served:
@@ -207,25 +262,45 @@ def test_the_dump_reads_the_device_the_item_get_does_not() -> None:
 
 # ---- state item get / set ----------------------------------------------------------------
 
+
 def test_the_served_and_settable_items_are_todays() -> None:
     assert ", ".join(STATE_ITEMS.served) == KNOWN
     assert ", ".join(STATE_ITEMS.settable) == SETTABLE
 
 
-@pytest.mark.parametrize("path", [
-    "runner.retry_count", "runner.enable_retry_count_feature",
-    "ports.e0.runner.partner_retry_count", "ports.e1.runner.partner_retry_count"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "runner.retry_count",
+        "runner.enable_retry_count_feature",
+        "ports.e0.runner.partner_retry_count",
+        "ports.e1.runner.partner_retry_count",
+    ],
+)
 def test_get_of_every_served_item_is_its_dump_value(path: str) -> None:
     lag = converged()
     got = STATE_ITEMS.get(lag_state(lag), path)
     assert json.dumps(got) == json.dumps(leaf(old_state_dump(lag, CFG, DEV, LINKS), path))
 
 
-@pytest.mark.parametrize("path", [
-    "runner.nonsense", "", "None", "setup.pid", "runner.fast_rate", "ports.e0.runner.state",
-    "ports.zz.runner.partner_retry_count", "ports..runner.partner_retry_count",
-    "ports.e0.runner.partner_retry_count.x", "ports.e0", "ports", "runner.retry_count.x",
-    "ports.e0.x.runner.partner_retry_count"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "runner.nonsense",
+        "",
+        "None",
+        "setup.pid",
+        "runner.fast_rate",
+        "ports.e0.runner.state",
+        "ports.zz.runner.partner_retry_count",
+        "ports..runner.partner_retry_count",
+        "ports.e0.runner.partner_retry_count.x",
+        "ports.e0",
+        "ports",
+        "runner.retry_count.x",
+        "ports.e0.x.runner.partner_retry_count",
+    ],
+)
 def test_get_of_anything_else_names_the_items_there_are(path: str) -> None:
     with pytest.raises(KeyError) as e:
         STATE_ITEMS.get(lag_state(converged()), path)
@@ -244,22 +319,30 @@ def test_set_of_every_settable_item() -> None:
     assert lag.retry_count_feature is True
 
 
-@pytest.mark.parametrize(("path", "value", "error"), [
-    ("runner.retry_count", "abc", "runner.retry_count must be an integer 3..255, got 'abc'"),
-    ("runner.retry_count", "None", "runner.retry_count must be an integer 3..255, got 'None'"),
-    ("runner.retry_count", "2", "retry_count must be 3..255, got 2"),
-    ("runner.retry_count", "300", "retry_count must be 3..255, got 300"),
-    ("runner.enable_retry_count_feature", "maybe",
-     "runner.enable_retry_count_feature must be true or false, got 'maybe'"),
-])
+@pytest.mark.parametrize(
+    ("path", "value", "error"),
+    [
+        ("runner.retry_count", "abc", "runner.retry_count must be an integer 3..255, got 'abc'"),
+        ("runner.retry_count", "None", "runner.retry_count must be an integer 3..255, got 'None'"),
+        ("runner.retry_count", "2", "retry_count must be 3..255, got 2"),
+        ("runner.retry_count", "300", "retry_count must be 3..255, got 300"),
+        (
+            "runner.enable_retry_count_feature",
+            "maybe",
+            "runner.enable_retry_count_feature must be true or false, got 'maybe'",
+        ),
+    ],
+)
 def test_set_of_a_bad_value(path: str, value: str, error: str) -> None:
     with pytest.raises(ValueError) as e:
         STATE_ITEMS.set(lag_state(converged()), path, value, 6.0)
     assert e.value.args == (error,)
 
 
-@pytest.mark.parametrize("path", ["ports.e0.runner.partner_retry_count", "runner.nonsense",
-                                  "setup.pid", "runner.fast_rate", ""])
+@pytest.mark.parametrize(
+    "path",
+    ["ports.e0.runner.partner_retry_count", "runner.nonsense", "setup.pid", "runner.fast_rate", ""],
+)
 def test_set_of_anything_else_names_the_settable_items(path: str) -> None:
     with pytest.raises(KeyError) as e:
         STATE_ITEMS.set(lag_state(converged()), path, "4", 6.0)
@@ -268,13 +351,19 @@ def test_set_of_anything_else_names_the_settable_items(path: str) -> None:
 
 # ---- through the runner and the control server, as teamdctl reaches them -----------------
 
+
 class FakeShim:
     """The control server's view of a shim, over a real LagRunner (nothing started)."""
 
     def __init__(self, role: Role) -> None:
         rm = RoleMachine(role, epoch=1 if role is Role.ACTIVE else None)
-        self.runner = LagRunner(NullDataplane(), Publisher(Endpoint(unix_path="/nonexistent")),
-                                rm, on_effects=lambda effects: None, on_rx=lambda *a: None)
+        self.runner = LagRunner(
+            NullDataplane(),
+            Publisher(Endpoint(unix_path="/nonexistent")),
+            rm,
+            on_effects=lambda effects: None,
+            on_rx=lambda *a: None,
+        )
         self.runner.lags["PortChannel1"] = RunningLag(cfg=CFG, lacp=converged())
         self.runner.port_lag = dict.fromkeys(PORTS, "PortChannel1")
         self.runner.links = dict(LINKS)
@@ -293,6 +382,7 @@ class FakeShim:
 def ask(target: FakeShim, **req: Any) -> str:
     """The reply line the control socket sends (ControlServer._client's framing)."""
     import asyncio
+
     server = ControlServer(target, "/nonexistent/x.sock")  # type: ignore[arg-type]
     try:
         return json.dumps({"ok": True, "result": asyncio.run(server.handle(req))})
@@ -303,26 +393,43 @@ def ask(target: FakeShim, **req: Any) -> str:
 def test_control_replies() -> None:
     t = FakeShim(Role.ACTIVE)
     lag = {"lag": "PortChannel1"}
-    assert ask(t, cmd="state_item_get", path="runner.retry_count", **lag) == \
-        '{"ok": true, "result": 3}'
-    assert ask(t, cmd="state_item_get", path="ports.e1.runner.partner_retry_count", **lag) == \
-        '{"ok": true, "result": 3}'
+    assert (
+        ask(t, cmd="state_item_get", path="runner.retry_count", **lag)
+        == '{"ok": true, "result": 3}'
+    )
+    assert (
+        ask(t, cmd="state_item_get", path="ports.e1.runner.partner_retry_count", **lag)
+        == '{"ok": true, "result": 3}'
+    )
     assert ask(t, cmd="state_item_get", path="runner.nonsense", **lag) == json.dumps(
-        {"ok": False, "error": f"no state item 'runner.nonsense' (known: {KNOWN})"})
+        {"ok": False, "error": f"no state item 'runner.nonsense' (known: {KNOWN})"}
+    )
     assert ask(t, cmd="state_item_get", **lag) == json.dumps(
-        {"ok": False, "error": f"no state item 'None' (known: {KNOWN})"})
-    assert ask(t, cmd="state_item_set", path="runner.retry_count", value="5", **lag) == \
-        '{"ok": true, "result": 5}'
+        {"ok": False, "error": f"no state item 'None' (known: {KNOWN})"}
+    )
+    assert (
+        ask(t, cmd="state_item_set", path="runner.retry_count", value="5", **lag)
+        == '{"ok": true, "result": 5}'
+    )
     # the server strips quotes off an error's ends, as it always has
-    assert ask(t, cmd="state_item_set", path="runner.retry_count", value="x", **lag) == \
-        '{"ok": false, "error": "runner.retry_count must be an integer 3..255, got \'x"}'
-    assert ask(t, cmd="state_item_set", path="runner.enable_retry_count_feature", value="false",
-               **lag) == '{"ok": true, "result": false}'
-    assert ask(t, cmd="state_item_set", path="runner.retry_count", value="7", **lag) == \
-        json.dumps({"ok": False, "error": "the retry count feature is disabled "
-                    "(runner.enable_retry_count_feature is false)"})
+    assert (
+        ask(t, cmd="state_item_set", path="runner.retry_count", value="x", **lag)
+        == '{"ok": false, "error": "runner.retry_count must be an integer 3..255, got \'x"}'
+    )
+    assert (
+        ask(t, cmd="state_item_set", path="runner.enable_retry_count_feature", value="false", **lag)
+        == '{"ok": true, "result": false}'
+    )
+    assert ask(t, cmd="state_item_set", path="runner.retry_count", value="7", **lag) == json.dumps(
+        {
+            "ok": False,
+            "error": "the retry count feature is disabled "
+            "(runner.enable_retry_count_feature is false)",
+        }
+    )
     assert ask(t, cmd="state_item_set", path="setup.pid", value="1", **lag) == json.dumps(
-        {"ok": False, "error": f"state item 'setup.pid' cannot be set (settable: {SETTABLE})"})
+        {"ok": False, "error": f"state item 'setup.pid' cannot be set (settable: {SETTABLE})"}
+    )
     running = t.runner.lags["PortChannel1"]
     old = old_state_dump(running.lacp, CFG, t.runner.device(running), t.runner.links)
     assert ask(t, cmd="state_dump", **lag) == json.dumps({"ok": True, "result": old})
@@ -331,13 +438,18 @@ def test_control_replies() -> None:
 def test_only_the_active_sets_whatever_the_path() -> None:
     t = FakeShim(Role.STANDBY)
     for path in ("runner.retry_count", "runner.nonsense"):
-        assert ask(t, cmd="state_item_set", lag="PortChannel1", path=path, value="5") == \
-            '{"ok": false, "error": "teamd is standby: set it on the active instance"}'
-    assert ask(t, cmd="state_item_get", lag="PortChannel1", path="runner.retry_count") == \
-        '{"ok": true, "result": 3}'
+        assert (
+            ask(t, cmd="state_item_set", lag="PortChannel1", path=path, value="5")
+            == '{"ok": false, "error": "teamd is standby: set it on the active instance"}'
+        )
+    assert (
+        ask(t, cmd="state_item_get", lag="PortChannel1", path="runner.retry_count")
+        == '{"ok": true, "result": 3}'
+    )
 
 
 # ---- the table's own rules ---------------------------------------------------------------
+
 
 def test_a_table_with_a_gap_twin_or_unserved_setter_is_refused() -> None:
     def get(s: LagState) -> Any:
@@ -345,6 +457,7 @@ def test_a_table_with_a_gap_twin_or_unserved_setter_is_refused() -> None:
 
     def put(s: LagState, v: str, now: float) -> None:
         return None
+
     with pytest.raises(ValueError, match="positions"):
         StateItems([StateItem("a", get, state_db=1)], [])
     with pytest.raises(ValueError, match="twice"):
@@ -358,6 +471,7 @@ def test_a_settable_per_port_item_is_set_on_that_port() -> None:
 
     def put(p: PortState, v: str, now: float) -> None:
         seen.append((p.name, v))
+
     table = StateItems([], [StateItem("runner.x", lambda p: p.name, put, served=0)])
     src = lag_state(converged())
     assert table.get(src, "ports.e1.runner.x") == "e1"

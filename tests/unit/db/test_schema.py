@@ -18,18 +18,26 @@ def test_db_ids_and_separators_are_sonics_default_layout_as_the_stub_has_it() ->
     assert sonic_db.DB_IDS is schema.DB_IDS and sonic_db.SEPARATORS is schema.SEPARATORS
 
 
-@pytest.mark.parametrize(("built", "literal"), [
-    (schema.state_lag("PortChannel1"), ("STATE_DB", "LAG_TABLE", "PortChannel1")),
-    (schema.appl_lag("PortChannel1"), ("APPL_DB", "LAG_TABLE", "PortChannel1")),
-    (schema.state_member("PortChannel1", "Ethernet0"),
-     ("STATE_DB", "LAG_MEMBER_TABLE", "PortChannel1|Ethernet0")),
-    (schema.appl_member("PortChannel1", "Ethernet0"),
-     ("APPL_DB", "LAG_MEMBER_TABLE", "PortChannel1:Ethernet0")),
-    (schema.shim_instance("teamd~2"), ("STATE_DB", "TEAMD_SHIM_INSTANCE", "teamd~2")),
-    (schema.shim_state("teamd~2"), ("STATE_DB", "TEAMD_SHIM_STATE", "teamd~2")),
-])
-def test_builders_make_the_targets_written_by_hand_before(built: schema.Target,
-                                                          literal: tuple[str, str, str]) -> None:
+@pytest.mark.parametrize(
+    ("built", "literal"),
+    [
+        (schema.state_lag("PortChannel1"), ("STATE_DB", "LAG_TABLE", "PortChannel1")),
+        (schema.appl_lag("PortChannel1"), ("APPL_DB", "LAG_TABLE", "PortChannel1")),
+        (
+            schema.state_member("PortChannel1", "Ethernet0"),
+            ("STATE_DB", "LAG_MEMBER_TABLE", "PortChannel1|Ethernet0"),
+        ),
+        (
+            schema.appl_member("PortChannel1", "Ethernet0"),
+            ("APPL_DB", "LAG_MEMBER_TABLE", "PortChannel1:Ethernet0"),
+        ),
+        (schema.shim_instance("teamd~2"), ("STATE_DB", "TEAMD_SHIM_INSTANCE", "teamd~2")),
+        (schema.shim_state("teamd~2"), ("STATE_DB", "TEAMD_SHIM_STATE", "teamd~2")),
+    ],
+)
+def test_builders_make_the_targets_written_by_hand_before(
+    built: schema.Target, literal: tuple[str, str, str]
+) -> None:
     assert built == schema.Target(*literal)
     assert hash(built) == hash(schema.Target(*literal))  # the publisher keys dicts by them
 
@@ -57,18 +65,33 @@ def test_raw_keys_are_the_ones_written_before() -> None:
     assert schema.ENABLE_KEY == "WARM_RESTART_ENABLE_TABLE|teamd"
     assert schema.IMAGES_KEY == "TEAMD_HITLESS_IMAGES|teamd"
     assert schema.SUPERVISOR_KEY == "TEAMD_SUPERVISOR|teamd"
-    assert (schema.PORTCHANNEL, schema.PORTCHANNEL_MEMBER, schema.DEVICE_METADATA,
-            schema.CONFIG_DB_INITIALIZED) == ("PORTCHANNEL", "PORTCHANNEL_MEMBER",
-                                              "DEVICE_METADATA", "CONFIG_DB_INITIALIZED")
+    assert (
+        schema.PORTCHANNEL,
+        schema.PORTCHANNEL_MEMBER,
+        schema.DEVICE_METADATA,
+        schema.CONFIG_DB_INITIALIZED,
+    ) == ("PORTCHANNEL", "PORTCHANNEL_MEMBER", "DEVICE_METADATA", "CONFIG_DB_INITIALIZED")
 
 
 def test_names_importers_use_still_import_from_their_old_homes() -> None:
     assert publisher.Target is schema.Target
-    for name in ("OWNER_KEY", "INSTANCE_PREFIX", "SNAPSHOT_PREFIX", "FINAL_PREFIX", "LOCK_KEY",
-                 "RUN_PREFIX"):
+    for name in (
+        "OWNER_KEY",
+        "INSTANCE_PREFIX",
+        "SNAPSHOT_PREFIX",
+        "FINAL_PREFIX",
+        "LOCK_KEY",
+        "RUN_PREFIX",
+    ):
         assert getattr(ownership, name) == getattr(schema, name)
-    assert journal.__all__ == ["ENABLE_KEY", "IMAGES_KEY", "LOCK_KEY", "RUN_PREFIX",
-                               "TABLE_KEY", "Journal"]
+    assert journal.__all__ == [
+        "ENABLE_KEY",
+        "IMAGES_KEY",
+        "LOCK_KEY",
+        "RUN_PREFIX",
+        "TABLE_KEY",
+        "Journal",
+    ]
     for name in journal.__all__[:-1]:
         assert getattr(journal, name) == getattr(schema, name)
     import orchestrator.handover  # its imports from ownership and journal must still resolve

@@ -105,8 +105,11 @@ def test_lacp_stats_two_bonds():
     assert set(s) == {"bond1", "bond2"}
     assert set(s["bond1"]) == {"p0", "p1"} and set(s["bond2"]) == {"p2"}
     # A fresh member without partner shows Link Defaulted 1 after ~3 s: normal.
-    assert all(c["link_defaulted"] == 1 and c["rx_pdus"] == 0 and c["tx_pdus"] > 0
-               for b in s.values() for c in b.values())
+    assert all(
+        c["link_defaulted"] == 1 and c["rx_pdus"] == 0 and c["tx_pdus"] > 0
+        for b in s.values()
+        for c in b.values()
+    )
 
 
 def test_lacp_stats_unknown_label_is_kept():
@@ -158,7 +161,11 @@ def test_bond_show_configured_and_single_member_port_absent():
 def test_member_events_from_real_log():
     ev = parse_member_events(sample("ovs_vswitchd_log.txt"))
     assert [(e.member, e.enabled) for e in ev[:4]] == [
-        ("p1", True), ("p0", True), ("p1", False), ("p0", False)]
+        ("p1", True),
+        ("p0", True),
+        ("p1", False),
+        ("p0", False),
+    ]
     assert ev[-1].member == "p1" and ev[-1].enabled is False
     assert all("link state" not in e.line for e in ev)
     assert ev[0].timestamp == "2026-11-21T14:05:38.355Z"
@@ -206,8 +213,9 @@ def synthetic() -> list[str]:
     lines = [json.dumps({"t": 0.0, "event": "start", "pid": 1, "ifaces": ["p0", "p1"]})]
     lines += _lines([(10.0 + i, "p0", LACP) for i in range(5)])  # 10..14, regular 1 s
     lines += _lines([(17.5, "p0", LACP), (18.5, "p0", LACP)])  # a 3.5 s gap after 14
-    lines += _lines([(10.2, "p1", LACP), (11.2, "p1", LACP), (11.3, "p1", MARKER),
-                     (12.2, "p1", LACP)])
+    lines += _lines(
+        [(10.2, "p1", LACP), (11.2, "p1", LACP), (11.3, "p1", MARKER), (12.2, "p1", LACP)]
+    )
     lines.append(json.dumps({"t": 13.0, "event": "error", "iface": "p1", "error": "x"}))
     lines.append('{"t": 19.0, "iface": "p1", "he')  # torn last line while recording
     return lines
@@ -247,7 +255,12 @@ def test_window_and_unsorted_input():
     frames = ra.parse_records(synthetic())
     w = ra.window(frames, 11.0, 12.5)
     assert sorted((f.iface, f.t) for f in w) == [
-        ("p0", 11.0), ("p0", 12.0), ("p1", 11.2), ("p1", 11.3), ("p1", 12.2)]
+        ("p0", 11.0),
+        ("p0", 12.0),
+        ("p1", 11.2),
+        ("p1", 11.3),
+        ("p1", 12.2),
+    ]
     shuffled = list(reversed(frames))
     assert ra.arrivals(shuffled) == ra.arrivals(frames)
 
@@ -293,15 +306,20 @@ def test_config_db_hashes():
     h = config_db_hashes(plan(1, 2), system_mac="02:00:00:00:d0:01")
     assert h["DEVICE_METADATA|localhost"] == {"mac": "02:00:00:00:d0:01"}
     assert h["PORTCHANNEL|PortChannel0001"] == {
-        "admin_status": "up", "mtu": "9100", "min_links": "1", "fast_rate": "true",
-        "lacp_key": "auto"}
+        "admin_status": "up",
+        "mtu": "9100",
+        "min_links": "1",
+        "fast_rate": "true",
+        "lacp_key": "auto",
+    }
     assert h["PORTCHANNEL_MEMBER|PortChannel0001|Ethernet4"] == {"NULL": "NULL"}
     assert len(h) == 4
 
 
 def test_max_silence_counts_the_tail_and_empty_ports():
-    frames = ra.parse_records(json.dumps({"t": t, "iface": "p1", "hex": "00" * 14 + "01"})
-                              for t in (10.0, 11.0, 12.0))
+    frames = ra.parse_records(
+        json.dumps({"t": t, "iface": "p1", "hex": "00" * 14 + "01"}) for t in (10.0, 11.0, 12.0)
+    )
     assert ra.max_silence(frames, 9.5, 12.5) == {"p1": pytest.approx(1.0)}
     # the sender stopped at 12.0: by 16.0 that is 4 s of silence, not "largest gap 1.0 s"
     assert ra.max_silence(frames, 9.5, 16.0)["p1"] == pytest.approx(4.0)

@@ -465,8 +465,9 @@ def test_refresh_sends_on_every_port_and_restarts_the_schedule() -> None:
     now = 100.0
     for lag, mac in ((a, "0200000000a"), (b, "0200000000b")):
         for i in range(2):
-            lag.add_port(f"p{i}", port_number=i + 1, mac=bytes.fromhex(mac + str(i)),
-                         link_up=True, now=now)
+            lag.add_port(
+                f"p{i}", port_number=i + 1, mac=bytes.fromhex(mac + str(i)), link_up=True, now=now
+            )
     for _ in range(60):  # back to back until both negotiate
         for x, y in ((a, b), (b, a)):
             for port, frame in x.frames_to_send(now):
@@ -517,8 +518,10 @@ def test_a_send_the_socket_refused_is_not_recorded_as_transmitted():
     assert a.send_failed("e0", out["e0"], t)
     after = a.to_dict()["ports"]["e0"]
     # the last TX instant and bytes are what a handover hands on: the PDU that really left
-    assert (after["last_tx"], after["last_tx_frame"]) == (before["last_tx"],
-                                                          before["last_tx_frame"])
+    assert (after["last_tx"], after["last_tx_frame"]) == (
+        before["last_tx"],
+        before["last_tx_frame"],
+    )
     assert after["counters"]["tx_pdus"] == before["counters"]["tx_pdus"]
     assert not a.send_failed("e0", out["e0"], t)  # only once, and only for that frame
 
@@ -530,9 +533,11 @@ def test_admin_down_says_goodbye_then_is_silent_and_admin_up_renegotiates():
     n0 = len(wire.log)
     down = replace(a.settings, admin_up=False)
     a.update_settings(down, wire.now)
-    assert a.pop_intents() == [PortEnable("PortChannel1", "e0", False),
-                               PortEnable("PortChannel1", "e1", False),
-                               Carrier("PortChannel1", False)]
+    assert a.pop_intents() == [
+        PortEnable("PortChannel1", "e0", False),
+        PortEnable("PortChannel1", "e1", False),
+        Carrier("PortChannel1", False),
+    ]
     t0 = wire.now
     wire.run_until(t0 + 5.0)
     sent = [(t, p, f) for t, s, p, f in wire.log[n0:] if s == "a"]
@@ -577,7 +582,9 @@ def test_loopback_pdus_are_dropped_counted_reported_once_and_never_select() -> N
         assert view.selected is False and view.state in ("expired", "defaulted")
     assert not lag.carrier
     assert sorted(lag.pop_notices(), key=lambda n: n.port) == [
-        LoopbackDetected("PortChannel1", "e0"), LoopbackDetected("PortChannel1", "e1")]
+        LoopbackDetected("PortChannel1", "e0"),
+        LoopbackDetected("PortChannel1", "e1"),
+    ]
     # a real partner afterwards clears the flag; a new loop would be reported again
     lag.receive("e0", crafted(lag, "e0"), now)
     assert lag.port_view("e0").loopback is False
@@ -599,8 +606,12 @@ def test_marker_information_gets_a_response_with_the_same_fields_rate_limited() 
     out = [(p, f) for p, f in a.frames_to_send(t) if f[14] == 2]
     assert len(out) == 1 and out[0][0] == "e0"
     resp = decode_marker(out[0][1])
-    assert (resp.tlv_type, resp.requester_port, resp.requester_system,
-            resp.transaction_id) == (2, 7, SYS_B, 0x01020304)
+    assert (resp.tlv_type, resp.requester_port, resp.requester_system, resp.transaction_id) == (
+        2,
+        7,
+        SYS_B,
+        0x01020304,
+    )
     frame = out[0][1]
     assert len(frame) == 124 and frame[:6] == bytes.fromhex("0180c2000002")
     assert frame[6:12] == SYS_A[:4] + bytes([0x10, 1])  # from e0's own MAC
@@ -655,8 +666,9 @@ def test_a_partner_that_says_individual_is_not_aggregated_with_others() -> None:
 def test_selection_is_stable_when_a_larger_aggregator_appears() -> None:
     lag = Lag(LagSettings("PortChannel1", SYS_A, 1))
     for name, num in (("e0", 1), ("e1", 2), ("e2", 3)):
-        lag.add_port(name, port_number=num, mac=SYS_A[:4] + bytes([0x10, num]), link_up=True,
-                     now=0.0)
+        lag.add_port(
+            name, port_number=num, mac=SYS_A[:4] + bytes([0x10, num]), link_up=True, now=0.0
+        )
 
     def pdu(port: str, system: bytes, num: int) -> bytes:
         ours = decode_frame(lag.would_send(port))[1].actor
@@ -705,13 +717,16 @@ def test_refresh_stays_within_three_pdus_per_second() -> None:
 # ---- SONiC retry-count extension (hld §13.7) -------------------------------------------
 
 
-def retry_pdu(lag: Lag, port: str, count: int, partner_count: int = 3, *,
-              system: bytes = SYS_B) -> bytes:
+def retry_pdu(
+    lag: Lag, port: str, count: int, partner_count: int = 3, *, system: bytes = SYS_B
+) -> bytes:
     """A 0xf1 PDU from a SONiC partner announcing `count`, echoing what `lag` sends."""
     ours = decode_frame(lag.would_send(port))[1].actor
     actor = PortInfo(65535, system, 2, 255, PORTS[port], STEADY_FAST)
-    return encode_frame(system[:4] + b"\x20" + bytes([PORTS[port]]),
-                        Lacpdu(actor, ours, 0, RETRY_VERSION, count, partner_count))
+    return encode_frame(
+        system[:4] + b"\x20" + bytes([PORTS[port]]),
+        Lacpdu(actor, ours, 0, RETRY_VERSION, count, partner_count),
+    )
 
 
 @pytest.mark.parametrize(("count", "expiry"), [(3, 3.0), (5, 5.0), (10, 10.0)])
@@ -738,10 +753,16 @@ def test_we_answer_a_sonic_partner_in_0xf1_with_our_count_and_its_count() -> Non
     wire.run_until(wire.now + 2.0)
     from_b = decode_frame(b.would_send("e0"))[1]
     assert (from_b.version, from_b.actor_retry_count, from_b.partner_retry_count) == (
-        RETRY_VERSION, 5, 3)
+        RETRY_VERSION,
+        5,
+        3,
+    )
     from_a = decode_frame(a.would_send("e0"))[1]
     assert (from_a.version, from_a.actor_retry_count, from_a.partner_retry_count) == (
-        RETRY_VERSION, 3, 5)
+        RETRY_VERSION,
+        3,
+        5,
+    )
     assert a.port_view("e0").partner_retry_count == 5
     # the counts are LACP state: a new owner restored from the snapshot sends the same bytes
     assert Lag.from_dict(a.to_dict()).would_send("e0") == a.would_send("e0")
@@ -832,8 +853,12 @@ def test_a_partner_change_is_never_disable_then_enable_within_one_receive(change
     kw = {"key": 9} if change == "key" else {"state": STEADY_FAST & ~AGGREGATION}
     lag.receive("e0", crafted(lag, "e0", **kw), t)
     raw = list(lag._intents)  # what the machines did inside that one receive
-    assert raw == [PortEnable("PortChannel1", "e0", False), Carrier("PortChannel1", False),
-                   PortEnable("PortChannel1", "e0", True), Carrier("PortChannel1", True)]
+    assert raw == [
+        PortEnable("PortChannel1", "e0", False),
+        Carrier("PortChannel1", False),
+        PortEnable("PortChannel1", "e0", True),
+        Carrier("PortChannel1", True),
+    ]
     assert lag.pop_intents() == []
     assert lag.carrier and lag.port_enabled("e0")
     assert lag.port_view("e0").partner.to_dict()["key"] == kw.get("key", 2)

@@ -171,11 +171,22 @@ def test_retry_counts_exist_only_in_version_0xf1():
         Lacpdu(ACTOR, PARTNER, 0, RETRY_VERSION)
 
 
-retry_pdus = st.builds(Lacpdu, actor=infos, partner=infos, collector_max_delay=u16,
-                       version=st.just(RETRY_VERSION), actor_retry_count=st.integers(0, 0xFF),
-                       partner_retry_count=st.integers(0, 0xFF))
-any_version_pdus = st.builds(Lacpdu, actor=infos, partner=infos, collector_max_delay=u16,
-                             version=st.integers(0, 0xFF).filter(lambda v: v != RETRY_VERSION))
+retry_pdus = st.builds(
+    Lacpdu,
+    actor=infos,
+    partner=infos,
+    collector_max_delay=u16,
+    version=st.just(RETRY_VERSION),
+    actor_retry_count=st.integers(0, 0xFF),
+    partner_retry_count=st.integers(0, 0xFF),
+)
+any_version_pdus = st.builds(
+    Lacpdu,
+    actor=infos,
+    partner=infos,
+    collector_max_delay=u16,
+    version=st.integers(0, 0xFF).filter(lambda v: v != RETRY_VERSION),
+)
 
 
 @given(st.one_of(retry_pdus, any_version_pdus), st.binary(min_size=6, max_size=6))

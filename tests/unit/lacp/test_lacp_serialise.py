@@ -187,9 +187,17 @@ def test_top_level_layout():
     assert port["selected"] == "selected" and port["enabled"] is True
     assert port["actor"]["state"] == 0x3F and port["partner"]["system"] == "02:00:00:00:00:bb"
     assert bytes.fromhex(port["last_tx_frame"]) == lag.would_send("e0")
-    assert set(port["counters"]) == {"rx_pdus", "tx_pdus", "rx_bad", "rx_truncated", "rx_marker",
-                                     "rx_marker_response", "tx_marker_response", "rx_loopback",
-                                     "down_count"}
+    assert set(port["counters"]) == {
+        "rx_pdus",
+        "tx_pdus",
+        "rx_bad",
+        "rx_truncated",
+        "rx_marker",
+        "rx_marker_response",
+        "tx_marker_response",
+        "rx_loopback",
+        "down_count",
+    }
 
 
 def test_standby_takes_over_phase_continuous():

@@ -4,8 +4,13 @@ MAC = "02:11:22:33:44:55"
 
 
 def pc(**kw):
-    base = {"admin_status": "up", "mtu": "9100", "min_links": "1", "fast_rate": "true",
-            "lacp_key": "auto"}
+    base = {
+        "admin_status": "up",
+        "mtu": "9100",
+        "min_links": "1",
+        "fast_rate": "true",
+        "lacp_key": "auto",
+    }
     base.update(kw)
     return base
 
@@ -71,8 +76,9 @@ def test_invalid_change_to_a_running_lag_keeps_its_settings_and_members():
     first = desired_config(tables, members, MAC)
     running = {"PortChannel0001": first.lags["PortChannel0001"]}
     tables["PortChannel0001"] = pc(min_links="zero")
-    d = desired_config(tables, members, MAC, current_owner={"Ethernet0": "PortChannel0001"},
-                       running=running)
+    d = desired_config(
+        tables, members, MAC, current_owner={"Ethernet0": "PortChannel0001"}, running=running
+    )
     assert "min_links" in d.kept["PortChannel0001"]
     assert "PortChannel0001" not in d.lag_errors
     assert d.lags["PortChannel0001"].members == ("Ethernet0",)

@@ -6,11 +6,32 @@ from teamd_shim.db.sonic_db import RedisUrlError, parse_url
 
 
 def test_standby_argv_keeps_options_and_replaces_role_and_name():
-    active = ["/usr/bin/teamd-shim", "--redis", "unix:///r.sock", "--role", "active",
-              "--name=teamd", "--ctl-dir", "/run/x", "--record", "/tmp/r.jsonl"]
+    active = [
+        "/usr/bin/teamd-shim",
+        "--redis",
+        "unix:///r.sock",
+        "--role",
+        "active",
+        "--name=teamd",
+        "--ctl-dir",
+        "/run/x",
+        "--record",
+        "/tmp/r.jsonl",
+    ]
     argv = standby_argv(active, "teamd~2", None)
-    assert argv == ["/usr/bin/teamd-shim", "--redis", "unix:///r.sock", "--ctl-dir", "/run/x",
-                    "--record", "/tmp/r.jsonl", "--role", "standby", "--name", "teamd~2"]
+    assert argv == [
+        "/usr/bin/teamd-shim",
+        "--redis",
+        "unix:///r.sock",
+        "--ctl-dir",
+        "/run/x",
+        "--record",
+        "/tmp/r.jsonl",
+        "--role",
+        "standby",
+        "--name",
+        "teamd~2",
+    ]
 
 
 def test_standby_argv_with_exec_replaces_only_the_executable():
@@ -22,14 +43,28 @@ def test_gaps_are_first_new_tx_minus_last_old_tx_per_port():
     from teamd_shim.model.contract import HandedFrom, InstanceInfo
 
     info = InstanceInfo(
-        name="teamd~2", role="active", epoch=2, pid=1, pidns="", ready=True, ready_detail="",
-        final_written=False, yielded_at=None, takeover_at=1.0, takeover_error="",
-        confirmed=True, first_tx={"Ethernet0": 11.0, "Ethernet4": 11.25},
-        handed_from=HandedFrom("teamd", 1, 9.0, {"Ethernet0": 10.0, "Ethernet4": 10.2,
-                                                  "Ethernet8": None}),
+        name="teamd~2",
+        role="active",
+        epoch=2,
+        pid=1,
+        pidns="",
+        ready=True,
+        ready_detail="",
+        final_written=False,
+        yielded_at=None,
+        takeover_at=1.0,
+        takeover_error="",
+        confirmed=True,
+        first_tx={"Ethernet0": 11.0, "Ethernet4": 11.25},
+        handed_from=HandedFrom(
+            "teamd", 1, 9.0, {"Ethernet0": 10.0, "Ethernet4": 10.2, "Ethernet8": None}
+        ),
         lags=("PortChannel0001", "PortChannel0002"),
-        ports_by_lag={"PortChannel0001": ("Ethernet0", "Ethernet4"),
-                      "PortChannel0002": ("Ethernet8",)})
+        ports_by_lag={
+            "PortChannel0001": ("Ethernet0", "Ethernet4"),
+            "PortChannel0002": ("Ethernet8",),
+        },
+    )
     assert InstanceInfo.from_json(info.to_json()) == info  # the wire round trip
     g = gaps(info)
     assert abs(g["PortChannel0001"]["max_gap_s"] - 1.05) < 1e-9
@@ -80,8 +115,7 @@ def test_poll_until_does_not_overrun_its_deadline_on_a_shim_that_never_answers(t
     assert all(t + left <= deadline + CHECK_FLOOR_S + 1e-6 for t, left in calls), calls
 
 
-def test_a_rollback_that_cannot_kill_the_standby_never_resumes_the_old_owner(monkeypatch,
-                                                                            tmp_path):
+def test_a_rollback_that_cannot_kill_the_standby_never_resumes_the_old_owner(monkeypatch, tmp_path):
     """Fail closed: two owners must never both write; the old one stays yielded (its periodic
     PDUs continue) and the outcome says what to do."""
     import orchestrator.handover as handover
@@ -103,8 +137,7 @@ def test_a_rollback_that_cannot_kill_the_standby_never_resumes_the_old_owner(mon
         def rolled_back(self, old: object, new: object, run: object) -> None:
             calls.append("rolled_back")
 
-    c = handover.Controller(Endpoint(unix_path=str(tmp_path / "none.sock")),
-                            runtime=Unkillable())  # type: ignore[arg-type]
+    c = handover.Controller(Endpoint(unix_path=str(tmp_path / "none.sock")), runtime=Unkillable())  # type: ignore[arg-type]
     old = Instance("teamd", 1, "", "", [], "", "", "yielded", str(tmp_path / "old.sock"))
     out = handover.Outcome(code=1, result="rolled_back", reason="standby not READY")
     assert c._rolled_back(out, old, "4242", True, "teamd~2", {}) is False
@@ -119,10 +152,21 @@ def test_an_info_reply_of_another_shape_names_the_missing_field():
     from teamd_shim.model.contract import ContractError, InstanceInfo
 
     with pytest.raises(ContractError, match="lacks field 'confirmed'"):
-        InstanceInfo.from_json({"name": "x", "role": "active", "epoch": 1, "pid": 1,
-                                "ready": True, "ready_detail": "", "final_written": False,
-                                "yielded_at": None, "takeover_at": None, "takeover_error": "",
-                                "handed_from": {}})
+        InstanceInfo.from_json(
+            {
+                "name": "x",
+                "role": "active",
+                "epoch": 1,
+                "pid": 1,
+                "ready": True,
+                "ready_detail": "",
+                "final_written": False,
+                "yielded_at": None,
+                "takeover_at": None,
+                "takeover_error": "",
+                "handed_from": {},
+            }
+        )
 
 
 class _Step:
@@ -143,14 +187,22 @@ class _Step:
 def _controller(tmp_path, lines: list[str]):
     from orchestrator.handover import Controller
     from teamd_shim.db.sonic_db import Endpoint
+
     return Controller(Endpoint(unix_path=str(tmp_path / "none.sock")), progress=lines.append)
 
 
 def test_restart_numbers_and_times_its_stages_from_the_stage_list(tmp_path):
     from orchestrator.handover import STAGES
 
-    assert [s.name for s in STAGES] == ["precheck", "standby", "ready", "yield", "takeover",
-                                        "retire", "commit"]
+    assert [s.name for s in STAGES] == [
+        "precheck",
+        "standby",
+        "ready",
+        "yield",
+        "takeover",
+        "retire",
+        "commit",
+    ]
     lines: list[str] = []
     c = _controller(tmp_path, lines)
     c.stages = (_Step("one"), _Step("two"), _Step("three"))
@@ -158,8 +210,11 @@ def test_restart_numbers_and_times_its_stages_from_the_stage_list(tmp_path):
     assert out.result == "completed" and out.code == 0
     assert list(out.stages) == ["one", "two", "three"]
     assert list(out.to_json()["stages"]) == ["one", "two", "three"]
-    assert [x for x in lines if x.startswith("[")] == ["[1/3] do one", "[2/3] do two",
-                                                       "[3/3] do three"]
+    assert [x for x in lines if x.startswith("[")] == [
+        "[1/3] do one",
+        "[2/3] do two",
+        "[3/3] do three",
+    ]
     assert lines[1].startswith("      ok (") and lines[1].endswith(" - one done")
 
 
@@ -168,8 +223,10 @@ def test_a_stage_failing_before_the_lock_is_a_refusal_naming_why(tmp_path):
 
     from orchestrator.handover import REFUSED, Refused
 
-    for fail, why in ((Refused("no teamd-shim owns the LAGs"), "no teamd-shim owns the LAGs"),
-                      (redis.exceptions.ConnectionError("down"), "redis unreachable at")):
+    for fail, why in (
+        (Refused("no teamd-shim owns the LAGs"), "no teamd-shim owns the LAGs"),
+        (redis.exceptions.ConnectionError("down"), "redis unreachable at"),
+    ):
         lines: list[str] = []
         c = _controller(tmp_path, lines)
         c.stages = (_Step("one", fail), _Step("two"))

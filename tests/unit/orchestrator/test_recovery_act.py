@@ -16,19 +16,33 @@ import orchestrator.stages as stages
 from teamd_shim.db.sonic_db import Endpoint
 
 RUN_ID = "20250101T000000-4000"
-HOLDER = {"run_id": RUN_ID, "pid": "4000", "starttime": "77", "host": "dut",
-          "since": "2025-01-01T00:00:00"}
+HOLDER = {
+    "run_id": RUN_ID,
+    "pid": "4000",
+    "starttime": "77",
+    "host": "dut",
+    "since": "2025-01-01T00:00:00",
+}
 
 
 def run_record(result: str, stage: str) -> dict[str, str]:
-    return {"old": "teamd", "old_pid": "100", "old_handle": "100", "runtime": "process",
-            "new": "teamd~2", "new_ctl": "/run/teamd~2.sock", "new_handle": "4242",
-            "result": result, "stage": stage}
+    return {
+        "old": "teamd",
+        "old_pid": "100",
+        "old_handle": "100",
+        "runtime": "process",
+        "new": "teamd~2",
+        "new_ctl": "/run/teamd~2.sock",
+        "new_handle": "4242",
+        "result": result,
+        "stage": stage,
+    }
 
 
 class FakeJournal:
-    def __init__(self, calls: list[tuple[Any, ...]], holder: dict[str, str],
-                 run: dict[str, str]) -> None:
+    def __init__(
+        self, calls: list[tuple[Any, ...]], holder: dict[str, str], run: dict[str, str]
+    ) -> None:
         self.calls, self.holder, self.record = calls, holder, run
 
     def lock_holder(self) -> dict[str, str]:
@@ -53,8 +67,9 @@ class Owner:
 
 
 class FakeStore:
-    def __init__(self, calls: list[tuple[Any, ...]], owner: str | None,
-                 records: dict[str, dict[str, str]]) -> None:
+    def __init__(
+        self, calls: list[tuple[Any, ...]], owner: str | None, records: dict[str, dict[str, str]]
+    ) -> None:
         self.calls, self._owner, self.records = calls, owner, records
 
     def owner(self) -> Owner | None:
@@ -97,10 +112,17 @@ class Info:
     confirmed: bool = True
 
 
-def controller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, holder: dict[str, str],
-               holder_alive: bool, run: dict[str, str], owner: str | None, alive: set[str],
-               roles: dict[str, str]) -> tuple[handover.Controller, list[tuple[Any, ...]],
-                                               list[str]]:
+def controller(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    holder: dict[str, str],
+    holder_alive: bool,
+    run: dict[str, str],
+    owner: str | None,
+    alive: set[str],
+    roles: dict[str, str],
+) -> tuple[handover.Controller, list[tuple[Any, ...]], list[str]]:
     calls: list[tuple[Any, ...]] = []
     lines: list[str] = []
     rt = FakeRuntime(calls, alive)
@@ -119,23 +141,39 @@ def controller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, holder: dict[
     monkeypatch.setattr(handover, "ctl", ctl)
     monkeypatch.setattr(handover, "info", info)
     monkeypatch.setattr(stages, "ctl", ctl)
-    c = handover.Controller(Endpoint(unix_path=str(tmp_path / "none.sock")),
-                            runtime=rt, progress=lines.append)  # type: ignore[arg-type]
-    records = {"teamd": {"pid": "100", "ctl": "/run/teamd.sock", "role": "yielded"},
-               "teamd~2": {"pid": "4242", "ctl": "/run/teamd~2.sock"}}
+    c = handover.Controller(
+        Endpoint(unix_path=str(tmp_path / "none.sock")), runtime=rt, progress=lines.append
+    )  # type: ignore[arg-type]
+    records = {
+        "teamd": {"pid": "100", "ctl": "/run/teamd.sock", "role": "yielded"},
+        "teamd~2": {"pid": "4242", "ctl": "/run/teamd~2.sock"},
+    }
     c.journal = FakeJournal(calls, holder, run)  # type: ignore[assignment]
     c.store = FakeStore(calls, owner, records)  # type: ignore[assignment]
     return c, calls, lines
 
 
 def test_a_run_that_took_over_is_completed_and_the_dead_holders_lock_broken(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    c, calls, _ = controller(tmp_path, monkeypatch, holder=HOLDER, holder_alive=False,
-                             run=run_record("running", "replayed"), owner="teamd~2",
-                             alive={"100", "4242"}, roles={"/run/teamd~2.sock": "active"})
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c, calls, _ = controller(
+        tmp_path,
+        monkeypatch,
+        holder=HOLDER,
+        holder_alive=False,
+        run=run_record("running", "replayed"),
+        owner="teamd~2",
+        alive={"100", "4242"},
+        roles={"/run/teamd~2.sock": "active"},
+    )
     out = c.recover()
     assert (out.code, out.result, out.run_id, out.old, out.new) == (
-        0, "completed", RUN_ID, "teamd", "teamd~2")
+        0,
+        "completed",
+        RUN_ID,
+        "teamd",
+        "teamd~2",
+    )
     assert out.reason == "teamd~2 had taken over; teamd retired"
     assert calls == [
         ("owner",),
@@ -149,12 +187,18 @@ def test_a_run_that_took_over_is_completed_and_the_dead_holders_lock_broken(
 
 
 def test_a_run_that_did_not_take_over_is_rolled_back_and_the_old_owner_resumed(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    c, calls, _ = controller(tmp_path, monkeypatch, holder={}, holder_alive=False,
-                             run=run_record("running", "yielded"), owner="teamd",
-                             alive={"100", "4242"},
-                             roles={"/run/teamd~2.sock": "standby",
-                                    "/run/teamd.sock": "yielded"})
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c, calls, _ = controller(
+        tmp_path,
+        monkeypatch,
+        holder={},
+        holder_alive=False,
+        run=run_record("running", "yielded"),
+        owner="teamd",
+        alive={"100", "4242"},
+        roles={"/run/teamd~2.sock": "standby", "/run/teamd.sock": "yielded"},
+    )
     out = c.recover()
     assert (out.code, out.result) == (1, "rolled_back")
     assert out.reason == "teamd kept the LAGs; standby removed"
@@ -170,28 +214,53 @@ def test_a_run_that_did_not_take_over_is_rolled_back_and_the_old_owner_resumed(
     ]
 
 
-@pytest.mark.parametrize(("holder", "holder_alive", "run", "only_if_stale"), [
-    ({}, False, run_record("completed", "replayed"), False),
-    ({}, False, {}, False),
-    (HOLDER, True, run_record("running", "yielded"), True),
-])
+@pytest.mark.parametrize(
+    ("holder", "holder_alive", "run", "only_if_stale"),
+    [
+        ({}, False, run_record("completed", "replayed"), False),
+        ({}, False, {}, False),
+        (HOLDER, True, run_record("running", "yielded"), True),
+    ],
+)
 def test_nothing_to_recover_reads_no_instance_and_writes_nothing(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, holder: dict[str, str],
-        holder_alive: bool, run: dict[str, str], only_if_stale: bool) -> None:
-    c, calls, lines = controller(tmp_path, monkeypatch, holder=holder,
-                                 holder_alive=holder_alive, run=run, owner="teamd",
-                                 alive={"100"}, roles={})
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    holder: dict[str, str],
+    holder_alive: bool,
+    run: dict[str, str],
+    only_if_stale: bool,
+) -> None:
+    c, calls, lines = controller(
+        tmp_path,
+        monkeypatch,
+        holder=holder,
+        holder_alive=holder_alive,
+        run=run,
+        owner="teamd",
+        alive={"100"},
+        roles={},
+    )
     out = c.recover(only_if_stale=only_if_stale)
-    assert out.to_json() == handover.Outcome(code=0, result="nothing",
-                                             reason="no interrupted run").to_json()
+    assert (
+        out.to_json()
+        == handover.Outcome(code=0, result="nothing", reason="no interrupted run").to_json()
+    )
     assert calls == [] and lines == []
 
 
 def test_a_live_holder_is_refused_with_its_lock_untouched(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    c, calls, lines = controller(tmp_path, monkeypatch, holder=HOLDER, holder_alive=True,
-                                 run=run_record("running", "yielded"), owner="teamd",
-                                 alive={"100"}, roles={})
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c, calls, lines = controller(
+        tmp_path,
+        monkeypatch,
+        holder=HOLDER,
+        holder_alive=True,
+        run=run_record("running", "yielded"),
+        owner="teamd",
+        alive={"100"},
+        roles={},
+    )
     out = c.recover()
     assert (out.code, out.result) == (2, "refused")
     assert out.reason.startswith(f"another warm restart is running: run {RUN_ID} by pid 4000")
@@ -200,7 +269,8 @@ def test_a_live_holder_is_refused_with_its_lock_untouched(
 
 
 def test_retire_waits_for_a_retired_owner_but_recovery_kills_one_that_does_not_answer(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from orchestrator.runtime.base import Instance
     from teamd_shim.control.transport import ControlError
 

@@ -9,8 +9,10 @@ from orchestrator.runtime.base import RuntimeFailure
 from orchestrator.runtime.docker import host_path
 from teamd_shim.io import identity
 
-MOUNTS = [{"Source": "/srv/run", "Destination": "/run/lab"},
-          {"Source": "/srv/run-ctl", "Destination": "/run/lab/teamd-shim"}]
+MOUNTS = [
+    {"Source": "/srv/run", "Destination": "/run/lab"},
+    {"Source": "/srv/run-ctl", "Destination": "/run/lab/teamd-shim"},
+]
 
 
 def test_host_path_takes_the_longest_mount() -> None:
@@ -28,8 +30,10 @@ def test_host_path_refuses_a_path_on_no_shared_mount_and_says_what_to_mount() ->
 def test_cgroup_v1_and_systemd_paths_name_the_container() -> None:
     cid = "a" * 64
     assert identity._CGROUP_ID.search(f"12:memory:/docker/{cid}\n").group(1) == cid
-    assert identity._CGROUP_ID.search(
-        f"1:name=systemd:/system.slice/docker-{cid}.scope\n").group(1) == cid
+    assert (
+        identity._CGROUP_ID.search(f"1:name=systemd:/system.slice/docker-{cid}.scope\n").group(1)
+        == cid
+    )
     assert identity._CGROUP_ID.search("0::/\n") is None
 
 
@@ -42,8 +46,18 @@ def test_ctl_dir_follows_the_redis_socket_only_in_a_container(monkeypatch) -> No
 
 
 def _inst(**kw: str) -> Instance:
-    return Instance(name="teamd", pid=7, starttime="1", host="h", argv=[], netns="", version="",
-                    role="active", ctl="", **kw)
+    return Instance(
+        name="teamd",
+        pid=7,
+        starttime="1",
+        host="h",
+        argv=[],
+        netns="",
+        version="",
+        role="active",
+        ctl="",
+        **kw,
+    )
 
 
 def test_auto_runtime_is_docker_exactly_when_the_active_is_in_another_pid_namespace() -> None:

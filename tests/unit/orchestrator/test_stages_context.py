@@ -56,10 +56,12 @@ class DownJournal:
 
 
 def context(calls: list[tuple[Any, ...]], lines: list[str]) -> stages.StageContext:
-    return stages.StageContext(journal=DownJournal(),  # type: ignore[arg-type]
-                               store=Store(calls),  # type: ignore[arg-type]
-                               say=lines.append,
-                               host=Host(Runtime(calls)))  # type: ignore[arg-type]
+    return stages.StageContext(
+        journal=DownJournal(),  # type: ignore[arg-type]
+        store=Store(calls),  # type: ignore[arg-type]
+        say=lines.append,
+        host=Host(Runtime(calls)),
+    )  # type: ignore[arg-type]
 
 
 def test_retire_forgets_and_commits_an_owner_that_exited(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,20 +73,30 @@ def test_retire_forgets_and_commits_an_owner_that_exited(monkeypatch: pytest.Mon
         ctx.host.runtime.up.discard("100")  # type: ignore[attr-defined]
 
     monkeypatch.setattr(stages, "ctl", ctl)
-    run = stages.Run(exec_path=None, image=None, timeout=20.0, out=Outcome(2, "refused"),
-                     active=OLD, new_pid="4242")
+    run = stages.Run(
+        exec_path=None,
+        image=None,
+        timeout=20.0,
+        out=Outcome(2, "refused"),
+        active=OLD,
+        new_pid="4242",
+    )
     stage = stages.Retire()
     assert stage.title(ctx, run) == "retire teamd (exits without touching anything)"
     assert stage.run(ctx, run) == ""
-    assert calls == [("ctl", "/run/teamd.sock", "retire"), ("drop_instance", "teamd"),
-                     ("committed", "teamd", "4242")]
+    assert calls == [
+        ("ctl", "/run/teamd.sock", "retire"),
+        ("drop_instance", "teamd"),
+        ("committed", "teamd", "4242"),
+    ]
 
 
 def test_commit_after_the_takeover_is_best_effort() -> None:
     lines: list[str] = []
     ctx = context([], lines)
-    run = stages.Run(exec_path=None, image=None, timeout=20.0, out=Outcome(2, "refused"),
-                     active=OLD, run_id="r1")
+    run = stages.Run(
+        exec_path=None, image=None, timeout=20.0, out=Outcome(2, "refused"), active=OLD, run_id="r1"
+    )
     assert stages.Commit().run(ctx, run) == ""
     assert run.unjournaled == "redis unreachable: Connection refused"
     assert lines == ["      warning: journal not written: redis unreachable: Connection refused"]

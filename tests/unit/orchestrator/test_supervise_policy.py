@@ -26,10 +26,17 @@ def sb(name: str = "teamd~s1", ready: bool = True, refused: str = "") -> Instanc
     return InstanceView(name, "standby", ready=ready, hot=True, promotion_refused=refused)
 
 
-def obs(now: float, *live: InstanceView, owner: str = "teamd", owner_alive: bool = True,
-        **kw: object) -> Observation:
-    return Observation(now=now, owner=owner, owner_alive=owner_alive, live=live,
-                       taken=frozenset(i.name for i in live), **kw)  # type: ignore[arg-type]
+def obs(
+    now: float, *live: InstanceView, owner: str = "teamd", owner_alive: bool = True, **kw: object
+) -> Observation:
+    return Observation(
+        now=now,
+        owner=owner,
+        owner_alive=owner_alive,
+        live=live,
+        taken=frozenset(i.name for i in live),
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def test_adopts_the_active_and_starts_exactly_one_standby_while_it_starts() -> None:
@@ -56,14 +63,20 @@ def test_a_restarted_supervisor_adopts_the_running_standby_and_starts_none() -> 
 
 
 def test_a_second_hot_standby_is_stopped() -> None:
-    st, acts = decide(obs(0.0, ACTIVE, sb("teamd~s1", ready=False), sb("teamd~s2")),
-                      SupervisorState(standby="teamd~s1"), "teamd")
+    st, acts = decide(
+        obs(0.0, ACTIVE, sb("teamd~s1", ready=False), sb("teamd~s2")),
+        SupervisorState(standby="teamd~s1"),
+        "teamd",
+    )
     assert acts == [Kill("teamd~s1", "a second hot standby")] and st.standby == "teamd~s2"
 
 
 def test_a_standby_names_no_instance_that_exists() -> None:
-    st, acts = decide(obs(0.0, ACTIVE, InstanceView("teamd~s1", "active", False, False),
-                          owner="teamd~s1"), SupervisorState(), "teamd")
+    st, acts = decide(
+        obs(0.0, ACTIVE, InstanceView("teamd~s1", "active", False, False), owner="teamd~s1"),
+        SupervisorState(),
+        "teamd",
+    )
     assert acts == [StartStandby("teamd~s2")]
 
 
@@ -109,8 +122,9 @@ def test_a_standby_that_keeps_dying_at_start_is_backed_off_and_said_so() -> None
 
 
 def test_a_healthy_standby_that_dies_is_replaced_at_once_and_counts_no_crash() -> None:
-    st = SupervisorState(standby="teamd~s1", standby_started=0.0, standby_was_ready=True,
-                         crashes=2, seq=1)
+    st = SupervisorState(
+        standby="teamd~s1", standby_started=0.0, standby_was_ready=True, crashes=2, seq=1
+    )
     st, acts = decide(obs(100.0, ACTIVE), st, "teamd")
     assert acts == [StartStandby("teamd~s2")] and st.crashes == 0
 
@@ -137,14 +151,14 @@ def test_no_owner_and_a_refused_promotion_cold_starts_at_once_naming_the_refusal
     assert "not READY (no snapshot" in acts[0].why
     assert st.last_cold_start["why"] == acts[0].why
     # while it starts nothing more is started
-    st, acts = decide(obs(10.5, refused, owner_alive=False, starting=frozenset({"teamd"})), st,
-                      "teamd")
+    st, acts = decide(
+        obs(10.5, refused, owner_alive=False, starting=frozenset({"teamd"})), st, "teamd"
+    )
     assert acts == [] and "waiting for teamd" in st.note
 
 
 def test_a_planned_restart_in_progress_is_left_alone() -> None:
-    st, acts = decide(obs(0.0, ACTIVE, planned_run="20261203T1200-1"), SupervisorState(),
-                      "teamd")
+    st, acts = decide(obs(0.0, ACTIVE, planned_run="20261203T1200-1"), SupervisorState(), "teamd")
     assert acts == [] and "planned restart 20261203T1200-1" in st.note
     st, acts = decide(obs(0.0, owner_alive=False, planned_run="r"), SupervisorState(), "teamd")
     assert acts == []
@@ -160,6 +174,7 @@ def test_a_field_of_another_shape_starts_that_field_afresh() -> None:
 
 def test_a_standby_of_another_version_than_the_owner_is_replaced() -> None:
     old = InstanceView("teamd~s1", "standby", ready=True, hot=True, version="0.1.0")
-    st, acts = decide(obs(0.0, ACTIVE, old, owner_version="0.1.1"),
-                      SupervisorState(standby="teamd~s1"), "teamd")
+    st, acts = decide(
+        obs(0.0, ACTIVE, old, owner_version="0.1.1"), SupervisorState(standby="teamd~s1"), "teamd"
+    )
     assert acts == [Kill("teamd~s1", "it runs version 0.1.0, the owner 0.1.1")]

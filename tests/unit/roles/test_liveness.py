@@ -44,14 +44,20 @@ def test_a_heartbeat_line_round_trips() -> None:
 def test_the_last_sign_of_life_is_the_last_heartbeats_send_time() -> None:
     w = Watch(T, now=100.0)
     assert w.last_seen == 100.0  # none yet: when we connected
-    w.beat(Beat(name="teamd", role="active", epoch=3, final_written=False, pid=10, t=100.2),
-           100.21)
+    w.beat(Beat(name="teamd", role="active", epoch=3, final_written=False, pid=10, t=100.2), 100.21)
     assert w.last_seen == 100.2
 
 
 def plan(loss: Loss = Loss.DIED, **kw: object):  # type: ignore[no-untyped-def]
-    args = {"ready": True, "ready_detail": "", "last_role": "active", "final_written": False,
-            "redis_up": True, "can_kill": True, **kw}
+    args = {
+        "ready": True,
+        "ready_detail": "",
+        "last_role": "active",
+        "final_written": False,
+        "redis_up": True,
+        "can_kill": True,
+        **kw,
+    }
     return plan_promotion(loss, **args)  # type: ignore[arg-type]
 
 

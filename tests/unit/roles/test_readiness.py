@@ -28,7 +28,8 @@ def test_a_port_we_did_not_hear_or_heard_too_long_ago_is_named() -> None:
     a, b = converged()
     rx = heard(b, 10.0 - RX_KEEP_S - 0.1, ports=("e1",)) + heard(b, 9.9, ports=("e0",))
     assert readiness.own_view_differs({"PortChannel1": a.to_dict()}, rx, 10.0) == [
-        "PortChannel1/e1: not heard the partner ourselves yet"]
+        "PortChannel1/e1: not heard the partner ourselves yet"
+    ]
 
 
 def test_another_partner_than_the_active_hears_is_named() -> None:

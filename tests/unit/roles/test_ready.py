@@ -28,12 +28,18 @@ def standby(tmp_path) -> HandoverDriver:
     rm = RoleMachine(Role.STANDBY)
     publisher = Publisher(endpoint)
     held: list[HandoverDriver] = []
-    runner = LagRunner(NullDataplane(), publisher, rm, on_effects=lambda effects: None,
-                       on_rx=lambda *frame: held[0].note_rx(*frame))
+    runner = LagRunner(
+        NullDataplane(),
+        publisher,
+        rm,
+        on_effects=lambda effects: None,
+        on_rx=lambda *frame: held[0].note_rx(*frame),
+    )
     runner.lags["PortChannel1"] = RunningLag(cfg=CFG, lacp=make_lag(SYS_A, 1, fast_rate=True))
     runner.port_lag = {p: "PortChannel1" for p in PORTS}
-    held.append(HandoverDriver("teamd~2", rm, OwnerStore(endpoint), publisher, runner,
-                               on_exit=lambda: None))
+    held.append(
+        HandoverDriver("teamd~2", rm, OwnerStore(endpoint), publisher, runner, on_exit=lambda: None)
+    )
     return held[0]
 
 
@@ -71,8 +77,7 @@ def test_not_ready_while_we_have_not_heard_the_partner_on_our_own_socket(tmp_pat
     assert "PortChannel1/e1: not heard the partner ourselves yet" in driver.ready_detail
 
 
-def test_without_the_own_view_check_the_deaf_standby_would_be_ready(tmp_path,
-                                                                     monkeypatch) -> None:
+def test_without_the_own_view_check_the_deaf_standby_would_be_ready(tmp_path, monkeypatch) -> None:
     driver = standby(tmp_path)
     monkeypatch.setattr(driver, "_own_view_differs", lambda lags: [])
     meta, snap, _partner = active_snapshot()

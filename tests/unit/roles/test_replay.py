@@ -94,8 +94,15 @@ def test_a_link_that_came_up_after_the_snapshot_is_applied_before_the_replayed_f
     rx.add("e1", partner_frame(b, "e1", 5.3), 5.3, 2000)
     lags = standby_lags()
     before = rx_pdus({"PortChannel1": RunningLag(cfg=CFG, lacp=w.a)}, "e1")
-    restore(lags, cut_at(5.0, {"e0": 1000}), snap, rx, links(up=True),
-            {p: "PortChannel1" for p in PORTS}, 5.4)
+    restore(
+        lags,
+        cut_at(5.0, {"e0": 1000}),
+        snap,
+        rx,
+        links(up=True),
+        {p: "PortChannel1" for p in PORTS},
+        5.4,
+    )
     view = lags["PortChannel1"].lacp.port_view("e1")
     # replayed before the link was caught up, the PDU met a port with no link and was dropped
     assert view.counters["rx_pdus"] == before + 1

@@ -138,14 +138,17 @@ def test_a_stale_answer_after_resuming_changes_nothing() -> None:
         assert m.role is Role.ACTIVE and m.epoch == 5
 
 
-@pytest.mark.parametrize(("role", "event"), [
-    (Role.ACTIVE, Event.RETIRE),  # an active never retires: yield first
-    (Role.STANDBY, Event.YIELD),
-    (Role.RETIRED, Event.YIELD),
-    (Role.YIELDED, Event.YIELD),
-    (Role.RETIRED, Event.TAKEN_OVER),
-    (Role.ACTIVE, Event.TAKEN_OVER),
-])
+@pytest.mark.parametrize(
+    ("role", "event"),
+    [
+        (Role.ACTIVE, Event.RETIRE),  # an active never retires: yield first
+        (Role.STANDBY, Event.YIELD),
+        (Role.RETIRED, Event.YIELD),
+        (Role.YIELDED, Event.YIELD),
+        (Role.RETIRED, Event.TAKEN_OVER),
+        (Role.ACTIVE, Event.TAKEN_OVER),
+    ],
+)
 def test_illegal_transitions_raise_naming_what_is_legal(role: Role, event: Event) -> None:
     m = RoleMachine(role, 1)
     with pytest.raises(IllegalTransition, match=f"{event.value} is not legal for a {role.value}"):
@@ -177,8 +180,9 @@ class Epoch:
         return self.epoch
 
 
-def handover_until_takeover(ports: frozenset[str] = frozenset({"e1", "e2"})
-                            ) -> tuple[RoleMachine, RoleMachine, Epoch]:
+def handover_until_takeover(
+    ports: frozenset[str] = frozenset({"e1", "e2"}),
+) -> tuple[RoleMachine, RoleMachine, Epoch]:
     """old yields at 10.0, new wins the CAS and takes over at 10.1."""
     db = Epoch(4, "old")
     old, new = yielded(epoch=4), RoleMachine(Role.STANDBY)
@@ -192,8 +196,11 @@ def auto_resume(m: RoleMachine, db: Epoch, now: float, name: str = "old") -> lis
     (cas,) = m.on_timer(now)
     assert isinstance(cas, CompareAndSetSelf)
     won = db.cas(cas.epoch, name, name)
-    return list(m.handle(Event.RESUMED, now, epoch=won) if won is not None
-                else m.handle(Event.SUPERSEDED, now))
+    return list(
+        m.handle(Event.RESUMED, now, epoch=won)
+        if won is not None
+        else m.handle(Event.SUPERSEDED, now)
+    )
 
 
 def refused_before_anything() -> None:
@@ -316,8 +323,9 @@ FAILURE_MATRIX = {
     "lock held by a live run": refused_before_anything,
     "`--exec` not executable": refused_before_anything,
     "standby dies before READY": standby_dies_before_ready,
-    "standby SIGKILLed after SIGRTMIN, before confirmation":
-        standby_killed_after_takeover_before_confirmation,
+    "standby SIGKILLed after SIGRTMIN, before confirmation": (
+        standby_killed_after_takeover_before_confirmation
+    ),
     "standby SIGSTOPped after SIGRTMIN": standby_stopped_after_takeover,
     "old active SIGKILLed after yielding": old_killed_after_yield,
     "orchestrator SIGKILLed at any stage": orchestrator_killed,
@@ -330,8 +338,9 @@ FAILURE_MATRIX = {
     "partner changes its info mid-handover": partner_changes_mid_handover,
     "a stale owner writes APPL_DB": stale_owner_writes,
     "Redis restarted from an older dump loses the owner record": redis_restarted_from_older_dump,
-    "link change between the final snapshot and the takeover":
-        link_change_between_snapshot_and_takeover,
+    "link change between the final snapshot and the takeover": (
+        link_change_between_snapshot_and_takeover
+    ),
     "link change while yielded, then rollback": link_change_while_yielded_then_rollback,
 }
 
@@ -339,8 +348,11 @@ FAILURE_MATRIX = {
 def hld_failure_matrix_rows() -> list[str]:
     text = (Path(__file__).resolve().parents[3] / "hld" / "teamd-hitless-hld.md").read_text()
     section = text.split("## 9. Failure matrix", 1)[1].split("\n## ", 1)[0]
-    rows = [line.split("|")[1].strip() for line in section.splitlines()
-            if line.startswith("| ") and not line.startswith("| fault")]
+    rows = [
+        line.split("|")[1].strip()
+        for line in section.splitlines()
+        if line.startswith("| ") and not line.startswith("| fault")
+    ]
     return rows
 
 
@@ -387,4 +399,5 @@ def test_only_an_active_judges_its_own_stalls() -> None:
 def test_the_stall_limit_is_below_the_standbys_hang_limit() -> None:
     # a standby that declared us hung saw no heartbeat for HANG_AFTER_S: by then we are suspect
     from teamd_shim.roles.liveness import HANG_AFTER_S
+
     assert STALL_S < HANG_AFTER_S

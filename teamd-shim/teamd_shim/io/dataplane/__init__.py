@@ -23,8 +23,9 @@ CHOICES = ("auto", "team", "appdb")
 NO_TEAM_MSG = "no kernel team driver: running without a kernel LAG (APPL_DB/STATE_DB only)"
 
 
-def make_dataplane(kind: str, links: LinkWatcher,
-                   on_change: Callable[[str], None] | None = None) -> Dataplane:
+def make_dataplane(
+    kind: str, links: LinkWatcher, on_change: Callable[[str], None] | None = None
+) -> Dataplane:
     """`auto`: team when the kernel has the driver, else appdb (said once, at start).
 
     pyroute2 is imported only here, so `appdb` never pays for it. Must run outside a running
@@ -36,8 +37,10 @@ def make_dataplane(kind: str, links: LinkWatcher,
 
     if not kernel_has_team():
         if kind == "team":
-            raise RuntimeError("--dataplane team: the kernel has no team driver (the generic "
-                               "netlink family `team` is missing; `modprobe team`?)")
+            raise RuntimeError(
+                "--dataplane team: the kernel has no team driver (the generic "
+                "netlink family `team` is missing; `modprobe team`?)"
+            )
         log.warning(NO_TEAM_MSG)
         return NullDataplane()
     return TeamDataplane(links, on_change)

@@ -77,15 +77,15 @@ class TeamDataplane:
 
     name = "team"
 
-    def __init__(self, links: LinkWatcher, on_change: Callable[[str], None] | None = None
-                 ) -> None:
+    def __init__(self, links: LinkWatcher, on_change: Callable[[str], None] | None = None) -> None:
         self._on_change = on_change or (lambda lag: None)
         self._lock = threading.Lock()
         self._links: dict[int, LinkInfo] = {}
         self._byname: dict[str, int] = {}
         self._enabled: dict[tuple[int, int], bool] = {}  # (team ifindex, port ifindex)
         self._ops: queue.Queue[tuple[str, Callable[..., None], tuple[Any, ...]] | None] = (
-            queue.Queue())
+            queue.Queue()
+        )
         self._stop = threading.Event()
         self._ready = {"links": threading.Event(), "options": threading.Event()}
         self._threads = [
@@ -98,8 +98,12 @@ class TeamDataplane:
             t.start()
         for what, ev in self._ready.items():
             if not ev.wait(INIT_TIMEOUT_S):
-                log.error("team dataplane: initial %s dump did not finish in %.0f s; the kernel "
-                          "view fills in as events arrive", what, INIT_TIMEOUT_S)
+                log.error(
+                    "team dataplane: initial %s dump did not finish in %.0f s; the kernel "
+                    "view fills in as events arrive",
+                    what,
+                    INIT_TIMEOUT_S,
+                )
         self._threads[0].start()
 
     # ---- reads (any thread) ----------------------------------------------------------------
@@ -112,9 +116,13 @@ class TeamDataplane:
         link = self._lookup(lag)
         if link is None or link.kind != "team":
             return None
-        return TeamDevice(ifindex=link.ifindex, dev_addr=link.mac,
-                          admin_up=bool(link.flags & IFF_UP),
-                          oper_up=bool(link.flags & IFF_LOWER_UP), mtu=link.mtu)
+        return TeamDevice(
+            ifindex=link.ifindex,
+            dev_addr=link.mac,
+            admin_up=bool(link.flags & IFF_UP),
+            oper_up=bool(link.flags & IFF_LOWER_UP),
+            mtu=link.mtu,
+        )
 
     def port_enabled(self, lag: str, port: str) -> bool | None:
         team, p = self._lookup(lag), self._lookup(port)
@@ -132,9 +140,13 @@ class TeamDataplane:
             self._queue(f"{cfg.name}: create/adopt team netdev", self._do_lag_added, cfg)
         else:
             link = self._lookup(cfg.name)
-            log.info("%s: %s (looking only)", cfg.name,
-                     f"team netdev ifindex {link.ifindex}" if link and link.kind == "team"
-                     else "no team netdev in the kernel yet")
+            log.info(
+                "%s: %s (looking only)",
+                cfg.name,
+                f"team netdev ifindex {link.ifindex}"
+                if link and link.kind == "team"
+                else "no team netdev in the kernel yet",
+            )
 
     def member_added(self, lag: str, port: str, *, owner: bool) -> None:
         if owner:
@@ -163,8 +175,11 @@ class TeamDataplane:
         self._ops.put(None)
         self._threads[0].join(CLOSE_TIMEOUT_S)
         if self._threads[0].is_alive():
-            log.error("team dataplane: %d queued write(s) not applied within %.0f s at close",
-                      self._ops.qsize(), CLOSE_TIMEOUT_S)
+            log.error(
+                "team dataplane: %d queued write(s) not applied within %.0f s at close",
+                self._ops.qsize(),
+                CLOSE_TIMEOUT_S,
+            )
         self._stop.set()
 
     # ---- the worker ------------------------------------------------------------------------
@@ -226,16 +241,23 @@ class TeamDataplane:
                 raise LookupError(f"created {cfg.name} but cannot read it back")
             log.info("%s: team netdev created (ifindex %d)", cfg.name, link.ifindex)
         elif link.kind != "team":
-            raise ValueError(f"{cfg.name} exists but is a {link.kind or 'plain'} netdev, not a "
-                             "team; left untouched")
+            raise ValueError(
+                f"{cfg.name} exists but is a {link.kind or 'plain'} netdev, not a "
+                "team; left untouched"
+            )
         else:
             log.info("%s: adopting existing team netdev (ifindex %d)", cfg.name, link.ifindex)
         opts = {o.name: o.value for o in nl.options(link.ifindex) if not o.port}
         has_ports = any(lk.master == link.ifindex for lk in list(self._links.values()))
         if opts.get("mode") != TEAM_MODE:
             if has_ports:
-                log.error("%s: team mode is %r, not %s, and it has ports (the kernel refuses a "
-                          "mode change then); mode kept", cfg.name, opts.get("mode"), TEAM_MODE)
+                log.error(
+                    "%s: team mode is %r, not %s, and it has ports (the kernel refuses a "
+                    "mode change then); mode kept",
+                    cfg.name,
+                    opts.get("mode"),
+                    TEAM_MODE,
+                )
             else:
                 nl.set_mode(link.ifindex, TEAM_MODE)
         set_carrier(ipr, link.ifindex, False)  # teamd's lacp_carrier_init: down until decided
@@ -252,8 +274,10 @@ class TeamDataplane:
         if p.master != team.ifindex:
             if p.master:
                 other = self._links.get(p.master)
-                raise ValueError(f"{port} is a port of {other.name if other else p.master}, "
-                                 f"not {lag}; left there")
+                raise ValueError(
+                    f"{port} is a port of {other.name if other else p.master}, "
+                    f"not {lag}; left there"
+                )
             # the kernel refuses an up port (EBUSY "Set it down before adding it as a team port")
             ipr.link("set", index=p.ifindex, state="down")
             try:
@@ -283,11 +307,19 @@ class TeamDataplane:
         try:
             ipr.link("set", index=p.ifindex, address=team.mac)
         except Exception as e:
-            log.error("%s: %s keeps MAC %s, not the team's %s (%s): traffic to the team "
-                      "arriving on it will be dropped", lag, p.name, p.mac, team.mac, e)
+            log.error(
+                "%s: %s keeps MAC %s, not the team's %s (%s): traffic to the team "
+                "arriving on it will be dropped",
+                lag,
+                p.name,
+                p.mac,
+                team.mac,
+                e,
+            )
 
-    def _do_port_enabled(self, ipr: IPRoute, nl: TeamNL, lag: str, port: str,
-                         enabled: bool) -> None:
+    def _do_port_enabled(
+        self, ipr: IPRoute, nl: TeamNL, lag: str, port: str, enabled: bool
+    ) -> None:
         team = self._need(lag, f"{port} enabled={enabled} not written")
         p = self._need(port, f"enabled={enabled} not written")
         nl.set_port_enabled(team.ifindex, p.ifindex, enabled)
@@ -322,7 +354,11 @@ class TeamDataplane:
             self._byname[link.name] = link.ifindex
             if link.kind == "team":
                 if old is None or (old.flags, old.carrier, old.mtu, old.mac) != (
-                        link.flags, link.carrier, link.mtu, link.mac):
+                    link.flags,
+                    link.carrier,
+                    link.mtu,
+                    link.mac,
+                ):
                     return link.name
             elif old is None or old.master != link.master:
                 for idx in {link.master, old.master if old else 0} - {0}:
@@ -396,8 +432,11 @@ class TeamDataplane:
                             for o in options:
                                 if o.name != "enabled" or not o.port:
                                     continue
-                                self._notify(self._store_enabled(
-                                    o.team, o.port, None if o.removed else bool(o.value)))
+                                self._notify(
+                                    self._store_enabled(
+                                        o.team, o.port, None if o.removed else bool(o.value)
+                                    )
+                                )
             except Exception:
                 log.exception("team dataplane: change_event watcher failed; restarting in 1 s")
                 self._ready["options"].set()

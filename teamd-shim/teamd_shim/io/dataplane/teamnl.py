@@ -136,16 +136,18 @@ def parse_options(msg: Any) -> list[TeamOption]:
     for item in lst.get_attrs("TEAM_ATTR_ITEM_OPTION") if lst is not None else ():
         typ = item.get_attr("TEAM_ATTR_OPTION_TYPE")
         data = item.get_attr("TEAM_ATTR_OPTION_DATA")
-        out.append(TeamOption(
-            team=team,
-            name=item.get_attr("TEAM_ATTR_OPTION_NAME") or "",
-            type=typ or 0,
-            value=decode_value(typ, data),
-            port=item.get_attr("TEAM_ATTR_OPTION_PORT_IFINDEX") or 0,
-            array_index=item.get_attr("TEAM_ATTR_OPTION_ARRAY_INDEX"),
-            changed=item.get_attr("TEAM_ATTR_OPTION_CHANGED") is not None,
-            removed=item.get_attr("TEAM_ATTR_OPTION_REMOVED") is not None,
-        ))
+        out.append(
+            TeamOption(
+                team=team,
+                name=item.get_attr("TEAM_ATTR_OPTION_NAME") or "",
+                type=typ or 0,
+                value=decode_value(typ, data),
+                port=item.get_attr("TEAM_ATTR_OPTION_PORT_IFINDEX") or 0,
+                array_index=item.get_attr("TEAM_ATTR_OPTION_ARRAY_INDEX"),
+                changed=item.get_attr("TEAM_ATTR_OPTION_CHANGED") is not None,
+                removed=item.get_attr("TEAM_ATTR_OPTION_REMOVED") is not None,
+            )
+        )
     return out
 
 
@@ -154,18 +156,21 @@ def parse_ports(msg: Any) -> list[TeamPort]:
     lst = msg.get_attr("TEAM_ATTR_LIST_PORT")
     out = []
     for item in lst.get_attrs("TEAM_ATTR_ITEM_PORT") if lst is not None else ():
-        out.append(TeamPort(
-            team=team,
-            ifindex=item.get_attr("TEAM_ATTR_PORT_IFINDEX") or 0,
-            linkup=item.get_attr("TEAM_ATTR_PORT_LINKUP") is not None,
-            changed=item.get_attr("TEAM_ATTR_PORT_CHANGED") is not None,
-            removed=item.get_attr("TEAM_ATTR_PORT_REMOVED") is not None,
-        ))
+        out.append(
+            TeamPort(
+                team=team,
+                ifindex=item.get_attr("TEAM_ATTR_PORT_IFINDEX") or 0,
+                linkup=item.get_attr("TEAM_ATTR_PORT_LINKUP") is not None,
+                changed=item.get_attr("TEAM_ATTR_PORT_CHANGED") is not None,
+                removed=item.get_attr("TEAM_ATTR_PORT_REMOVED") is not None,
+            )
+        )
     return out
 
 
-def options_set_msg(team: int, name: str, typ: int, value: Any, *, port: int = 0,
-                    array_index: int | None = None) -> teammsg:
+def options_set_msg(
+    team: int, name: str, typ: int, value: Any, *, port: int = 0, array_index: int | None = None
+) -> teammsg:
     item: list[Any] = [("TEAM_ATTR_OPTION_NAME", name), ("TEAM_ATTR_OPTION_TYPE", typ)]
     data = encode_value(typ, value)
     if data is not None:
@@ -209,8 +214,9 @@ class TeamNL:
         msg["cmd"] = cmd
         msg["version"] = TEAM_GENL_VERSION
         msg["attrs"] = [("TEAM_ATTR_TEAM_IFINDEX", team)]
-        return list(self.sock.nlm_request(msg, msg_type=self.sock.prid,
-                                          msg_flags=NLM_F_REQUEST | NLM_F_ACK))
+        return list(
+            self.sock.nlm_request(msg, msg_type=self.sock.prid, msg_flags=NLM_F_REQUEST | NLM_F_ACK)
+        )
 
     def options(self, team: int) -> list[TeamOption]:
         return [o for m in self._request(TEAM_CMD_OPTIONS_GET, team) for o in parse_options(m)]
@@ -218,11 +224,20 @@ class TeamNL:
     def ports(self, team: int) -> list[TeamPort]:
         return [p for m in self._request(TEAM_CMD_PORT_LIST_GET, team) for p in parse_ports(m)]
 
-    def set_option(self, team: int, name: str, typ: int, value: Any, *, port: int = 0,
-                   array_index: int | None = None) -> None:
+    def set_option(
+        self,
+        team: int,
+        name: str,
+        typ: int,
+        value: Any,
+        *,
+        port: int = 0,
+        array_index: int | None = None,
+    ) -> None:
         msg = options_set_msg(team, name, typ, value, port=port, array_index=array_index)
-        list(self.sock.nlm_request(msg, msg_type=self.sock.prid,
-                                   msg_flags=NLM_F_REQUEST | NLM_F_ACK))
+        list(
+            self.sock.nlm_request(msg, msg_type=self.sock.prid, msg_flags=NLM_F_REQUEST | NLM_F_ACK)
+        )
 
     def set_port_enabled(self, team: int, port: int, enabled: bool) -> None:
         self.set_option(team, "enabled", NLA_FLAG, enabled, port=port)
@@ -231,8 +246,11 @@ class TeamNL:
         self.set_option(team, "mode", NLA_STRING, mode)
 
     def port_enabled(self, team: int) -> dict[int, bool]:
-        return {o.port: bool(o.value) for o in self.options(team)
-                if o.name == "enabled" and o.port and not o.removed}
+        return {
+            o.port: bool(o.value)
+            for o in self.options(team)
+            if o.name == "enabled" and o.port and not o.removed
+        }
 
     def events(self) -> list[tuple[list[TeamOption], list[TeamPort]]]:
         """Block for the next batch of change_event messages: (options, ports) per message."""
