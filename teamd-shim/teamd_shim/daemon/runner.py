@@ -1,8 +1,9 @@
 """The LAG runner: every running LAG's LACP on the event loop, and what its decisions write.
 
 It owns the running LAGs and their member sockets, services each LAG (due timers, PDUs,
-intents, re-arming its one timer), applies intents to the dataplane and publishes LAG state to
-STATE_DB / APPL_DB, coalesced. What it may do is asked of the role machine, never decided here:
+intents, re-arming its one timer) and applies intents to the dataplane; its LAG state goes out
+through `LagPublishing` (publishing.py) and its teamdctl items through the state-item table
+(control/state_items.py). What it may do is asked of the role machine, never decided here:
 only the owner writes the kernel or publishes; who transmits is `RoleMachine.transmits`. It
 knows nothing of Redis handover keys or of the other instance (roles/driver.py does), and
 nothing of CONFIG_DB (the `Shim` reconciles the config and calls add/update/remove).
@@ -19,14 +20,10 @@ from typing import Any
 from teamd_shim.control.state_items import (
     STATE_ITEMS,
     LagState,
-    appl_db_lag,
-    appl_db_member,
-    state_db_lag,
-    state_db_member,
     state_dump,
 )
+from teamd_shim.daemon.publishing import LagPublishing
 from teamd_shim.db.publisher import Publisher
-from teamd_shim.db.schema import appl_lag, appl_member, state_lag, state_member
 from teamd_shim.io.dataplane import Dataplane
 from teamd_shim.io.dataplane.base import TeamDevice
 from teamd_shim.io.links import LinkInfo
@@ -39,7 +36,6 @@ from teamd_shim.roles.machine import Effect, Role, RoleMachine
 
 log = logging.getLogger(__name__)
 
-PUBLISH_EVERY_S = 0.1
 
 # (port, frame, monotonic receive time, kernel receive stamp in ns): every received frame
 RxObserver = Callable[[str, bytes, float, int], None]
@@ -58,7 +54,6 @@ class LagRunner:
         on_rx: RxObserver,
     ) -> None:
         self.dataplane = dataplane
-        self.publisher = publisher
         self.rm = rm
         self._on_effects = on_effects  # the role machine's effects raised on the LACP path
         self._on_rx = on_rx  # a standby's received frames, kept for its replay
@@ -67,12 +62,14 @@ class LagRunner:
         self.links: dict[str, LinkInfo] = {}
         self.rx_cut: dict[str, int] = {}  # per port: kernel stamp of the last frame applied
         self.io: PacketIO | None = None
-        self._dirty: set[str] = set()
-        self._publish_handle: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.publishing = LagPublishing(
+            publisher, self.lags, self.links, device=self.device, owner=lambda: self._owner
+        )
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        self.publishing.attach(loop)
         self.io = PacketIO(loop, self.on_frame)
 
     def close(self) -> None:
@@ -113,7 +110,7 @@ class LagRunner:
         for port in cfg.members:
             if port not in running.lacp.ports:
                 self.add_member(running, port, now)
-        self._dirty.add(cfg.name)
+        self.publishing.dirty.add(cfg.name)
         self.service(running, now)
 
     def add_member(self, running: RunningLag, port: str, now: float) -> None:
@@ -131,7 +128,7 @@ class LagRunner:
         log.info(
             "%s: member %s added (link %s)", running.cfg.name, port, "up" if link.up else "down"
         )
-        self._dirty.add(running.cfg.name)
+        self.publishing.dirty.add(running.cfg.name)
 
     def remove_member(
         self, running: RunningLag, port: str, now: float, *, goodbye: bool = False
@@ -155,10 +152,9 @@ class LagRunner:
             self.dataplane.member_removed(running.cfg.name, port)
         self._port_silent(port)  # removed: a takeover does not wait for its first PDU
         lag = running.cfg.name
-        self.publisher.drop(state_member(lag, port))
-        self.publisher.drop(appl_member(lag, port))
+        self.publishing.drop_member(lag, port)
         log.info("%s: member %s removed", lag, port)
-        self._dirty.add(lag)
+        self.publishing.dirty.add(lag)
 
     def remove_lag(self, name: str) -> None:
         """Config removal or cold stop: every member says goodbye first."""
@@ -170,16 +166,14 @@ class LagRunner:
             running.timer.cancel()
         if self._owner:  # else the new owner removes it after a takeover (roles/driver.py)
             self.dataplane.lag_removed(name)
-        self.publisher.drop(state_lag(name))
-        self.publisher.drop(appl_lag(name))
-        self._dirty.discard(name)
+        self.publishing.drop(name)
         log.info("%s: LAG removed", name)
 
     def remove_all(self) -> None:
         """A cold stop, as teamd on SIGTERM: the LAGs go away with us."""
         for name in list(self.lags):
             self.remove_lag(name)
-        self.flush_publish()
+        self.publishing.flush()
 
     # ---- links -----------------------------------------------------------------------------
     def link_changed(self, name: str, old: LinkInfo | None, info: LinkInfo) -> None:
@@ -194,9 +188,9 @@ class LagRunner:
                 self._port_silent(name)
             if old is not None and old.ifindex != info.ifindex and self.io is not None:
                 self.io.add(name, info.ifindex)
-            self._dirty.add(lag_name)
+            self.publishing.dirty.add(lag_name)
             self.service(running, now)
-        self.schedule_publish()
+        self.publishing.schedule()
 
     # ---- LACP ------------------------------------------------------------------------------
     def on_frame(self, port: str, frame: bytes, now: float, stamp: int) -> None:
@@ -209,8 +203,8 @@ class LagRunner:
         self.rx_cut[port] = stamp
         if not running.lacp.receive(port, frame, now):
             # dropped (bad, truncated, marker, loopback): its counter moved, publish it
-            self._dirty.add(lag_name)
-            self.schedule_publish()
+            self.publishing.dirty.add(lag_name)
+            self.publishing.schedule()
         self.service(running, now)
 
     def service(self, running: RunningLag, now: float) -> None:
@@ -271,8 +265,8 @@ class LagRunner:
                 notice.port,
                 running.cfg.system,
             )
-            self._dirty.add(running.cfg.name)
-            self.schedule_publish()
+            self.publishing.dirty.add(running.cfg.name)
+            self.publishing.schedule()
         intents = running.lacp.pop_intents()
         if not intents:
             return
@@ -291,8 +285,8 @@ class LagRunner:
                 if owner:
                     self.dataplane.set_carrier(it.lag, it.up)
                 log.info("%s: carrier %s", it.lag, "up" if it.up else "down")
-        self._dirty.add(running.cfg.name)
-        self.schedule_publish()
+        self.publishing.dirty.add(running.cfg.name)
+        self.publishing.schedule()
 
     def sync_dataplane(self) -> None:
         """Owner again after a rollback: write what changed in the kernel's view while we were
@@ -373,37 +367,9 @@ class LagRunner:
         now = time.monotonic()
         STATE_ITEMS.set(self._item_state(running), path, value, now)
         log.info("%s: %s set to %s", name, path, value)
-        self._dirty.add(name)
+        self.publishing.dirty.add(name)
         self.service(running, now)
         return self.state_item_get(name, path)
 
     def mark_dirty(self, names: Iterable[str]) -> None:
-        self._dirty.update(names)
-        self.schedule_publish()
-
-    def schedule_publish(self) -> None:
-        if self._publish_handle is None and self._dirty and self._loop is not None:
-            self._publish_handle = self._loop.call_later(PUBLISH_EVERY_S, self.flush_publish)
-
-    def flush_publish(self) -> None:
-        """Coalesced: at most one STATE_DB/APPL_DB recomputation per LAG every 100 ms."""
-        self._publish_handle = None
-        if not self._owner:
-            return  # only the owner publishes LAG state; the rest keep it dirty for later
-        dirty, self._dirty = self._dirty, set()
-        for name in dirty:
-            running = self.lags.get(name)
-            if running is None:
-                continue
-            dev = self.device(running)
-            dump = state_dump(running.lacp, running.cfg, dev, self.links)
-            lag_fields = state_db_lag(dump, dev)
-            if running.error:
-                lag_fields["error"] = running.error
-            self.publisher.put(state_lag(name), lag_fields)
-            self.publisher.put(appl_lag(name), appl_db_lag(dev))
-            for port, pd in dump["ports"].items():
-                self.publisher.put(state_member(name, port), state_db_member(pd))
-                self.publisher.put(
-                    appl_member(name, port), appl_db_member(running.enabled.get(port, False))
-                )
+        self.publishing.mark(names)

@@ -266,7 +266,7 @@ class Shim:
             running.error = f"refused config change, running config kept: {kept}" if kept else None
             runner.update_lag(running, cfg, now)
         self._apply_member_errors(desired)
-        runner.schedule_publish()
+        runner.publishing.schedule()
 
     def _apply_member_errors(self, desired: DesiredConfig) -> None:
         wanted: dict[Target, str] = {}
