@@ -1,4 +1,4 @@
-"""One PortChannel: its ports, aggregator selection, carrier, intents and the state dict.
+"""One PortChannel: its ports, carrier, intents and the state dict (selection: selection.py).
 
 ``Lag`` is the sans-IO connection object (h11/aioquic style): the caller feeds it events
 (``receive``, ``set_link``, ``on_timer`` ...) with the current CLOCK_MONOTONIC time, then drains

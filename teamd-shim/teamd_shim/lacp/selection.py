@@ -1,4 +1,4 @@
-"""Aggregator selection (802.1AX §6.4.14, as Linux and teamd do it): which ports aggregate
+"""Aggregator selection (802.1AX Selection Logic, as Linux and teamd do it): which ports aggregate
 together, which aggregator is selected, and the ids aggregators keep. Pure functions over the
 LAG's ports, in port-number order; they set `selected` and `aggregator_id` and nothing else.
 """
