@@ -322,7 +322,10 @@ build_lab() {
   image=teamd-hitless/lab:$tag
   from=teamd-hitless/teamd:$tag
   from_id=$(docker image inspect --format '{{.Id}}' "$from")
-  hash=$( { hash_dir "$REPO/lab/teamd_lab"; sha256sum "$REPO/containers/lab/"* "$SELF" | cut -c1-64;
+  # the package's sources only (not the __pycache__ a test run leaves beside them)
+  hash=$( { (cd "$REPO/lab/teamd_lab" && find . -name '*.py' -print0 | LC_ALL=C sort -z \
+               | xargs -0 sha256sum);
+            sha256sum "$REPO/containers/lab/"* "$SELF" | cut -c1-64;
             echo "$version $from_id"; } | sha256sum | cut -c1-16)
   old=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
   if [ $force = 0 ] && [ -n "$old" ] && [ "$(label_of "$image" teamd-hitless.content)" = "$hash" ]
@@ -339,24 +342,20 @@ build_lab() {
     drop_replaced "$old" "$(docker image inspect --format '{{.Id}}' "$image")"
     say "$image built in $BUILD_SECONDS s ($(size_of "$image"))"
   fi
-  local id lid
-  id=$(docker image inspect --format '{{.Id}}' "$image")
-  lid=$(docker image inspect --format '{{.Id}}' teamd-hitless/lab:latest 2>/dev/null || true)
-  if [ "$id" != "$lid" ]; then
-    docker tag "$image" teamd-hitless/lab:latest
-    drop_replaced "$lid" "$id"
-    say "teamd-hitless/lab:latest -> $tag"
-  fi
+  tag_latest teamd-hitless/lab "$version"
 }
 
-# tag_latest REPO IMAGE: REPO:latest -> IMAGE (the compose lab's default)
-tag_latest_partner() {
-  local id lid
-  id=$(docker image inspect --format '{{.Id}}' "teamd-hitless/partner:$(tag_of "$1")")
-  lid=$(docker image inspect --format '{{.Id}}' teamd-hitless/partner:latest 2>/dev/null || true)
+# tag_latest REPO VERSION: REPO:latest -> REPO:<tag of VERSION> (the compose lab's default); the
+# image :latest named before is dropped if nothing else names it
+tag_latest() {
+  local repo=$1 tag id lid
+  tag=$(tag_of "$2")
+  id=$(docker image inspect --format '{{.Id}}' "$repo:$tag")
+  lid=$(docker image inspect --format '{{.Id}}' "$repo:latest" 2>/dev/null || true)
   if [ "$id" != "$lid" ]; then
-    docker tag "teamd-hitless/partner:$(tag_of "$1")" teamd-hitless/partner:latest
-    say "teamd-hitless/partner:latest -> $(tag_of "$1")"
+    docker tag "$repo:$tag" "$repo:latest"
+    drop_replaced "$lid" "$id"
+    say "$repo:latest -> $tag"
   fi
 }
 
@@ -366,7 +365,7 @@ if [ -n "$version_arg" ]; then
 else
   build_teamd "$PROJECT_VERSION" latest
   build_partner "$PROJECT_VERSION"
-  tag_latest_partner "$PROJECT_VERSION"
+  tag_latest teamd-hitless/partner "$PROJECT_VERSION"
   build_lab "$PROJECT_VERSION"
   if [ $no_upgrade = 0 ]; then
     UPGRADE_VERSION=${upgrade_arg:-$("$PYTHON" - "$PROJECT_VERSION" <<'EOF'

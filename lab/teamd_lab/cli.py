@@ -14,23 +14,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from teamd_shim.db import sonic_db
+from orchestrator.cli import Ctx  # the lab resolves --redis as warm-restart does
 
 if TYPE_CHECKING:
     from teamd_lab.lab import Lab
 
 DEFAULT_LAB_DIR = Path(os.environ.get("WARM_RESTART_LAB_DIR", "/run/teamd-hitless-lab"))
-
-
-class Ctx:
-    def __init__(self, redis_url: str | None) -> None:
-        self.redis_url = redis_url
-
-    def endpoint(self) -> sonic_db.Endpoint:
-        try:
-            return sonic_db.resolve(self.redis_url)
-        except sonic_db.RedisUrlError as e:
-            raise click.UsageError(str(e)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
