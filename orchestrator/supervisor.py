@@ -33,12 +33,12 @@ from orchestrator.supervise_policy import (
     decide,
 )
 from orchestrator.supervised import ProcessSupervised, Supervised, supervised_for
-from teamd_shim.db.ownership import OwnerStore, instance_alive
+from teamd_shim.db.ownership import OwnerStore, instance_alive, record_alive
 from teamd_shim.db.redis_decoded import fields as redis_fields
 from teamd_shim.db.redis_decoded import hgetall
 from teamd_shim.db.schema import SUPERVISOR_KEY
 from teamd_shim.db.sonic_db import Endpoint
-from teamd_shim.io.identity import host_id, proc_starttime, process_alive
+from teamd_shim.io.identity import host_id, proc_starttime
 
 INTERVAL_S = 0.2
 RECORD_EVERY_S = 1.0
@@ -56,16 +56,7 @@ def default_shim() -> str:
 
 
 def supervisor_alive(rec: dict[str, str]) -> bool:
-    """Same host: that very process still runs; else a fresh heartbeat."""
-    if not rec.get("pid"):
-        return False
-    alive = process_alive(rec.get("host", ""), rec["pid"], rec.get("starttime", ""))
-    if alive is not None:
-        return alive
-    try:
-        return time.time() - float(rec.get("heartbeat", "0")) < STALE_S
-    except ValueError:
-        return False
+    return bool(rec.get("pid")) and record_alive(rec, STALE_S)
 
 
 class Supervisor:

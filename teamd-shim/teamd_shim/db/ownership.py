@@ -131,18 +131,23 @@ def netns_id() -> str:
         return ""
 
 
-def instance_alive(rec: dict[str, str]) -> bool:
-    """Alive = same host and pid namespace and the very same process still runs, else a fresh
-    heartbeat (another host, or a shim in a container: its pid means nothing here)."""
+def record_alive(rec: dict[str, str], stale_s: float) -> bool:
+    """A record naming a process (a shim instance, the supervisor) is alive when that very
+    process still runs (identity.process_alive: same host and pid namespace), else when its
+    heartbeat is younger than `stale_s` (another host, or a process in a container)."""
     if not rec:
         return False
     alive = process_alive(rec.get("host", ""), rec.get("pid", ""), rec.get("starttime", ""))
     if alive is not None:
         return alive
     try:
-        return time.time() - float(rec.get("heartbeat", "0")) < HEARTBEAT_STALE_S
+        return time.time() - float(rec.get("heartbeat", "0")) < stale_s
     except ValueError:
         return False
+
+
+def instance_alive(rec: dict[str, str]) -> bool:
+    return record_alive(rec, HEARTBEAT_STALE_S)
 
 
 class OwnerStore:
