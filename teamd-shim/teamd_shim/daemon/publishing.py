@@ -31,14 +31,15 @@ class LagPublishing:
     def __init__(
         self,
         publisher: Publisher,
-        lags: Mapping[str, RunningLag],
-        links: Mapping[str, LinkInfo],
         *,
+        lags: Callable[[], Mapping[str, RunningLag]],
+        links: Callable[[], Mapping[str, LinkInfo]],
         device: Callable[[RunningLag], TeamDevice],
         owner: Callable[[], bool],
     ) -> None:
         self.publisher = publisher
-        self.lags, self.links = lags, links
+        # read through the runner each time: the shim replaces its link table wholesale
+        self._lags, self._links = lags, links
         self._device, self._owner = device, owner
         self.dirty: set[str] = set()
         self._handle: asyncio.TimerHandle | None = None
@@ -72,13 +73,13 @@ class LagPublishing:
             return  # only the owner publishes LAG state; the rest keep it dirty for later
         dirty, self.dirty = self.dirty, set()
         for name in dirty:
-            running = self.lags.get(name)
+            running = self._lags().get(name)
             if running is not None:
                 self._put(name, running)
 
     def _put(self, name: str, running: RunningLag) -> None:
         dev = self._device(running)
-        dump = state_dump(running.lacp, running.cfg, dev, self.links)
+        dump = state_dump(running.lacp, running.cfg, dev, self._links())
         lag_fields = state_db_lag(dump, dev)
         if running.error:
             lag_fields["error"] = running.error

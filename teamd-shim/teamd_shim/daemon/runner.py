@@ -64,7 +64,11 @@ class LagRunner:
         self.io: PacketIO | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.publishing = LagPublishing(
-            publisher, self.lags, self.links, device=self.device, owner=lambda: self._owner
+            publisher,
+            lags=lambda: self.lags,
+            links=lambda: self.links,
+            device=self.device,
+            owner=lambda: self._owner,
         )
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
