@@ -155,6 +155,27 @@ def test_ctl_state_dump_is_teamdctl_shaped(lab: Lab) -> None:
     assert bad.returncode == 1 and "no LAG 'PortChannel9999'" in bad.stderr
 
 
+def test_a_second_shim_of_the_same_name_exits_and_the_partner_sees_nothing(lab: Lab) -> None:
+    """Seen on main before the fix: the second one unlinked the live control socket, claimed a
+    new epoch, and OVS disabled every member once; the first could no longer be managed."""
+    before, offset = stats_snapshot(lab), lab.ovs.log_offset()
+    argv = ["ip", "netns", "exec", lab.dut_ns, *lab.shim_argv(shim_command(lab))]
+    second = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert second.returncode == 2, second.stderr[-2000:]
+    assert "already answers" in second.stderr and "nothing was changed" in second.stderr
+    time.sleep(3.5)  # longer than the fast-mode timeout: a flap would be in the OVS log
+    assert lab.ovs.member_events(offset) == []
+    assert stats_snapshot(lab) == before
+    assert all_negotiated(lab.ovs.bond_show())
+    lag = lab.members()[0][0]
+    ctl = subprocess.run(
+        ["ip", "netns", "exec", lab.dut_ns, shim_executable(), "--ctl-dir",
+         str(lab.workdir / "ctl"), "ctl", lag, "state", "dump"],
+        capture_output=True, text=True, timeout=10,
+    )  # fmt: skip
+    assert ctl.returncode == 0, ctl.stderr  # the first still answers
+
+
 def test_pdu_interarrival_is_one_second_over_30s(lab: Lab) -> None:
     """Our periodic PDUs at the partner: 1.0 s +- 0.05 s, measured over 30 s on every port."""
     start = lab.t_start + 3.0  # after the negotiation burst (event-driven sends)

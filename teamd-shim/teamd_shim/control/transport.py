@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -61,8 +62,17 @@ class ControlServer:
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
+        """Listen on `path`; refuse (ControlError, nothing touched) when a live shim already
+        answers there: unlinking its socket would leave it unmanageable, and a second instance
+        of the same name must not take its LAGs (hld §9)."""
         # owner and group only: a control socket can make the shim yield or retire
         os.makedirs(os.path.dirname(self.path), mode=0o750, exist_ok=True)
+        if _answers(self.path):
+            raise ControlError(
+                f"a live teamd-shim already answers on {self.path}: not starting a second "
+                "instance of the same name (nothing was changed; stop that one first, or start "
+                "this one with another --name as a standby)"
+            )
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
         self._server = await asyncio.start_unix_server(self._client, path=self.path)
@@ -136,7 +146,7 @@ class ControlServer:
     async def _role(self, cmd: object, req: dict[str, Any]) -> Any:
         shim = self.shim
         if cmd == "shadow":
-            shim.request_shadow(float(req.get("seconds", 30.0)))
+            shim.request_shadow(shadow_seconds(req.get("seconds", 30.0)))
             return shim.info()
         if cmd == "yield":
             return await shim.do_yield()
@@ -148,6 +158,41 @@ class ControlServer:
             shim.retire()
             return {"role": "retired"}
         raise ControlError(f"unknown command {cmd!r}")
+
+
+MAX_SHADOW_S = 3600.0  # a planned restart asks for its timeout + 30 s; nothing needs hours
+
+
+def shadow_seconds(raw: object) -> float:
+    """A shadow lease the shim grants: finite and in (0, MAX_SHADOW_S]. Anything else (inf,
+    nan, negative, a year) would have it write all LAG state to STATE_DB every 0.5 s for ever."""
+    try:
+        seconds = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not (math.isfinite(seconds) and 0 < seconds <= MAX_SHADOW_S):
+        raise ControlError(
+            f"shadow: seconds must be a number in (0, {MAX_SHADOW_S:.0f}], got {raw!r}; "
+            "nothing was changed"
+        )
+    return seconds
+
+
+def _answers(path: str) -> bool:
+    """Something listens on the unix socket `path` (a stale file left by a dead shim refuses)."""
+    import socket
+
+    if not os.path.exists(path):
+        return False
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(0.5)
+    try:
+        s.connect(path)
+    except OSError:
+        return False
+    finally:
+        s.close()
+    return True
 
 
 def request(path: str, req: dict[str, Any], timeout: float = 5.0) -> Any:

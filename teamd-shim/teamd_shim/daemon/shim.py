@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from teamd_shim.control.transport import ControlServer
+from teamd_shim.control.transport import ControlError, ControlServer
 from teamd_shim.daemon.runner import LagRunner
 from teamd_shim.db import sonic_db
 from teamd_shim.db.config_watch import ConfigSnapshot, ConfigWatcher
@@ -112,7 +112,11 @@ class Shim:
         loop.add_signal_handler(signal.SIGRTMIN, self._on_signal, "takeover")
         self.control = ControlServer(self, os.path.join(self.ctl_dir, f"{self.name}.sock"))
         self.driver.ctl_path = self.control.path
-        await self.control.start()
+        try:
+            await self.control.start()
+        except ControlError as e:
+            log.error("%s: %s", self.name, e)
+            return 2
         self.publisher.start()
         self.link_watcher.subscribe(
             self._from_thread(self._on_links), self._from_thread(self._on_link)
