@@ -75,7 +75,23 @@ class ProcessRuntime:
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     def locate(self, inst: Instance) -> Instance:
-        return dataclasses.replace(inst, handle=str(inst.pid))
+        """The instance, its command line taken from the machine: a standby is started from
+        what the verified process runs, never from the record's `argv`, which any container
+        that can write Redis could have planted (a root command). A record that disagrees
+        with the live process is refused; a process that is gone keeps its record (a
+        rollback or recovery only signals it)."""
+        argv = verified_cmdline(inst.pid, inst.starttime) if inst.pid else None
+        if argv is None:
+            return dataclasses.replace(inst, handle=str(inst.pid))
+        if argv[1:] != inst.argv[1:] or os.path.basename(argv[0]) != os.path.basename(
+            inst.argv[0] if inst.argv else ""
+        ):
+            raise RuntimeFailure(
+                f"TEAMD_SHIM_INSTANCE|{inst.name} field argv is {inst.argv!r}, but pid "
+                f"{inst.pid} runs {argv!r} (/proc/{inst.pid}/cmdline): the record is not to be "
+                "trusted, refused"
+            )
+        return dataclasses.replace(inst, handle=str(inst.pid), argv=argv)
 
     def check_target(self, target: str | None) -> None:
         if target is not None and not os.access(target, os.X_OK):

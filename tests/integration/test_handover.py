@@ -146,6 +146,31 @@ def test_exec_path_that_is_not_executable_is_refused_before_anything_changes(
     assert not lab.redis(6).exists("WARM_RESTART_LOCK|teamd")
 
 
+def test_a_planted_argv_in_the_owner_record_is_refused_and_never_run(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """Any container can write STATE_DB. Seen on main before the fix: the standby was started
+    from the record's argv, as root (the marker appeared); now the command line comes from the
+    owner's verified /proc/<pid>/cmdline and a record that disagrees is refused."""
+    marker = tmp_path / "planted-marker"
+    r = lab.redis(6)
+    owner = r.hgetall("TEAMD_OWNER_TABLE|teamd")
+    key = f"TEAMD_SHIM_INSTANCE|{owner['owner']}"
+    real = r.hget(key, "argv")
+    r.hset(key, "argv", json.dumps(["/bin/sh", "-c", f"touch {marker}", "--redis", "x"]))
+    try:
+        p = cli(lab, "teamd", "--yes")
+    finally:
+        r.hset(key, "argv", real)
+    time.sleep(0.5)
+    assert not marker.exists()
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "field argv" in p.stdout and "nothing was changed" in p.stdout, p.stdout
+    assert r.hgetall("TEAMD_OWNER_TABLE|teamd") == owner
+    assert not r.exists("WARM_RESTART_LOCK|teamd")
+    assert cli(lab, "teamd", "--yes").returncode == 0  # the record put back: all is well
+
+
 def test_status_and_config(lab: Lab) -> None:
     st = cli(lab, "status")
     assert st.returncode == 0, st.stderr

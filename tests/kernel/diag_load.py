@@ -47,10 +47,10 @@ def main() -> int:
         time.sleep(3)
         steps = {
             "pass": "pass",
-            "import": "import teamd_shim.cli, teamd_shim.daemon, teamd_shim.dataplane.team",
-            "import+TeamDataplane": "import teamd_shim.cli, teamd_shim.daemon\n"
-            "from teamd_shim.dataplane.team import TeamDataplane\n"
-            "from teamd_shim.links import LinkWatcher\n"
+            "import": "import teamd_shim.cli, teamd_shim.daemon.shim, teamd_shim.io.dataplane.team",
+            "import+TeamDataplane": "import teamd_shim.cli, teamd_shim.daemon.shim\n"
+            "from teamd_shim.io.dataplane.team import TeamDataplane\n"
+            "from teamd_shim.io.links import LinkWatcher\n"
             "import time; t = time.monotonic()\n"
             "d = TeamDataplane(LinkWatcher())\n"
             "print(f'TeamDataplane() {time.monotonic() - t:.1f} s')",
