@@ -87,10 +87,16 @@ class HolderLab:
                 TEAMD,
                 "--network",
                 f"container:{self.holder_name}",
+                # least privilege (README): nothing but what LACP on raw sockets and the team
+                # netlink family need, and no way to gain more
+                "--cap-drop",
+                "ALL",
                 "--cap-add",
                 "NET_ADMIN",
                 "--cap-add",
                 "NET_RAW",
+                "--security-opt",
+                "no-new-privileges:true",
                 "-v",
                 f"{rd}:{rd}",
                 image,

@@ -146,6 +146,24 @@ def status_json(d: HolderLab) -> dict[str, Any]:
     return st["instances"][st["owner"]["owner"]]
 
 
+def test_teamd_runs_with_net_admin_and_net_raw_only_and_no_new_privileges(
+    dlab: HolderLab,
+) -> None:
+    """After 10 handovers the container named teamd is one the docker runtime created from the
+    first one's HostConfig: its effective capabilities are exactly CAP_NET_ADMIN (12) and
+    CAP_NET_RAW (13), and it cannot gain more (no_new_privs)."""
+    ctr = dlab.client.containers.get(TEAMD)
+    hc = ctr.attrs["HostConfig"]
+    caps = sorted(c.removeprefix("CAP_") for c in hc["CapAdd"])  # the engine may add CAP_
+    assert [c.removeprefix("CAP_") for c in hc["CapDrop"]] == ["ALL"], hc["CapDrop"]
+    assert caps == ["NET_ADMIN", "NET_RAW"], hc["CapAdd"]
+    assert "no-new-privileges:true" in (hc.get("SecurityOpt") or [])
+    status = ctr.exec_run(["cat", "/proc/1/status"]).output.decode()
+    fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    assert int(fields["CapEff"], 16) == (1 << 12) | (1 << 13), fields["CapEff"]
+    assert fields["NoNewPrivs"].strip() == "1"
+
+
 def test_upgrade_docker_and_rollback_docker_are_invisible(dlab: HolderLab) -> None:
     before = status_json(dlab)
     assert before["image_version"] == "0.1.0" and before["container_name"] == TEAMD, before
