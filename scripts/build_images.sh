@@ -181,8 +181,9 @@ copy_tree() {
   fi
 }
 
-hash_dir() {  # content hash of every file under $1 (paths and bytes)
-  (cd "$1" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-16
+hash_dir() {  # content hash of every file under $1 named like $2 (default: all; paths and bytes)
+  (cd "$1" && find . -type f -name "${2:-*}" -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) \
+    | sha256sum | cut -c1-16
 }
 
 # -- teamd ----------------------------------------------------------------------------------------
@@ -323,8 +324,7 @@ build_lab() {
   from=teamd-hitless/teamd:$tag
   from_id=$(docker image inspect --format '{{.Id}}' "$from")
   # the package's sources only (not the __pycache__ a test run leaves beside them)
-  hash=$( { (cd "$REPO/lab/teamd_lab" && find . -name '*.py' -print0 | LC_ALL=C sort -z \
-               | xargs -0 sha256sum);
+  hash=$( { hash_dir "$REPO/lab/teamd_lab" '*.py';
             sha256sum "$REPO/containers/lab/"* "$SELF" | cut -c1-64;
             echo "$version $from_id"; } | sha256sum | cut -c1-16)
   old=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)

@@ -10,6 +10,7 @@ import subprocess
 import time
 
 from orchestrator.runtime.base import Instance, RuntimeFailure
+from teamd_shim.db.schema import INSTANCE_PREFIX
 from teamd_shim.io.identity import proc_starttime
 
 
@@ -87,7 +88,7 @@ class ProcessRuntime:
             inst.argv[0] if inst.argv else ""
         ):
             raise RuntimeFailure(
-                f"TEAMD_SHIM_INSTANCE|{inst.name} field argv is {inst.argv!r}, but pid "
+                f"{INSTANCE_PREFIX}{inst.name} field argv is {inst.argv!r}, but pid "
                 f"{inst.pid} runs {argv!r} (/proc/{inst.pid}/cmdline): the record is not to be "
                 "trusted, refused"
             )

@@ -60,8 +60,8 @@ class RetryCount:
             raise ValueError(f"retry_count must be 3..255, got {count}")
 
     def set(self, count: int, now: float, settings: LagSettings) -> bool:
-        """teamdctl `state item set runner.retry_count N`; True: announce it on the ports."""
-        self.check(count)
+        """teamdctl `state item set runner.retry_count N`, once check() passed (the LAG checks
+        before it runs its timers); True: announce it on the ports."""
         if count == self.own(settings):
             return False
         self.override = (count, now + count * RETRY_OVERRIDE_PER_COUNT)
