@@ -14,7 +14,6 @@ from teamd_shim import __version__
 from teamd_shim.control.transport import DEFAULT_CTL_DIR, ControlError, request
 from teamd_shim.db import sonic_db
 from teamd_shim.db.ownership import awaited_as_standby, live_owner
-from teamd_shim.io.identity import default_ctl_dir
 from teamd_shim.model.contract import ContractError, InstanceInfo
 
 ROLES = ("active", "standby")
@@ -44,9 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--ctl-dir",
         default=os.environ.get("TEAMD_SHIM_CTL_DIR"),
-        help=f"directory of control sockets (default {DEFAULT_CTL_DIR}; in a "
-        "container with a unix-socket --redis: <that socket's dir>/teamd-shim, which "
-        "the host shares)",
+        help=f"directory of control sockets (default {DEFAULT_CTL_DIR}, in a container "
+        "too: mount a host directory there that only root and the teamd containers share; "
+        "never the Redis socket's directory)",
     )
     p.add_argument(
         "--record", metavar="FILE", help="also journal every dataplane write to FILE (tests)"
@@ -118,12 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s teamd-shim[%(process)d] %(message)s",
     )
     if args.ctl_dir is None:
-        unix = None
-        try:
-            unix = sonic_db.resolve(args.redis).unix_path
-        except sonic_db.RedisUrlError:
-            pass  # the daemon path below reports it
-        args.ctl_dir = default_ctl_dir(unix, DEFAULT_CTL_DIR)
+        # never beside the Redis socket, which every SONiC container mounts (hld §15)
+        args.ctl_dir = DEFAULT_CTL_DIR
     if args.cmd == "health":
         return _health(args.ctl_dir)
     if args.cmd == "ctl":

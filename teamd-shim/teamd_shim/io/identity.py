@@ -39,10 +39,6 @@ def container_id() -> str:
     return m.group(1) if m else ""
 
 
-def in_container() -> bool:
-    return bool(container_id()) or os.path.exists("/.dockerenv")
-
-
 def host_id() -> str:
     """Equal for two processes exactly when a pid of one is meaningful to the other."""
     return f"{socket.gethostname()}/{pid_namespace()}"
@@ -71,16 +67,3 @@ def process_alive(host: str, pid: str, starttime: str) -> bool | None:
         return None
     st = proc_starttime(int(pid))
     return st is not None and str(st) == starttime
-
-
-def default_ctl_dir(redis_unix_path: str | None, host_default: str) -> str:
-    """Where control sockets go when `--ctl-dir` is not given.
-
-    On the host: `host_default` (/run/teamd-shim). In a container, the one directory it surely
-    shares with the host is the one holding the Redis unix socket (SONiC mounts
-    /var/run/redis into every container; the lab mounts its run dir), so the sockets go to
-    `<that dir>/teamd-shim`, where `warm-restart` on the host can reach them.
-    """
-    if redis_unix_path and in_container():
-        return os.path.join(os.path.dirname(redis_unix_path), "teamd-shim")
-    return host_default

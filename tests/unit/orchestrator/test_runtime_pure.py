@@ -37,14 +37,6 @@ def test_cgroup_v1_and_systemd_paths_name_the_container() -> None:
     assert identity._CGROUP_ID.search("0::/\n") is None
 
 
-def test_ctl_dir_follows_the_redis_socket_only_in_a_container(monkeypatch) -> None:
-    monkeypatch.setattr(identity, "in_container", lambda: True)
-    assert identity.default_ctl_dir("/run/x/redis.sock", "/run/teamd-shim") == "/run/x/teamd-shim"
-    assert identity.default_ctl_dir(None, "/run/teamd-shim") == "/run/teamd-shim"
-    monkeypatch.setattr(identity, "in_container", lambda: False)
-    assert identity.default_ctl_dir("/run/x/redis.sock", "/run/teamd-shim") == "/run/teamd-shim"
-
-
 def _inst(**kw: str) -> Instance:
     return Instance(
         name="teamd",
