@@ -48,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
         "never the Redis socket's directory)",
     )
     p.add_argument(
+        "--ctl-group",
+        metavar="GROUP",
+        default=os.environ.get("TEAMD_SHIM_CTL_GROUP"),
+        help="a group (name or gid) whose members may use the control socket too (default: "
+        "root and the shim's own user only; the socket is 0600, with a group 0660)",
+    )
+    p.add_argument(
         "--record", metavar="FILE", help="also journal every dataplane write to FILE (tests)"
     )
     p.add_argument(
@@ -187,10 +194,16 @@ def _run_daemon(args: argparse.Namespace) -> int:
     except sonic_db.RedisUrlError as e:
         print(f"teamd-shim: {e}; nothing was started.", file=sys.stderr)
         return 2
+    from teamd_shim.control.access import AccessError, AccessPolicy
     from teamd_shim.daemon.shim import Shim
     from teamd_shim.io.dataplane import RecordingDataplane, make_dataplane
     from teamd_shim.io.links import LinkWatcher
 
+    try:
+        access = AccessPolicy.for_group(args.ctl_group)
+    except AccessError as e:
+        print(f"teamd-shim: {e}", file=sys.stderr)
+        return 2
     shims: list[Shim] = []
 
     def kernel_changed(lag: str) -> None:
@@ -215,6 +228,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
         links,
         name=args.name,
         ctl_dir=args.ctl_dir,
+        access=access,
         role=role,
         hot=args.hot and role == "standby",
     )

@@ -7,7 +7,10 @@ module; tests run in file order, the disruptive ones last.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -174,6 +177,72 @@ def test_a_second_shim_of_the_same_name_exits_and_the_partner_sees_nothing(lab: 
         capture_output=True, text=True, timeout=10,
     )  # fmt: skip
     assert ctl.returncode == 0, ctl.stderr  # the first still answers
+
+
+NOBODY_CLIENT = """
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(5)
+try:
+    s.connect(sys.argv[1])
+except OSError as e:
+    print(json.dumps({"connect": e.strerror}))
+    sys.exit(0)
+s.sendall((sys.argv[2] + "\\n").encode())
+print(s.makefile().readline().strip())
+"""
+
+
+def as_nobody(path: str, req: dict[str, object]) -> str:
+    """What `teamd-shim ctl` sends, sent by uid nobody. Debian's own python3 with no
+    site-packages: the venv's interpreter here lives under /root, which nobody cannot read."""
+    p = subprocess.run(
+        ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups",
+         "/usr/bin/python3", "-I", "-c", NOBODY_CLIENT, path, json.dumps(req)],
+        capture_output=True, text=True, timeout=15,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip()
+
+
+def test_the_control_socket_answers_root_only_and_bounds_every_argument(lab: Lab) -> None:
+    """The filesystem refuses nobody; where a mount or a chmod has opened the path, the shim
+    refuses it by SO_PEERCRED before reading a byte; root's out-of-range values are refused.
+    Seen on main before the fix: nobody got `ok` for the retry count (the socket was 0660 in a
+    0750 directory, so only an opened path was needed)."""
+    from teamd_shim.control.transport import ControlError, request
+
+    lag = lab.members()[0][0]
+    sock = str(lab.workdir / "ctl" / "teamd.sock")
+    assert Path(sock).exists(), sorted(p.name for p in (lab.workdir / "ctl").iterdir())
+    setter = {"cmd": "state_item_set", "lag": lag, "path": "runner.retry_count", "value": "5"}
+    assert "Permission denied" in as_nobody(sock, setter)
+    before, offset = stats_snapshot(lab), lab.ovs.log_offset()
+    opened = Path(tempfile.mkdtemp(prefix="teamd-shim-open-"))
+    mode = os.stat(sock).st_mode & 0o777
+    try:
+        opened.chmod(0o777)
+        os.link(sock, opened / "teamd.sock")  # the same socket, on a path nobody can reach
+        os.chmod(sock, 0o666)
+        for req in (setter, {"cmd": "yield"}, {"cmd": "shadow", "seconds": 5}):
+            reply = json.loads(as_nobody(str(opened / "teamd.sock"), req))
+            assert reply["ok"] is False and "refused: uid 65534" in reply["error"], reply
+    finally:
+        os.chmod(sock, mode)
+        shutil.rmtree(opened)
+    assert mode == 0o600
+    for bad in (
+        {"cmd": "shadow", "seconds": "inf"},
+        {"cmd": "shadow", "seconds": -1},
+        {"cmd": "state_item_set", "lag": lag, "path": "runner.retry_count", "value": "256"},
+        {"cmd": "state_item_set", "lag": lag, "path": "runner.retry_count", "value": "nan"},
+        {"cmd": "state_item_set", "lag": lag, "path": "runner.no_such_item", "value": "1"},
+    ):
+        with pytest.raises(ControlError):
+            request(sock, bad)
+    assert request(sock, {"cmd": "state_item_get", "lag": lag, "path": "runner.retry_count"}) == 3
+    assert request(sock, {"cmd": "info"})["role"] == "active"
+    assert lab.ovs.member_events(offset) == [] and stats_snapshot(lab) == before
 
 
 def test_pdu_interarrival_is_one_second_over_30s(lab: Lab) -> None:

@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from teamd_shim.control.access import AccessError, AccessPolicy, Peer
 from teamd_shim.db.ownership import OwnershipError
 from teamd_shim.db.publisher import Publisher
 from teamd_shim.db.sonic_db import Endpoint
@@ -56,17 +57,21 @@ class ControlError(Exception):
 
 
 class ControlServer:
-    def __init__(self, shim: ControlTarget, path: str) -> None:
+    def __init__(self, shim: ControlTarget, path: str, policy: AccessPolicy | None = None) -> None:
         self.shim = shim
         self.path = path
+        self.policy = policy or AccessPolicy(os.geteuid())
+        self.refused = 0  # connections SO_PEERCRED turned away
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
         """Listen on `path`; refuse (ControlError, nothing touched) when a live shim already
         answers there: unlinking its socket would leave it unmanageable, and a second instance
         of the same name must not take its LAGs (hld §9)."""
-        # owner and group only: a control socket can make the shim yield or retire
-        os.makedirs(os.path.dirname(self.path), mode=0o750, exist_ok=True)
+        try:
+            self.policy.prepare_dir(os.path.dirname(self.path) or ".")
+        except AccessError as e:
+            raise ControlError(str(e)) from None
         if _answers(self.path):
             raise ControlError(
                 f"a live teamd-shim already answers on {self.path}: not starting a second "
@@ -76,7 +81,7 @@ class ControlServer:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
         self._server = await asyncio.start_unix_server(self._client, path=self.path)
-        os.chmod(self.path, 0o660)
+        self.policy.secure_socket(self.path)
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -84,7 +89,30 @@ class ControlServer:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
 
+    def _admit(self, writer: asyncio.StreamWriter) -> str | None:
+        """None if the kernel says the caller may talk to us, else the refusal to send."""
+        sock = writer.get_extra_info("socket")
+        try:
+            peer = Peer.of(sock)
+        except (OSError, TypeError) as e:
+            return f"refused: cannot tell who is calling ({e}); nothing was changed"
+        if self.policy.allows(peer):
+            return None
+        self.refused += 1
+        log.warning("control socket %s: %s", self.path, self.policy.refusal(peer))
+        return self.policy.refusal(peer)
+
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        refusal = self._admit(writer)
+        if refusal is not None:  # before a byte of the request is read (hld §15.2)
+            try:
+                writer.write((json.dumps({"ok": False, "error": refusal}) + "\n").encode())
+                await writer.drain()
+            except OSError:
+                pass
+            finally:
+                writer.close()
+            return
         try:
             while line := await reader.readline():
                 try:
@@ -203,6 +231,11 @@ def request(path: str, req: dict[str, Any], timeout: float = 5.0) -> Any:
     s.settimeout(timeout)
     try:
         s.connect(path)
+    except PermissionError:
+        raise ControlError(
+            f"permission denied on {path}: a teamd-shim control socket answers root (and the "
+            "shim's --ctl-group) only; nothing was sent. Run this as root"
+        ) from None
     except OSError as e:
         raise ControlError(
             f"cannot reach teamd-shim at {path}: {e.strerror or e}. "

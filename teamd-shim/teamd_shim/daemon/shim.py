@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from teamd_shim.control.access import AccessPolicy
 from teamd_shim.control.transport import ControlError, ControlServer
 from teamd_shim.daemon.runner import LagRunner
 from teamd_shim.db import sonic_db
@@ -48,6 +49,7 @@ class Shim:
         *,
         name: str,
         ctl_dir: str,
+        access: AccessPolicy | None = None,
         role: str = "active",
         hot: bool = False,
     ) -> None:
@@ -55,6 +57,7 @@ class Shim:
         self.dataplane = dataplane
         self.name = name
         self.ctl_dir = ctl_dir
+        self.access = access
         self.hot = hot  # a hot standby: watches the owner and promotes itself (hld §14)
         self.rm = RoleMachine(Role(role))
         self.publisher = Publisher(endpoint, fence=self._fence)
@@ -110,7 +113,9 @@ class Shim:
             loop.add_signal_handler(sig, self._stopping.set)
         loop.add_signal_handler(signal.SIGUSR1, self._on_signal, "yield")
         loop.add_signal_handler(signal.SIGRTMIN, self._on_signal, "takeover")
-        self.control = ControlServer(self, os.path.join(self.ctl_dir, f"{self.name}.sock"))
+        self.control = ControlServer(
+            self, os.path.join(self.ctl_dir, f"{self.name}.sock"), self.access
+        )
         self.driver.ctl_path = self.control.path
         try:
             await self.control.start()
