@@ -324,6 +324,34 @@ def test_runtime_add_and_remove_of_lag_and_member(lab: Lab) -> None:
     assert all_negotiated(lab.ovs.bond_show())
 
 
+def test_a_planted_epoch_far_ahead_is_put_back_and_appl_db_keeps_being_written(
+    lab: Lab,
+) -> None:
+    """A STATE_DB writer moves the owner record to an epoch no live instance holds. Seen on
+    main before the fix: every APPL_DB write of the active was fenced for good (the new LAG
+    never reached APPL_DB) while it kept driving the wire."""
+    from teamd_shim.db.schema import OWNER_KEY, STATE_DB_ID
+
+    state = lab.redis(STATE_DB_ID)
+    ours = state.hgetall(OWNER_KEY)
+    assert ours["owner"] == "teamd", ours
+    before, offset = stats_snapshot(lab), lab.ovs.log_offset()
+    old_ports = {pport for _, _, pport in lab.members()}
+    state.hset(OWNER_KEY, mapping={"epoch": "1000000000000000", "owner": "ghost"})
+    new = lab.add_lag(members=2)  # its APPL_DB entry is fenced until the record is ours again
+    try:
+        wait_for(lambda: f"LAG_TABLE:{new}" in appl_db(lab), 8.0, f"{new} in APPL_DB")
+        assert state.hgetall(OWNER_KEY)["epoch"] == ours["epoch"]
+        assert state.hget(OWNER_KEY, "owner") == "teamd"
+        log = Path(lab.state["shims"]["active"]["log"]).read_text()
+        assert "was rewritten by someone who is not a live teamd-shim" in log
+        assert [e for e in lab.ovs.member_events(offset) if e.member in old_ports] == []
+        assert {k: v for k, v in stats_snapshot(lab).items() if k[1] in old_ports} == before
+    finally:
+        lab.remove_lag(new)
+        wait_for(lambda: f"LAG_TABLE:{new}" not in appl_db(lab), 5.0, "LAG gone from APPL_DB")
+
+
 def test_bad_config_is_refused_and_touches_nothing_else(lab: Lab) -> None:
     before = stats_snapshot(lab)
     offset = lab.ovs.log_offset()

@@ -94,6 +94,17 @@ return added
 """
 
 
+# The active puts its epoch back over an owner record it judged forged (roles/owner_guard.py),
+# only if the record is still exactly what it judged: a real CAS in between always wins.
+RESTORE_OWNER_LUA = """
+local e = redis.call('HGET', KEYS[1], 'epoch') or ''
+local o = redis.call('HGET', KEYS[1], 'owner') or ''
+if e ~= ARGV[1] or o ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'epoch', ARGV[3], 'owner', ARGV[4], 'since', ARGV[5])
+return 1
+"""
+
+
 class OwnershipError(RuntimeError):
     """The ownership protocol refused a step; the message says why and what was kept."""
 
@@ -159,12 +170,38 @@ class OwnerStore:
         self._cas = self.state.register_script(CAS_LUA)
         self._promote = self.state.register_script(PROMOTE_LUA)
         self._confirm = self.state.register_script(CONFIRM_LUA)
+        self._restore = self.state.register_script(RESTORE_OWNER_LUA)
 
     def owner(self) -> Owner | None:
         rec = hgetall(self.state, OWNER_KEY)
         if not rec:
             return None
-        return Owner(int(rec.get("epoch", "0")), rec.get("owner", ""))
+        raw = rec.get("epoch", "0")
+        if not raw.isdigit():
+            raise OwnershipError(
+                f"{OWNER_KEY} epoch is {raw!r}, not a number: the record was not written by a "
+                "teamd-shim; nothing was changed (the active restores its own epoch, hld §15.4)"
+            )
+        return Owner(int(raw), rec.get("owner", ""))
+
+    def owner_record(self) -> dict[str, str]:
+        """The owner record as stored, unparsed (the active's guard judges it)."""
+        return hgetall(self.state, OWNER_KEY)
+
+    def restore_owner(self, seen: dict[str, str], epoch: int, name: str) -> bool:
+        """Put (epoch, name) back if the record is still exactly `seen`."""
+        return bool(
+            self._restore(
+                keys=[OWNER_KEY],
+                args=[
+                    seen.get("epoch", ""),
+                    seen.get("owner", ""),
+                    epoch,
+                    name,
+                    f"{time.time():.3f}",
+                ],
+            )
+        )
 
     def cas(self, expected_epoch: int, expected_owner: str, new_owner: str) -> Owner | None:
         """Move the epoch forward by one if it is still `expected_epoch` (and owner matches,

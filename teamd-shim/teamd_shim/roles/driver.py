@@ -34,6 +34,7 @@ from teamd_shim.db.ownership import (
     Owner,
     OwnershipError,
     OwnerStore,
+    instance_alive,
     netns_id,
     snapshot_fields,
 )
@@ -74,6 +75,7 @@ from teamd_shim.roles.machine import (
     RoleMachine,
     WriteFinal,
 )
+from teamd_shim.roles.owner_guard import OwnerGuard, Verdict
 from teamd_shim.roles.replay import RxLog, restore
 
 
@@ -133,6 +135,8 @@ class HandoverDriver:
         self.runner = runner
         self._on_exit = on_exit
         self.ctl_path = ""  # the control socket, for the instance record
+        self.owner_guard = OwnerGuard(name)  # the active's check of the owner record
+        self._owner_suspect = ""
         self.rx = RxLog()
         self.ready = False
         self.ready_detail = "no snapshot from the active yet"
@@ -213,7 +217,8 @@ class HandoverDriver:
     def _keep_owner_record(self, epoch: int) -> None:
         """A Redis restarted empty or from an older dump has lost our epoch, and every fenced
         APPL_DB write of ours would be refused: put it back. Only forward, so an owner that
-        took over since is never overwritten (worker thread)."""
+        took over since is never overwritten. A record ahead of us that no live instance
+        holds is judged by the guard and, once forged, replaced by ours (worker thread)."""
         try:
             if self.store.state.eval(
                 OWNER_FORWARD_LUA, 1, OWNER_KEY, epoch, self.name, f"{time.time():.3f}"
@@ -223,6 +228,8 @@ class HandoverDriver:
                     self.name,
                     epoch,
                 )
+                return
+            self._guard_owner_record(epoch)
         except REDIS_DOWN as e:
             log.debug(
                 "%s: owner record not checked (redis down, next heartbeat tries again): %s",
@@ -231,6 +238,35 @@ class HandoverDriver:
             )
         except Exception:
             log.exception("%s: owner record check failed", self.name)
+
+    def _guard_owner_record(self, epoch: int) -> None:
+        record = self.store.owner_record()
+        owner = record.get("owner", "")
+        successor = self.store.instance(owner) if owner and owner != self.name else {}
+        judged = self.owner_guard.judge(
+            epoch, record, successor, instance_alive(successor), time.monotonic()
+        )
+        if judged.verdict is Verdict.SUSPECT and judged.why != self._owner_suspect:
+            log.warning(
+                "%s: %s is not ours (%s); APPL_DB writes wait, the kernel and the wire go on",
+                self.name,
+                OWNER_KEY,
+                judged.why,
+            )
+        self._owner_suspect = judged.why if judged.verdict is Verdict.SUSPECT else ""
+        if judged.verdict is not Verdict.FORGED or self.rm.role is not Role.ACTIVE:
+            return
+        if self.store.restore_owner(record, epoch, self.name):
+            log.error(
+                "%s: %s was rewritten by someone who is not a live teamd-shim (%s): put back "
+                "epoch %d owner %s. Anything that can write STATE_DB can do this (hld §15.1); "
+                "find the writer",
+                self.name,
+                OWNER_KEY,
+                judged.why,
+                epoch,
+                self.name,
+            )
 
     def info_record(self) -> InstanceInfo:
         rm, lags = self.rm, self.runner.lags
