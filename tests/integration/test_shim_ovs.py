@@ -352,6 +352,49 @@ def test_a_planted_epoch_far_ahead_is_put_back_and_appl_db_keeps_being_written(
         wait_for(lambda: f"LAG_TABLE:{new}" not in appl_db(lab), 5.0, "LAG gone from APPL_DB")
 
 
+def test_a_forged_final_snapshot_is_refused_and_the_owner_resumes(lab: Lab) -> None:
+    """What `warm-restart teamd` does, step by step over the control sockets, with a STATE_DB
+    writer rewriting the yielded owner's final snapshot (another partner on one port) before
+    the takeover. Seen on main before the fix: the standby took over and restored the forged
+    partner as LACP state."""
+    from teamd_shim.control.transport import ControlError, request
+    from teamd_shim.db.schema import FINAL_PREFIX, LOCK_KEY, OWNER_KEY, STATE_DB_ID, run_key
+
+    state = lab.redis(STATE_DB_ID)
+    ctl = lab.workdir / "ctl"
+    # the orchestrator's lock and journal, naming the standby as the run's new instance
+    state.hset(LOCK_KEY, mapping={"run_id": "forged-final", "holder": "test"})
+    state.hset(run_key("forged-final"), mapping={"new": "teamd_x", "result": "running"})
+    lab.start_shim(shim_command(lab, name="teamd_x", extra=["--role", "standby"]), "standby")
+    try:
+        wait_for(lambda: (ctl / "teamd_x.sock").exists(), 10.0, "standby socket")
+        request(str(ctl / "teamd.sock"), {"cmd": "shadow", "seconds": 30})
+        wait_for(
+            lambda: request(str(ctl / "teamd_x.sock"), {"cmd": "info"})["ready"], 10.0, "READY"
+        )
+        before, offset = stats_snapshot(lab), lab.ovs.log_offset()
+        request(str(ctl / "teamd.sock"), {"cmd": "yield"})
+        final = state.hgetall(FINAL_PREFIX + "teamd")
+        lag, port, _ = lab.members()[0]
+        d = json.loads(final[lag])
+        d["ports"][port]["partner"]["system"] = "02:00:00:00:00:66"
+        state.hset(FINAL_PREFIX + "teamd", lag, json.dumps(d))
+        with pytest.raises(ControlError, match="not one to take over from") as refused:
+            request(str(ctl / "teamd_x.sock"), {"cmd": "takeover"})
+        request(str(ctl / "teamd.sock"), {"cmd": "resume", "force": True})
+        assert f"{lag}/{port}" in str(refused.value), refused.value
+        assert state.hget(OWNER_KEY, "owner") == "teamd"
+        assert request(str(ctl / "teamd.sock"), {"cmd": "info"})["role"] == "active"
+        assert request(str(ctl / "teamd_x.sock"), {"cmd": "info"})["role"] == "standby"
+        time.sleep(3.5)  # longer than the fast-mode timeout: a flap would be in the OVS log
+        assert lab.ovs.member_events(offset) == []
+        assert stats_snapshot(lab) == before
+    finally:
+        lab.stop_shim("standby")
+        state.delete(LOCK_KEY, run_key("forged-final"))
+    assert all_negotiated(lab.ovs.bond_show())
+
+
 def test_bad_config_is_refused_and_touches_nothing_else(lab: Lab) -> None:
     before = stats_snapshot(lab)
     offset = lab.ovs.log_offset()

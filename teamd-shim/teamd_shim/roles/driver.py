@@ -589,6 +589,9 @@ class HandoverDriver:
             log.info("%s: %s", self.name, "READY" if judged.ready else f"not ready: {problems[0]}")
         self.ready, self.ready_detail = judged.ready, judged.detail
 
+    def _adoption_problems(self, lags: dict[str, dict[str, Any]]) -> list[str]:
+        return readiness.adoption_problems(self.runner.lags, lags, self.rx, time.monotonic())
+
     def _own_view_differs(self, lags: dict[str, dict[str, Any]]) -> list[str]:
         """READY from our own view too (readiness.own_view_differs); a method so that a test
         can take the check out and watch the deaf standby become READY without it."""
@@ -605,6 +608,13 @@ class HandoverDriver:
             meta, lags = await self.blocking(self.store.read_final, cur.owner)
             if meta is None or not meta.final or meta.epoch != cur.epoch:
                 raise OwnershipError(f"{cur.owner} has not yielded at epoch {cur.epoch}")
+            forged = self._adoption_problems(lags)
+            if forged:
+                raise OwnershipError(
+                    f"the final snapshot of {cur.owner} at epoch {cur.epoch} is not one to take "
+                    f"over from: {'; '.join(forged[:3])}. Not taken over, nothing changed: "
+                    f"{cur.owner} can resume (hld §15.5)"
+                )
             won = await self.blocking(self.store.cas, cur.epoch, cur.owner, self.name)
             if won is None:
                 raise OwnershipError(f"{cur.owner} resumed or another instance took over")
@@ -951,7 +961,16 @@ class HandoverDriver:
         flight), else the state we shadowed."""
         if from_final:
             meta, lags = await self.blocking(self.store.read_final, owner)
-            if meta is not None:
+            forged = self._adoption_problems(lags) if meta is not None else []
+            if forged:
+                log.error(
+                    "%s: the final snapshot of %s is not one to take over from (%s): "
+                    "promoting from the state we shadowed instead (hld §15.5)",
+                    self.name,
+                    owner,
+                    "; ".join(forged[:3]),
+                )
+            elif meta is not None:
                 return meta, lags
         shadow = self._last_shadow
         return shadow if shadow else (None, {})

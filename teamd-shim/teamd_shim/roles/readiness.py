@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from teamd_shim.lacp import PduError, PortInfo, decode_frame
+from teamd_shim.lacp import Lag, PduError, PortInfo, decode_frame
 from teamd_shim.model.running_lag import RunningLag
 from teamd_shim.roles.replay import RX_KEEP_S, Received
 
@@ -102,3 +102,50 @@ def _partner_differs(name: str, port: str, want: PortInfo, last: bytes | None) -
             f"the active {want.to_dict()['system']} port {want.port}"
         )
     return ""
+
+
+IDENTITY = ("name", "system", "system_priority", "key")  # what this box's CONFIG_DB decides
+
+
+def adoption_problems(
+    running_lags: Mapping[str, RunningLag],
+    snap: Mapping[str, dict[str, Any]],
+    rx: Iterable[Received],
+    now: float,
+) -> list[str]:
+    """Why a final snapshot must not be taken over from (hld §15.5); [] when it may.
+
+    Any container can write STATE_DB, so the snapshot is checked against what this box knows
+    for itself: each LAG we run must parse, carry the actor identity (system id, priority, key)
+    our own CONFIG_DB gives it, and, on every port it says is current with a fast partner, name
+    the very partner we heard ourselves (own_view_differs). A LAG only one side has is a config
+    change made during the handover, which the takeover applies; it is no problem."""
+    out: list[str] = []
+    parsed: dict[str, dict[str, Any]] = {}
+    for name, running in running_lags.items():
+        d = snap.get(name)
+        if d is None:
+            continue
+        try:
+            settings = Lag.from_dict(d).settings
+        except (ValueError, TypeError) as e:
+            out.append(f"{name}: unreadable state ({e})")
+            continue
+        ours = running.lacp.settings
+        for field in IDENTITY:
+            if getattr(settings, field) != getattr(ours, field):
+                out.append(
+                    f"{name}: actor {field} {_shown(getattr(settings, field))} is not this "
+                    f"box's {_shown(getattr(ours, field))}"
+                )
+        parsed[name] = d
+    if not out:
+        try:
+            out += own_view_differs(parsed, rx, now)
+        except (KeyError, TypeError, ValueError) as e:
+            out.append(f"unreadable partner in the snapshot ({e!r})")
+    return out
+
+
+def _shown(value: object) -> str:
+    return ":".join(f"{b:02x}" for b in value) if isinstance(value, bytes) else repr(value)

@@ -63,3 +63,27 @@ def test_a_stale_or_empty_snapshot_is_not_ready() -> None:
 def test_the_detail_names_at_most_three_problems() -> None:
     assert readiness.Readiness.of([]) == readiness.Readiness(True, readiness.READY_DETAIL)
     assert readiness.Readiness.of(list("abcd")).detail == "a; b; c"
+
+
+def test_a_final_snapshot_with_this_boxs_identity_and_the_partner_we_hear_is_adoptable() -> None:
+    a, b = converged()
+    running = {"PortChannel1": RunningLag(cfg=CFG, lacp=make_lag(SYS_A, 1, fast_rate=True))}
+    snap = {"PortChannel1": a.to_dict(), "PortChannel9": a.to_dict()}  # 9: removed meanwhile
+    assert readiness.adoption_problems(running, snap, heard(b, 9.5), 10.0) == []
+
+
+def test_a_forged_actor_identity_or_partner_is_named() -> None:
+    a, b = converged()
+    running = {"PortChannel1": RunningLag(cfg=CFG, lacp=make_lag(SYS_A, 1, fast_rate=True))}
+    forged = a.to_dict()
+    forged["settings"] = {**forged["settings"], "system": "02:00:00:00:00:66", "key": 7}
+    out = readiness.adoption_problems(running, {"PortChannel1": forged}, heard(b, 9.5), 10.0)
+    assert any("actor system 02:00:00:00:00:66 is not this box's" in p for p in out), out
+    assert any("actor key 7" in p for p in out), out
+    _a2, other = converged(SYS_C)
+    out = readiness.adoption_problems(
+        running, {"PortChannel1": a.to_dict()}, heard(other, 9.5), 10.0
+    )
+    assert out and "we hear partner 02:00:00:00:00:cc" in out[0]
+    broken = {"PortChannel1": {"format": "nonsense"}}
+    assert "unreadable state" in readiness.adoption_problems(running, broken, [], 10.0)[0]
