@@ -14,7 +14,8 @@ import os
 from typing import Any, Protocol
 
 from orchestrator.runtime import Instance, ProcessRuntime, RuntimeFailure
-from orchestrator.runtime.process import standby_argv, verified_cmdline
+from orchestrator.runtime.process import standby_argv, verified_shim
+from teamd_shim.db.schema import INSTANCE_PREFIX
 from teamd_shim.io.identity import pid_namespace
 
 log = logging.getLogger(__name__)
@@ -63,12 +64,13 @@ class ProcessSupervised:
         self.ctl_dir = ""
 
     def learn(self, owner: str, rec: dict[str, str]) -> None:
-        pid = int(rec.get("pid") or 0)
-        argv = verified_cmdline(pid, rec.get("starttime", "")) if pid else None
-        if argv:
-            self.template = argv
-        if rec.get("ctl"):
-            self.ctl_dir = os.path.dirname(rec["ctl"])
+        """The owner's command line and control directory, from the verified process only
+        (its record's argv and ctl are anyone's word, hld §15.3)."""
+        pid = rec.get("pid", "")
+        found = verified_shim(int(pid), rec.get("starttime", ""), owner) if pid.isdigit() else None
+        if found:
+            self.template, ctl = found
+            self.ctl_dir = os.path.dirname(ctl)
 
     def ready_to_start(self) -> str:
         return (
@@ -92,8 +94,19 @@ class ProcessSupervised:
         return bool(handle) and self.rt.alive(handle)
 
     def stop(self, name: str, rec: dict[str, str]) -> bool:
+        """Only a process that is, by /proc, the shim of that name: a planted pid is never
+        killed."""
         pid = rec.get("pid", "")
         if not pid.isdigit() or rec.get("pidns") != pid_namespace():
+            return False
+        if verified_shim(int(pid), rec.get("starttime", ""), name) is None:
+            log.warning(
+                "%s%s names pid %s, which is not the shim %s: not stopped",
+                INSTANCE_PREFIX,
+                name,
+                pid,
+                name,
+            )
             return False
         self.rt.kill(pid)
         return True
@@ -106,16 +119,13 @@ class ProcessSupervised:
     def state(self) -> dict[str, str]:
         import json
 
+        # shown by `status`; never read back (restore): nothing executable comes from Redis
         return {"shim_argv": json.dumps(self.template), "ctl_dir": self.ctl_dir}
 
     def restore(self, fields: dict[str, str]) -> None:
-        import json
-
-        try:
-            self.template = json.loads(fields.get("shim_argv") or "[]")
-        except ValueError:
-            self.template = []
-        self.ctl_dir = fields.get("ctl_dir", "")
+        """Nothing executable is taken back from Redis: the command line is learned again from
+        the verified owner, or is the supervisor's own (its --redis and shim arguments)."""
+        del fields
 
 
 class DockerSupervised:

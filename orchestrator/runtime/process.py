@@ -8,8 +8,10 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 
 from orchestrator.runtime.base import Instance, RuntimeFailure
+from teamd_shim.control.transport import DEFAULT_CTL_DIR, DEFAULT_NAME
 from teamd_shim.db.schema import INSTANCE_PREFIX
 from teamd_shim.io.identity import proc_starttime
 
@@ -48,6 +50,58 @@ def standby_argv(
     ]
 
 
+def argv_option(argv: list[str], option: str) -> str | None:
+    """The value of `--option X` / `--option=X` in a shim's arguments (the last one wins, as
+    with argparse); None if absent."""
+    found = None
+    for i, a in enumerate(argv):
+        if a == option and i + 1 < len(argv):
+            found = argv[i + 1]
+        elif a.startswith(option + "="):
+            found = a[len(option) + 1 :]
+    return found
+
+
+def shim_name(argv: list[str]) -> str:
+    return argv_option(argv[1:], "--name") or DEFAULT_NAME
+
+
+def shim_ctl_path(argv: list[str], environ: Mapping[str, str], cwd: str = "/") -> str:
+    """Where the shim of this command line listens, as the shim itself decides it (cli.py):
+    `--ctl-dir`, else $TEAMD_SHIM_CTL_DIR, else the default; computed from what runs, never
+    read from its record (hld §15.3)."""
+    ctl_dir = (
+        argv_option(argv[1:], "--ctl-dir") or environ.get("TEAMD_SHIM_CTL_DIR") or DEFAULT_CTL_DIR
+    )
+    return os.path.normpath(os.path.join(cwd, ctl_dir, f"{shim_name(argv)}.sock"))
+
+
+def process_environ(pid: int) -> dict[str, str]:
+    try:
+        raw = open(f"/proc/{pid}/environ", "rb").read()
+    except OSError:
+        return {}
+    out = {}
+    for item in raw.split(b"\0"):
+        k, eq, v = item.partition(b"=")
+        if eq:
+            out[k.decode(errors="replace")] = v.decode(errors="replace")
+    return out
+
+
+def verified_shim(pid: int, starttime: str, name: str) -> tuple[list[str], str] | None:
+    """(argv, control-socket path) of `pid` if it is still the process of that start time and
+    runs the shim named `name`; None otherwise (gone, reused, or something else)."""
+    argv = verified_cmdline(pid, starttime)
+    if argv is None or shim_name(argv) != name:
+        return None
+    try:
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return None
+    return argv, shim_ctl_path(argv, process_environ(pid), cwd)
+
+
 def verified_cmdline(pid: int, starttime: str) -> list[str] | None:
     """The command line of `pid` as the kernel has it, if it is still the process of that
     start time (what runs is taken from the machine, not from a record anyone could write)."""
@@ -69,6 +123,15 @@ def verified_cmdline(pid: int, starttime: str) -> list[str] | None:
     return argv
 
 
+def _cwd_of(pid: int) -> str | None:
+    """The active's working directory: a relative --ctl-dir in its command line means the
+    same directory for the standby."""
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return None
+
+
 class ProcessRuntime:
     name = "process"
 
@@ -76,23 +139,37 @@ class ProcessRuntime:
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     def locate(self, inst: Instance) -> Instance:
-        """The instance, its command line taken from the machine: a standby is started from
-        what the verified process runs, never from the record's `argv`, which any container
-        that can write Redis could have planted (a root command). A record that disagrees
-        with the live process is refused; a process that is gone keeps its record (a
-        rollback or recovery only signals it)."""
+        """The instance, its command line and control socket taken from the machine: a
+        standby is started from what the verified process runs, never from the record's
+        `argv`, which any container that can write Redis could have planted (a root command);
+        the socket (and the standby's log beside it) is where that command line makes the shim
+        listen. A record that disagrees with the live process is refused; a process that is
+        gone keeps its record (a rollback or recovery only signals it)."""
         argv = verified_cmdline(inst.pid, inst.starttime) if inst.pid else None
         if argv is None:
             return dataclasses.replace(inst, handle=str(inst.pid))
+        where = f"pid {inst.pid} runs {argv!r} (/proc/{inst.pid}/cmdline)"
         if argv[1:] != inst.argv[1:] or os.path.basename(argv[0]) != os.path.basename(
             inst.argv[0] if inst.argv else ""
         ):
-            raise RuntimeFailure(
-                f"{INSTANCE_PREFIX}{inst.name} field argv is {inst.argv!r}, but pid "
-                f"{inst.pid} runs {argv!r} (/proc/{inst.pid}/cmdline): the record is not to be "
-                "trusted, refused"
-            )
-        return dataclasses.replace(inst, handle=str(inst.pid), argv=argv)
+            raise self._refused(inst, "argv", inst.argv, where)
+        if shim_name(argv) != inst.name:
+            raise self._refused(inst, "name", inst.name, where)
+        try:
+            cwd = os.readlink(f"/proc/{inst.pid}/cwd")
+        except OSError as e:
+            raise RuntimeFailure(f"pid {inst.pid}: cannot read its cwd ({e})") from None
+        ctl = shim_ctl_path(argv, process_environ(inst.pid), cwd)
+        if os.path.normpath(os.path.join(cwd, inst.ctl)) != ctl:
+            raise self._refused(inst, "ctl", inst.ctl, f"{where}, which listens on {ctl}")
+        return dataclasses.replace(inst, handle=str(inst.pid), argv=argv, ctl=ctl)
+
+    @staticmethod
+    def _refused(inst: Instance, field: str, value: object, found: str) -> RuntimeFailure:
+        return RuntimeFailure(
+            f"{INSTANCE_PREFIX}{inst.name} field {field} is {value!r}, but {found}: the record "
+            "is not to be trusted, refused; nothing was changed"
+        )
 
     def check_target(self, target: str | None) -> None:
         if target is not None and not os.access(target, os.X_OK):
@@ -110,6 +187,7 @@ class ProcessRuntime:
             [nsenter, f"--net=/proc/{active.pid}/ns/net", "--", *argv],
             os.path.dirname(active.ctl),
             new_name,
+            cwd=_cwd_of(active.pid),
         )
 
     def start_cold(self, argv: list[str], name: str, log_dir: str) -> str:
@@ -117,7 +195,7 @@ class ProcessRuntime:
         when nothing runs that could hand the LAGs over."""
         return self._spawn([argv[0], *without_role(argv), "--name", name], log_dir, name)
 
-    def _spawn(self, argv: list[str], log_dir: str, name: str) -> str:
+    def _spawn(self, argv: list[str], log_dir: str, name: str, cwd: str | None = None) -> str:
         """Detached (a session of its own), so it outlives whoever started it."""
         log_dir = log_dir or "/tmp"
         os.makedirs(log_dir, exist_ok=True)
@@ -129,6 +207,7 @@ class ProcessRuntime:
             stderr=subprocess.STDOUT,
             start_new_session=True,
             close_fds=True,
+            cwd=cwd,
         )
         log.close()
         self._children[p.pid] = p

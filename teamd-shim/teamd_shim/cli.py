@@ -11,7 +11,7 @@ import os
 import sys
 
 from teamd_shim import __version__
-from teamd_shim.control.transport import DEFAULT_CTL_DIR, ControlError, request
+from teamd_shim.control.transport import DEFAULT_CTL_DIR, DEFAULT_NAME, ControlError, request
 from teamd_shim.db import sonic_db
 from teamd_shim.db.ownership import awaited_as_standby, live_owner
 from teamd_shim.model.contract import ContractError, InstanceInfo
@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
         "the LAGs over by itself when it dies or hangs (`warm-restart supervise` "
         "starts these); with no live owner it starts as the active (a cold start)",
     )
-    p.add_argument("--name", default="teamd-shim", help="instance name (control socket name)")
+    p.add_argument("--name", default=DEFAULT_NAME, help="instance name (control socket name)")
     p.add_argument(
         "--ctl-dir",
         default=os.environ.get("TEAMD_SHIM_CTL_DIR"),

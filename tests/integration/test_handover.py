@@ -171,6 +171,50 @@ def test_a_planted_argv_in_the_owner_record_is_refused_and_never_run(
     assert cli(lab, "teamd", "--yes").returncode == 0  # the record put back: all is well
 
 
+def test_a_planted_control_socket_in_the_owner_record_is_refused_and_never_asked(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """The record's ctl names a fake socket that answers "active" to anything, in a directory
+    the standby's log would go to. Seen on main before the fix: warm-restart asked the fake
+    socket and opened the standby's log beside it, as root."""
+    import socket
+    import threading
+
+    fake_dir = tmp_path / "elsewhere"
+    fake_dir.mkdir()
+    fake = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    fake.bind(str(fake_dir / "fake.sock"))
+    fake.listen(8)
+    asked: list[bytes] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = fake.accept()
+            except OSError:
+                return
+            with conn:
+                asked.append(conn.recv(4096))
+                conn.sendall(b'{"ok": true, "result": {"role": "active", "name": "x"}}\n')
+
+    threading.Thread(target=serve, daemon=True).start()
+    r = lab.redis(6)
+    owner = r.hgetall("TEAMD_OWNER_TABLE|teamd")
+    key = f"TEAMD_SHIM_INSTANCE|{owner['owner']}"
+    real = r.hget(key, "ctl")
+    r.hset(key, "ctl", str(fake_dir / "fake.sock"))
+    try:
+        p = cli(lab, "teamd", "--yes")
+    finally:
+        r.hset(key, "ctl", real)
+        fake.close()
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "field ctl" in p.stdout and "nothing was changed" in p.stdout, p.stdout
+    assert asked == [] and sorted(f.name for f in fake_dir.iterdir()) == ["fake.sock"]
+    assert r.hgetall("TEAMD_OWNER_TABLE|teamd") == owner
+    assert cli(lab, "teamd", "--yes").returncode == 0  # the record put back: all is well
+
+
 def test_status_and_config(lab: Lab) -> None:
     st = cli(lab, "status")
     assert st.returncode == 0, st.stderr

@@ -160,12 +160,27 @@ def test_ctl_state_dump_is_teamdctl_shaped(lab: Lab) -> None:
 
 def test_a_second_shim_of_the_same_name_exits_and_the_partner_sees_nothing(lab: Lab) -> None:
     """Seen on main before the fix: the second one unlinked the live control socket, claimed a
-    new epoch, and OVS disabled every member once; the first could no longer be managed."""
+    new epoch, and OVS disabled every member once; the first could no longer be managed. One
+    of another name was already refused by the claim (a live owner holds the epoch); pinned
+    here too."""
     before, offset = stats_snapshot(lab), lab.ovs.log_offset()
     argv = ["ip", "netns", "exec", lab.dut_ns, *lab.shim_argv(shim_command(lab))]
     second = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     assert second.returncode == 2, second.stderr[-2000:]
     assert "already answers" in second.stderr and "nothing was changed" in second.stderr
+    # another name, as an active, and as a standby no warm-restart run is waiting for (which
+    # starts as the active): the live owner is named, nothing is started
+    for extra in ([], ["--role", "standby"]):
+        cmd = shim_command(lab, name="teamd_other", extra=extra)
+        other = subprocess.run(
+            ["ip", "netns", "exec", lab.dut_ns, *lab.shim_argv(cmd)],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert other.returncode == 2, other.stderr[-2000:]
+        assert "another active teamd-shim ('teamd'" in other.stderr, other.stderr[-2000:]
+        assert "Nothing was started" in other.stderr
+    assert lab.redis(6).hget("TEAMD_OWNER_TABLE|teamd", "owner") == "teamd"
+    assert not lab.redis(6).exists("TEAMD_SHIM_INSTANCE|teamd_other")
     time.sleep(3.5)  # longer than the fast-mode timeout: a flap would be in the OVS log
     assert lab.ovs.member_events(offset) == []
     assert stats_snapshot(lab) == before

@@ -50,6 +50,7 @@ class ControlTarget(Protocol):
 
 log = logging.getLogger(__name__)
 DEFAULT_CTL_DIR = "/run/teamd-shim"
+DEFAULT_NAME = "teamd-shim"  # an instance's name when --name is not given
 
 
 class ControlError(Exception):

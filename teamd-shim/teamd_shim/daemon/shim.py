@@ -114,7 +114,7 @@ class Shim:
         loop.add_signal_handler(signal.SIGUSR1, self._on_signal, "yield")
         loop.add_signal_handler(signal.SIGRTMIN, self._on_signal, "takeover")
         self.control = ControlServer(
-            self, os.path.join(self.ctl_dir, f"{self.name}.sock"), self.access
+            self, os.path.abspath(os.path.join(self.ctl_dir, f"{self.name}.sock")), self.access
         )
         self.driver.ctl_path = self.control.path
         try:

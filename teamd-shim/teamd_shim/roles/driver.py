@@ -826,6 +826,7 @@ class HandoverDriver:
             self._loop,
             self.promote,
             lambda: self.rm.role is Role.STANDBY,
+            os.path.dirname(self.ctl_path),
         )
         self.watcher.start()
 

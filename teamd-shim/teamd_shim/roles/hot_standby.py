@@ -12,8 +12,10 @@ what the socket already holds.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -22,6 +24,7 @@ from typing import Any
 
 import redis
 
+from teamd_shim.control.access import Peer
 from teamd_shim.db.ownership import OwnerStore
 from teamd_shim.io.identity import proc_starttime
 from teamd_shim.roles.liveness import HANG_AFTER_S, Beat, Loss, Target, Watch
@@ -34,18 +37,19 @@ RESOLVE_EVERY_S = 0.1
 Promote = Callable[[Loss, Watch], Coroutine[Any, Any, bool]]
 
 
-def resolve(store: OwnerStore, me: str) -> Target | None:
+def resolve(store: OwnerStore, me: str, ctl_dir: str) -> Target | None:
     """The instance the owner record names, unless it is us (worker thread; may raise redis
-    errors)."""
+    errors). Its socket is where that name listens in the directory we share with it, never
+    the record's word (hld §15.3); its pid is checked at the socket (`_watch`)."""
     cur = store.owner()
     if cur is None or not cur.owner or cur.owner == me:
         return None
     rec = store.instance(cur.owner)
-    if not rec.get("ctl"):
+    if not rec:
         return None
     return Target(
         name=cur.owner,
-        ctl=rec["ctl"],
+        ctl=os.path.join(ctl_dir, f"{cur.owner}.sock"),
         pid=int(rec.get("pid") or 0),
         pidns=rec.get("pidns", ""),
         starttime=rec.get("starttime", ""),
@@ -73,8 +77,10 @@ class HotWatcher:
         loop: asyncio.AbstractEventLoop,
         promote: Promote,
         still_standby: Callable[[], bool],
+        ctl_dir: str,
     ) -> None:
         self.name = name
+        self.ctl_dir = ctl_dir
         self.store = store
         self.pidns = pidns
         self._loop = loop
@@ -99,7 +105,7 @@ class HotWatcher:
     def _run(self) -> None:
         while not self._stop.is_set() and self._still_standby():
             try:
-                t = resolve(self.store, self.name)
+                t = resolve(self.store, self.name, self.ctl_dir)
                 if t is not None:
                     self.target = t
                 self._said.discard("redis")
@@ -135,22 +141,67 @@ class HotWatcher:
             log.exception("%s: promotion failed", self.name)
             return False
 
-    def _watch(self, t: Target) -> tuple[Loss | None, Watch]:
-        """Until the owner is lost (a Loss), or leaves on purpose or cannot be reached (None)."""
-        watch = Watch(t, time.monotonic())
+    def _check_peer(self, s: socket.socket, t: Target) -> Target | None:
+        """The kernel's word on who listens there (SO_PEERCRED): root or our own user, else
+        not watched; in our pid namespace, its pid is the one a promotion may kill, whatever
+        the record says (a planted pid must never be SIGKILLed)."""
+        try:
+            peer = Peer.of(s)
+        except OSError as e:
+            self._say_once(
+                f"peer:{t.name}", "%s: cannot tell who listens at %s: %s", self.name, t.ctl, e
+            )
+            return None
+        if peer.uid not in (0, os.geteuid()):
+            self._say_once(
+                f"peer:{t.name}",
+                "%s: %s is served by uid %d, not root: not watching it",
+                self.name,
+                t.ctl,
+                peer.uid,
+            )
+            return None
+        if t.pidns != self.pidns or not peer.pid or peer.pid == t.pid:
+            return t
+        self._say_once(
+            f"pid:{t.name}:{peer.pid}",
+            "%s: the record of %s names pid %d, but pid %d serves its socket: watching that one",
+            self.name,
+            t.name,
+            t.pid,
+            peer.pid,
+        )
+        return dataclasses.replace(t, pid=peer.pid, starttime=str(proc_starttime(peer.pid) or ""))
+
+    def _open(self, t: Target) -> tuple[socket.socket | None, Target, Loss | None]:
+        """A watch connection to `t`, its peer checked first (the target as the kernel shows
+        it); (None, t, loss-or-None) when there is none to watch."""
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             s.settimeout(0.5)
             s.connect(t.ctl)
+            checked = self._check_peer(s, t)
+            if checked is None:
+                s.close()
+                return None, t, None
             s.sendall((json.dumps({"cmd": "watch", "name": self.name}) + "\n").encode())
         except OSError as e:
             s.close()
             if dead_here(t, self.pidns):
-                return Loss.DIED, watch
+                return None, t, Loss.DIED
             self._say_once(
                 f"connect:{t.name}", "%s: cannot watch %s at %s: %s", self.name, t.name, t.ctl, e
             )
-            return None, watch
+            return None, t, None
+        return s, checked, None
+
+    def _watch(self, t: Target) -> tuple[Loss | None, Watch]:
+        """Until the owner is lost (a Loss), or leaves on purpose or cannot be reached (None)."""
+        sock, t, loss = self._open(t)
+        watch = Watch(t, time.monotonic())
+        if sock is None:
+            return loss, watch
+        s = sock
         if self.watching != t.name:
             log.info("%s: watching %s (pid %d) through %s", self.name, t.name, t.pid, t.ctl)
             self.watching = t.name
