@@ -59,3 +59,18 @@ def test_auto_runtime_is_docker_exactly_when_the_active_is_in_another_pid_namesp
     assert runtime_for("process", _inst(pidns="pid:[1]")).name == "process"
     with pytest.raises(ValueError, match="unknown runtime"):
         runtime_for("podman", None)
+
+
+def test_the_control_socket_is_computed_from_the_command_line_as_the_shim_decides() -> None:
+    from orchestrator.runtime.process import argv_option, shim_ctl_path, shim_name
+
+    exe = "/opt/bin/teamd-shim"
+    assert argv_option([exe, "--ctl-dir", "/a", "--ctl-dir=/b"], "--ctl-dir") == "/b"
+    assert argv_option([exe, "--name"], "--name") is None  # a dangling option is no value
+    assert shim_name([exe, "--redis", "x"]) == "teamd-shim"
+    assert shim_name([exe, "--name=teamd_bak"]) == "teamd_bak"
+    assert shim_ctl_path([exe, "--ctl-dir", "/run/x", "--name", "t"], {}) == "/run/x/t.sock"
+    env = {"TEAMD_SHIM_CTL_DIR": "/run/env"}
+    assert shim_ctl_path([exe, "--name", "t"], env) == "/run/env/t.sock"
+    assert shim_ctl_path([exe], {}) == "/run/teamd-shim/teamd-shim.sock"
+    assert shim_ctl_path([exe, "--ctl-dir", "rel", "--name", "t"], {}, "/w") == "/w/rel/t.sock"
