@@ -134,10 +134,10 @@ class Controller:
                 f"the owner {cur.owner!r} is not running (no live instance record); "
                 "start teamd-shim, or run `warm-restart recover`"
             )
-        inst = Instance.from_record(cur.owner, rec)
-        if not self._fixed_runtime:
-            self.runtime = runtime_for("auto", inst, self.image)
         try:
+            inst = Instance.from_record(cur.owner, rec)
+            if not self._fixed_runtime:
+                self.runtime = runtime_for("auto", inst, self.image)
             inst = self.runtime.locate(inst)
         except RuntimeFailure as e:
             raise Refused(str(e)) from None

@@ -57,7 +57,10 @@ def _container_of(name: str, rec: dict[str, str]) -> dict[str, str]:
     from orchestrator.runtime import Instance, runtime_for
     from orchestrator.runtime.docker import DockerRuntime
 
-    inst = Instance.from_record(name, rec)
+    try:
+        inst = Instance.from_record(name, rec)
+    except Exception as e:
+        return {"container_error": str(e)}
     rt = runtime_for("auto", inst)
     if not isinstance(rt, DockerRuntime):
         return {}

@@ -83,9 +83,8 @@ class ProcessSupervised:
         )
 
     def start_standby(self, owner: str, rec: dict[str, str], name: str) -> str:
-        active = Instance.from_record(owner, rec)
-        active = Instance(**{**active.__dict__, "argv": self.template})
-        return self.rt.start_standby(active, name, None, hot=True)
+        # the runtime re-verifies the owner at /proc and starts from what it runs
+        return self.rt.start_standby(Instance.from_record(owner, rec), name, None, hot=True)
 
     def start_cold(self, name: str, fallback: list[str]) -> str:
         return self.rt.start_cold(self.template or fallback, name, self.ctl_dir or "/tmp")

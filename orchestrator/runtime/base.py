@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Protocol
 
+from teamd_shim.db.schema import INSTANCE_PREFIX
+
 
 @dataclass(frozen=True)
 class Instance:
@@ -35,12 +37,24 @@ class Instance:
 
     @classmethod
     def from_record(cls, name: str, rec: dict[str, str]) -> Instance:
+        """The record's shape checked (any container can write it, hld §15.1): a field that is
+        not what a shim writes raises RuntimeFailure naming it. Its content is checked against
+        the machine by `Runtime.locate`."""
+        pid = rec.get("pid", "0") or "0"
+        if not pid.isdigit():
+            raise _malformed(name, "pid", pid, "a process id")
+        try:
+            argv = json.loads(rec.get("argv", "[]"))
+        except ValueError:
+            argv = None
+        if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+            raise _malformed(name, "argv", rec.get("argv"), "a JSON list of strings")
         return cls(
             name=name,
-            pid=int(rec.get("pid", "0") or 0),
+            pid=int(pid),
             starttime=rec.get("starttime", ""),
             host=rec.get("host", ""),
-            argv=json.loads(rec.get("argv", "[]")),
+            argv=argv,
             netns=rec.get("netns", ""),
             version=rec.get("version", ""),
             role=rec.get("role", ""),
@@ -49,6 +63,13 @@ class Instance:
             pidns=rec.get("pidns", ""),
             container=rec.get("container", ""),
         )
+
+
+def _malformed(name: str, field: str, value: object, want: str) -> RuntimeFailure:
+    return RuntimeFailure(
+        f"{INSTANCE_PREFIX}{name} field {field} is {value!r}, not {want}: the record was not "
+        "written by a teamd-shim; refused, nothing was changed"
+    )
 
 
 class RuntimeFailure(RuntimeError):

@@ -146,8 +146,8 @@ class ProcessRuntime:
         listen. A record that disagrees with the live process is refused; a process that is
         gone keeps its record (a rollback or recovery only signals it)."""
         argv = verified_cmdline(inst.pid, inst.starttime) if inst.pid else None
-        if argv is None:
-            return dataclasses.replace(inst, handle=str(inst.pid))
+        if argv is None:  # gone (or never that process): nothing of its record is used
+            return dataclasses.replace(inst, handle=str(inst.pid), argv=[], ctl="")
         where = f"pid {inst.pid} runs {argv!r} (/proc/{inst.pid}/cmdline)"
         if argv[1:] != inst.argv[1:] or os.path.basename(argv[0]) != os.path.basename(
             inst.argv[0] if inst.argv else ""
@@ -178,14 +178,22 @@ class ProcessRuntime:
     def start_standby(
         self, active: Instance, new_name: str, target: str | None, *, hot: bool = False
     ) -> str:
-        argv = standby_argv(active.argv, new_name, target, hot=hot)
+        found = verified_shim(active.pid, active.starttime, active.name) if active.pid else None
+        if found is None:
+            raise RuntimeFailure(
+                f"pid {active.pid} is not (any more) the teamd-shim {active.name!r} of its "
+                "record (/proc shows another start time, command line or name): no standby is "
+                "started from a record alone; nothing was changed"
+            )
+        active_argv, active_ctl = found
+        argv = standby_argv(active_argv, new_name, target, hot=hot)
         nsenter = shutil.which("nsenter")
         if nsenter is None:
             raise FileNotFoundError("nsenter (util-linux) is needed to enter the active's netns")
         # nsenter execs the shim in place, so the pid is the shim's own pid
         return self._spawn(
             [nsenter, f"--net=/proc/{active.pid}/ns/net", "--", *argv],
-            os.path.dirname(active.ctl),
+            os.path.dirname(active_ctl),
             new_name,
             cwd=_cwd_of(active.pid),
         )

@@ -168,6 +168,18 @@ def test_a_planted_argv_in_the_owner_record_is_refused_and_never_run(
     assert "field argv" in p.stdout and "nothing was changed" in p.stdout, p.stdout
     assert r.hgetall("TEAMD_OWNER_TABLE|teamd") == owner
     assert not r.exists("WARM_RESTART_LOCK|teamd")
+    # with a start time no process has, the record cannot be checked at all: still never run
+    real_start = r.hget(key, "starttime")
+    r.hset(
+        key, mapping={"argv": json.dumps(["/bin/sh", "-c", f"touch {marker}"]), "starttime": "1"}
+    )
+    try:
+        p = cli(lab, "teamd", "--yes")
+    finally:
+        r.hset(key, mapping={"argv": real, "starttime": real_start})
+    time.sleep(0.5)
+    assert not marker.exists() and p.returncode == 2, p.stdout + p.stderr
+    assert r.hgetall("TEAMD_OWNER_TABLE|teamd") == owner
     assert cli(lab, "teamd", "--yes").returncode == 0  # the record put back: all is well
 
 
