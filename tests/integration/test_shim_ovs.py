@@ -203,7 +203,10 @@ try:
 except OSError as e:
     print(json.dumps({"connect": e.strerror}))
     sys.exit(0)
-s.sendall((sys.argv[2] + "\\n").encode())
+try:
+    s.sendall((sys.argv[2] + "\\n").encode())
+except BrokenPipeError:
+    pass  # refused before the request was read: the refusal is still there to read
 print(s.makefile().readline().strip())
 """
 

@@ -85,6 +85,7 @@ def own_view_differs(
 
 
 def _partner_differs(name: str, port: str, want: PortInfo, last: bytes | None) -> str:
+    """'' when `last` (a frame we heard) is from the partner `want` names, else why not."""
     if last is None:
         return f"{name}/{port}: not heard the partner ourselves yet"
     try:
@@ -141,9 +142,35 @@ def adoption_problems(
         parsed[name] = d
     if not out:
         try:
-            out += own_view_differs(parsed, rx, now)
+            out += _partner_never_heard(parsed, rx, now)
         except (KeyError, TypeError, ValueError) as e:
             out.append(f"unreadable partner in the snapshot ({e!r})")
+    return out
+
+
+def _partner_never_heard(
+    lags: Mapping[str, dict[str, Any]], rx: Iterable[Received], now: float
+) -> list[str]:
+    """own_view_differs for a final snapshot: the partner it names must be one we heard on
+    that port within RX_KEEP_S, not necessarily the last. The partner may change its info
+    after the yield (the yielded owner no longer reads); the takeover replays that frame, and
+    the snapshot rightly holds the partner from before it."""
+    frames: dict[str, list[bytes]] = {}
+    for r in rx:
+        if len(r.frame) > 14 and r.frame[14] == 1 and now - r.at <= RX_KEEP_S:
+            frames.setdefault(r.port, []).append(r.frame)
+    out = []
+    for name, d in lags.items():
+        if not d.get("settings", {}).get("fast_rate"):
+            continue
+        for port, pd in d.get("ports", {}).items():
+            if pd.get("rx_state") != "current":
+                continue
+            want = PortInfo.from_dict(pd["partner"])
+            heard: list[bytes | None] = [*frames.get(port, [])] or [None]
+            problems = [_partner_differs(name, port, want, f) for f in heard]
+            if all(problems):
+                out.append(problems[-1])
     return out
 
 

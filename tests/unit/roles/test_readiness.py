@@ -87,3 +87,13 @@ def test_a_forged_actor_identity_or_partner_is_named() -> None:
     assert out and "we hear partner 02:00:00:00:00:cc" in out[0]
     broken = {"PortChannel1": {"format": "nonsense"}}
     assert "unreadable state" in readiness.adoption_problems(running, broken, [], 10.0)[0]
+
+
+def test_a_final_snapshot_from_before_a_partner_change_is_adoptable() -> None:
+    """The partner changed its info after the yield: the snapshot names the partner from
+    before, which we heard too, a moment earlier; the takeover replays the newer frame."""
+    a, b = converged(SYS_B)
+    _a2, other = converged(SYS_C)
+    running = {"PortChannel1": RunningLag(cfg=CFG, lacp=make_lag(SYS_A, 1, fast_rate=True))}
+    rx = heard(b, 9.0) + heard(other, 9.5)
+    assert readiness.adoption_problems(running, {"PortChannel1": a.to_dict()}, rx, 10.0) == []
