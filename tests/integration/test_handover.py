@@ -169,6 +169,8 @@ def test_a_planted_argv_in_the_owner_record_is_refused_and_never_run(
     assert r.hgetall("TEAMD_OWNER_TABLE|teamd") == owner
     assert not r.exists("WARM_RESTART_LOCK|teamd")
     # with a start time no process has, the record cannot be checked at all: still never run
+    # (on this host the liveness check already refused it before: pid and start time; the
+    # standby start re-verifies for a record alive only by its heartbeat)
     real_start = r.hget(key, "starttime")
     r.hset(
         key, mapping={"argv": json.dumps(["/bin/sh", "-c", f"touch {marker}"]), "starttime": "1"}
