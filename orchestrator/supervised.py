@@ -264,7 +264,10 @@ class DockerSupervised:
         return {"container_name": self.container_name}
 
     def restore(self, fields: dict[str, str]) -> None:
-        self.container_name = fields.get("container_name", "") or self.container_name
+        """The container name is not taken back from Redis (a planted name would have the
+        supervisor rename, kill or start another container): it is learned again from the
+        owner's container, found through Docker (hld §15.3)."""
+        del fields
 
 
 def supervised_for(name: str, owner_rec: dict[str, str]) -> Supervised:
