@@ -141,8 +141,8 @@ class ComposeLab:
 
     def start_supervisor(self) -> None:
         """The opt-in `supervisor` service (hld §14): a hot standby beside teamd."""
-        # --no-deps: teamd runs already (maybe a container a handover created, which has no
-        # healthcheck), and the one-shot wiring must not run again
+        # --no-deps: teamd runs already (maybe a container a handover created, whose
+        # healthcheck is the image's), and the one-shot wiring must not run again
         self.run("--profile", "supervisor", "up", "-d", "--no-deps", "supervisor")
 
     def stop_supervisor(self) -> None:

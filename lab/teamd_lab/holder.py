@@ -111,6 +111,10 @@ class HolderLab:
                 "NET_RAW",
                 "--security-opt",
                 "no-new-privileges:true",
+                # nothing to write but the health file (the image's healthcheck reads it)
+                "--read-only",
+                "--tmpfs",
+                "/run/teamd-health:size=64k,mode=0700",
                 "-v",
                 f"{rd}:{rd}",
                 "-v",
