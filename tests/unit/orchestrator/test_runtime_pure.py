@@ -154,6 +154,8 @@ def test_a_record_whose_pidns_ctl_or_name_disagrees_with_the_container_is_refuse
     stopped = _attrs(["teamd-shim"], State={"Pid": 0, "Running": False})
     with pytest.raises(RuntimeFailure, match="field pidns.*not running"):
         check_teamd_container(_rec(), stopped, _ns)
+    # from a pid namespace that cannot see the container's pid: the other checks stand
+    assert check_teamd_container(_rec(), a, lambda pid: "") == "/run/teamd-shim/teamd-shim.sock"
     for planted in ("/run/lab/fake.sock", "/run/teamd-shim/../lab/teamd-shim.sock", ""):
         with pytest.raises(RuntimeFailure, match="field ctl is .*refused"):
             check_teamd_container(_rec(ctl=planted), a, _ns)
