@@ -161,10 +161,30 @@ def test_teamd_runs_with_net_admin_and_net_raw_only_and_no_new_privileges(
     assert [c.removeprefix("CAP_") for c in hc["CapDrop"]] == ["ALL"], hc["CapDrop"]
     assert caps == ["NET_ADMIN", "NET_RAW"], hc["CapAdd"]
     assert "no-new-privileges:true" in (hc.get("SecurityOpt") or [])
-    status = ctr.exec_run(["cat", "/proc/1/status"]).output.decode()
-    fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
-    assert int(fields["CapEff"], 16) == (1 << 12) | (1 << 13), fields["CapEff"]
-    assert fields["NoNewPrivs"].strip() == "1"
+    assert hc["ReadonlyRootfs"] is True and "/run/teamd-health" in (hc.get("Tmpfs") or {}), hc
+    binds = hc.get("Binds") or []
+    assert f"{dlab.rundir}/teamd-shim:/run/teamd-shim" in binds, binds
+    # the shim (PID 2 under tini) and tini itself: the bounding set is what counts for both
+    for pid in ("1", "$(pgrep -P 1 | head -n1)"):
+        status = ctr.exec_run(["sh", "-c", f"cat /proc/{pid}/status"]).output.decode()
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        assert int(fields["CapEff"], 16) == (1 << 12) | (1 << 13), (pid, fields["CapEff"])
+        assert int(fields["CapBnd"], 16) == (1 << 12) | (1 << 13), (pid, fields["CapBnd"])
+        assert fields["NoNewPrivs"].strip() == "1"
+    # healthy by the image's healthcheck (the health file, no Python), in a container the
+    # runtime created: it inherited the healthcheck with the image and the tmpfs with the
+    # HostConfig
+    hcheck = ctr.attrs["Config"].get("Healthcheck") or {}
+    assert hcheck.get("Test", [""])[0] == "CMD-SHELL" and "teamd-shim" not in str(hcheck), hcheck
+
+    def healthy() -> dict[str, Any] | None:
+        h = dlab.client.api.inspect_container(ctr.id)["State"].get("Health") or {}
+        return h if h.get("Status") == "healthy" else None
+
+    health = wait_for(healthy, 15.0, "the teamd container healthy")
+    assert health["Log"][-1]["Output"].startswith("active "), health["Log"][-1]
+    out = ctr.exec_run(["cat", "/run/teamd-health/status"])
+    assert out.output.decode().startswith("active "), out.output
 
 
 class FakeShimSocket:
@@ -202,6 +222,9 @@ class FakeShimSocket:
         self.srv.close()
 
 
+EXEC_EVENTS = ("exec_create", "exec_start", "exec_die", "health_status")
+
+
 def plant_while(r: Any, key: str, fields: dict[str, str], stop: threading.Event) -> None:
     """The shim rewrites its record every second: keep the planted fields in it."""
     while not stop.is_set():
@@ -222,6 +245,9 @@ def test_a_record_pointing_at_a_foreign_container_is_refused_and_it_is_left_alon
     key = f"TEAMD_SHIM_INSTANCE|{owner}"
     real_ctl = dlab.rundir / "teamd-shim" / f"{owner}.sock"
     teamd_before = teamd_containers(dlab)
+    # the shim's publisher rewrites only what it changed itself: a planted field stays until
+    # it is put back (seen: every later test was refused after a failure here)
+    real = {k: r.hget(key, k) or "" for k in ("container", "ctl")}
     judge = Judge(dlab)
     fakedir = tempfile.mkdtemp(prefix="fk", dir="/tmp")
     fake = FakeShimSocket(f"{fakedir}/{owner}.sock", str(real_ctl))
@@ -237,43 +263,53 @@ def test_a_record_pointing_at_a_foreign_container_is_refused_and_it_is_left_alon
                 detach=True,
             )
             foreign.reload()
-            t0 = int(time.time()) - 1
             stop = threading.Event()
             planted = {"container": foreign.id, "ctl": f"{fakedir}/{owner}.sock"}
             t = threading.Thread(target=plant_while, args=(r, key, planted, stop), daemon=True)
             t.start()
             try:
                 time.sleep(0.2)
+                t0 = time.time()
                 p = cli(dlab, "teamd", "--runtime", "docker", "--yes")
             finally:
                 stop.set()
                 t.join()
+                r.hset(key, mapping=real)
             out = p.stdout + p.stderr
             assert p.returncode != 0, out
             assert f"{key} field " in out and "refused" in out, out
             if i == 0:
                 assert f"field container is {foreign.id}" in out, out
                 assert "not a teamd-hitless teamd container" in out, out
-            time.sleep(1.5)  # the shim has rewritten its record by now
-            events = list(
-                dlab.client.events(
-                    since=t0,
+            time.sleep(1.5)  # anything the run did to the container shows as an event by now
+            events = [
+                e
+                for e in dlab.client.events(
+                    since=int(t0),
                     until=int(time.time()) + 1,
                     filters={"container": foreign.id},
                     decode=True,
                 )
-            )
-            assert [e.get("Action") for e in events] == [], events
+                if e.get("timeNano", 0) >= t0 * 1e9
+                # the teamd image's own healthcheck execs in it (and finds no shim): not ours
+                and e.get("Action", "").split(":")[0] not in EXEC_EVENTS
+            ]
+            assert events == [], events
             foreign.reload()
             assert foreign.name == f"dk-foreign-{i}" and foreign.status == "running"
             assert foreign.attrs["RestartCount"] == 0
             assert fake.requests == [], fake.requests  # refused before asking it anything
             foreign.remove(force=True)
         assert teamd_containers(dlab) == teamd_before
+        assert {k: r.hget(key, k) for k in real} == real
         assert r.hget("TEAMD_OWNER_TABLE|teamd", "owner") == owner
         assert not r.exists("WARM_RESTART_LOCK|teamd")
         judge.assert_invisible()
     finally:
+        r.hset(key, mapping=real)
+        for i in range(2):
+            with contextlib.suppress(docker.errors.NotFound):
+                dlab.client.containers.get(f"dk-foreign-{i}").remove(force=True)
         fake.close()
         with contextlib.suppress(OSError):
             os.unlink(f"{fakedir}/{owner}.sock")
