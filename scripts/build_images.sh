@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Builds the teamd-hitless container images offline (`make images` runs it after `make setup`
-# and scripts/docker_engine.sh). Nothing is fetched while an image builds: the base is Debian
-# packages (containers/base/build_base.sh), the Python wheels are built on the host (PyPI is
+# and scripts/docker_engine.sh). Nothing is fetched while an image builds: the bases are Debian
+# packages (containers/base/build_base.sh: `product` for teamd, without Redis or Open vSwitch;
+# `lab` with them for partner and lab), the Python wheels are built on the host (PyPI is
 # reachable from the host only) by a venv of Debian's python3, the interpreter the images run,
 # and every `docker build` runs with the legacy builder and --network none.
 #
-#   build_images.sh                    base, teamd:<V> + :latest, partner:<V> + :latest,
-#                                      lab:<V> + :latest (teamd + the lab package), and the
+#   build_images.sh                    bases, teamd:<V> + :latest, partner:<V> + :latest,
+#                                      lab:<V> + :latest (lab base + teamd's venv + the lab
+#                                      package), and the
 #                                      upgrade-test tag teamd:<U> (V = pyproject version,
 #                                      U = --upgrade-version, default V with patch+1 and .dev1)
 #   build_images.sh --version X        only teamd:<tag of X>, built from the same tree with the
@@ -59,8 +61,8 @@ docker version >/dev/null 2>&1 \
 if [ $clean = 1 ]; then
   # the app images first, then untagged leftovers of failed builds, then the base(s)
   apps=$(docker images --format '{{.Repository}}:{{.Tag}}' | grep '^teamd-hitless/' \
-         | grep -v '^teamd-hitless/base:' || true)
-  bases=$(docker images --format '{{.Repository}}:{{.Tag}}' | grep '^teamd-hitless/base:' || true)
+         | grep -vE '^teamd-hitless/base(-lab)?:' || true)
+  bases=$(docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^teamd-hitless/base(-lab)?:' || true)
   for imgs in "$apps" prune "$bases"; do
     if [ "$imgs" = prune ]; then
       docker image prune -f --filter label=teamd-hitless.role >/dev/null
@@ -129,10 +131,18 @@ CONSTRAINTS=$TMP/constraints.txt
   >"$CONSTRAINTS" || true
 
 T0=$SECONDS
-# -- base ---------------------------------------------------------------------------------------
-bash "$REPO/containers/base/build_base.sh"
-BASE=$(bash "$REPO/containers/base/build_base.sh" --print-tag)
+# -- bases --------------------------------------------------------------------------------------
+# product: the teamd image's (no redis-server, no Open vSwitch); lab: partner's and lab's
+bash "$REPO/containers/base/build_base.sh" --flavor product
+BASE=$(bash "$REPO/containers/base/build_base.sh" --flavor product --print-tag)
 BASE_ID=$(docker image inspect --format '{{.Id}}' "$BASE")
+LAB_BASE=""
+LAB_BASE_ID=""
+lab_base() {  # only when partner/lab are built (not for --version X)
+  bash "$REPO/containers/base/build_base.sh" --flavor lab
+  LAB_BASE=$(bash "$REPO/containers/base/build_base.sh" --flavor lab --print-tag)
+  LAB_BASE_ID=$(docker image inspect --format '{{.Id}}' "$LAB_BASE")
+}
 
 label_of() { docker image inspect --format "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null; }
 
@@ -298,7 +308,7 @@ build_partner() {
   tag=$(tag_of "$version")
   image=teamd-hitless/partner:$tag
   hash=$( { sha256sum "$REPO/containers/partner/"* "$SELF" | cut -c1-64;
-            echo "$version $BASE_ID"; } | sha256sum | cut -c1-16)
+            echo "$version $LAB_BASE_ID"; } | sha256sum | cut -c1-16)
   old=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
   if [ $force = 0 ] && [ -n "$old" ] && [ "$(label_of "$image" teamd-hitless.content)" = "$hash" ]
   then
@@ -309,14 +319,15 @@ build_partner() {
   mkdir -p "$ctx"
   cp "$REPO/containers/partner/"* "$ctx/"
   say "building $image"
-  docker_build partner "$ctx" "$version" "$hash" -t "$image"
+  BASE=$LAB_BASE docker_build partner "$ctx" "$version" "$hash" -t "$image"
   drop_replaced "$old" "$(docker image inspect --format '{{.Id}}' "$image")"
   say "$image built in $BUILD_SECONDS s ($(size_of "$image"))"
 }
 
 # -- lab ------------------------------------------------------------------------------------------
-# build_lab VERSION: teamd-hitless/lab:<V> + :latest, the product image plus the lab package (the
-# compose lab's wiring step); the product image itself holds no lab code.
+# build_lab VERSION: teamd-hitless/lab:<V> + :latest, the lab base (Open vSwitch's ovs-vsctl,
+# nsenter) plus the product image's venv plus the lab package (the compose lab's wiring step);
+# the product image itself holds no lab code.
 build_lab() {
   local version=$1 tag image hash old from from_id
   tag=$(tag_of "$version")
@@ -326,7 +337,7 @@ build_lab() {
   # the package's sources only (not the __pycache__ a test run leaves beside them)
   hash=$( { hash_dir "$REPO/lab/teamd_lab" '*.py';
             sha256sum "$REPO/containers/lab/"* "$SELF" | cut -c1-64;
-            echo "$version $from_id"; } | sha256sum | cut -c1-16)
+            echo "$version $from_id $LAB_BASE_ID"; } | sha256sum | cut -c1-16)
   old=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
   if [ $force = 0 ] && [ -n "$old" ] && [ "$(label_of "$image" teamd-hitless.content)" = "$hash" ]
   then
@@ -338,7 +349,8 @@ build_lab() {
     (cd "$REPO/lab/teamd_lab" && find . -name '*.py' -print0 | tar --null -T - -cf -) \
       | tar -C "$ctx/teamd_lab" -xf -
     say "building $image"
-    BASE=$from docker_build lab "$ctx" "$version" "$hash" -t "$image"
+    BASE=$LAB_BASE docker_build lab "$ctx" "$version" "$hash" --build-arg "TEAMD=$from" \
+      -t "$image"
     drop_replaced "$old" "$(docker image inspect --format '{{.Id}}' "$image")"
     say "$image built in $BUILD_SECONDS s ($(size_of "$image"))"
   fi
@@ -364,6 +376,7 @@ if [ -n "$version_arg" ]; then
   build_teamd "$version_arg"
 else
   build_teamd "$PROJECT_VERSION" latest
+  lab_base
   build_partner "$PROJECT_VERSION"
   tag_latest teamd-hitless/partner "$PROJECT_VERSION"
   build_lab "$PROJECT_VERSION"
@@ -380,4 +393,4 @@ EOF
   fi
 fi
 say "done in $(( SECONDS - T0 )) s: $(docker images --format '{{.Repository}}:{{.Tag}}' \
-  | grep '^teamd-hitless/' | grep -v '^teamd-hitless/base:' | sort | tr '\n' ' ')"
+  | grep '^teamd-hitless/' | grep -vE '^teamd-hitless/base(-lab)?:' | sort | tr '\n' ' ')"

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# The one base image of every teamd-hitless image, built offline-capable from Debian packages:
+# The base images of every teamd-hitless image, built offline-capable from Debian packages:
 #   debootstrap --variant=minbase bookworm (+ the packages below), stripped, tarred into the
-#   cache dir, then `docker import`ed as teamd-hitless/base:<hash>.
-# <hash> covers this file (so the package list and every step below): editing it makes a new
-# base; anything else never rebuilds it. With the tarball cached, a rebuild is an import (~1 s);
-# with the image present, nothing is done.
+#   cache dir, then `docker import`ed. Two flavours:
+#     product  teamd-hitless/base:<hash>      the teamd image's: no Redis, no Open vSwitch, no
+#                                             nsenter (the product needs none of them inside)
+#     lab      teamd-hitless/base-lab:<hash>  + redis-server, openvswitch-switch: the partner
+#                                             and lab images (the compose lab's redis, partner,
+#                                             wiring), never the product
+# <hash> covers this file and the flavour (so the package lists and every step below): editing
+# it makes new bases; anything else never rebuilds them. With the tarball cached, a rebuild is an
+# import (~1 s); with the image present, nothing is done. Downloaded .debs are kept in
+# $CACHE/base/debs, so the second flavour's debootstrap downloads only what the first lacked.
 #
-#   build_base.sh --print-tag   print teamd-hitless/base:<hash> and exit
-#   build_base.sh               make sure that image exists (prints `images: base ...` lines)
+#   build_base.sh [--flavor product|lab] --print-tag   print its tag and exit
+#   build_base.sh [--flavor product|lab]               make sure that image exists
 #
 # Environment: TEAMD_HITLESS_CACHE (default /var/cache/teamd-hitless), TEAMD_HITLESS_MIRROR
 # (default: the Debian mirror of the host's apt sources, else http://deb.debian.org/debian).
@@ -15,22 +21,42 @@ set -euo pipefail
 
 SUITE=bookworm
 # python3-venv brings ensurepip's pip/setuptools wheels (python3-pip is not needed: the images
-# create a venv); tini is PID 1 of every image; redis-server serves the compose lab's Redis;
-# openvswitch-switch is the partner; iproute2/procps/util-linux (ip, ps/pkill, nsenter) are
-# what the shim, the orchestrator and a person debugging need.
-PACKAGES=(python3 python3-venv iproute2 tini redis-server openvswitch-switch procps util-linux)
+# create a venv); tini is PID 1 of every image; iproute2/procps (ip, ps) are what a person
+# debugging needs. util-linux is Essential (always there); the product flavour drops nsenter
+# from it: nothing in the teamd container enters namespaces (the process runtime uses the
+# host's nsenter; without CAP_SYS_ADMIN setns would fail anyway).
+PRODUCT_PACKAGES=(python3 python3-venv iproute2 tini procps)
+# the lab flavour: redis-server serves the compose lab's Redis, openvswitch-switch is the
+# partner; util-linux's nsenter is the wiring step's
+LAB_PACKAGES=("${PRODUCT_PACKAGES[@]}" redis-server openvswitch-switch util-linux)
+
+FLAVOR=product
+PRINT=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --flavor) FLAVOR=${2:-}; shift 2 ;;
+    --flavor=*) FLAVOR=${1#*=}; shift ;;
+    --print-tag) PRINT=1; shift ;;
+    *) echo "images: base: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+case $FLAVOR in
+  product) PACKAGES=("${PRODUCT_PACKAGES[@]}"); REPO_NAME=teamd-hitless/base ;;
+  lab) PACKAGES=("${LAB_PACKAGES[@]}"); REPO_NAME=teamd-hitless/base-lab ;;
+  *) echo "images: base: --flavor must be product or lab, not '$FLAVOR'" >&2; exit 2 ;;
+esac
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${TEAMD_HITLESS_CACHE:-/var/cache/teamd-hitless}
-HASH=$(sha256sum "$HERE/build_base.sh" | cut -c1-12)
-TAG=teamd-hitless/base:$HASH
+HASH=$( { sha256sum "$HERE/build_base.sh" | cut -c1-64; echo "$FLAVOR"; } | sha256sum | cut -c1-12)
+TAG=$REPO_NAME:$HASH
 
-if [ "${1:-}" = --print-tag ]; then
+if [ $PRINT = 1 ]; then
   echo "$TAG"
   exit 0
 fi
 
-die() { echo "images: base: $*" >&2; exit 1; }
+die() { echo "images: base ($FLAVOR): $*" >&2; exit 1; }
 
 if docker image inspect "$TAG" >/dev/null 2>&1; then
   echo "images: base $TAG (cached)"
@@ -85,9 +111,11 @@ if [ ! -s "$TARBALL" ]; then
   pkgs=$(IFS=,; echo "${PACKAGES[*]}")
   ROOT=$CACHE/base/$HASH.root
   rm -rf "$ROOT"
-  echo "images: base: debootstrap --variant=minbase $SUITE from $MIRROR (about a minute)"
+  echo "images: base ($FLAVOR): debootstrap --variant=minbase $SUITE from $MIRROR (about a minute)"
   t0=$(date +%s)
-  if ! debootstrap --variant=minbase --include="$pkgs" "$SUITE" "$ROOT" "$MIRROR" \
+  mkdir -p "$CACHE/base/debs"
+  if ! debootstrap --variant=minbase --cache-dir="$CACHE/base/debs" --include="$pkgs" \
+      "$SUITE" "$ROOT" "$MIRROR" \
       >"$CACHE/base/$HASH.debootstrap.log" 2>&1; then
     tail -n 20 "$CACHE/base/$HASH.debootstrap.log" >&2
     [ -f "$ROOT/debootstrap/debootstrap.log" ] && tail -n 20 "$ROOT/debootstrap/debootstrap.log" >&2
@@ -114,6 +142,11 @@ EOF
          "$ROOT"/usr/share/man/* "$ROOT"/usr/share/info/* "$ROOT"/usr/share/locale/* \
          "$ROOT"/usr/share/lintian "$ROOT"/var/log/*.log "$ROOT"/var/log/apt/* \
          "$ROOT"/debootstrap
+  if [ "$FLAVOR" = product ]; then
+    # nothing in the teamd container enters namespaces; dpkg keeps it out on later installs
+    rm -f "$ROOT/usr/bin/nsenter"
+    echo "path-exclude /usr/bin/nsenter" >"$ROOT/etc/dpkg/dpkg.cfg.d/teamd-hitless-no-nsenter"
+  fi
   find "$ROOT/usr/share/doc" -mindepth 1 ! -type d ! -name copyright -delete
   find "$ROOT/usr/share/doc" -mindepth 1 -type d -empty -delete
   # Later dpkg runs in derived images skip the same files.
@@ -128,7 +161,7 @@ EOF
   tar -C "$ROOT" --numeric-owner -cf "$TARBALL.tmp" .
   mv "$TARBALL.tmp" "$TARBALL"
   rm -rf "$ROOT"
-  echo "images: base: rootfs tarball $TARBALL ($(du -m "$TARBALL" | cut -f1) MB) in" \
+  echo "images: base ($FLAVOR): rootfs tarball $TARBALL ($(du -m "$TARBALL" | cut -f1) MB) in" \
        "$(( $(date +%s) - t0 )) s"
 fi
 
@@ -140,6 +173,7 @@ docker import \
   --change "LABEL org.opencontainers.image.title=teamd-hitless-base" \
   --change "LABEL teamd-hitless.role=base" \
   --change "LABEL teamd-hitless.base=$HASH" \
+  --change "LABEL teamd-hitless.base-flavor=$FLAVOR" \
   --message "debootstrap --variant=minbase $SUITE + ${PACKAGES[*]}" \
   "$TARBALL" "$TAG" >/dev/null || die "docker import $TARBALL failed"
 echo "images: base $TAG imported from $TARBALL in $(( $(date +%s) - t0 )) s"

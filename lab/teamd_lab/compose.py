@@ -129,6 +129,10 @@ class ComposeLab:
     def up(self) -> ComposeLab:
         self.rundir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.rundir, 0o750)
+        # the teamd containers' /run/teamd-shim (control sockets), root only; Docker would
+        # create a missing bind source 0755
+        (self.rundir / "teamd-shim").mkdir(mode=0o750, exist_ok=True)
+        os.chmod(self.rundir / "teamd-shim", 0o750)
         self.run("up", "-d", "--wait", "--wait-timeout", "90")
         self._attach_peer()
         self.start_recorder()
@@ -137,8 +141,8 @@ class ComposeLab:
 
     def start_supervisor(self) -> None:
         """The opt-in `supervisor` service (hld §14): a hot standby beside teamd."""
-        # --no-deps: teamd runs already (maybe a container a handover created, which has no
-        # healthcheck), and the one-shot wiring must not run again
+        # --no-deps: teamd runs already (maybe a container a handover created, whose
+        # healthcheck is the image's), and the one-shot wiring must not run again
         self.run("--profile", "supervisor", "up", "-d", "--no-deps", "supervisor")
 
     def stop_supervisor(self) -> None:

@@ -4,11 +4,13 @@ The lab (redis, OVS partner in its own namespace, partner-side PDU recorder) get
 namespace from a *holder* container (`network_mode: none`, never restarted), so teamd
 containers join it with `--network container:<holder>`: the compose lab's shape, with the
 judging instruments of the host tier. `run_teamd` starts the shim exactly as a user would by
-hand (no --init, no --ctl-dir, only the run dir mounted).
+hand (no --init, no --ctl-dir): the run dir (the Redis socket's) and a dedicated control-socket
+dir `RUNDIR/teamd-shim` (0750, root) mounted on the shim's default `/run/teamd-shim`.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,16 @@ from teamd_lab.lab import Lab, LabError
 
 IMAGE_REPO = "teamd-hitless/teamd"
 TEAMD = "teamd"  # the container name SONiC uses
+CTL_DIR_IN_CONTAINER = "/run/teamd-shim"  # the shim's default --ctl-dir, in a container too
+
+
+def host_ctl_dir(rundir: Path) -> Path:
+    """The host directory mounted on the teamd containers' /run/teamd-shim: root only (0750),
+    never the Redis socket's directory itself (hld §11.2)."""
+    d = Path(rundir) / "teamd-shim"
+    d.mkdir(mode=0o750, exist_ok=True)
+    os.chmod(d, 0o750)
+    return d
 
 
 def remove_quietly(client: Any, *names: str) -> None:
@@ -76,8 +88,10 @@ class HolderLab:
         return self
 
     def run_teamd(self, image: str = f"{IMAGE_REPO}:latest") -> Any:
-        """Exactly what a user types (issue 8 item 6): no --init, no --ctl-dir, RUNDIR only."""
+        """Exactly what a user types (issue 8 item 6): no --init, no --ctl-dir; RUNDIR for the
+        Redis socket and RUNDIR/teamd-shim on /run/teamd-shim for the control sockets."""
         rd = str(self.rundir)
+        ctl = str(host_ctl_dir(self.rundir))
         p = subprocess.run(
             [
                 "docker",
@@ -97,8 +111,14 @@ class HolderLab:
                 "NET_RAW",
                 "--security-opt",
                 "no-new-privileges:true",
+                # nothing to write but the health file (the image's healthcheck reads it)
+                "--read-only",
+                "--tmpfs",
+                "/run/teamd-health:size=64k,mode=0700",
                 "-v",
                 f"{rd}:{rd}",
+                "-v",
+                f"{ctl}:{CTL_DIR_IN_CONTAINER}",
                 image,
                 "teamd-shim",
                 "--redis",

@@ -17,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import posixpath
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +32,16 @@ from tenacity import (
 
 from orchestrator.runtime.base import Instance, RuntimeFailure
 from orchestrator.runtime.process import standby_argv
+from teamd_shim.db.schema import INSTANCE_PREFIX
 
 log = logging.getLogger(__name__)
 BAK_SUFFIX = "_bak"
+# what a teamd-hitless teamd container carries (scripts/build_images.sh labels the image; a
+# container's Config.Labels holds its image's): anything else is not ours to rename or signal
+ROLE_LABEL, TEAMD_ROLE = "teamd-hitless.role", "teamd"
+SHIM_EXE = "teamd-shim"
+DEFAULT_CTL_DIR = "/run/teamd-shim"  # teamd_shim.control.transport.DEFAULT_CTL_DIR
+DEFAULT_SHIM_NAME = "teamd-shim"  # teamd-shim --name's default
 
 
 def _transient(e: BaseException) -> bool:
@@ -82,10 +91,123 @@ def host_path(mounts: list[dict[str, Any]], path: str) -> str:
     if best is None:
         raise RuntimeFailure(
             f"the shim's control socket {path} is not on a volume shared with the host: mount "
-            "its directory (e.g. -v RUNDIR:RUNDIR, the dir of the redis socket) or pass "
-            "--ctl-dir on such a volume"
+            f"a host directory that only root and the teamd containers share on "
+            f"{posixpath.dirname(path)} (e.g. -v RUNDIR/teamd-shim:{DEFAULT_CTL_DIR}, never "
+            "the Redis socket's directory)"
         )
     return best[1]
+
+
+def _option(cmd: list[str], opt: str) -> str | None:
+    """The value of `opt` in a command line (`--opt X` or `--opt=X`; the last one wins, as
+    with argparse), or None."""
+    val = None
+    for i, a in enumerate(cmd):
+        if a == opt and i + 1 < len(cmd):
+            val = cmd[i + 1]
+        elif a.startswith(opt + "="):
+            val = a[len(opt) + 1 :]
+    return val
+
+
+def _env(cfg: dict[str, Any], key: str) -> str | None:
+    for e in cfg.get("Env") or []:
+        k, sep, v = str(e).partition("=")
+        if sep and k == key:
+            return v
+    return None
+
+
+def container_ctl_dir(cfg: dict[str, Any]) -> str:
+    """The shim's control-socket directory inside the container, from what the container
+    runs (its Config): `--ctl-dir` in Cmd, else env TEAMD_SHIM_CTL_DIR, else the default."""
+    d = _option(list(cfg.get("Cmd") or []), "--ctl-dir")
+    if d is None:
+        d = _env(cfg, "TEAMD_SHIM_CTL_DIR") or DEFAULT_CTL_DIR
+    return posixpath.normpath(posixpath.join(cfg.get("WorkingDir") or "/", d))
+
+
+def container_ctl(cfg: dict[str, Any], name: str) -> str:
+    """The control socket of shim `name` inside the container (computed, never read from a
+    record: STATE_DB is writable by every container that mounts the Redis socket)."""
+    return posixpath.join(container_ctl_dir(cfg), f"{name}.sock")
+
+
+def _describe_container(attrs: dict[str, Any]) -> str:
+    name = str(attrs.get("Name", "")).lstrip("/") or "?"
+    image = (attrs.get("Config") or {}).get("Image", "") or str(attrs.get("Image", ""))[:19]
+    return f"{name} from image {image or '?'}"
+
+
+def _check_pidns(
+    inst: Instance, key: str, attrs: dict[str, Any], pidns_of: Callable[[int], str]
+) -> None:
+    """The container's init must be in the record's pid namespace. From a pid namespace that
+    cannot see the container's pid (a supervisor in a container of its own: /proc shows its own
+    processes, and without CAP_SYS_PTRACE another container's namespaces are not readable) it
+    cannot be checked: said once in the log, the other checks stand."""
+    cid = str(attrs.get("Id", ""))
+    state = attrs.get("State") or {}
+    pid = int(state.get("Pid") or 0)
+    if not (pid and state.get("Running")):
+        raise RuntimeFailure(
+            f"{key} field pidns is {inst.pidns!r}, but container {cid[:12]} "
+            f"({_describe_container(attrs)}) is not running: refused; nothing was changed"
+        )
+    seen = pidns_of(pid)
+    if seen and seen != inst.pidns:
+        raise RuntimeFailure(
+            f"{key} field pidns is {inst.pidns!r}, but container {cid[:12]} "
+            f"({_describe_container(attrs)}) runs in {seen!r}: refused; nothing was changed"
+        )
+    if not seen and cid not in _UNVERIFIED:
+        _UNVERIFIED.add(cid)
+        log.warning(
+            "container %s: its pid namespace cannot be read from here (/proc/%d/ns/pid); "
+            "checked by label, command and name only",
+            cid[:12],
+            pid,
+        )
+
+
+_UNVERIFIED: set[str] = set()
+
+
+def check_teamd_container(
+    inst: Instance, attrs: dict[str, Any], pidns_of: Callable[[int], str] = pid_namespace_of
+) -> str:
+    """Refuse a container that is not the record's teamd-hitless shim; return the shim's
+    control socket as the container sees it. Pure but for `pidns_of`; nothing is done to the
+    container either way."""
+    key = f"{INSTANCE_PREFIX}{inst.name}"
+    cfg = attrs.get("Config") or {}
+    cid = str(attrs.get("Id", ""))
+    cmd = [str(a) for a in cfg.get("Cmd") or []]
+    labels = cfg.get("Labels") or {}
+    if labels.get(ROLE_LABEL) != TEAMD_ROLE or not cmd or posixpath.basename(cmd[0]) != SHIM_EXE:
+        raise RuntimeFailure(
+            f"{key} field container is {inst.container or cid}, which is "
+            f"{_describe_container(attrs)} (label {ROLE_LABEL}={labels.get(ROLE_LABEL, '')!r}, "
+            f"command {cmd[:1]!r}), not a teamd-hitless teamd container: refused; nothing was "
+            "changed"
+        )
+    runs = _option(cmd, "--name") or DEFAULT_SHIM_NAME
+    if runs != inst.name:
+        raise RuntimeFailure(
+            f"{key}: container {cid[:12]} ({_describe_container(attrs)}) runs the shim named "
+            f"{runs!r} (--name in its command), not {inst.name!r}: refused; nothing was changed"
+        )
+    if inst.pidns:
+        _check_pidns(inst, key, attrs, pidns_of)
+    ctl = container_ctl(cfg, inst.name)
+    if posixpath.normpath(inst.ctl or "/") != ctl:
+        raise RuntimeFailure(
+            f"{key} field ctl is {inst.ctl!r}, but container {cid[:12]} "
+            f"({_describe_container(attrs)}) puts the control socket of {inst.name!r} at "
+            f"{ctl!r} (its --ctl-dir / TEAMD_SHIM_CTL_DIR / default): the record is not to be "
+            "trusted, refused; nothing was changed"
+        )
+    return ctl
 
 
 class DockerRuntime:
@@ -156,7 +278,9 @@ class DockerRuntime:
                 "warm-restart talking to the right engine (DOCKER_HOST)? Or use --runtime "
                 "process"
             )
-        ctl = host_path(ctr.attrs.get("Mounts", []), inst.ctl) if inst.ctl else ""
+        # nothing is done to a container before it has been checked: the record (STATE_DB)
+        # may have been planted by any container that mounts the Redis socket
+        ctl = host_path(ctr.attrs.get("Mounts", []), check_teamd_container(inst, ctr.attrs))
         return dataclasses.replace(
             inst,
             handle=ctr.id,

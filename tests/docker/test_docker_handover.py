@@ -7,11 +7,14 @@ today) is the contrast row, measured in the same harness. Last, on the same lab,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -158,10 +161,159 @@ def test_teamd_runs_with_net_admin_and_net_raw_only_and_no_new_privileges(
     assert [c.removeprefix("CAP_") for c in hc["CapDrop"]] == ["ALL"], hc["CapDrop"]
     assert caps == ["NET_ADMIN", "NET_RAW"], hc["CapAdd"]
     assert "no-new-privileges:true" in (hc.get("SecurityOpt") or [])
-    status = ctr.exec_run(["cat", "/proc/1/status"]).output.decode()
-    fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
-    assert int(fields["CapEff"], 16) == (1 << 12) | (1 << 13), fields["CapEff"]
-    assert fields["NoNewPrivs"].strip() == "1"
+    assert hc["ReadonlyRootfs"] is True and "/run/teamd-health" in (hc.get("Tmpfs") or {}), hc
+    binds = hc.get("Binds") or []
+    assert f"{dlab.rundir}/teamd-shim:/run/teamd-shim" in binds, binds
+    # the shim (PID 2 under tini) and tini itself: the bounding set is what counts for both
+    for pid in ("1", "$(pgrep -P 1 | head -n1)"):
+        status = ctr.exec_run(["sh", "-c", f"cat /proc/{pid}/status"]).output.decode()
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        assert int(fields["CapEff"], 16) == (1 << 12) | (1 << 13), (pid, fields["CapEff"])
+        assert int(fields["CapBnd"], 16) == (1 << 12) | (1 << 13), (pid, fields["CapBnd"])
+        assert fields["NoNewPrivs"].strip() == "1"
+    # healthy by the image's healthcheck (the health file, no Python), in a container the
+    # runtime created: it inherited the healthcheck with the image and the tmpfs with the
+    # HostConfig
+    hcheck = ctr.attrs["Config"].get("Healthcheck") or {}
+    assert hcheck.get("Test", [""])[0] == "CMD-SHELL" and "teamd-shim" not in str(hcheck), hcheck
+
+    def healthy() -> dict[str, Any] | None:
+        h = dlab.client.api.inspect_container(ctr.id)["State"].get("Health") or {}
+        return h if h.get("Status") == "healthy" else None
+
+    health = wait_for(healthy, 15.0, "the teamd container healthy")
+    assert health["Log"][-1]["Output"].startswith("active "), health["Log"][-1]
+    out = ctr.exec_run(["cat", "/run/teamd-health/status"])
+    assert out.output.decode().startswith("active "), out.output
+
+
+class FakeShimSocket:
+    """A control socket that answers `info` with what the real owner answers (so it looks like
+    the active shim) and refuses every other request: the `ctl` a planted record names."""
+
+    def __init__(self, path: str, real: str) -> None:
+        from teamd_shim.control.transport import request
+
+        self.info = request(real, {"cmd": "info"})
+        self.requests: list[str] = []
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(8)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.srv.accept()
+            except OSError:
+                return
+            with conn, contextlib.suppress(OSError, ValueError):
+                for line in conn.makefile("r"):
+                    req = json.loads(line)
+                    self.requests.append(str(req.get("cmd")))
+                    reply = (
+                        {"ok": True, "result": self.info}
+                        if req.get("cmd") == "info"
+                        else {"ok": False, "error": "fake socket"}
+                    )
+                    conn.sendall((json.dumps(reply) + "\n").encode())
+
+    def close(self) -> None:
+        self.srv.close()
+
+
+EXEC_EVENTS = ("exec_create", "exec_start", "exec_die", "health_status")
+
+
+def plant_while(r: Any, key: str, fields: dict[str, str], stop: threading.Event) -> None:
+    """The shim rewrites its record every second: keep the planted fields in it."""
+    while not stop.is_set():
+        r.hset(key, mapping=fields)
+        stop.wait(0.02)
+
+
+def test_a_record_pointing_at_a_foreign_container_is_refused_and_it_is_left_alone(
+    dlab: HolderLab,
+) -> None:
+    """STATE_DB is writable by every container that mounts the Redis socket. A record naming a
+    foreign container (a plain `sleep` one, from an image that is not the teamd product, and
+    one from the product image that runs no shim in the owner's pid namespace) and a fake
+    control socket is refused: nothing is done to that container (no rename, no signal, no
+    removal: no Docker event for it) and the real teamd keeps the LAGs invisibly."""
+    r = dlab.lab.redis(6)
+    owner = r.hget("TEAMD_OWNER_TABLE|teamd", "owner")
+    key = f"TEAMD_SHIM_INSTANCE|{owner}"
+    real_ctl = dlab.rundir / "teamd-shim" / f"{owner}.sock"
+    teamd_before = teamd_containers(dlab)
+    # the shim's publisher rewrites only what it changed itself: a planted field stays until
+    # it is put back (seen: every later test was refused after a failure here)
+    real = {k: r.hget(key, k) or "" for k in ("container", "ctl")}
+    judge = Judge(dlab)
+    fakedir = tempfile.mkdtemp(prefix="fk", dir="/tmp")
+    fake = FakeShimSocket(f"{fakedir}/{owner}.sock", str(real_ctl))
+    try:
+        for i, image in enumerate(("teamd-hitless/partner:latest", f"{IMAGE_REPO}:latest")):
+            foreign = dlab.client.containers.run(
+                image,
+                ["sleep", "infinity"],
+                name=f"dk-foreign-{i}",
+                network_mode="none",
+                volumes={fakedir: {"bind": fakedir, "mode": "rw"}},
+                labels={"teamd-hitless.test": "foreign"},
+                detach=True,
+            )
+            foreign.reload()
+            stop = threading.Event()
+            planted = {"container": foreign.id, "ctl": f"{fakedir}/{owner}.sock"}
+            t = threading.Thread(target=plant_while, args=(r, key, planted, stop), daemon=True)
+            t.start()
+            try:
+                time.sleep(0.2)
+                t0 = time.time()
+                p = cli(dlab, "teamd", "--runtime", "docker", "--yes")
+            finally:
+                stop.set()
+                t.join()
+                r.hset(key, mapping=real)
+            out = p.stdout + p.stderr
+            assert p.returncode != 0, out
+            assert f"{key} field " in out and "refused" in out, out
+            if i == 0:
+                assert f"field container is {foreign.id}" in out, out
+                assert "not a teamd-hitless teamd container" in out, out
+            time.sleep(1.5)  # anything the run did to the container shows as an event by now
+            events = [
+                e
+                for e in dlab.client.events(
+                    since=int(t0),
+                    until=int(time.time()) + 1,
+                    filters={"container": foreign.id},
+                    decode=True,
+                )
+                if e.get("timeNano", 0) >= t0 * 1e9
+                # the teamd image's own healthcheck execs in it (and finds no shim): not ours
+                and e.get("Action", "").split(":")[0] not in EXEC_EVENTS
+            ]
+            assert events == [], events
+            foreign.reload()
+            assert foreign.name == f"dk-foreign-{i}" and foreign.status == "running"
+            assert foreign.attrs["RestartCount"] == 0
+            assert fake.requests == [], fake.requests  # refused before asking it anything
+            foreign.remove(force=True)
+        assert teamd_containers(dlab) == teamd_before
+        assert {k: r.hget(key, k) for k in real} == real
+        assert r.hget("TEAMD_OWNER_TABLE|teamd", "owner") == owner
+        assert not r.exists("WARM_RESTART_LOCK|teamd")
+        judge.assert_invisible()
+    finally:
+        r.hset(key, mapping=real)
+        for i in range(2):
+            with contextlib.suppress(docker.errors.NotFound):
+                dlab.client.containers.get(f"dk-foreign-{i}").remove(force=True)
+        fake.close()
+        with contextlib.suppress(OSError):
+            os.unlink(f"{fakedir}/{owner}.sock")
+            os.rmdir(fakedir)
 
 
 def test_upgrade_docker_and_rollback_docker_are_invisible(dlab: HolderLab) -> None:

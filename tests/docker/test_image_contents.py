@@ -60,3 +60,28 @@ def test_the_lab_image_runs_the_wiring_step(engine: Any) -> None:
     out = run_in("teamd-hitless/lab:latest", "python", "-m", "teamd_lab.cli", "wire", "--help")
     assert out.returncode == 0, out.stderr
     assert "--peer-pid" in out.stdout
+
+
+def test_the_product_image_holds_no_redis_server_and_no_open_vswitch(engine: Any) -> None:
+    """The teamd container runs the shim and warm-restart: Redis and Open vSwitch are the
+    compose lab's (the partner image), never the product's."""
+    found = run_in(
+        "teamd-hitless/teamd:latest",
+        "sh",
+        "-c",
+        "for b in redis-server redis-cli ovs-vswitchd ovsdb-server ovs-vsctl ovs-appctl; do "
+        "command -v $b; done; "
+        "find / -xdev \\( -name 'redis-server*' -o -name 'ovs-*' -o -name 'ovsdb-*' \\) "
+        "\\( -type f -o -type l \\) 2>/dev/null; "
+        "dpkg-query -W -f '${Package}\\n' 2>/dev/null | grep -E '^(redis|openvswitch)' || true",
+    )
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.split() == [], found.stdout
+    # and the partner image, which the compose lab's redis and partner run, still has them
+    lab = run_in(
+        "teamd-hitless/partner:latest",
+        "sh",
+        "-c",
+        "for b in redis-server ovs-vsctl; do command -v $b; done",
+    )
+    assert lab.returncode == 0 and len(lab.stdout.split()) == 2, lab.stdout + lab.stderr

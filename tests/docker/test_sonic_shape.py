@@ -22,6 +22,8 @@ import pytest
 from helpers.docker_lab import IMAGE_REPO, remove_quietly
 from helpers.lab_helpers import all_negotiated, counters, max_gaps, wait_for
 
+from teamd_lab.holder import CTL_DIR_IN_CONTAINER, host_ctl_dir
+
 pytestmark = pytest.mark.docker
 
 ROOT = Path("/run/teamd-hitless-sonic-docker")  # exec root, socket, pid file
@@ -100,7 +102,10 @@ def sonic(engine: Any, tmp_path_factory: pytest.TempPathFactory):
             name="teamd",
             network_mode="host",
             cap_add=["NET_ADMIN", "NET_RAW"],
-            volumes={rd: {"bind": rd, "mode": "rw"}},
+            volumes={
+                rd: {"bind": rd, "mode": "rw"},
+                str(host_ctl_dir(workdir)): {"bind": CTL_DIR_IN_CONTAINER, "mode": "rw"},
+            },
             detach=True,
         )
         wait_for(lambda: all_negotiated(lab.ovs.bond_show()), 30, "negotiated")

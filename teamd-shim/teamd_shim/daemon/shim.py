@@ -29,6 +29,7 @@ from teamd_shim.db.ownership import OwnershipError, OwnerStore
 from teamd_shim.db.publisher import Publisher
 from teamd_shim.db.schema import LAG_MEMBER_TABLE, LAG_TABLE, Target, state_lag, state_member
 from teamd_shim.io.dataplane import Dataplane
+from teamd_shim.io.health_file import HealthFile
 from teamd_shim.io.links import LinkInfo, LinkWatcher
 from teamd_shim.model.config import DesiredConfig, desired_config
 from teamd_shim.model.running_lag import RunningLag
@@ -132,6 +133,10 @@ class Shim:
             await self.control.stop()
             return 2
         self.driver.heartbeat()
+        # the container healthcheck's file (env TEAMD_SHIM_HEALTH_FILE), once a second
+        health = HealthFile.from_env(lambda: (self.name, self.role.value, self.driver.ready))
+        if health is not None:
+            health.start(loop)
         self.config_watcher.start()
         if self.role is Role.STANDBY:
             self.driver.start_following()
@@ -148,6 +153,8 @@ class Shim:
         )
         await self._stopping.wait()
         log.info("%s: stopping (role %s)", self.name, self.role)
+        if health is not None:
+            health.stop()
         # a hot standby must not take a cold stop for a death and bring the LAGs back
         self.driver.close_watchers("stop" if self.role is Role.ACTIVE else self.role.value)
         self.config_watcher.stop()

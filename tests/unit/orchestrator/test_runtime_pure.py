@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from orchestrator.runtime import Instance, runtime_for
 from orchestrator.runtime.base import RuntimeFailure
-from orchestrator.runtime.docker import host_path
+from orchestrator.runtime.docker import (
+    check_teamd_container,
+    container_ctl,
+    container_ctl_dir,
+    host_path,
+)
 from teamd_shim.io import identity
 
 MOUNTS = [
@@ -74,3 +81,99 @@ def test_the_control_socket_is_computed_from_the_command_line_as_the_shim_decide
     assert shim_ctl_path([exe, "--name", "t"], env) == "/run/env/t.sock"
     assert shim_ctl_path([exe], {}) == "/run/teamd-shim/teamd-shim.sock"
     assert shim_ctl_path([exe, "--ctl-dir", "rel", "--name", "t"], {}, "/w") == "/w/rel/t.sock"
+
+
+# ---- DockerRuntime.locate's checks: the container is checked, the control socket computed ----
+def _attrs(cmd: list[str], env: list[str] | None = None, **over: object) -> dict[str, object]:
+    attrs: dict[str, object] = {
+        "Id": "f" * 64,
+        "Name": "/teamd",
+        "Image": "sha256:" + "1" * 64,
+        "State": {"Pid": 4242, "Running": True},
+        "Config": {
+            "Cmd": cmd,
+            "Env": env or ["PATH=/usr/bin"],
+            "Image": "teamd-hitless/teamd:latest",
+            "Labels": {"teamd-hitless.role": "teamd"},
+        },
+    }
+    attrs.update(over)
+    return attrs
+
+
+def _rec(name: str = "teamd-shim", ctl: str = "/run/teamd-shim/teamd-shim.sock") -> Instance:
+    return Instance(
+        name=name,
+        pid=1,
+        starttime="1",
+        host="h/pid:[9]",
+        argv=[],
+        netns="",
+        version="",
+        role="active",
+        ctl=ctl,
+        pidns="pid:[9]",
+        container="f" * 64,
+    )
+
+
+def _ns(pid: int) -> str:
+    return "pid:[9]" if pid == 4242 else ""
+
+
+def test_the_control_socket_dir_comes_from_the_containers_cmd_then_env_then_the_default() -> None:
+    shim = ["teamd-shim", "--redis", "unix:///r/redis.sock"]
+    assert container_ctl_dir(_attrs(shim)["Config"]) == "/run/teamd-shim"  # type: ignore[arg-type]
+    env = ["TEAMD_SHIM_CTL_DIR=/run/x", "PATH=/usr/bin"]
+    assert container_ctl_dir(_attrs(shim, env)["Config"]) == "/run/x"  # type: ignore[arg-type]
+    for cmd in ([*shim, "--ctl-dir", "/run/y"], [*shim, "--ctl-dir=/run/y/"]):
+        assert container_ctl_dir(_attrs(cmd, env)["Config"]) == "/run/y"  # type: ignore[arg-type]
+    # the last one wins, as with argparse
+    cmd = [*shim, "--ctl-dir", "/a", "--ctl-dir=/b"]
+    assert container_ctl(_attrs(cmd)["Config"], "teamd-shim~3") == "/b/teamd-shim~3.sock"  # type: ignore[arg-type]
+
+
+def test_a_teamd_container_that_agrees_with_its_record_gives_the_computed_socket() -> None:
+    a = _attrs(["teamd-shim", "--redis", "unix:///r/redis.sock"])
+    assert check_teamd_container(_rec(), a, _ns) == "/run/teamd-shim/teamd-shim.sock"
+    sb = _attrs(["/opt/teamd-hitless/bin/teamd-shim", "--role", "standby", "--name", "t~2"])
+    assert check_teamd_container(_rec("t~2", "/run/teamd-shim/t~2.sock"), sb, _ns)
+
+
+@pytest.mark.parametrize(
+    "cmd,labels,image",
+    [
+        (["redis-server", "--port", "0"], {"teamd-hitless.role": "partner"}, "partner:latest"),
+        (["sleep", "infinity"], {"teamd-hitless.role": "teamd"}, "teamd-hitless/teamd:latest"),
+        (["teamd-shim"], {}, "debian:bookworm"),  # not our image, whatever it runs
+        (["warm-restart", "supervise"], {"teamd-hitless.role": "teamd"}, "teamd:latest"),
+    ],
+)
+def test_a_record_pointing_at_a_foreign_container_is_refused(
+    cmd: list[str], labels: dict[str, str], image: str
+) -> None:
+    a = _attrs(cmd, Name="/teamd-hitless-redis-1")
+    a["Config"] = {**a["Config"], "Labels": labels, "Image": image}  # type: ignore[dict-item]
+    with pytest.raises(RuntimeFailure) as e:
+        check_teamd_container(_rec(), a, _ns)
+    msg = str(e.value)
+    assert "TEAMD_SHIM_INSTANCE|teamd-shim field container is " + "f" * 64 in msg, msg
+    assert f"teamd-hitless-redis-1 from image {image}" in msg
+    assert "not a teamd-hitless teamd container: refused; nothing was changed" in msg
+
+
+def test_a_record_whose_pidns_ctl_or_name_disagrees_with_the_container_is_refused() -> None:
+    a = _attrs(["teamd-shim"])
+    with pytest.raises(RuntimeFailure, match=r"field pidns is 'pid:\[8\]'.*runs in 'pid:\[9\]'"):
+        check_teamd_container(dataclasses.replace(_rec(), pidns="pid:[8]"), a, _ns)
+    stopped = _attrs(["teamd-shim"], State={"Pid": 0, "Running": False})
+    with pytest.raises(RuntimeFailure, match="field pidns.*not running"):
+        check_teamd_container(_rec(), stopped, _ns)
+    # from a pid namespace that cannot see the container's pid: the other checks stand
+    assert check_teamd_container(_rec(), a, lambda pid: "") == "/run/teamd-shim/teamd-shim.sock"
+    for planted in ("/run/lab/fake.sock", "/run/teamd-shim/../lab/teamd-shim.sock", ""):
+        with pytest.raises(RuntimeFailure, match="field ctl is .*refused"):
+            check_teamd_container(_rec(ctl=planted), a, _ns)
+    # a record name that the container does not run (e.g. ../../x, to steer the socket path)
+    with pytest.raises(RuntimeFailure, match="runs the shim named 'teamd-shim'"):
+        check_teamd_container(_rec("../../x", "/run/teamd-shim/../../x.sock"), a, _ns)
