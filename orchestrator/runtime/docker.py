@@ -31,7 +31,8 @@ from tenacity import (
 )
 
 from orchestrator.runtime.base import Instance, RuntimeFailure
-from orchestrator.runtime.process import standby_argv
+from orchestrator.runtime.process import shim_ctl_dir, shim_name, standby_argv
+from teamd_shim.control.transport import DEFAULT_CTL_DIR
 from teamd_shim.db.schema import INSTANCE_PREFIX
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,6 @@ BAK_SUFFIX = "_bak"
 # container's Config.Labels holds its image's): anything else is not ours to rename or signal
 ROLE_LABEL, TEAMD_ROLE = "teamd-hitless.role", "teamd"
 SHIM_EXE = "teamd-shim"
-DEFAULT_CTL_DIR = "/run/teamd-shim"  # teamd_shim.control.transport.DEFAULT_CTL_DIR
-DEFAULT_SHIM_NAME = "teamd-shim"  # teamd-shim --name's default
 
 
 def _transient(e: BaseException) -> bool:
@@ -98,33 +97,12 @@ def host_path(mounts: list[dict[str, Any]], path: str) -> str:
     return best[1]
 
 
-def _option(cmd: list[str], opt: str) -> str | None:
-    """The value of `opt` in a command line (`--opt X` or `--opt=X`; the last one wins, as
-    with argparse), or None."""
-    val = None
-    for i, a in enumerate(cmd):
-        if a == opt and i + 1 < len(cmd):
-            val = cmd[i + 1]
-        elif a.startswith(opt + "="):
-            val = a[len(opt) + 1 :]
-    return val
-
-
-def _env(cfg: dict[str, Any], key: str) -> str | None:
-    for e in cfg.get("Env") or []:
-        k, sep, v = str(e).partition("=")
-        if sep and k == key:
-            return v
-    return None
-
-
 def container_ctl_dir(cfg: dict[str, Any]) -> str:
     """The shim's control-socket directory inside the container, from what the container
-    runs (its Config): `--ctl-dir` in Cmd, else env TEAMD_SHIM_CTL_DIR, else the default."""
-    d = _option(list(cfg.get("Cmd") or []), "--ctl-dir")
-    if d is None:
-        d = _env(cfg, "TEAMD_SHIM_CTL_DIR") or DEFAULT_CTL_DIR
-    return posixpath.normpath(posixpath.join(cfg.get("WorkingDir") or "/", d))
+    runs (its Config: Cmd, Env, WorkingDir), by the shim's own rule (process.shim_ctl_dir)."""
+    env = dict(str(e).partition("=")[::2] for e in cfg.get("Env") or [] if "=" in str(e))
+    cmd = [str(a) for a in cfg.get("Cmd") or []]
+    return posixpath.normpath(shim_ctl_dir(cmd, env, cfg.get("WorkingDir") or "/"))
 
 
 def container_ctl(cfg: dict[str, Any], name: str) -> str:
@@ -191,7 +169,7 @@ def check_teamd_container(
             f"command {cmd[:1]!r}), not a teamd-hitless teamd container: refused; nothing was "
             "changed"
         )
-    runs = _option(cmd, "--name") or DEFAULT_SHIM_NAME
+    runs = shim_name(cmd)
     if runs != inst.name:
         raise RuntimeFailure(
             f"{key}: container {cid[:12]} ({_describe_container(attrs)}) runs the shim named "

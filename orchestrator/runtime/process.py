@@ -66,14 +66,18 @@ def shim_name(argv: list[str]) -> str:
     return argv_option(argv[1:], "--name") or DEFAULT_NAME
 
 
-def shim_ctl_path(argv: list[str], environ: Mapping[str, str], cwd: str = "/") -> str:
-    """Where the shim of this command line listens, as the shim itself decides it (cli.py):
-    `--ctl-dir`, else $TEAMD_SHIM_CTL_DIR, else the default; computed from what runs, never
-    read from its record (hld §15.3)."""
+def shim_ctl_dir(argv: list[str], environ: Mapping[str, str], cwd: str = "/") -> str:
+    """Where the shim of this command line puts its control socket, as the shim itself decides
+    it (cli.py): `--ctl-dir`, else $TEAMD_SHIM_CTL_DIR, else the default; computed from what
+    runs (a process, a container's Config), never read from its record (hld §15.3)."""
     ctl_dir = (
         argv_option(argv[1:], "--ctl-dir") or environ.get("TEAMD_SHIM_CTL_DIR") or DEFAULT_CTL_DIR
     )
-    return os.path.normpath(os.path.join(cwd, ctl_dir, f"{shim_name(argv)}.sock"))
+    return os.path.normpath(os.path.join(cwd, ctl_dir))
+
+
+def shim_ctl_path(argv: list[str], environ: Mapping[str, str], cwd: str = "/") -> str:
+    return os.path.join(shim_ctl_dir(argv, environ, cwd), f"{shim_name(argv)}.sock")
 
 
 def process_environ(pid: int) -> dict[str, str]:

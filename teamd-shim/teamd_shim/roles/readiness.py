@@ -61,26 +61,35 @@ def pdu_mismatches(
 
 
 def own_view_differs(
-    lags: Mapping[str, dict[str, Any]], rx: Iterable[Received], now: float
+    lags: Mapping[str, dict[str, Any]],
+    rx: Iterable[Received],
+    now: float,
+    *,
+    any_recent: bool = False,
 ) -> list[str]:
     """On every port the snapshot has current with a fast partner, we must have heard that same
-    partner (system, key, port) ourselves within the last RX_KEEP_S, on our own socket.
-    Slow-rate LAGs are not judged (their partner speaks every 30 s)."""
-    heard: dict[str, bytes] = {}
+    partner (system, key, port) ourselves within the last RX_KEEP_S, on our own socket: in the
+    last frame we heard, or with `any_recent` in any of them. Slow-rate LAGs are not judged
+    (their partner speaks every 30 s)."""
+    heard: dict[str, list[bytes | None]] = {}
     for r in rx:
         if len(r.frame) > 14 and r.frame[14] == 1 and now - r.at <= RX_KEEP_S:  # LACPDUs
-            heard[r.port] = r.frame
+            heard.setdefault(r.port, []).append(r.frame)
     out = []
     for name, d in lags.items():
         if not d.get("settings", {}).get("fast_rate"):
             continue
         for port, pd in d.get("ports", {}).items():
-            if pd.get("rx_state") == "current":
-                problem = _partner_differs(
-                    name, port, PortInfo.from_dict(pd["partner"]), heard.get(port)
-                )
-                if problem:
-                    out.append(problem)
+            if pd.get("rx_state") != "current":
+                continue
+            want = PortInfo.from_dict(pd["partner"])
+            frames = heard.get(port) or [None]
+            problem = _partner_differs(name, port, want, frames[-1])
+            if problem and any_recent:
+                if any(not _partner_differs(name, port, want, f) for f in frames[:-1]):
+                    problem = ""
+            if problem:
+                out.append(problem)
     return out
 
 
@@ -142,35 +151,12 @@ def adoption_problems(
         parsed[name] = d
     if not out:
         try:
-            out += _partner_never_heard(parsed, rx, now)
+            # not necessarily the last frame: the partner may change its info after the yield
+            # (the yielded owner no longer reads); the takeover replays that newer frame, and
+            # the snapshot rightly holds the partner from before it
+            out += own_view_differs(parsed, rx, now, any_recent=True)
         except (KeyError, TypeError, ValueError) as e:
             out.append(f"unreadable partner in the snapshot ({e!r})")
-    return out
-
-
-def _partner_never_heard(
-    lags: Mapping[str, dict[str, Any]], rx: Iterable[Received], now: float
-) -> list[str]:
-    """own_view_differs for a final snapshot: the partner it names must be one we heard on
-    that port within RX_KEEP_S, not necessarily the last. The partner may change its info
-    after the yield (the yielded owner no longer reads); the takeover replays that frame, and
-    the snapshot rightly holds the partner from before it."""
-    frames: dict[str, list[bytes]] = {}
-    for r in rx:
-        if len(r.frame) > 14 and r.frame[14] == 1 and now - r.at <= RX_KEEP_S:
-            frames.setdefault(r.port, []).append(r.frame)
-    out = []
-    for name, d in lags.items():
-        if not d.get("settings", {}).get("fast_rate"):
-            continue
-        for port, pd in d.get("ports", {}).items():
-            if pd.get("rx_state") != "current":
-                continue
-            want = PortInfo.from_dict(pd["partner"])
-            heard: list[bytes | None] = [*frames.get(port, [])] or [None]
-            problems = [_partner_differs(name, port, want, f) for f in heard]
-            if all(problems):
-                out.append(problems[-1])
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -44,19 +45,19 @@ def test_cgroup_v1_and_systemd_paths_name_the_container() -> None:
     assert identity._CGROUP_ID.search("0::/\n") is None
 
 
-def _inst(**kw: str) -> Instance:
-    return Instance(
-        name="teamd",
-        pid=7,
-        starttime="1",
-        host="h",
-        argv=[],
-        netns="",
-        version="",
-        role="active",
-        ctl="",
-        **kw,
-    )
+def _inst(**kw: Any) -> Instance:
+    fields: dict[str, Any] = {
+        "name": "teamd",
+        "pid": 7,
+        "starttime": "1",
+        "host": "h",
+        "argv": [],
+        "netns": "",
+        "version": "",
+        "role": "active",
+        "ctl": "",
+    }
+    return Instance(**{**fields, **kw})
 
 
 def test_auto_runtime_is_docker_exactly_when_the_active_is_in_another_pid_namespace() -> None:
@@ -102,19 +103,7 @@ def _attrs(cmd: list[str], env: list[str] | None = None, **over: object) -> dict
 
 
 def _rec(name: str = "teamd-shim", ctl: str = "/run/teamd-shim/teamd-shim.sock") -> Instance:
-    return Instance(
-        name=name,
-        pid=1,
-        starttime="1",
-        host="h/pid:[9]",
-        argv=[],
-        netns="",
-        version="",
-        role="active",
-        ctl=ctl,
-        pidns="pid:[9]",
-        container="f" * 64,
-    )
+    return _inst(name=name, pid=1, host="h/pid:[9]", ctl=ctl, pidns="pid:[9]", container="f" * 64)
 
 
 def _ns(pid: int) -> str:
