@@ -25,10 +25,14 @@ rely on it):
   shape: ``INSTANCES`` / ``DATABASES`` / ``VERSION``), loaded by ``SonicDBConfig.initialize`` or
   lazily from ``/var/run/redis/sonic-db/database_config.json`` when that file exists; otherwise a
   built-in copy of SONiC's default layout is used with every database on TCP 127.0.0.1:6379.
-* Stub-only additions (absent from the real library, never needed on a switch):
-  ``DBConnector.from_url``, the ``url=`` keyword of ``SonicV2Connector`` / ``ConfigDBConnector``,
-  ``DBConnector.client`` (the raw redis-py client), ``SonicDBConfig.getDbName(db_id)`` and
-  ``ConfigDBConnector.stop_listen``.
+* Stub-only additions (absent from the real library, never needed on a switch, and never used
+  by the product: ``tests/unit/db/test_swsscommon_api.py`` checks both against the real
+  module's names): ``DBConnector.from_url``, the ``url=`` keyword of ``SonicV2Connector`` /
+  ``ConfigDBConnector``, ``DBConnector.client`` (the raw redis-py client),
+  ``SonicDBConfig.getDbName(db_id)`` and ``ConfigDBConnector.stop_listen``. Helpers the real
+  classes lack are private (``DBConnector._ping`` / ``_close``, ``Selectable._close``).
+* Known shape difference: ``pops()`` returns a list of (key, op, fvs) here; the real binding
+  returns three lists (keys, ops, fvss). The product ignores the result.
 
 Left out: multi-ASIC namespaces (a non-empty namespace raises ``NotImplementedError``),
 RedisPipeline / buffered tables, temp views, ``SelectableTimer`` / ``SelectableEvent``,
@@ -484,11 +488,13 @@ class DBConnector:
     def getNamespace(self) -> str:
         return self._namespace
 
-    def close(self) -> None:
+    def _close(self) -> None:
+        """Not in the real DBConnector (it closes when collected); SonicV2Connector.close."""
         self._client.close()
 
     # -- raw commands (as swss::DBConnector) -------------------------------------------------
-    def ping(self) -> bool:
+    def _ping(self) -> bool:
+        """Not in the real DBConnector; what SonicV2Connector.connect proves a connection by."""
         return bool(self._client.ping())
 
     def hset(self, key: str, field: str, value: str) -> None:
@@ -523,8 +529,7 @@ class DBConnector:
     def delete(self, key: str) -> int:
         return int(self._client.delete(key))
 
-    del_ = delete
-    _del = delete
+    _del = delete  # the real binding's alias (dbconnector.h %pythoncode)
 
     def set(self, key: str, value: str) -> bool:
         return bool(self._client.set(key, value))
@@ -565,9 +570,6 @@ class _TableBase:
 
     def getKeyName(self, key: str) -> str:
         return f"{self._table}{self._sep}{key}"
-
-    def getDbConnector(self) -> DBConnector:
-        return self._db
 
 
 class Table(_TableBase):
@@ -665,19 +667,6 @@ return ret
 _STATE_PREFIX = "_"
 
 
-def producer_state_keys(
-    table: str, key: str, db_id: int, separator: str = ":"
-) -> tuple[str, str, str, str]:
-    """(key set, pending hash, delete set, channel) of a ProducerStateTable write: the one
-    definition of swss-common's layout, for callers that write it with their own Lua."""
-    return (
-        f"{table}_KEY_SET",
-        f"{_STATE_PREFIX}{table}{separator}{key}",
-        f"{table}_DEL_SET",
-        f"{table}_CHANNEL@{db_id}",
-    )
-
-
 class _StateTableNames(_TableBase):
     @property
     def _key_set(self) -> str:
@@ -725,8 +714,6 @@ class ProducerStateTable(_StateTableNames):
             keys=[self._channel, self._key_set, self._temp_key(key), self._del_set],
             args=["G", key],
         )
-
-    _del = delete
 
     def flush(self) -> None:
         """Nothing is buffered in the stub."""
@@ -781,7 +768,13 @@ class Selectable:
     def hasCachedData(self) -> bool:
         return self.hasData()
 
-    def close(self) -> None:
+    def getDbConnector(self) -> DBConnector:
+        """ConsumerTableBase / RedisSelect have it; Table and ProducerStateTable do not."""
+        db: DBConnector = getattr(self, "_db")  # noqa: B009 -- set by the table half
+        return db
+
+    def _close(self) -> None:
+        """Not in the real Selectable (it unsubscribes when collected); tests release early."""
         self._pubsub.close()
 
     def _wait_subscribed(self, kind: str) -> None:
@@ -1048,10 +1041,10 @@ class SonicV2Connector:
     def connect(self, db_name: str, retry_on: bool = True) -> None:
         """Open and ping ``db_name``. ``retry_on`` is ignored: no hidden retries here."""
         conn = self._open(db_name)
-        conn.ping()
+        conn._ping()
         old = self._conns.pop(db_name, None)
         if old is not None:
-            old.close()
+            old._close()
         self._conns[db_name] = conn
 
     def close(self, db_name: str | None = None) -> None:
@@ -1059,7 +1052,7 @@ class SonicV2Connector:
         for name in names:
             conn = self._conns.pop(name, None)
             if conn is not None:
-                conn.close()
+                conn._close()
 
     def get_db_list(self) -> list[str]:
         return SonicDBConfig.getDbList(self.namespace)

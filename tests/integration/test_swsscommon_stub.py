@@ -157,7 +157,7 @@ def test_dbconnector_constructors(redis_server, tmp_path):
     assert db.set("plain", "1") and db.get("plain") == "1"
     assert db.delete("plain") == 1 and db.get("plain") is None
     db.set("plain", "2")
-    assert db._del("plain") == 1 and db.del_("plain") == 0
+    assert db._del("plain") == 1 and db._del("plain") == 0
     assert db.publish("chan", "x") == 0
     assert redis_server.client(4).keys("*") == []
 
@@ -289,7 +289,7 @@ def test_producer_delete_wire_protocol(redis_server):
     assert raw.smembers("LAG_MEMBER_TABLE_DEL_SET") == {key}
     assert not raw.exists("_LAG_MEMBER_TABLE:" + key)
     assert _drain_pubsub(ps) == ["G"]
-    pst._del(key)  # already pending: no new wake-up
+    pst.delete(key)  # already pending: no new wake-up
     assert _drain_pubsub(ps) == []
 
     assert cst.pops() == [(key, "DEL", ())]

@@ -15,7 +15,15 @@ from collections.abc import Callable
 
 from teamd_shim.db import ownership, redis_edge, sonic_db
 from teamd_shim.db.redis_decoded import hgetall
-from teamd_shim.db.schema import APPL_DB, APPL_DB_ID, LAG_TABLE, OWNER_KEY, STATE_DB, STATE_DB_ID
+from teamd_shim.db.schema import (
+    APPL_DB,
+    APPL_DB_ID,
+    LAG_TABLE,
+    OWNER_KEY,
+    STATE_DB,
+    STATE_DB_ID,
+    producer_keys,
+)
 from teamd_shim.db.schema import Target as Target  # its home before the schema; still imported
 
 log = logging.getLogger(__name__)
@@ -168,7 +176,7 @@ class Publisher:
             cur = hgetall(r, target.redis_key)
             return (fields is None and not cur) or cur == fields
         done = hgetall(r, target.redis_key)
-        names = sonic_db.producer_keys(target.table, target.key)
+        names = producer_keys(target.table, target.key)
         pending = hgetall(r, names.pending)
         in_set = bool(r.sismember(names.key_set, target.key))
         if fields is None:
@@ -214,7 +222,7 @@ class Publisher:
             # make redis-py raise DataError and restart the session.
             return False
         t, key = target.table, target.key
-        names = sonic_db.producer_keys(t, key)
+        names = producer_keys(t, key)
         args: list[str | int] = [
             epoch,
             names.channel,

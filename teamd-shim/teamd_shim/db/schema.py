@@ -57,6 +57,35 @@ SUPERVISOR_TABLE: Final = "TEAMD_SUPERVISOR"
 TEAMD: Final = "teamd"  # the key of every one-per-box record: SONiC names the service so
 
 
+# ---- the ProducerStateTable keyspace (APPL_DB) --------------------------------------------
+# A fact about swss-common, not an API of its Python module (hld §13.8): producerstatetable.cpp's
+# Lua adds the key to `<T>_KEY_SET`, writes the fields into the pending hash `_<T>:<key>`
+# (getStateHashPrefix "_" + getKeyName), adds deleted keys to `<T>_DEL_SET` as well, and
+# publishes "G" on `<T>_CHANNEL@<db id>` (TableBase::getChannelName(int)); orchagent's consumer
+# pops from there. The fenced writes (ownership.FENCED_PRODUCER_LUA) address these keys
+# themselves, so they are spelled here, once.
+STATE_HASH_PREFIX: Final = "_"
+
+
+@dataclass(frozen=True)
+class ProducerKeys:
+    """The Redis keys one ProducerStateTable write of `<table>:<key>` touches."""
+
+    key_set: str
+    pending: str
+    del_set: str
+    channel: str
+
+
+def producer_keys(table: str, key: str, db: str = APPL_DB) -> ProducerKeys:
+    return ProducerKeys(
+        key_set=f"{table}_KEY_SET",
+        pending=f"{STATE_HASH_PREFIX}{table}{SEPARATORS[db]}{key}",
+        del_set=f"{table}_DEL_SET",
+        channel=f"{table}_CHANNEL@{DB_IDS[db]}",
+    )
+
+
 def redis_key(db: str, table: str, key: str) -> str:
     """The Redis key of `table`'s entry `key` in `db` (what swss-common's Table writes)."""
     return f"{table}{SEPARATORS[db]}{key}"

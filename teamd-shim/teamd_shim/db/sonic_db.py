@@ -1,8 +1,11 @@
 """The one place the product imports `swsscommon`.
 
 On a SONiC box this is the real C++ binding; in labs and CI it is `swsscommon-stub`. Only
-constructors and methods that exist in both are used here, so the rest of the code never needs
-to know which one it got.
+names that exist in the real binding's Python module (sonic-swss-common `pyext/swsscommon.i`
+and the headers it includes) are used, so the rest of the code never needs to know which one it
+got; `tests/unit/db/test_swsscommon_api.py` holds the real module's names and checks every use
+(hld §13.8). What the product needs beyond that API (the ProducerStateTable keyspace that the
+fenced writes address with their own Lua) is a fact about swss-common kept in `schema.py`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from swsscommon import swsscommon
 
 # SONiC's fixed layout lives in schema.py with every table and key; re-exported here, where
 # every connection uses it
-from teamd_shim.db.schema import APPL_DB
 from teamd_shim.db.schema import DB_IDS as DB_IDS
 from teamd_shim.db.schema import SEPARATORS as SEPARATORS
 
@@ -105,20 +107,3 @@ def connect(endpoint: Endpoint, db_name: str) -> swsscommon.DBConnector:
     if endpoint.unix_path:
         return swsscommon.DBConnector(db_id, endpoint.unix_path, TIMEOUT_MS)
     return swsscommon.DBConnector(db_id, endpoint.host, endpoint.port, TIMEOUT_MS)
-
-
-@dataclass(frozen=True)
-class ProducerKeys:
-    """The Redis keys one ProducerStateTable write touches (swss-common's layout, taken from
-    the swsscommon stub so there is one source): the key set, the pending hash, the delete
-    set and the wake-up channel."""
-
-    key_set: str
-    pending: str
-    del_set: str
-    channel: str
-
-
-def producer_keys(table: str, key_: str, db_name: str = APPL_DB) -> ProducerKeys:
-    names = swsscommon.producer_state_keys(table, key_, DB_IDS[db_name], SEPARATORS[db_name])
-    return ProducerKeys(*names)
