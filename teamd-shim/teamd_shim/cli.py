@@ -196,7 +196,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
         return 2
     from teamd_shim.control.access import AccessError, AccessPolicy
     from teamd_shim.daemon.shim import Shim
-    from teamd_shim.io.dataplane import RecordingDataplane, make_dataplane
+    from teamd_shim.io.dataplane import DataplaneError, RecordingDataplane, make_dataplane
     from teamd_shim.io.links import LinkWatcher
 
     try:
@@ -213,8 +213,13 @@ def _run_daemon(args: argparse.Namespace) -> int:
 
     links = LinkWatcher()  # the process's one rtnetlink watcher: the backend and the shim
     try:
-        dataplane = make_dataplane(args.dataplane, links, kernel_changed)
-    except RuntimeError as e:
+        dataplane = make_dataplane(
+            args.dataplane,
+            links,
+            kernel_changed,
+            on_sonic=os.path.exists(sonic_db.DEFAULT_DB_CONFIG),
+        )
+    except DataplaneError as e:
         print(f"teamd-shim: {e}; nothing was started.", file=sys.stderr)
         return 2
     if args.record:

@@ -23,27 +23,50 @@ CHOICES = ("auto", "team", "appdb")
 NO_TEAM_MSG = "no kernel team driver: running without a kernel LAG (APPL_DB/STATE_DB only)"
 
 
+class DataplaneError(RuntimeError):
+    """The asked-for dataplane cannot run here; nothing was started."""
+
+
 def make_dataplane(
-    kind: str, links: LinkWatcher, on_change: Callable[[str], None] | None = None
+    kind: str,
+    links: LinkWatcher,
+    on_change: Callable[[str], None] | None = None,
+    *,
+    on_sonic: bool = False,
 ) -> Dataplane:
     """`auto`: team when the kernel has the driver, else appdb (said once, at start).
+
+    On a SONiC box (`on_sonic`: its database_config.json exists) `auto` never falls back:
+    orchagent would build ASIC LAGs that have no kernel netdev, and nothing would say why. It
+    refuses with the probe's error instead; `--dataplane appdb` is the explicit way (hld §10).
 
     pyroute2 is imported only here, so `appdb` never pays for it. Must run outside a running
     asyncio loop (pyroute2's sync sockets run their own).
     """
     if kind == "appdb":
         return NullDataplane()
-    from teamd_shim.io.dataplane.team import TeamDataplane, kernel_has_team
+    from teamd_shim.io.dataplane.team import TeamDataplane, kernel_team_probe
 
-    if not kernel_has_team():
+    problem = kernel_team_probe()
+    if problem is not None:
         if kind == "team":
-            raise RuntimeError(
+            raise DataplaneError(
                 "--dataplane team: the kernel has no team driver (the generic "
-                "netlink family `team` is missing; `modprobe team`?)"
+                f"netlink family `team` is missing: {problem}; `modprobe team`?)"
+            )
+        if on_sonic:
+            raise DataplaneError(
+                "--dataplane auto on a SONiC box (its database_config.json exists) and the "
+                f"team driver cannot be reached ({problem}): refusing to run without the "
+                "kernel LAGs SONiC expects; `modprobe team`, or pass --dataplane appdb to run "
+                "without them on purpose"
             )
         log.warning(NO_TEAM_MSG)
         return NullDataplane()
     return TeamDataplane(links, on_change)
 
 
-__all__ = ["CHOICES", "Dataplane", "NullDataplane", "RecordingDataplane", "make_dataplane"]
+__all__ = [
+    "CHOICES",
+    "Dataplane",
+    "DataplaneError", "NullDataplane", "RecordingDataplane", "make_dataplane"]

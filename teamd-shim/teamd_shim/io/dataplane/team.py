@@ -58,16 +58,19 @@ def set_carrier(ipr: IPRoute, ifindex: int, up: bool) -> None:
     ipr.nlm_request(msg, msg_type=RTM_SETLINK, msg_flags=NLM_F_REQUEST | NLM_F_ACK)
 
 
-def kernel_has_team() -> bool:
-    """Probe: the `team` genl family binds only when the team driver is loaded."""
+def kernel_team_probe() -> str | None:
+    """None when the kernel has the team driver, else why not (the probe's own error).
+
+    The `team` genl family binds only when the team driver is loaded.
+    """
     pyroute2_log = logging.getLogger("pyroute2")
     level = pyroute2_log.level
-    pyroute2_log.setLevel(logging.CRITICAL)  # its "protocol team not found" is our fallback
+    pyroute2_log.setLevel(logging.CRITICAL)  # its "protocol team not found" is our message
     try:
         with TeamNL():
-            return True
-    except Exception:
-        return False
+            return None
+    except Exception as e:
+        return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
     finally:
         pyroute2_log.setLevel(level)
 
