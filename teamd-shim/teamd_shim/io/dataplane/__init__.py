@@ -69,4 +69,8 @@ def make_dataplane(
 __all__ = [
     "CHOICES",
     "Dataplane",
-    "DataplaneError", "NullDataplane", "RecordingDataplane", "make_dataplane"]
+    "DataplaneError",
+    "NullDataplane",
+    "RecordingDataplane",
+    "make_dataplane",
+]
