@@ -10,6 +10,7 @@ from orchestrator.report import table
 from teamd_shim.db.ownership import OwnerStore, client, instance_alive
 from teamd_shim.db.redis_decoded import hget, hgetall, keys
 from teamd_shim.db.schema import (
+    CONFIG_ERROR_TABLE,
     ENABLE_KEY,
     LAG_MEMBER_TABLE,
     LAG_TABLE,
@@ -35,6 +36,9 @@ def collect(endpoint: Endpoint) -> dict[str, Any]:
     for key in sorted(keys(r, keys_pattern(STATE_DB, LAG_MEMBER_TABLE))):
         _, lag, port = key.split("|", 2)
         lags.setdefault(lag, {"lag": {}, "members": {}})["members"][port] = hgetall(r, key)
+    refused = {}
+    for key in sorted(keys(r, keys_pattern(STATE_DB, CONFIG_ERROR_TABLE))):
+        refused[key.split("|", 1)[1]] = hget(r, key, "error") or ""
     wr = hgetall(r, TABLE_KEY)
     last = hgetall(r, RUN_PREFIX + wr["last_run"]) if wr.get("last_run") else {}
     if owner and owner.owner in instances:
@@ -45,6 +49,7 @@ def collect(endpoint: Endpoint) -> dict[str, Any]:
         "owner": owner.__dict__ if owner else None,
         "instances": instances,
         "lags": lags,
+        "refused": refused,
         "warm_restart": wr,
         "warm_restart_enable": hget(r, ENABLE_KEY, "enable"),
         "last_run": last,
@@ -108,10 +113,8 @@ def render(st: dict[str, Any]) -> str:
         lines.append("other instances: " + ", ".join(others))
     lines += _supervisor_lines(st.get("supervisor") or {})
     rows = []
+    refused = st.get("refused") or {}
     for lag, v in st["lags"].items():
-        if "error" in v["lag"] and "oper_status" not in v["lag"]:
-            rows.append([lag, "refused", v["lag"]["error"], "", ""])
-            continue
         for port, m in sorted(v["members"].items()) or [("-", {})]:
             rows.append(
                 [
@@ -119,13 +122,15 @@ def render(st: dict[str, Any]) -> str:
                     v["lag"].get("oper_status", "-"),
                     port,
                     m.get("runner.state", "-"),
-                    "selected"
-                    if m.get("runner.selected") == "true"
-                    else m.get("error", "unselected"),
+                    "selected" if m.get("runner.selected") == "true" else "unselected",
                 ]
             )
     if rows:
         lines.append(table(["LAG", "oper", "member", "LACP", "selected"], rows))
+    if refused:
+        lines.append(
+            table(["refused CONFIG_DB entry", "error"], [[k, e] for k, e in refused.items()])
+        )
     wr = st["warm_restart"]
     lines.append(
         f"warm restart: state {wr.get('state', '-')}, restore_count "

@@ -80,10 +80,8 @@ class LagPublishing:
     def _put(self, name: str, running: RunningLag) -> None:
         dev = self._device(running)
         dump = state_dump(running.lacp, running.cfg, dev, self._links())
-        lag_fields = state_db_lag(dump, dev)
-        if running.error:
-            lag_fields["error"] = running.error
-        self.publisher.put(state_lag(name), lag_fields)
+        # a refused change of a running LAG is in TEAMD_CONFIG_ERROR_TABLE (the shim's), not here
+        self.publisher.put(state_lag(name), state_db_lag(dump, dev))
         self.publisher.put(appl_lag(name), appl_db_lag(dev))
         for port, pd in dump["ports"].items():
             self.publisher.put(state_member(name, port), state_db_member(pd))

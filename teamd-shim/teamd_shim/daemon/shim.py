@@ -27,7 +27,12 @@ from teamd_shim.db import sonic_db
 from teamd_shim.db.config_watch import ConfigSnapshot, ConfigWatcher
 from teamd_shim.db.ownership import OwnershipError, OwnerStore
 from teamd_shim.db.publisher import Publisher
-from teamd_shim.db.schema import LAG_MEMBER_TABLE, LAG_TABLE, Target, state_lag, state_member
+from teamd_shim.db.schema import (
+    PORTCHANNEL_MEMBER,
+    Target,
+    lag_config_error,
+    member_config_error,
+)
 from teamd_shim.io.dataplane import Dataplane
 from teamd_shim.io.health_file import HealthFile
 from teamd_shim.io.links import LinkInfo, LinkWatcher
@@ -264,30 +269,25 @@ class Shim:
         for name in list(runner.lags):
             if name not in desired.lags:
                 runner.remove_lag(name)
-        for t in [
-            t for t in self.refused if t.table == LAG_TABLE and t.key not in desired.lag_errors
-        ]:
-            self._unrefuse(t)
-        for name, err in desired.lag_errors.items():
-            self._refuse(state_lag(name), err)
+        lag_errors = {lag_config_error(n): err for n, err in desired.lag_errors.items()}
         for name, cfg in desired.lags.items():
-            self._unrefuse(state_lag(name))
             running = runner.lags.get(name)
             if running is None:
                 runner.add_lag(cfg, now)
                 continue
             kept = desired.kept.get(name)
-            if kept and running.error is None:
-                log.error("%s: refused config change, running config kept: %s", name, kept)
             running.error = f"refused config change, running config kept: {kept}" if kept else None
+            if running.error:
+                lag_errors[lag_config_error(name)] = running.error
             runner.update_lag(running, cfg, now)
+        self._publish_refusals(lag_errors, member=False)
         self._apply_member_errors(desired)
         runner.publishing.schedule()
 
     def _apply_member_errors(self, desired: DesiredConfig) -> None:
         wanted: dict[Target, str] = {}
         for (lag, port), err in desired.member_errors.items():
-            wanted[state_member(lag, port)] = err
+            wanted[member_config_error(lag, port)] = err
         for name, cfg in desired.lags.items():
             running = self.runner.lags.get(name)
             for port in cfg.members:
@@ -298,8 +298,14 @@ class Shim:
                         if link is None
                         else f"netdev {port} could not be opened for LACP"
                     )
-                    wanted[state_member(name, port)] = why
-        for t in [t for t in self.refused if t.table == LAG_MEMBER_TABLE and t not in wanted]:
+                    wanted[member_config_error(name, port)] = why
+        self._publish_refusals(wanted, member=True)
+
+    def _publish_refusals(self, wanted: dict[Target, str], *, member: bool) -> None:
+        """STATE_DB TEAMD_CONFIG_ERROR_TABLE|<CONFIG_DB key> `error`, one per refused entry,
+        cleared when the entry is fixed or removed; never a LAG_TABLE / LAG_MEMBER_TABLE key
+        (its existence alone means "ready" to SONiC's managers, hld §4)."""
+        for t in [t for t in self.refused if _is_member_refusal(t) == member and t not in wanted]:
             self._unrefuse(t)
         for t, err in wanted.items():
             self._refuse(t, err)
@@ -338,3 +344,7 @@ class Shim:
             self._reconcile()
             return
         runner.link_changed(name, old, info)
+
+
+def _is_member_refusal(t: Target) -> bool:
+    return t.key.startswith(PORTCHANNEL_MEMBER + "|")

@@ -38,6 +38,10 @@ LAG_TABLE: Final = "LAG_TABLE"  # key <lag>
 LAG_MEMBER_TABLE: Final = "LAG_MEMBER_TABLE"  # key <lag><sep><port>
 
 # ---- the shim's own records (STATE_DB) ---------------------------------------------------
+# refused CONFIG_DB entries, keyed by the CONFIG_DB key (`PORTCHANNEL|<lag>`,
+# `PORTCHANNEL_MEMBER|<lag>|<port>`), field `error`: never in LAG_TABLE / LAG_MEMBER_TABLE,
+# whose mere key tells intfmgrd, vlanmgrd, stpmgrd and natmgrd that the LAG is ready (hld §4)
+CONFIG_ERROR_TABLE: Final = "TEAMD_CONFIG_ERROR_TABLE"
 OWNER_TABLE: Final = "TEAMD_OWNER_TABLE"  # key teamd: epoch, owner, since, alive_at
 SHIM_INSTANCE_TABLE: Final = "TEAMD_SHIM_INSTANCE"  # key <instance name>
 SHIM_STATE_TABLE: Final = "TEAMD_SHIM_STATE"  # the shadow snapshot, key <instance name>
@@ -160,3 +164,14 @@ def shim_state(name: str) -> Target:
 
 def run_key(run_id: str) -> str:
     return RUN_PREFIX + run_id
+
+
+def lag_config_error(lag: str) -> Target:
+    """Where a refusal of CONFIG_DB `PORTCHANNEL|<lag>` is published."""
+    return Target(STATE_DB, CONFIG_ERROR_TABLE, redis_key(CONFIG_DB, PORTCHANNEL, lag))
+
+
+def member_config_error(lag: str, port: str) -> Target:
+    """Where a refusal of CONFIG_DB `PORTCHANNEL_MEMBER|<lag>|<port>` is published."""
+    key = redis_key(CONFIG_DB, PORTCHANNEL_MEMBER, _member_key(CONFIG_DB, lag, port))
+    return Target(STATE_DB, CONFIG_ERROR_TABLE, key)

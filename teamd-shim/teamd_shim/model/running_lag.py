@@ -22,4 +22,4 @@ class RunningLag:
     timer: asyncio.TimerHandle | None = None
     carrier: bool = False
     enabled: dict[str, bool] = field(default_factory=dict)
-    error: str | None = None  # a refused config change, shown in STATE_DB; old config kept
+    error: str | None = None  # a refused config change (TEAMD_CONFIG_ERROR_TABLE); old config kept
