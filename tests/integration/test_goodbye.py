@@ -122,3 +122,33 @@ def test_admin_down_stops_the_lag_and_admin_up_renegotiates(lab: Lab) -> None:
         "STATE_DB oper_status up",
     )
     assert all(enabled(lab)[p] for p in others)
+
+
+def test_sighup_is_ignored_and_sigusr2_exits_keeping_the_lags(lab: Lab) -> None:
+    """teamd's signals as SONiC patches them: SIGHUP changes nothing; SIGUSR2 (fast-reboot)
+    sends one PDU on every port and exits without a goodbye, leaving the LAGs to the partner's
+    timeout and every STATE_DB entry in place."""
+    import os
+    import signal
+
+    ports = {pp for _, _, pp in lab.members()}
+    (ref,) = lab.registered_shims().values()
+    offset = lab.ovs.log_offset()
+    os.kill(ref.pid, signal.SIGHUP)
+    time.sleep(1.5)
+    assert ref.alive(), "SIGHUP stopped the shim"
+    assert lab.ovs.member_events(offset) == []
+    assert all(enabled(lab)[p] for p in ports)
+
+    t0 = time.monotonic()
+    os.kill(ref.pid, signal.SIGUSR2)
+    assert ref._wait_gone(2.0), "SIGUSR2 did not make the shim exit within 2 s"
+    gone = time.monotonic() - t0
+    # no goodbye: within the partner's 3 s timeout of the exit's last PDU nothing moves
+    assert gone < 2.0
+    assert all(enabled(lab)[p] for p in ports), enabled(lab)
+    assert lab.ovs.member_events(offset) == []
+    state = lab.redis(6)
+    for lag in lab.lags():
+        assert state.hget(f"LAG_TABLE|{lag}", "oper_status") == "up"
+    print(f"\nSIGUSR2: exited {gone:.3f} s after the signal, the partner still has every member")

@@ -81,6 +81,7 @@ class Shim:
         self._links_ready = False
         self._waiting_init_logged = False
         self._stopping = asyncio.Event()
+        self._fast_reboot = False  # SIGUSR2: exit without the cold stop
         self._loop: asyncio.AbstractEventLoop | None = None
         self.config_watcher = ConfigWatcher(endpoint, self._from_thread(self._on_snapshot))
         self.link_watcher = links  # shared with the dataplane backend; subscribed in run()
@@ -117,6 +118,10 @@ class Shim:
         self.driver.attach(loop)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
+        # as SONiC's teamd (libteam patches): SIGHUP is ignored (a closed terminal or a log
+        # rotation must not stop the LAGs), SIGUSR2 is the fast-reboot exit (hld §7, signals)
+        loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
+        loop.add_signal_handler(signal.SIGUSR2, self._on_fast_reboot)
         loop.add_signal_handler(signal.SIGUSR1, self._on_signal, "yield")
         loop.add_signal_handler(signal.SIGRTMIN, self._on_signal, "takeover")
         self.control = ControlServer(
@@ -165,7 +170,7 @@ class Shim:
         self.config_watcher.stop()
         self.link_watcher.stop()
         self.driver.stop()
-        if self.role is Role.ACTIVE:
+        if self.role is Role.ACTIVE and not self._fast_reboot:
             self.runner.remove_all()  # a cold stop, as teamd on SIGTERM
         # standby / yielded / retired: leave every LAG, link and DB entry as it is
         self.publisher.stop()
@@ -178,6 +183,19 @@ class Shim:
         except Exception as e:
             log.warning("%s: could not remove the instance record: %s", self.name, e)
         return 0
+
+    def _on_hangup(self) -> None:
+        log.info("%s: SIGHUP ignored (as teamd)", self.name)
+
+    def _on_fast_reboot(self) -> None:
+        """teamd's SIGUSR2: one PDU on every port now, then exit keeping every team netdev,
+        member and DB entry, so the LAGs stay up through the reboot's kexec on the partner's
+        timeout (what `fast-reboot` sends it for). Only the owner refreshes."""
+        log.warning("%s: SIGUSR2: fast-reboot exit, LAGs and kernel state kept", self.name)
+        if self.role is Role.ACTIVE:
+            self.runner.refresh_all(time.monotonic())
+        self._fast_reboot = True
+        self._stopping.set()
 
     def _on_signal(self, what: str) -> None:
         async def go() -> None:
