@@ -1,8 +1,10 @@
 """The orchestrator's records in STATE_DB: lock, SONiC warm-restart state, one record per run.
 
-`WARM_RESTART_TABLE|teamd` carries SONiC's state values (initialized -> restored -> replayed ->
-reconciled) and `restore_count`, as `show warm_restart state` reads them; the detailed record of
-each run is `WARM_RESTART_RUN|<run id>`. The lock is `WARM_RESTART_LOCK|teamd`; a holder whose
+SONiC's rows of the teamd container's processes, `WARM_RESTART_TABLE|teammgrd` (restore_count)
+and `|teamsyncd` (restore_count, state initialized -> restored -> replayed -> reconciled), follow
+every run as `show warm_restart state` and sonic-installer read them (db/warm_restart.py); the
+detailed record of each run is `WARM_RESTART_RUN|<run id>`, the last one's id in
+`TEAMD_HITLESS_LAST_RUN|teamd`. The lock is `WARM_RESTART_LOCK|teamd`; a holder whose
 process is gone is recovered, never silently overwritten.
 """
 
@@ -22,16 +24,18 @@ from teamd_shim.db.redis_decoded import hget, hgetall
 from teamd_shim.db.schema import (
     ENABLE_KEY,
     IMAGES_KEY,
+    LAST_RUN_KEY,
     LOCK_KEY,
     RUN_PREFIX,
     STATE_DB_ID,
-    TABLE_KEY,
+    TEAMSYNCD_KEY,
 )
 from teamd_shim.db.sonic_db import Endpoint
+from teamd_shim.db.warm_restart import WarmState, count_restore
 from teamd_shim.io.identity import host_id, proc_starttime, process_alive
 
 # the keys are teamd_shim.db.schema's; re-exported, as before the schema, for the importers
-__all__ = ["ENABLE_KEY", "IMAGES_KEY", "LOCK_KEY", "RUN_PREFIX", "TABLE_KEY", "Journal"]
+__all__ = ["ENABLE_KEY", "IMAGES_KEY", "LOCK_KEY", "RUN_PREFIX", "Journal"]
 TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 # the single retry layer for the orchestrator's Redis calls: short, so a dead Redis is reported
@@ -108,8 +112,9 @@ class Journal:
     @edge_retry
     def start_run(self, run_id: str, fields: dict[str, str]) -> int:
         """SONiC's checkWarmStart bookkeeping: restore_count + 1, state initialized."""
-        count = self.r.hincrby(TABLE_KEY, "restore_count", 1)
-        self.r.hset(TABLE_KEY, mapping={"state": "initialized", "last_run": run_id})
+        count = count_restore(self.r)
+        self.r.hset(TEAMSYNCD_KEY, "state", WarmState.INITIALIZED.value)
+        self.r.hset(LAST_RUN_KEY, "last_run", run_id)
         self.r.hset(
             RUN_PREFIX + run_id,
             mapping=redis_fields(
@@ -131,7 +136,7 @@ class Journal:
             mapping=redis_fields({"stage": stage, f"t_{stage}": f"{time.time():.3f}", **extra}),
         )
         if sonic_state:
-            pipe.hset(TABLE_KEY, "state", sonic_state)
+            pipe.hset(TEAMSYNCD_KEY, "state", WarmState(sonic_state).value)
         pipe.execute()
 
     @edge_retry
@@ -148,7 +153,7 @@ class Journal:
                 "summary": json.dumps(summary or {}),
             },
         )
-        pipe.hset(TABLE_KEY, "state", "reconciled")
+        pipe.hset(TEAMSYNCD_KEY, "state", WarmState.RECONCILED.value)
         pipe.execute()
 
     @edge_retry
@@ -157,7 +162,7 @@ class Journal:
 
     @edge_retry
     def last_run_id(self) -> str | None:
-        return hget(self.r, TABLE_KEY, "last_run")
+        return hget(self.r, LAST_RUN_KEY, "last_run")
 
     @edge_retry
     def warm_enabled(self) -> str | None:

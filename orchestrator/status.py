@@ -14,10 +14,12 @@ from teamd_shim.db.schema import (
     ENABLE_KEY,
     LAG_MEMBER_TABLE,
     LAG_TABLE,
+    LAST_RUN_KEY,
     RUN_PREFIX,
     STATE_DB,
     STATE_DB_ID,
-    TABLE_KEY,
+    TEAMMGRD_KEY,
+    TEAMSYNCD_KEY,
     keys_pattern,
 )
 from teamd_shim.db.sonic_db import Endpoint
@@ -39,8 +41,10 @@ def collect(endpoint: Endpoint) -> dict[str, Any]:
     refused = {}
     for key in sorted(keys(r, keys_pattern(STATE_DB, CONFIG_ERROR_TABLE))):
         refused[key.split("|", 1)[1]] = hget(r, key, "error") or ""
-    wr = hgetall(r, TABLE_KEY)
-    last = hgetall(r, RUN_PREFIX + wr["last_run"]) if wr.get("last_run") else {}
+    wr = hgetall(r, TEAMSYNCD_KEY)
+    wr["teammgrd_restore_count"] = hget(r, TEAMMGRD_KEY, "restore_count") or "0"
+    last_id = hget(r, LAST_RUN_KEY, "last_run")
+    last = hgetall(r, RUN_PREFIX + last_id) if last_id else {}
     if owner and owner.owner in instances:
         instances[owner.owner].update(_container_of(owner.owner, records[owner.owner]))
     from orchestrator.supervisor import read_record
@@ -133,8 +137,9 @@ def render(st: dict[str, Any]) -> str:
         )
     wr = st["warm_restart"]
     lines.append(
-        f"warm restart: state {wr.get('state', '-')}, restore_count "
-        f"{wr.get('restore_count', '0')}, enable {st['warm_restart_enable'] or '-'}"
+        f"warm restart: teamsyncd state {wr.get('state', '-')}, restore_count "
+        f"{wr.get('restore_count', '0')} (teammgrd {wr.get('teammgrd_restore_count', '0')}), "
+        f"enable {st['warm_restart_enable'] or '-'}"
     )
     last = st["last_run"]
     if last:

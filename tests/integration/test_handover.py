@@ -129,7 +129,7 @@ def test_exec_path_upgrade_runs_the_new_executable(lab: Lab, tmp_path: Path) -> 
     p = cli(lab, "teamd", "--yes", "--exec", str(new))
     assert p.returncode == 0, p.stdout + p.stderr
     assert "--role standby" in marker.read_text()
-    run_id = lab.redis(6).hget("WARM_RESTART_TABLE|teamd", "last_run")
+    run_id = lab.redis(6).hget("TEAMD_HITLESS_LAST_RUN|teamd", "last_run")
     assert lab.redis(6).hget(f"WARM_RESTART_RUN|{run_id}", "exec") == str(new)
     time.sleep(1.0)
     assert counters(lab) == before and lab.ovs.member_events(offset) == []
@@ -246,8 +246,16 @@ def test_status_and_config(lab: Lab) -> None:
     assert lab.redis(6).hget("WARM_RESTART_ENABLE_TABLE|teamd", "enable") == "false"
     assert cli(lab, "teamd", "--yes").returncode == 0
     assert lab.redis(6).hget("WARM_RESTART_ENABLE_TABLE|teamd", "enable") == "false"
-    wr = lab.redis(6).hgetall("WARM_RESTART_TABLE|teamd")
+    # SONiC's rows of the teamd container's processes, as `show warm_restart state` lists
+    # them; no row of the product's own name
+    r = lab.redis(6)
+    wr = r.hgetall("WARM_RESTART_TABLE|teamsyncd")
     assert wr["state"] == "reconciled" and int(wr["restore_count"]) >= 2
+    assert int(r.hget("WARM_RESTART_TABLE|teammgrd", "restore_count")) >= 2
+    assert sorted(r.keys("WARM_RESTART_TABLE|*")) == [
+        "WARM_RESTART_TABLE|teammgrd",
+        "WARM_RESTART_TABLE|teamsyncd",
+    ]
 
 
 def test_cold_restart_moves_the_partner_counters(lab: Lab) -> None:

@@ -44,7 +44,8 @@ LAGS, MEMBERS = 4, 2
 WARM_RESTART = str(Path(sys.executable).parent / "warm-restart")
 STAGES = ("initialized", "standby_started", "restored", "yielded", "replayed")
 LOCK_KEY = "WARM_RESTART_LOCK|teamd"
-TABLE_KEY = "WARM_RESTART_TABLE|teamd"
+LAST_RUN_KEY = "TEAMD_HITLESS_LAST_RUN|teamd"
+TEAMSYNCD_KEY = "WARM_RESTART_TABLE|teamsyncd"
 RUN_PREFIX = "WARM_RESTART_RUN|"
 ABORT_BUDGET_S = 1.5  # hld §8: the abort path keeps every inter-arrival within 1.5 s
 POLL_S = 0.002
@@ -152,7 +153,7 @@ class Orchestrator:
         self.lab = lab
         self.r = lab.redis(6)
         try:
-            self.before = self.r.hget(TABLE_KEY, "last_run")
+            self.before = self.r.hget(LAST_RUN_KEY, "last_run")
         except redis.exceptions.ConnectionError:  # a scenario with Redis down
             self.before = None
         self.p = subprocess.Popen(
@@ -167,7 +168,7 @@ class Orchestrator:
     def wait_run_id(self, timeout: float = 10.0) -> str:
         deadline = time.monotonic() + timeout
         while not self.run_id:
-            rid = self.r.hget(TABLE_KEY, "last_run")
+            rid = self.r.hget(LAST_RUN_KEY, "last_run")
             if rid and rid != self.before:
                 self.run_id = rid
             elif time.monotonic() > deadline or self.p.poll() is not None:
@@ -440,7 +441,7 @@ def test_orchestrator_killed_then_recovered(lab: Lab, stage: str) -> None:
 
 def test_redis_down_before_a_run_refuses_and_changes_nothing(lab: Lab) -> None:
     base = baseline(lab)
-    table = state_db(lab, TABLE_KEY)
+    table = state_db(lab, TEAMSYNCD_KEY)
     lab.stop_redis()
     try:
         code, out = warm_restart(lab).outcome()
@@ -449,7 +450,7 @@ def test_redis_down_before_a_run_refuses_and_changes_nothing(lab: Lab) -> None:
     assert code == 2 and out["result"] == "refused" and "redis unreachable" in out["reason"], out
     after = assert_intact(lab, base)
     assert after == base.active
-    assert state_db(lab, TABLE_KEY) == table
+    assert state_db(lab, TEAMSYNCD_KEY) == table
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,7 @@ from teamd_shim.db.schema import (
     lag_config_error,
     member_config_error,
 )
+from teamd_shim.db.warm_restart import WarmState, check_warm_start, set_state
 from teamd_shim.io.dataplane import Dataplane
 from teamd_shim.io.health_file import HealthFile
 from teamd_shim.io.links import LinkInfo, LinkWatcher
@@ -41,6 +42,7 @@ from teamd_shim.model.running_lag import RunningLag
 from teamd_shim.roles.driver import HandoverDriver
 from teamd_shim.roles.machine import SHADOW_LEASE_S, Effect, Role, RoleMachine
 
+RECONCILE_LIMIT_S = 70.0  # teamsyncd's DEFAULT_WR_PENDING_TIMEOUT
 log = logging.getLogger(__name__)
 
 
@@ -142,6 +144,8 @@ class Shim:
             self.publisher.stop()
             await self.control.stop()
             return 2
+        if self.role is Role.ACTIVE:
+            self.driver.spawn(self._warm_start_rows())
         self.driver.heartbeat()
         # the container healthcheck's file (env TEAMD_SHIM_HEALTH_FILE), once a second
         health = HealthFile.from_env(lambda: (self.name, self.role.value, self.driver.ready))
@@ -183,6 +187,34 @@ class Shim:
         except Exception as e:
             log.warning("%s: could not remove the instance record: %s", self.name, e)
         return 0
+
+    async def _warm_start_rows(self) -> None:
+        """A start as the active (not a takeover, whose rows the orchestrator keeps): SONiC's
+        checkWarmStart for teammgrd and teamsyncd; on a warm start teamsyncd's state goes
+        `initialized`, then `reconciled` once the CONFIG_DB LAGs are written out (what
+        sonic-installer upgrade-docker waits for), at the latest after teamsyncd's default
+        70 s timer. Redis being away only delays LACP nothing: this runs beside it."""
+        state = self.driver.store.state
+        try:
+            warm = await asyncio.wait_for(self.driver.blocking(check_warm_start, state), 5.0)
+        except Exception as e:
+            log.warning("%s: WARM_RESTART_TABLE rows not written: %s", self.name, e)
+            return
+        if not warm:
+            return
+        deadline = time.monotonic() + RECONCILE_LIMIT_S
+        while self.snapshot is None or self.publisher.pending():
+            if time.monotonic() > deadline:
+                log.warning(
+                    "%s: LAG state not all written after %.0f s", self.name, RECONCILE_LIMIT_S
+                )
+                break
+            await asyncio.sleep(0.2)
+        try:
+            await self.driver.blocking(set_state, state, WarmState.RECONCILED)
+            log.info("%s: warm start reconciled", self.name)
+        except Exception as e:
+            log.warning("%s: teamsyncd state not set to reconciled: %s", self.name, e)
 
     def _on_hangup(self) -> None:
         log.info("%s: SIGHUP ignored (as teamd)", self.name)

@@ -107,8 +107,17 @@ SNAPSHOT_PREFIX: Final = redis_key(STATE_DB, SHIM_STATE_TABLE, "")
 FINAL_PREFIX: Final = redis_key(STATE_DB, SHIM_FINAL_TABLE, "")
 LOCK_KEY: Final = redis_key(STATE_DB, WARM_RESTART_LOCK, TEAMD)
 RUN_PREFIX: Final = redis_key(STATE_DB, WARM_RESTART_RUN, "")
-TABLE_KEY: Final = redis_key(STATE_DB, WARM_RESTART_TABLE, TEAMD)
+# SONiC's per-process warm-restart rows of the teamd container (swss-common warm_restart.cpp):
+# `show warm_restart state` lists them, sonic-installer waits for teamsyncd's `reconciled`
+TEAMMGRD: Final = "teammgrd"
+TEAMSYNCD: Final = "teamsyncd"
+TEAMMGRD_KEY: Final = redis_key(STATE_DB, WARM_RESTART_TABLE, TEAMMGRD)
+TEAMSYNCD_KEY: Final = redis_key(STATE_DB, WARM_RESTART_TABLE, TEAMSYNCD)
 ENABLE_KEY: Final = redis_key(STATE_DB, WARM_RESTART_ENABLE_TABLE, TEAMD)
+SYSTEM_ENABLE_KEY: Final = redis_key(STATE_DB, WARM_RESTART_ENABLE_TABLE, "system")
+# the orchestrator's pointer to its last run (WARM_RESTART_RUN|<id>); its own table, so that
+# SONiC's WARM_RESTART_TABLE holds only the rows SONiC's processes would write
+LAST_RUN_KEY: Final = redis_key(STATE_DB, "TEAMD_HITLESS_LAST_RUN", TEAMD)
 IMAGES_KEY: Final = redis_key(STATE_DB, IMAGES_TABLE, TEAMD)
 SUPERVISOR_KEY: Final = redis_key(STATE_DB, SUPERVISOR_TABLE, TEAMD)
 

@@ -79,9 +79,11 @@ def port_number(port: str) -> int:
 
 
 def _bool(v: str, what: str) -> bool:
-    if v in ("true", "True"):
+    """YANG's boolean: "true" or "false" exactly (teammgrd tests `== "true"`, so a "True" that
+    we took for true would mean false to stock teamd: refused instead)."""
+    if v == "true":
         return True
-    if v in ("false", "False"):
+    if v == "false":
         return False
     raise ValueError(f"{what} must be 'true' or 'false', got {v!r}")
 
@@ -104,12 +106,15 @@ def parse_lag(name: str, entry: dict[str, str], system: str) -> LagConfig:
     if admin not in ("up", "down"):
         raise ValueError(f"admin_status must be 'up' or 'down', got {admin!r}")
     mtu = _int(entry.get("mtu", str(DEFAULT_MTU)), "mtu", 1, 9216)
-    min_links = _int(entry.get("min_links", "1"), "min_links", 1, 1024)
+    # teammgrd passes min_ports only when set; 0 is SONiC's "unset" (teamd's default, 1)
+    min_links = _int(entry.get("min_links", "1"), "min_links", 0, 1024) or 1
     fast_rate = _bool(entry.get("fast_rate", "false"), "fast_rate")
     retry_count = _int(entry.get("retry_count", "3"), "retry_count", 3, 10)  # SONiC's CLI range
-    raw_key = entry.get("lacp_key", "auto")
-    if raw_key != "auto":
-        _int(raw_key, "lacp_key", 1, 65535)
+    # teammgrd's generateLacpKey: absent or empty -> 0 (not auto), as stock teamd runs it; a
+    # different key here would make the partner re-select on a move between the two
+    raw_key = entry.get("lacp_key") or None
+    if raw_key is not None and raw_key != "auto":
+        _int(raw_key, "lacp_key", 0, 65535)
     sys_mac = entry.get("system_mac") or system
     if not sys_mac:
         raise ValueError("no LACP system id: set DEVICE_METADATA|localhost mac or system_mac")

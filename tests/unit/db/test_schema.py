@@ -61,7 +61,11 @@ def test_raw_keys_are_the_ones_written_before() -> None:
     assert schema.LOCK_KEY == "WARM_RESTART_LOCK|teamd"
     assert schema.RUN_PREFIX == "WARM_RESTART_RUN|"
     assert schema.run_key("r1") == "WARM_RESTART_RUN|r1"
-    assert schema.TABLE_KEY == "WARM_RESTART_TABLE|teamd"
+    # SONiC's rows of the teamd container's processes; no row of our own name there
+    assert schema.TEAMMGRD_KEY == "WARM_RESTART_TABLE|teammgrd"
+    assert schema.TEAMSYNCD_KEY == "WARM_RESTART_TABLE|teamsyncd"
+    assert schema.SYSTEM_ENABLE_KEY == "WARM_RESTART_ENABLE_TABLE|system"
+    assert schema.LAST_RUN_KEY == "TEAMD_HITLESS_LAST_RUN|teamd"
     assert schema.ENABLE_KEY == "WARM_RESTART_ENABLE_TABLE|teamd"
     assert schema.IMAGES_KEY == "TEAMD_HITLESS_IMAGES|teamd"
     assert schema.SUPERVISOR_KEY == "TEAMD_SUPERVISOR|teamd"
@@ -89,7 +93,6 @@ def test_names_importers_use_still_import_from_their_old_homes() -> None:
         "IMAGES_KEY",
         "LOCK_KEY",
         "RUN_PREFIX",
-        "TABLE_KEY",
         "Journal",
     ]
     for name in journal.__all__[:-1]:

@@ -22,6 +22,23 @@ def test_lacp_key_rule_matches_sonic():
     assert lacp_key("PortChannel1", None) == 0
 
 
+def test_values_sonic_accepts_mean_what_teammgrd_makes_of_them():
+    """A box moved between stock teamd and the shim keeps its LACP key and min_ports: the
+    partner must not re-select."""
+    absent = {k: v for k, v in pc().items() if k != "lacp_key"}
+    assert parse_lag("PortChannel0001", absent, MAC).key == 0  # generateLacpKey: absent -> 0
+    assert parse_lag("PortChannel0001", pc(lacp_key=""), MAC).key == 0
+    assert parse_lag("PortChannel0001", pc(lacp_key="0"), MAC).key == 0
+    assert parse_lag("PortChannel0001", pc(min_links="0"), MAC).min_links == 1  # 0 = unset
+    for bad in ({"fast_rate": "True"}, {"lacp_key": "65536"}, {"min_links": "1025"}):
+        try:
+            parse_lag("PortChannel0001", pc(**bad), MAC)
+        except ValueError as e:
+            assert next(iter(bad)) in str(e)
+        else:
+            raise AssertionError(f"{bad} accepted")
+
+
 def test_port_number_is_ethernet_index_plus_one_and_stable():
     assert port_number("Ethernet0") == 1
     assert port_number("Ethernet124") == 125
