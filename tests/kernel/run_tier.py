@@ -72,6 +72,7 @@ def main() -> int:
         "no:hypothesispytest",
         f"--junitxml={junit}",
         "tests/kernel",
+        *sys.argv[1:],  # e.g. `-k mtu` while developing; `make test` passes none
     ]
     t0 = time.monotonic()
     # The guest mounts the repository read-only and the host runs with PYTHONDONTWRITEBYTECODE,

@@ -221,6 +221,69 @@ def test_admin_down_stops_the_lag_and_admin_up_renegotiates(lab: GuestLab) -> No
         wait_for(lambda lag=lag: carrier_up(DUT_NS, lag), 3.0, f"our {lag} carrier up")
 
 
+def appl_db(lab: GuestLab, key: str) -> dict[str, str]:
+    """APPL_DB as orchagent sees it: consume the producer tables, then read the hash."""
+    from swsscommon.swsscommon import ConsumerStateTable, DBConnector
+
+    db = DBConnector.from_url("APPL_DB", lab.redis_url)
+    ConsumerStateTable(db, "LAG_TABLE").pops()
+    return dict(lab.db(0).hgetall(key))
+
+
+def netdev(ns: str, dev: str) -> tuple[int, bool, bool]:
+    """(mtu, admin up, carrier) of a netdev, as the kernel has it."""
+    from pyroute2 import IPRoute
+
+    with IPRoute(netns=ns, flags=0) as ipr:
+        link = ipr.link("get", ifname=dev)[0]
+        return (
+            link.get_attr("IFLA_MTU"),
+            bool(link["flags"] & 1),
+            bool(link.get_attr("IFLA_CARRIER")),
+        )
+
+
+def test_mtu_and_admin_changes_of_a_running_lag_reach_kernel_and_appl_db(lab: GuestLab) -> None:
+    """teammgrd's setLagMtu / setLagAdminStatus: a change of a running PortChannel reaches the
+    team netdev and APPL_DB within 2 s; the other LAG is untouched throughout."""
+    wait_for(lambda: everything_in_use(lab), 30, "every member in use")
+    r = lab.db()
+    other_before = netdev(DUT_NS, BONDING_LAG)
+    assert other_before == (9100, True, True), other_before
+
+    def both(mtu: int, up: bool) -> bool:
+        k_mtu, k_up, _ = netdev(DUT_NS, TEAMD_LAG)
+        a = appl_db(lab, f"LAG_TABLE:{TEAMD_LAG}")
+        return (k_mtu, k_up) == (mtu, up) and (a.get("mtu"), a.get("admin_status")) == (
+            str(mtu),
+            "up" if up else "down",
+        )
+
+    def other_untouched() -> None:
+        assert netdev(DUT_NS, BONDING_LAG) == other_before
+        assert all(bonding_uses(p) for p in partner_ports(lab, BONDING_LAG))
+        a = appl_db(lab, f"LAG_TABLE:{BONDING_LAG}")
+        assert (a.get("mtu"), a.get("admin_status")) == ("9100", "up"), a
+
+    try:
+        t0 = time.monotonic()
+        r.hset(f"PORTCHANNEL|{TEAMD_LAG}", "mtu", "1500")
+        wait_for(lambda: both(1500, True), 2.0, "mtu 1500 in the kernel and APPL_DB", every=0.05)
+        took_mtu = time.monotonic() - t0
+        other_untouched()
+        t1 = time.monotonic()
+        r.hset(f"PORTCHANNEL|{TEAMD_LAG}", "admin_status", "down")
+        wait_for(lambda: both(1500, False), 2.0, "admin down in the kernel and APPL_DB", every=0.05)
+        took_down = time.monotonic() - t1
+        other_untouched()
+    finally:
+        r.hset(f"PORTCHANNEL|{TEAMD_LAG}", mapping={"mtu": "9100", "admin_status": "up"})
+    wait_for(lambda: both(9100, True), 2.0, "mtu 9100 and admin up again", every=0.05)
+    wait_for(lambda: everything_in_use(lab), 5.0, "renegotiated", every=0.05)
+    other_untouched()
+    print(f"\nruntime change: mtu in {took_mtu:.2f} s, admin down in {took_down:.2f} s")
+
+
 def _is_our_mac(lab: GuestLab, src_hex: str, ports: set[str]) -> bool:
     from teamd_lab.topology import dut_port_mac
 

@@ -111,6 +111,8 @@ class LagRunner:
         for port in set(old.members) - set(cfg.members):
             self.remove_member(running, port, now, goodbye=True)
         running.cfg = cfg
+        if self._owner and (old.mtu, old.admin_up) != (cfg.mtu, cfg.admin_up):
+            self.dataplane.lag_changed(cfg)  # the netdev as teammgrd sets it at runtime
         for port in cfg.members:
             if port not in running.lacp.ports:
                 self.add_member(running, port, now)

@@ -33,6 +33,11 @@ class Dataplane(Protocol):
 
     def lag_added(self, cfg: LagConfig, *, owner: bool) -> None: ...
 
+    def lag_changed(self, cfg: LagConfig) -> None:
+        """The owner applies a runtime change of the netdev's MTU or admin state (teammgrd's
+        setLagMtu / setLagAdminStatus); a standby never calls it."""
+        ...
+
     def member_added(self, lag: str, port: str, *, owner: bool) -> None: ...
 
     def set_port_enabled(self, lag: str, port: str, enabled: bool) -> None: ...
@@ -60,6 +65,9 @@ class NullDataplane:
     name = "appdb"
 
     def lag_added(self, cfg: LagConfig, *, owner: bool) -> None:
+        pass
+
+    def lag_changed(self, cfg: LagConfig) -> None:
         pass
 
     def member_added(self, lag: str, port: str, *, owner: bool) -> None:

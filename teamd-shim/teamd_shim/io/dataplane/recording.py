@@ -38,6 +38,10 @@ class RecordingDataplane:
             self._log(op="lag_added", lag=cfg.name)
         self.inner.lag_added(cfg, owner=owner)
 
+    def lag_changed(self, cfg: LagConfig) -> None:
+        self._log(op="lag_changed", lag=cfg.name, mtu=cfg.mtu, admin_up=cfg.admin_up)
+        self.inner.lag_changed(cfg)
+
     def member_added(self, lag: str, port: str, *, owner: bool) -> None:
         if owner:
             self._log(op="member_added", lag=lag, port=port)

@@ -151,6 +151,13 @@ class TeamDataplane:
                 else "no team netdev in the kernel yet",
             )
 
+    def lag_changed(self, cfg: LagConfig) -> None:
+        self._queue(
+            f"{cfg.name}: mtu {cfg.mtu}, admin {'up' if cfg.admin_up else 'down'}",
+            self._do_lag_settings,
+            cfg,
+        )
+
     def member_added(self, lag: str, port: str, *, owner: bool) -> None:
         if owner:
             self._queue(f"{lag}: enslave {port}", self._do_member_added, lag, port)
@@ -264,10 +271,23 @@ class TeamDataplane:
             else:
                 nl.set_mode(link.ifindex, TEAM_MODE)
         set_carrier(ipr, link.ifindex, False)  # teamd's lacp_carrier_init: down until decided
+        self._apply_settings(ipr, link, cfg)
+
+    def _do_lag_settings(self, ipr: IPRoute, nl: TeamNL, cfg: LagConfig) -> None:
+        link = self._fresh(ipr, cfg.name)
+        if link is None or link.kind != "team":
+            raise LookupError(f"no team netdev {cfg.name}: mtu/admin change not applied")
+        self._apply_settings(ipr, link, cfg)
+
+    @staticmethod
+    def _apply_settings(ipr: IPRoute, link: LinkInfo, cfg: LagConfig) -> None:
+        """MTU and admin state from CONFIG_DB, only what differs (teammgrd's `ip link set`)."""
         if cfg.mtu and link.mtu != cfg.mtu:
             ipr.link("set", index=link.ifindex, mtu=cfg.mtu)
+            log.info("%s: mtu %d -> %d", cfg.name, link.mtu, cfg.mtu)
         if bool(link.flags & IFF_UP) != cfg.admin_up:
             ipr.link("set", index=link.ifindex, state="up" if cfg.admin_up else "down")
+            log.info("%s: admin %s", cfg.name, "up" if cfg.admin_up else "down")
 
     def _do_member_added(self, ipr: IPRoute, nl: TeamNL, lag: str, port: str) -> None:
         team = self._need(lag, f"cannot enslave {port}")
