@@ -257,7 +257,9 @@ STATE_ITEMS = StateItems(
         _lag("runner.active", _const(True), state_db=2),
         _lag("runner.sys_prio", _const(65535)),
         _lag("runner.fast_rate", lambda s: s.cfg.fast_rate, state_db=4),
-        _lag("runner.select_policy", _const("lacp_prio")),
+        # what lacp/selection.py does: the selected aggregator is kept while it has an eligible
+        # port (Linux's ad_select=stable), which is teamd's lacp_prio_stable, not lacp_prio
+        _lag("runner.select_policy", _const("lacp_prio_stable")),
         _lag("runner.fallback", _const(False), state_db=3),
         # SONiC's patched teamd (hld §13.7)
         _lag(
@@ -279,8 +281,9 @@ STATE_ITEMS = StateItems(
         _port("ifinfo.dev_addr", lambda p: p.link.mac if p.link else NO_MAC, state_db=0),
         _port("ifinfo.dev_addr_len", _const(6)),
         _port("link.up", lambda p: p.up, state_db=2),
-        _port("link.speed", lambda p: 10000 if p.up else 0),
-        _port("link.duplex", lambda p: "full" if p.up else "half"),
+        # from the netdev (ethtool, io/links.py), as teamd's ethtool link watch reports them
+        _port("link.speed", lambda p: p.link.speed if p.up and p.link else 0),
+        _port("link.duplex", lambda p: p.link.duplex if p.up and p.link else "half"),
         _port("link_watches.up", lambda p: p.up),
         _port("link_watches.list.link_watch_0.name", _const("ethtool")),
         _port("link_watches.list.link_watch_0.up", lambda p: p.up, state_db=3),

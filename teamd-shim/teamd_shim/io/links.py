@@ -16,6 +16,8 @@ from typing import Any
 
 from pyroute2 import IPRoute
 
+from teamd_shim.io.ethtool import speed_duplex
+
 log = logging.getLogger(__name__)
 
 IFF_UP = 0x1
@@ -36,6 +38,8 @@ class LinkInfo:
     flags: int = 0
     carrier: bool = False
     mtu: int = 0
+    speed: int = 0  # Mb/s, ethtool's (0: unknown); teamd's dump shows it
+    duplex: str = "unknown"
 
 
 def link_info(msg: Any) -> LinkInfo | None:
@@ -48,6 +52,8 @@ def link_info(msg: Any) -> LinkInfo | None:
     linkinfo = msg.get_attr("IFLA_LINKINFO")
     if linkinfo is not None:
         kind = linkinfo.get_attr("IFLA_INFO_KIND") or ""
+    # only a link that is up has a speed to tell; one ioctl per link event
+    speed, duplex = speed_duplex(name) if flags & IFF_LOWER_UP else (0, "unknown")
     return LinkInfo(
         name=name,
         ifindex=msg["index"],
@@ -58,6 +64,8 @@ def link_info(msg: Any) -> LinkInfo | None:
         flags=flags,
         carrier=bool(msg.get_attr("IFLA_CARRIER")),
         mtu=msg.get_attr("IFLA_MTU") or 0,
+        speed=speed,
+        duplex=duplex,
     )
 
 

@@ -50,7 +50,11 @@ CFG = LagConfig(
     members=tuple(PORTS),
 )
 DEV = TeamDevice(ifindex=3, dev_addr="02:00:00:00:00:aa", admin_up=True, oper_up=True, mtu=9100)
-LINKS = {"e0": LinkInfo(name="e0", ifindex=7, mac="02:00:00:00:10:01", up=True)}
+LINKS = {
+    "e0": LinkInfo(
+        name="e0", ifindex=7, mac="02:00:00:00:10:01", up=True, speed=25000, duplex="full"
+    )
+}
 KNOWN = (
     "runner.retry_count, runner.enable_retry_count_feature, ports.<port>.runner.partner_retry_count"
 )
@@ -93,7 +97,12 @@ def old_port_dump(lag: Lag, port: str, link: LinkInfo | None) -> dict[str, Any]:
             "dev_addr": link.mac if link else "00:00:00:00:00:00",
             "dev_addr_len": 6,
         },
-        "link": {"up": up, "speed": 10000 if up else 0, "duplex": "full" if up else "half"},
+        # the netdev's own speed and duplex (ethtool), not a constant
+        "link": {
+            "up": up,
+            "speed": link.speed if link and up else 0,
+            "duplex": link.duplex if link and up else "half",
+        },
         "link_watches": {
             "up": up,
             "list": {
@@ -147,7 +156,7 @@ def old_state_dump(
             "active": True,
             "sys_prio": 65535,
             "fast_rate": cfg.fast_rate,
-            "select_policy": "lacp_prio",
+            "select_policy": "lacp_prio_stable",
             "fallback": False,
             "enable_retry_count_feature": lag.retry_count_feature,
             "retry_count": lag.own_retry_count,
