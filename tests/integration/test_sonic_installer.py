@@ -77,3 +77,47 @@ def test_sonic_installer_upgrade_docker_warm_sequence_completes(lab: Lab) -> Non
         f"\nsonic-installer sequence: reconciled {took:.2f} s after the start; largest PDU gap "
         f"{max(gaps.values()):.2f} s, {flaps} partner member events (not hitless by design)"
     )
+
+
+def _orchagent_view(lab: Lab) -> None:
+    """Consume the producer tables as orchagent does, so APPL_DB holds the consumed hashes."""
+    from swsscommon.swsscommon import ConsumerStateTable, DBConnector
+
+    db = DBConnector.from_url("APPL_DB", lab.redis_url)
+    for t in ("LAG_TABLE", "LAG_MEMBER_TABLE"):
+        ConsumerStateTable(db, t).pops()
+
+
+def test_a_start_sweeps_what_a_killed_shim_left_for_a_lag_removed_meanwhile(lab: Lab) -> None:
+    """teammgrd clears LAG_TABLE when it starts; a SIGKILLed shim cleans nothing. Started again
+    (cold) after a LAG left CONFIG_DB meanwhile, the shim drops that LAG's STATE_DB and APPL_DB
+    keys and a refusal nobody holds, and keeps everything of the LAG that is still configured."""
+    gone, kept = lab.lags()[1], lab.lags()[0]
+    state, appl, cfg = lab.redis(6), lab.redis(0), lab.redis(4)
+    _orchagent_view(lab)
+    assert appl.exists(f"LAG_TABLE:{gone}") and state.exists(f"LAG_TABLE|{gone}")
+    (old,) = lab.registered_shims().values()
+    os.kill(old.pid, signal.SIGKILL)
+    assert old._wait_gone(2.0)
+    lab.state["shims"].pop("active", None)
+    for lag, port, _ in lab.members():
+        if lag == gone:
+            cfg.delete(f"PORTCHANNEL_MEMBER|{lag}|{port}")
+    cfg.delete(f"PORTCHANNEL|{gone}")
+    state.hset("TEAMD_CONFIG_ERROR_TABLE|PORTCHANNEL|PortChannel0077", "error", "left over")
+    lab.start_shim(shim_command(lab))
+
+    def swept() -> bool:
+        _orchagent_view(lab)
+        return not (
+            state.keys(f"LAG_TABLE|{gone}")
+            + state.keys(f"LAG_MEMBER_TABLE|{gone}|*")
+            + appl.keys(f"LAG_TABLE:{gone}")
+            + appl.keys(f"LAG_MEMBER_TABLE:{gone}:*")
+            + state.keys("TEAMD_CONFIG_ERROR_TABLE|*")
+        )
+
+    wait_for(swept, 10.0, f"{gone}'s keys and the stale refusal gone", interval=0.2)
+    assert state.hget(f"LAG_TABLE|{kept}", "oper_status") == "up"
+    assert appl.hget(f"LAG_TABLE:{kept}", "oper_status") == "up"
+    assert len(state.keys(f"LAG_MEMBER_TABLE|{kept}|*")) == 2

@@ -378,3 +378,34 @@ def test_a_sonic_partner_retry_count_holds_our_kernel_carrier(
     answers = [h for h in result["heard"] if h["t"] > result["started"] + 3.0]
     want = 0xF1 if count != 3 else 1
     assert answers and all(h["version"] == want for h in answers), answers
+
+
+def test_a_start_removes_what_a_killed_shim_left_for_a_lag_removed_meanwhile(
+    lab: GuestLab,
+) -> None:
+    """A SIGKILLed shim cleans nothing; started again after a LAG left CONFIG_DB meanwhile,
+    the shim deletes that LAG's team netdev and its STATE_DB keys, and adopts the other."""
+    import signal
+
+    wait_for(lambda: everything_in_use(lab), 30, "every member in use")
+    pid = lab.active_pid()
+    (ref,) = [r for r in lab.procs.values() if r.pid == pid]
+    os.kill(pid, signal.SIGKILL)
+    assert ref._wait_gone(5.0), "the shim did not die"  # reaps it: our child
+    lab.remove_config(BONDING_LAG)
+    try:
+        lab.start_shim()
+
+        def swept() -> bool:
+            from pyroute2 import IPRoute
+
+            with IPRoute(netns=DUT_NS, flags=0) as ipr:
+                netdev_gone = not ipr.link_lookup(ifname=BONDING_LAG)
+            state = lab.db(6)
+            return netdev_gone and not state.keys(f"LAG*TABLE|{BONDING_LAG}*")
+
+        wait_for(swept, 15, f"{BONDING_LAG}'s netdev and keys gone", every=0.2)
+        wait_for(lambda: carrier_up(DUT_NS, TEAMD_LAG), 10, f"{TEAMD_LAG} adopted, carrier up")
+    finally:
+        lab.write_config([BONDING_LAG])
+    wait_for(lambda: everything_in_use(lab), 30, "both LAGs in use again")

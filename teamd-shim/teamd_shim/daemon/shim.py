@@ -23,12 +23,17 @@ from typing import Any
 from teamd_shim.control.access import AccessPolicy
 from teamd_shim.control.transport import ControlError, ControlServer
 from teamd_shim.daemon.runner import LagRunner
-from teamd_shim.db import sonic_db
+from teamd_shim.db import ownership, sonic_db, stale
 from teamd_shim.db.config_watch import ConfigSnapshot, ConfigWatcher
 from teamd_shim.db.ownership import OwnershipError, OwnerStore
 from teamd_shim.db.publisher import Publisher
+from teamd_shim.db.redis_decoded import keys
 from teamd_shim.db.schema import (
+    APPL_DB,
+    APPL_DB_ID,
     PORTCHANNEL_MEMBER,
+    STATE_DB,
+    STATE_DB_ID,
     Target,
     lag_config_error,
     member_config_error,
@@ -37,7 +42,7 @@ from teamd_shim.db.warm_restart import WarmState, check_warm_start, set_state
 from teamd_shim.io.dataplane import Dataplane
 from teamd_shim.io.health_file import HealthFile
 from teamd_shim.io.links import LinkInfo, LinkWatcher
-from teamd_shim.model.config import DesiredConfig, desired_config
+from teamd_shim.model.config import LAG_NAME, DesiredConfig, desired_config
 from teamd_shim.model.running_lag import RunningLag
 from teamd_shim.roles.driver import HandoverDriver
 from teamd_shim.roles.machine import SHADOW_LEASE_S, Effect, Role, RoleMachine
@@ -84,6 +89,7 @@ class Shim:
         self._waiting_init_logged = False
         self._stopping = asyncio.Event()
         self._fast_reboot = False  # SIGUSR2: exit without the cold stop
+        self._sweep_due = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self.config_watcher = ConfigWatcher(endpoint, self._from_thread(self._on_snapshot))
         self.link_watcher = links  # shared with the dataplane backend; subscribed in run()
@@ -146,6 +152,7 @@ class Shim:
             return 2
         if self.role is Role.ACTIVE:
             self.driver.spawn(self._warm_start_rows())
+            self._sweep_due = True  # a start as the active: what an earlier one left goes
         self.driver.heartbeat()
         # the container healthcheck's file (env TEAMD_SHIM_HEALTH_FILE), once a second
         health = HealthFile.from_env(lambda: (self.name, self.role.value, self.driver.ready))
@@ -333,6 +340,41 @@ class Shim:
         self._publish_refusals(lag_errors, member=False)
         self._apply_member_errors(desired)
         runner.publishing.schedule()
+        if self._sweep_due:
+            self._sweep_due = False
+            self.driver.spawn(self._sweep_stale())
+
+    async def _sweep_stale(self) -> None:
+        """Once, at a start as the active, after the first CONFIG_DB reconcile: drop the LAG
+        keys, refusals and team netdevs an earlier instance left for what CONFIG_DB no longer
+        names (teammgrd clears LAG_TABLE at its start; a SIGKILLed shim cleans nothing)."""
+        runner = self.runner
+        try:
+            found = await asyncio.wait_for(self.driver.blocking(self._read_lag_keys), 5.0)
+        except Exception as e:
+            log.warning("%s: start-up sweep skipped, redis: %s", self.name, e)
+            found = []
+        # judged against the config as it is now, on the loop: nothing runs between these lines
+        lags = set(runner.lags)
+        members = {(n, p) for n, r in runner.lags.items() for p in r.lacp.ports}
+        for t in stale.stale(found, lags, members, set(self.refused)):
+            log.info("%s: removing stale %s %s", self.name, t.db, t.redis_key)
+            self.publisher.drop(t)
+        for link in list(runner.links.values()):
+            if link.kind == "team" and LAG_NAME.match(link.name) and link.name not in lags:
+                log.info("%s: removing stale team netdev %s", self.name, link.name)
+                self.dataplane.lag_removed(link.name)
+
+    def _read_lag_keys(self) -> list[stale.Found]:
+        out = []
+        for db, db_id, patterns in (
+            (STATE_DB, STATE_DB_ID, stale.STATE_PATTERNS),
+            (APPL_DB, APPL_DB_ID, stale.APPL_PATTERNS),
+        ):
+            r = ownership.client(self.endpoint, db_id)
+            for pattern in patterns:
+                out += [f for k in keys(r, pattern) if (f := stale.parse(db, k)) is not None]
+        return out
 
     def _apply_member_errors(self, desired: DesiredConfig) -> None:
         wanted: dict[Target, str] = {}
