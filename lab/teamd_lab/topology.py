@@ -104,4 +104,7 @@ def config_db_hashes(
         out[f"PORTCHANNEL{sep}{lag}"] = portchannel_fields()
     for m in members:
         out[f"PORTCHANNEL_MEMBER{sep}{m.lag}{sep}{m.dut_port}"] = {"NULL": "NULL"}
+        # a SONiC box has every front-panel port in PORT; teammgrd gives a member its
+        # admin_status from there (absent: down)
+        out[f"PORT{sep}{m.dut_port}"] = {"admin_status": "up", "mtu": "9100"}
     return out

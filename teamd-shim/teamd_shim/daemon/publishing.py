@@ -19,9 +19,10 @@ from teamd_shim.control.state_items import (
     state_dump,
 )
 from teamd_shim.db.publisher import Publisher
-from teamd_shim.db.schema import appl_lag, appl_member, state_lag, state_member
+from teamd_shim.db.schema import appl_lag, appl_member, appl_port, state_lag, state_member
 from teamd_shim.io.dataplane.base import TeamDevice
 from teamd_shim.io.links import LinkInfo
+from teamd_shim.model.config import PortSettings
 from teamd_shim.model.running_lag import RunningLag
 
 PUBLISH_EVERY_S = 0.1
@@ -62,9 +63,16 @@ class LagPublishing:
         self.publisher.drop(appl_lag(name))
         self.dirty.discard(name)
 
-    def drop_member(self, lag: str, port: str) -> None:
+    def drop_member(self, lag: str, port: str, restore: PortSettings | None = None) -> None:
+        """`restore`: a real removal, after which APPL_DB PORT_TABLE gets the port's own
+        admin state and MTU back (teammgrd's removeLagMember)."""
         self.publisher.drop(state_member(lag, port))
         self.publisher.drop(appl_member(lag, port))
+        if restore is not None:
+            self.publisher.put(
+                appl_port(port),
+                {"admin_status": "up" if restore.admin_up else "down", "mtu": str(restore.mtu)},
+            )
 
     def flush(self) -> None:
         """Coalesced: at most one STATE_DB/APPL_DB recomputation per LAG every 100 ms."""
@@ -82,8 +90,12 @@ class LagPublishing:
         dump = state_dump(running.lacp, running.cfg, dev, self._links())
         # a refused change of a running LAG is in TEAMD_CONFIG_ERROR_TABLE (the shim's), not here
         self.publisher.put(state_lag(name), state_db_lag(dump, dev))
-        self.publisher.put(appl_lag(name), appl_db_lag(dev))
+        cfg = running.cfg
+        extra = {k: v for k, v in (("tpid", cfg.tpid), ("learn_mode", cfg.learn_mode)) if v}
+        self.publisher.put(appl_lag(name), {**appl_db_lag(dev), **extra})
         for port, pd in dump["ports"].items():
+            # a member takes the LAG's MTU (teammgrd's addLagMember / setLagMtu)
+            self.publisher.put(appl_port(port), {"mtu": str(cfg.mtu)})
             self.publisher.put(state_member(name, port), state_db_member(pd))
             self.publisher.put(
                 appl_member(name, port), appl_db_member(running.enabled.get(port, False))

@@ -30,7 +30,7 @@ from teamd_shim.io.links import LinkInfo
 from teamd_shim.io.packets import PacketIO
 from teamd_shim.io.timers import rearm
 from teamd_shim.lacp import Carrier, Lag, PortEnable, parse_mac
-from teamd_shim.model.config import LagConfig, port_number
+from teamd_shim.model.config import LagConfig, PortSettings, port_number, port_settings
 from teamd_shim.model.running_lag import RunningLag
 from teamd_shim.roles.machine import Effect, Role, RoleMachine
 
@@ -60,6 +60,8 @@ class LagRunner:
         self.lags: dict[str, RunningLag] = {}
         self.port_lag: dict[str, str] = {}
         self.links: dict[str, LinkInfo] = {}
+        # CONFIG_DB PORT|<member> as the shim last read it (the member's own admin state, MTU)
+        self.ports: dict[str, dict[str, str]] = {}
         self.rx_cut: dict[str, int] = {}  # per port: kernel stamp of the last frame applied
         self.io: PacketIO | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -75,6 +77,9 @@ class LagRunner:
         self._loop = loop
         self.publishing.attach(loop)
         self.io = PacketIO(loop, self.on_frame)
+
+    def port_settings(self, port: str) -> PortSettings:
+        return port_settings(self.ports.get(port))
 
     def close(self) -> None:
         if self.io is not None:
@@ -130,7 +135,9 @@ class LagRunner:
         )
         running.enabled.setdefault(port, False)
         self.port_lag[port] = running.cfg.name
-        self.dataplane.member_added(running.cfg.name, port, owner=self._owner)
+        self.dataplane.member_added(
+            running.cfg.name, port, owner=self._owner, admin_up=self.port_settings(port).admin_up
+        )
         log.info(
             "%s: member %s added (link %s)", running.cfg.name, port, "up" if link.up else "down"
         )
@@ -154,11 +161,13 @@ class LagRunner:
         self.port_lag.pop(port, None)
         self.rx_cut.pop(port, None)
         running.enabled.pop(port, None)
+        # a real removal by the owner gives the port back its own CONFIG_DB settings
+        restore = self.port_settings(port) if goodbye and self._owner else None
         if self._owner:  # a standby or yielded instance never writes the kernel
-            self.dataplane.member_removed(running.cfg.name, port)
+            self.dataplane.member_removed(running.cfg.name, port, restore)
         self._port_silent(port)  # removed: a takeover does not wait for its first PDU
         lag = running.cfg.name
-        self.publishing.drop_member(lag, port)
+        self.publishing.drop_member(lag, port, restore)
         log.info("%s: member %s removed", lag, port)
         self.publishing.dirty.add(lag)
 

@@ -315,6 +315,7 @@ class Shim:
         if snap is None or not self._links_ready:
             return  # members cannot be judged before the netdev table is known
         runner = self.runner
+        runner.ports = snap.ports
         desired = desired_config(
             snap.portchannel,
             snap.members,

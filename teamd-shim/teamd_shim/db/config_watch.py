@@ -19,6 +19,7 @@ from teamd_shim.db.schema import (
     CONFIG_DB,
     CONFIG_DB_INITIALIZED,
     DEVICE_METADATA,
+    PORT,
     PORTCHANNEL,
     PORTCHANNEL_MEMBER,
 )
@@ -36,6 +37,9 @@ class ConfigSnapshot:
     portchannel: dict[str, dict[str, str]] = field(default_factory=dict)
     members: list[tuple[str, str]] = field(default_factory=list)
     device_mac: str | None = None
+    # CONFIG_DB PORT|<port> (admin_status, mtu): what teammgrd gives a member when it joins
+    # and leaves; read with the rest, not followed
+    ports: dict[str, dict[str, str]] = field(default_factory=dict)
     initialized: bool = False  # SONiC's CONFIG_DB_INITIALIZED: config-setup finished loading
 
 
@@ -52,6 +56,12 @@ def read_snapshot(db: sonic_db.DBConnector) -> ConfigSnapshot:
         lag, sep, port = k.partition("|")
         if sep:
             snap.members.append((lag, port))
+    # every port, not only today's members: one that just left the LAG gets its own back
+    port_table = sonic_db.Table(db, PORT)
+    for port in port_table.getKeys():
+        found, fvs = port_table.get(port)
+        if found:
+            snap.ports[port] = {f: v for f, v in fvs if f in ("admin_status", "mtu")}
     found, mac = sonic_db.Table(db, DEVICE_METADATA).hget("localhost", "mac")
     snap.device_mac = mac.lower() if found and mac else None
     return snap

@@ -80,6 +80,8 @@ class Publisher:
 
     def drop(self, target: Target) -> None:
         """Delete the key and stop tracking it once deleted."""
+        if target.partial:
+            raise ValueError(f"{target.redis_key} is shared: put fields, never delete it")
         self.put(target, None)
 
     def pending(self) -> int:
@@ -181,6 +183,10 @@ class Publisher:
         in_set = bool(r.sismember(names.key_set, target.key))
         if fields is None:
             return not done and not in_set
+        if target.partial:  # only our fields count: the consumer merges them into its hash
+            done = {k: done[k] for k in fields if k in done}
+            pending = {k: pending[k] for k in fields if k in pending}
+            return (done == fields and not in_set) or pending == fields
         return (not in_set and done == fields) or (in_set and pending == fields)
 
     def _write(self, table: object, target: Target, fields: Fields | None) -> bool:

@@ -31,6 +31,8 @@ STATE_DB_ID: Final = DB_IDS[STATE_DB]
 PORTCHANNEL: Final = "PORTCHANNEL"
 PORTCHANNEL_MEMBER: Final = "PORTCHANNEL_MEMBER"  # key <lag>|<port>
 DEVICE_METADATA: Final = "DEVICE_METADATA"  # key localhost, field mac
+PORT: Final = "PORT"  # key <port>: admin_status, mtu (CONFIG_DB); PORT_TABLE in APPL_DB
+PORT_TABLE: Final = "PORT_TABLE"
 CONFIG_DB_INITIALIZED: Final = "CONFIG_DB_INITIALIZED"  # a plain key, set by config-setup
 
 # ---- the LAG tables (STATE_DB as tlm_teamd/teamsyncd, APPL_DB as teamsyncd) --------------
@@ -132,6 +134,9 @@ class Target:
     db: str  # STATE_DB or APPL_DB
     table: str
     key: str
+    # a hash others own too (APPL_DB PORT_TABLE is portmgrd's): only the fields we put are
+    # ours, compared and written alone; never deleted
+    partial: bool = False
 
     @property
     def redis_key(self) -> str:
@@ -159,6 +164,12 @@ def appl_lag(lag: str) -> Target:
 
 def appl_member(lag: str, port: str) -> Target:
     return Target(APPL_DB, LAG_MEMBER_TABLE, _member_key(APPL_DB, lag, port))
+
+
+def appl_port(port: str) -> Target:
+    """APPL_DB PORT_TABLE:<port>: teammgrd sets a member's `mtu` (and `admin_status` when it
+    leaves the LAG); portmgrd owns the rest of the hash."""
+    return Target(APPL_DB, PORT_TABLE, port, partial=True)
 
 
 # The shim's records: read back by ownership.OwnerStore (INSTANCE_PREFIX, SNAPSHOT_PREFIX) in

@@ -31,6 +31,10 @@ class LagConfig:
     members: tuple[str, ...] = ()
     # SONiC's LACP retry count (hld §13.7); 3 is plain LACP
     retry_count: int = 3
+    # passed to orchagent in APPL_DB LAG_TABLE as teammgrd does (setLagTpid, setLagLearnMode);
+    # "" when not configured
+    tpid: str = ""
+    learn_mode: str = ""
 
     def lacp_settings(self) -> LagSettings:
         """What of this entry the LACP core runs on; a change of it is a settings update."""
@@ -45,6 +49,30 @@ class LagConfig:
             # no 802.1AX aggregate wait, as stock teamd (hld §12): it turned a partner's
             # identity change into a 2 s outage the partner saw; Lag.pop_intents nets out instead
         )
+
+
+@dataclass(frozen=True)
+class PortSettings:
+    """What teammgrd gives a member from CONFIG_DB `PORT|<port>`: its admin state when it joins
+    (and when it leaves), its own MTU when it leaves (in a LAG it takes the LAG's)."""
+
+    admin_up: bool
+    mtu: int
+
+
+def port_settings(entry: dict[str, str] | None) -> PortSettings:
+    """teammgrd's defaults (portmgr.h): admin down and MTU 9100 when PORT says nothing."""
+    entry = entry or {}
+    try:
+        mtu = int(entry.get("mtu", DEFAULT_MTU))
+    except ValueError:
+        mtu = DEFAULT_MTU
+    return PortSettings(admin_up=entry.get("admin_status", "down") == "up", mtu=mtu)
+
+
+# sonic-portchannel.yang's values (teammgrd passes them on unchecked; orchagent rejects others)
+TPIDS = ("0x8100", "0x9100", "0x9200", "0x88a8", "0x88A8")
+LEARN_MODES = ("drop", "disable", "hardware", "cpu_trap", "cpu_log", "notification")
 
 
 @dataclass
@@ -115,6 +143,18 @@ def parse_lag(name: str, entry: dict[str, str], system: str) -> LagConfig:
     raw_key = entry.get("lacp_key") or None
     if raw_key is not None and raw_key != "auto":
         _int(raw_key, "lacp_key", 0, 65535)
+    tpid = entry.get("tpid", "")
+    if tpid and tpid not in TPIDS:
+        raise ValueError(f"tpid must be one of {', '.join(TPIDS[:4])}, got {tpid!r}")
+    learn_mode = entry.get("learn_mode", "")
+    if learn_mode and learn_mode not in LEARN_MODES:
+        raise ValueError(f"learn_mode must be one of {', '.join(LEARN_MODES)}, got {learn_mode!r}")
+    if entry.get("fallback", "false") != "false":
+        _bool(entry["fallback"], "fallback")
+        raise ValueError(
+            "fallback true is not supported by teamd-shim yet (SONiC's LACP fallback makes a "
+            "DEFAULTED port selectable); remove the field or set it false"
+        )
     sys_mac = entry.get("system_mac") or system
     if not sys_mac:
         raise ValueError("no LACP system id: set DEVICE_METADATA|localhost mac or system_mac")
@@ -129,6 +169,8 @@ def parse_lag(name: str, entry: dict[str, str], system: str) -> LagConfig:
         key=lacp_key(name, raw_key),
         system=sys_mac.lower(),
         retry_count=retry_count,
+        tpid=tpid.lower(),
+        learn_mode=learn_mode,
     )
 
 

@@ -45,6 +45,7 @@ from teamd_shim.io.identity import container_id, host_id, pid_namespace, proc_st
 from teamd_shim.io.links import LinkInfo
 from teamd_shim.io.timers import rearm
 from teamd_shim.io.wire_tap import WireTap
+from teamd_shim.model.config import PortSettings
 from teamd_shim.model.contract import HandedFrom, InstanceInfo, SnapshotMeta
 from teamd_shim.model.running_lag import RunningLag
 from teamd_shim.roles import readiness
@@ -95,6 +96,7 @@ class LagHost(Protocol):
     def refresh_all(self, now: float) -> None: ...
     def kernel_differs(self) -> list[str]: ...
     def mark_dirty(self, names: Iterable[str]) -> None: ...
+    def port_settings(self, port: str) -> PortSettings: ...
 
 
 log = logging.getLogger(__name__)
@@ -681,7 +683,8 @@ class HandoverDriver:
                 dp.lag_added(running.cfg, owner=True)
             for port in running.lacp.ports:
                 if port not in had:
-                    dp.member_added(name, port, owner=True)
+                    admin_up = self.runner.port_settings(port).admin_up
+                    dp.member_added(name, port, owner=True, admin_up=admin_up)
             for port in had - set(running.lacp.ports):
                 dp.member_removed(name, port)
 

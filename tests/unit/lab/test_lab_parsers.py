@@ -313,7 +313,8 @@ def test_config_db_hashes():
         "lacp_key": "auto",
     }
     assert h["PORTCHANNEL_MEMBER|PortChannel0001|Ethernet4"] == {"NULL": "NULL"}
-    assert len(h) == 4
+    assert h["PORT|Ethernet4"] == {"admin_status": "up", "mtu": "9100"}
+    assert len(h) == 6
 
 
 def test_max_silence_counts_the_tail_and_empty_ports():

@@ -100,3 +100,26 @@ def test_invalid_change_to_a_running_lag_keeps_its_settings_and_members():
     assert "PortChannel0001" not in d.lag_errors
     assert d.lags["PortChannel0001"].members == ("Ethernet0",)
     assert d.lags["PortChannel0002"].members == ()
+
+
+def test_tpid_learn_mode_pass_through_and_fallback_is_refused_clearly():
+    from teamd_shim.model.config import port_settings
+
+    cfg = parse_lag("PortChannel0001", pc(tpid="0x9100", learn_mode="disable"), MAC)
+    assert (cfg.tpid, cfg.learn_mode) == ("0x9100", "disable")
+    assert parse_lag("PortChannel0001", pc(fallback="false"), MAC).name == "PortChannel0001"
+    for bad, word in (
+        ({"tpid": "0x1234"}, "tpid"),
+        ({"learn_mode": "always"}, "learn_mode"),
+        ({"fallback": "true"}, "not supported"),
+        ({"fallback": "yes"}, "fallback"),
+    ):
+        try:
+            parse_lag("PortChannel0001", pc(**bad), MAC)
+        except ValueError as e:
+            assert word in str(e), e
+        else:
+            raise AssertionError(f"{bad} accepted")
+    # teammgrd's member defaults when CONFIG_DB PORT says nothing: admin down, MTU 9100
+    assert port_settings(None) == port_settings({}) and not port_settings(None).admin_up
+    assert port_settings({"admin_status": "up", "mtu": "1500"}).mtu == 1500

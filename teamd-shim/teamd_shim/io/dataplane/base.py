@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from teamd_shim.model.config import LagConfig
+    from teamd_shim.model.config import LagConfig, PortSettings
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,10 @@ class Dataplane(Protocol):
         setLagMtu / setLagAdminStatus); a standby never calls it."""
         ...
 
-    def member_added(self, lag: str, port: str, *, owner: bool) -> None: ...
+    def member_added(self, lag: str, port: str, *, owner: bool, admin_up: bool = True) -> None:
+        """`admin_up`: the member's CONFIG_DB PORT admin state, which teammgrd gives it once it
+        is enslaved (it is set down to be enslaved, as the kernel requires)."""
+        ...
 
     def set_port_enabled(self, lag: str, port: str, enabled: bool) -> None: ...
 
@@ -46,7 +49,10 @@ class Dataplane(Protocol):
 
     def lag_removed(self, lag: str) -> None: ...
 
-    def member_removed(self, lag: str, port: str) -> None: ...
+    def member_removed(self, lag: str, port: str, restore: PortSettings | None = None) -> None:
+        """`restore`: a real removal gives the port back its CONFIG_DB PORT admin state and MTU
+        (teammgrd's removeLagMember); None leaves it as it is (a handover, a fix-up)."""
+        ...
 
     def device(self, lag: str) -> TeamDevice | None:
         """The kernel's view of the LAG netdev, or None when there is no kernel LAG."""
@@ -70,7 +76,7 @@ class NullDataplane:
     def lag_changed(self, cfg: LagConfig) -> None:
         pass
 
-    def member_added(self, lag: str, port: str, *, owner: bool) -> None:
+    def member_added(self, lag: str, port: str, *, owner: bool, admin_up: bool = True) -> None:
         pass
 
     def set_port_enabled(self, lag: str, port: str, enabled: bool) -> None:
@@ -82,7 +88,7 @@ class NullDataplane:
     def lag_removed(self, lag: str) -> None:
         pass
 
-    def member_removed(self, lag: str, port: str) -> None:
+    def member_removed(self, lag: str, port: str, restore: PortSettings | None = None) -> None:
         pass
 
     def device(self, lag: str) -> TeamDevice | None:

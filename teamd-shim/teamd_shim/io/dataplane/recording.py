@@ -16,7 +16,7 @@ from teamd_shim.io.dataplane.base import Dataplane
 
 if TYPE_CHECKING:
     from teamd_shim.io.dataplane.base import TeamDevice
-    from teamd_shim.model.config import LagConfig
+    from teamd_shim.model.config import LagConfig, PortSettings
 
 
 class RecordingDataplane:
@@ -42,10 +42,10 @@ class RecordingDataplane:
         self._log(op="lag_changed", lag=cfg.name, mtu=cfg.mtu, admin_up=cfg.admin_up)
         self.inner.lag_changed(cfg)
 
-    def member_added(self, lag: str, port: str, *, owner: bool) -> None:
+    def member_added(self, lag: str, port: str, *, owner: bool, admin_up: bool = True) -> None:
         if owner:
             self._log(op="member_added", lag=lag, port=port)
-        self.inner.member_added(lag, port, owner=owner)
+        self.inner.member_added(lag, port, owner=owner, admin_up=admin_up)
 
     def device(self, lag: str) -> TeamDevice | None:
         return self.inner.device(lag)
@@ -69,6 +69,6 @@ class RecordingDataplane:
         self._log(op="lag_removed", lag=lag)
         self.inner.lag_removed(lag)
 
-    def member_removed(self, lag: str, port: str) -> None:
+    def member_removed(self, lag: str, port: str, restore: PortSettings | None = None) -> None:
         self._log(op="member_removed", lag=lag, port=port)
-        self.inner.member_removed(lag, port)
+        self.inner.member_removed(lag, port, restore)

@@ -40,7 +40,7 @@ from teamd_shim.io.dataplane.teamnl import TeamNL
 from teamd_shim.io.links import IFF_LOWER_UP, IFF_UP, LinkInfo, LinkWatcher, link_info
 
 if TYPE_CHECKING:
-    from teamd_shim.model.config import LagConfig
+    from teamd_shim.model.config import LagConfig, PortSettings
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +158,9 @@ class TeamDataplane:
             cfg,
         )
 
-    def member_added(self, lag: str, port: str, *, owner: bool) -> None:
+    def member_added(self, lag: str, port: str, *, owner: bool, admin_up: bool = True) -> None:
         if owner:
-            self._queue(f"{lag}: enslave {port}", self._do_member_added, lag, port)
+            self._queue(f"{lag}: enslave {port}", self._do_member_added, lag, port, admin_up)
 
     def set_port_enabled(self, lag: str, port: str, enabled: bool) -> None:
         self._queue(f"{lag}: {port} enabled={enabled}", self._do_port_enabled, lag, port, enabled)
@@ -168,8 +168,8 @@ class TeamDataplane:
     def set_carrier(self, lag: str, up: bool) -> None:
         self._queue(f"{lag}: carrier {'up' if up else 'down'}", self._do_carrier, lag, up)
 
-    def member_removed(self, lag: str, port: str) -> None:
-        self._queue(f"{lag}: release {port}", self._do_member_removed, lag, port)
+    def member_removed(self, lag: str, port: str, restore: PortSettings | None = None) -> None:
+        self._queue(f"{lag}: release {port}", self._do_member_removed, lag, port, restore)
 
     def lag_removed(self, lag: str) -> None:
         self._queue(f"{lag}: delete team netdev", self._do_lag_removed, lag)
@@ -289,7 +289,9 @@ class TeamDataplane:
             ipr.link("set", index=link.ifindex, state="up" if cfg.admin_up else "down")
             log.info("%s: admin %s", cfg.name, "up" if cfg.admin_up else "down")
 
-    def _do_member_added(self, ipr: IPRoute, nl: TeamNL, lag: str, port: str) -> None:
+    def _do_member_added(
+        self, ipr: IPRoute, nl: TeamNL, lag: str, port: str, admin_up: bool = True
+    ) -> None:
         team = self._need(lag, f"cannot enslave {port}")
         p = self._fresh(ipr, port)
         if p is None:
@@ -309,8 +311,9 @@ class TeamDataplane:
                 ipr.link("set", index=p.ifindex, state="up")
                 raise
             self._set_team_mac(ipr, lag, team, p)  # while down: not every driver takes it live
-            ipr.link("set", index=p.ifindex, state="up")
-            log.info("%s: %s enslaved", lag, port)
+            # the port's own CONFIG_DB admin state, as teammgrd's addLagMember restores it
+            ipr.link("set", index=p.ifindex, state="up" if admin_up else "down")
+            log.info("%s: %s enslaved (admin %s)", lag, port, "up" if admin_up else "down")
         elif p.mac != team.mac:
             self._set_team_mac(ipr, lag, team, p)
         # a new port starts enabled; the LACP runner disables it until selected (teamd does too)
@@ -352,11 +355,17 @@ class TeamDataplane:
         team = self._need(lag, f"carrier {'up' if up else 'down'} not written")
         set_carrier(ipr, team.ifindex, up)
 
-    def _do_member_removed(self, ipr: IPRoute, nl: TeamNL, lag: str, port: str) -> None:
+    def _do_member_removed(
+        self, ipr: IPRoute, nl: TeamNL, lag: str, port: str, restore: PortSettings | None = None
+    ) -> None:
         team, p = self._lookup(lag), self._fresh(ipr, port)
         if team is None or p is None or p.master != team.ifindex:
             return  # not a port of this team (any more): nothing to release
         ipr.link("set", index=p.ifindex, master=0)
+        if restore is not None:  # teammgrd's removeLagMember: the port's own settings back
+            ipr.link("set", index=p.ifindex, state="up" if restore.admin_up else "down")
+            if restore.mtu and p.mtu != restore.mtu:
+                ipr.link("set", index=p.ifindex, mtu=restore.mtu)
         log.info("%s: %s released", lag, port)
 
     def _do_lag_removed(self, ipr: IPRoute, nl: TeamNL, lag: str) -> None:
