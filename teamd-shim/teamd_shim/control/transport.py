@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from teamd_shim.control.access import AccessError, AccessPolicy, Peer
+from teamd_shim.control.alias import OwnerAlias
 from teamd_shim.db.ownership import OwnershipError
 from teamd_shim.db.publisher import Publisher
 from teamd_shim.db.sonic_db import Endpoint
@@ -85,8 +86,11 @@ class ControlServer:
         self.policy.secure_socket(self.path)
 
     async def stop(self) -> None:
+        """Stop listening; the owner alias goes first if it is still ours, so it never names a
+        socket nobody listens on (a successor's alias is left alone)."""
         if self._server is not None:
             self._server.close()
+            OwnerAlias(self.path).release()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
 
