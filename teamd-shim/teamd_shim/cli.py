@@ -1,16 +1,18 @@
-"""`teamd-shim`: run the LACP daemon, or query a running one (`teamd-shim ctl LAG state dump`)."""
+"""`teamd-shim`: run the LACP daemon, or query a running one (`teamd-shim ctl LAG state dump`);
+and `teamdctl`, the same queries with libteam teamdctl's command line."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import glob
-import json
 import logging
 import os
 import sys
 
 from teamd_shim import __version__
+from teamd_shim.control import teamdctl
+from teamd_shim.control.alias import alias_path, instance_sockets, missing_alias
+from teamd_shim.control.teamdctl import Outcome
 from teamd_shim.control.transport import DEFAULT_CTL_DIR, DEFAULT_NAME, ControlError, request
 from teamd_shim.db import sonic_db
 from teamd_shim.db.ownership import awaited_as_standby, live_owner
@@ -72,26 +74,31 @@ def _parser() -> argparse.ArgumentParser:
         help="exit 0 if the shim of this pid namespace (this container) "
         "answers and is active, or standby and READY (a container healthcheck)",
     )
-    ctl = sub.add_parser("ctl", help="query a running shim, teamdctl style")
+    ctl = sub.add_parser(
+        "ctl",
+        help="query the shim that owns the LAGs (with --name: that instance), with "
+        "teamdctl's words (the `teamdctl` command does the same with teamdctl's options)",
+    )
     ctl.add_argument("lag")
     ctl.add_argument(
         "words",
         nargs="+",
-        help="`state dump`, `state item get PATH`, `state item "
-        "set PATH VALUE` (runner.retry_count, runner.enable_retry_count_feature, "
-        "ports.<port>.runner.partner_retry_count)",
+        help="`state [view]`, `state dump`, `state item get PATH`, `state item set PATH "
+        "VALUE` (runner.retry_count, runner.enable_retry_count_feature, "
+        "ports.<port>.runner.partner_retry_count), `config dump`, `port present PORT`",
     )
     return p
 
 
-def _ctl_path(ctl_dir: str, name: str, explicit: bool) -> str:
+def _ctl_path(ctl_dir: str, name: str, explicit: bool) -> str | Outcome:
+    """`--name` given: that instance's socket. Else the owner's alias (control/alias.py): the
+    one that owns the LAGs, whatever its name, however many stale sockets lie beside it."""
     if explicit:
         return os.path.join(ctl_dir, f"{name}.sock")
-    socks = sorted(glob.glob(os.path.join(ctl_dir, "*.sock")))
-    default = os.path.join(ctl_dir, f"{name}.sock")
-    if default in socks or len(socks) != 1:
-        return default
-    return socks[0]
+    problem = missing_alias(ctl_dir)
+    if problem is not None:
+        return Outcome(1, stderr=f"teamdctl_connect failed ({problem})\n")
+    return alias_path(ctl_dir)
 
 
 def _health(ctl_dir: str) -> int:
@@ -100,7 +107,7 @@ def _health(ctl_dir: str) -> int:
     from teamd_shim.io.identity import pid_namespace
 
     mine = pid_namespace()
-    for sock in sorted(glob.glob(os.path.join(ctl_dir, "*.sock"))):
+    for sock in instance_sockets(ctl_dir):
         try:
             info = InstanceInfo.from_json(request(sock, {"cmd": "info"}, timeout=1.0))
         except (ControlError, ContractError):
@@ -133,36 +140,53 @@ def main(argv: list[str] | None = None) -> int:
     return _run_daemon(args)
 
 
-def _ctl_request(lag: str, w: list[str]) -> dict[str, object] | None:
-    """teamdctl's words -> a control-socket request (None: not one teamdctl has)."""
-    if w == ["state", "dump"]:
-        return {"cmd": "state_dump", "lag": lag}
-    if len(w) == 4 and w[:3] == ["state", "item", "get"]:
-        return {"cmd": "state_item_get", "lag": lag, "path": w[3]}
-    if len(w) == 5 and w[:3] == ["state", "item", "set"]:
-        return {"cmd": "state_item_set", "lag": lag, "path": w[3], "value": w[4]}
-    return None
-
-
 def _ctl(args: argparse.Namespace, explicit: bool) -> int:
-    req = _ctl_request(args.lag, args.words)
+    """`teamd-shim ctl LAG WORDS`: teamdctl's words (control/teamdctl.py)."""
+    words = [args.lag, *args.words]
+    return _emit(
+        _teamdctl(words, ctl_dir=args.ctl_dir, name=args.name, explicit=explicit, echo_set=True)
+    )
+
+
+def teamdctl_main(argv: list[str] | None = None) -> int:
+    """`teamdctl`: libteam's command line for SONiC's callers, served by the owner's control
+    socket (the alias). The ctl dir as the shim's: --ctl-dir, $TEAMD_SHIM_CTL_DIR, default."""
+    argv = sys.argv[1:] if argv is None else argv
+    return _emit(_teamdctl(argv))
+
+
+def _teamdctl(
+    argv: list[str],
+    *,
+    ctl_dir: str | None = None,
+    name: str = DEFAULT_NAME,
+    explicit: bool = False,
+    echo_set: bool = False,
+) -> Outcome:
+    """Both commands. `ctl_dir`, `name`, `explicit`: `teamd-shim ctl`'s options (`teamdctl`
+    takes --ctl-dir among teamdctl's own); `echo_set`: `teamd-shim ctl` prints the value a set
+    left, as it always has."""
+    inv = teamdctl.parse(argv)
+    if isinstance(inv, Outcome):
+        return inv
+    req = teamdctl.request(inv)
     if req is None:
-        print(
-            f"teamd-shim ctl: unsupported command {' '.join(args.words)!r}; supported: state "
-            "dump, state item get PATH, state item set PATH VALUE",
-            file=sys.stderr,
-        )
-        return 2
+        return teamdctl.unsupported(inv)
+    ctl_dir = inv.ctl_dir or ctl_dir or os.environ.get("TEAMD_SHIM_CTL_DIR") or DEFAULT_CTL_DIR
+    path = _ctl_path(ctl_dir, name, explicit)
+    if isinstance(path, Outcome):
+        return path
     try:
-        out = request(_ctl_path(args.ctl_dir, args.name, explicit), req)
+        out = request(path, req)
     except ControlError as e:
-        print(f"teamd-shim ctl: {e}", file=sys.stderr)
-        return 1
-    if req["cmd"] == "state_dump":
-        print(json.dumps(out, indent=4, sort_keys=True))
-    else:  # teamdctl prints the bare value
-        print(json.dumps(out) if isinstance(out, bool) else out)
-    return 0
+        return teamdctl.failed(str(e))
+    return teamdctl.render(inv, out, echo_set=echo_set)
+
+
+def _emit(out: Outcome) -> int:
+    sys.stdout.write(out.stdout)
+    sys.stderr.write(out.stderr)
+    return out.code
 
 
 def _effective_role(args: argparse.Namespace, endpoint: sonic_db.Endpoint) -> str:

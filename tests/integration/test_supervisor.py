@@ -27,6 +27,7 @@ from teamd_lab.lab import Lab
 from teamd_lab.procs import ProcRef
 from teamd_lab.record_analysis import load_records
 from teamd_lab.shim import shim_command
+from teamd_lab.topology import DUT_SYSTEM_MAC, PARTNER_SYSTEM_MAC
 from teamd_shim.db.ownership import instance_alive
 from teamd_shim.io.identity import proc_starttime
 
@@ -34,6 +35,7 @@ pytestmark = pytest.mark.integration
 
 LAGS, MEMBERS = 4, 2
 WARM_RESTART = str(Path(sys.executable).parent / "warm-restart")
+TEAMDCTL = str(Path(sys.executable).parent / "teamdctl")
 KILL_BUDGET_S = 1.2  # the issue's promise for a death: no PDU gap beyond this at the partner
 HANG_BUDGET_S = 1.5  # a hang: detection (0.35 s) + at most one period, the abort budget
 FLAP_S = 3.0
@@ -327,6 +329,80 @@ def test_a_planned_restart_under_the_supervisor_hands_over_to_the_hot_standby(
         f"{res['stages']['ready'] * 1000:.0f} ms, command {res['wall_s']:.2f} s, "
         f"largest PDU gap {worst:.3f} s"
     )
+
+
+def teamdctl(lab: Lab, *words: str) -> subprocess.CompletedProcess[str]:
+    """The installed `teamdctl`, as SONiC's callers run it (no instance name: the owner)."""
+    return subprocess.run(
+        [TEAMDCTL, "--ctl-dir", str(lab.workdir / "ctl"), *words],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+
+
+def owner_dump(lab: Lab, p: Pair) -> dict:
+    """`teamdctl LAG state dump` answered by the active of `p` and saying what it should."""
+    lag = lab.lags()[0]
+    out = teamdctl(lab, lag, "state", "dump")
+    assert out.returncode == 0, out.stderr
+    dump = json.loads(out.stdout)
+    assert dump["setup"]["pid"] == p.active_pid, (p, dump["setup"])  # the owner answered
+    assert dump["runner"]["active"] is True and dump["team_device"]["ifinfo"]["ifname"] == lag
+    members = {port for la, port, _ in lab.members() if la == lag}
+    assert set(dump["ports"]) == members, dump["ports"].keys()
+    for port, d in dump["ports"].items():
+        r = d["runner"]
+        assert r["selected"] is True and r["state"] == "current", (port, r)
+        assert r["actor_lacpdu_info"]["system"] == DUT_SYSTEM_MAC, (port, r)
+        assert r["partner_lacpdu_info"]["system"] == PARTNER_SYSTEM_MAC, (port, r)
+    return dump
+
+
+def test_teamdctl_follows_the_owner_through_handovers_and_a_promotion(
+    lab: Lab, supervisor: Supervisor
+) -> None:
+    """SONiC's `teamdctl` against whichever instance owns the LAGs (hld §15.2, the owner
+    alias): before and after two planned handovers and a hot standby's promotion, with the
+    killed owner's socket still in the directory; then `config portchannel retry-count set|get`.
+    On main: no `teamdctl`, and `teamd-shim ctl` without --name asked `teamd-shim.sock`."""
+    judge = Judge(lab)
+    p = whole(lab)
+    owner_dump(lab, p)
+    for _ in range(2):
+        out = subprocess.run(
+            [WARM_RESTART, "--redis", lab.redis_url, "teamd", "--yes", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-2000:])
+        assert json.loads(out.stdout)["new"] == p.standby
+        p = whole(lab)
+        owner_dump(lab, p)
+    dead = p
+    os.kill(dead.active_pid, signal.SIGKILL)
+    wait_gone(dead.active_pid)
+    p = whole(lab)
+    assert p.active == dead.standby  # promoted
+    assert (lab.workdir / "ctl" / f"{dead.active}.sock").exists()  # the dead one's socket
+    owner_dump(lab, p)
+    lag = lab.lags()[0]
+    done = teamdctl(lab, lag, "state", "item", "set", "runner.retry_count", "5")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    got = teamdctl(lab, lag, "state", "item", "get", "runner.retry_count")
+    assert (got.returncode, got.stdout) == (0, "5\n"), got
+    refused = teamdctl(lab, lag, "port", "add", "Ethernet0")
+    assert refused.returncode == 1 and "not supported by teamd-shim" in refused.stderr
+    # the set went to the owner: its standby shadows it, `teamd-shim ctl` (no --name) agrees
+    ctl = subprocess.run(
+        [str(Path(TEAMDCTL).parent / "teamd-shim"), "--ctl-dir", str(lab.workdir / "ctl"),
+         "ctl", lag, "state", "item", "get", "runner.retry_count"],
+        capture_output=True, text=True, timeout=10,
+    )  # fmt: skip
+    assert (ctl.returncode, ctl.stdout) == (0, "5\n"), ctl
+    assert teamdctl(lab, lag, "state", "item", "set", "runner.retry_count", "3").returncode == 0
+    judge.assert_invisible(KILL_BUDGET_S)
 
 
 def test_the_active_killed_while_redis_is_down_is_still_invisible(

@@ -57,6 +57,13 @@ def test_the_product_wheel_holds_no_lab_code(tmp_path: Path) -> None:
     assert tops(names) == {"teamd_shim", "orchestrator"}
     assert not [n for n in names if "teamd_lab" in n or n.endswith(("slowproto.py", "demo.py"))]
     assert "teamd_shim/lacp/pdu.py" in names and "orchestrator/handover.py" in names
+    # the commands it installs: SONiC's callers run `teamdctl` (the image links /usr/bin/ to it)
+    (wheel,) = (tmp_path / "out").glob("*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        (ep,) = [n for n in z.namelist() if n.endswith(".dist-info/entry_points.txt")]
+        scripts = z.read(ep).decode()
+    for line in ("teamd-shim = teamd_shim.cli:main", "teamdctl = teamd_shim.cli:teamdctl_main"):
+        assert line in scripts, scripts
 
 
 def test_the_lab_wheel_holds_the_lab_only(tmp_path: Path) -> None:

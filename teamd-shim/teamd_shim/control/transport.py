@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from teamd_shim.control.access import AccessError, AccessPolicy, Peer
+from teamd_shim.control.alias import OwnerAlias
+from teamd_shim.control.teamd_config import teamd_config
 from teamd_shim.db.ownership import OwnershipError
 from teamd_shim.db.publisher import Publisher
 from teamd_shim.db.sonic_db import Endpoint
@@ -85,8 +87,11 @@ class ControlServer:
         self.policy.secure_socket(self.path)
 
     async def stop(self) -> None:
+        """Stop listening; the owner alias goes first if it is still ours, so it never names a
+        socket nobody listens on (a successor's alias is left alone)."""
         if self._server is not None:
             self._server.close()
+            OwnerAlias(self.path).release()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
 
@@ -135,11 +140,13 @@ class ControlServer:
             writer.close()
 
     async def handle(self, req: dict[str, Any]) -> Any:
-        """One request: teamdctl's state commands, the queries, or a role command."""
+        """One request: teamdctl's state and config commands, the queries, or a role command."""
         cmd = req.get("cmd")
         shim = self.shim
         if cmd in ("state_dump", "state_item_get", "state_item_set"):
             return self._state(str(cmd), self._lag(req), req)
+        if cmd == "config_dump":
+            return teamd_config(shim.lags[self._lag(req)].cfg)
         if cmd == "lags":
             return sorted(shim.lags)
         if cmd == "info":

@@ -29,6 +29,7 @@ from typing import Any, Protocol, TypeVar
 import redis
 
 from teamd_shim import __version__
+from teamd_shim.control.alias import OwnerAlias
 from teamd_shim.db.ownership import (
     OWNER_KEY,
     Owner,
@@ -208,10 +209,22 @@ class HandoverDriver:
             self._beat()  # the 0.1 s heartbeat: watchers' liveness and our own stall check
         self._put_instance_record()
         rm = self.rm
+        if rm.owns_dataplane and self.ctl_path and not OwnerAlias(self.ctl_path).held():
+            # removed by hand, or by an old owner's release racing our swap: put it back
+            self._hold_alias()
         if self._loop is not None and rm.role is Role.ACTIVE and rm.epoch is not None:
             self._loop.run_in_executor(None, self._keep_owner_record, rm.epoch)
         if self._loop is not None and rm.role is not Role.RETIRED:
             self._loop.call_later(1.0, self.heartbeat)
+
+    def _hold_alias(self) -> None:
+        """We own the LAGs: `<ctl dir>/owner` (control/alias.py) names our control socket, so
+        teamdctl reaches us whatever our instance name. A standby never holds it."""
+        if not self.ctl_path:
+            return
+        problem = OwnerAlias(self.ctl_path).claim()
+        if problem is not None:
+            log.warning("%s: %s", self.name, problem)
 
     def _put_instance_record(self) -> None:
         self.publisher.put(shim_instance(self.name), self.instance_record())
@@ -324,6 +337,7 @@ class HandoverDriver:
                 continue
             self.rm.epoch = won.epoch  # claimed at start-up: not a role change
             log.info("%s: owner of the LAGs at epoch %d", self.name, won.epoch)
+            self._hold_alias()
             return True
 
     # ---- driving the role machine --------------------------------------------------------
@@ -346,6 +360,8 @@ class HandoverDriver:
                 event.value,
                 self.rm.epoch,
             )
+            if self.rm.role is Role.ACTIVE:  # a takeover, a promotion, a resume
+                self._hold_alias()
         self._arm_role_timer()
         self.run_effects(effects)
         return effects
