@@ -260,7 +260,7 @@ STATE_ITEMS = StateItems(
         # what lacp/selection.py does: the selected aggregator is kept while it has an eligible
         # port (Linux's ad_select=stable), which is teamd's lacp_prio_stable, not lacp_prio
         _lag("runner.select_policy", _const("lacp_prio_stable")),
-        _lag("runner.fallback", _const(False), state_db=3),
+        _lag("runner.fallback", lambda s: s.cfg.fallback, state_db=3),
         # SONiC's patched teamd (hld §13.7)
         _lag(
             "runner.enable_retry_count_feature",

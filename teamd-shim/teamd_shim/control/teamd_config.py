@@ -22,6 +22,8 @@ def teamd_config(cfg: LagConfig) -> dict[str, Any]:
     runner: dict[str, Any] = {"active": True, "name": "lacp"}
     if cfg.min_links != 1:
         runner["min_ports"] = cfg.min_links
+    if cfg.fallback:
+        runner["fallback"] = True
     if cfg.fast_rate:
         runner["fast_rate"] = True
     runner["tx_hash"] = list(TX_HASH_DEFAULT)

@@ -576,7 +576,7 @@ class Lag:
             moved = False
             for port in self._order:
                 ready = selection.aggregator_key(port) not in waiting
-                if port.mux_step(now, ready, aggregate_wait):
+                if port.mux_step(now, ready, aggregate_wait, self._settings.fallback):
                     moved = True
                     self._sync_enabled(port)
             if not self._select() and not moved:

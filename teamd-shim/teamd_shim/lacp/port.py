@@ -387,7 +387,13 @@ class Port:
 
     # ---- mux machine (coupled control) -------------------------------------------------
 
-    def mux_step(self, now: float, ready: bool, aggregate_wait: float) -> bool:
+    def in_sync(self, fallback: bool) -> bool:
+        """The partner's Sync, or (SONiC's fallback) no partner at all: a DEFAULTED port."""
+        return self.partner_sync() or (fallback and self.rx_state is RxState.DEFAULTED)
+
+    def mux_step(
+        self, now: float, ready: bool, aggregate_wait: float, fallback: bool = False
+    ) -> bool:
         """Take at most one mux transition; True if one was taken."""
         mux, sel = self.mux_state, self.selected
         if mux is MuxState.DETACHED:
@@ -409,14 +415,14 @@ class Port:
         if mux is MuxState.ATTACHED:
             if sel is not Selected.SELECTED:
                 self.mux_state = MuxState.DETACHED
-            elif self.partner_sync():
+            elif self.in_sync(fallback):
                 self.mux_state = MuxState.COLLECTING_DISTRIBUTING
             else:
                 return False
             self.ntt = True
             return True
         # COLLECTING_DISTRIBUTING
-        if sel is not Selected.SELECTED or not self.partner_sync():
+        if sel is not Selected.SELECTED or not self.in_sync(fallback):
             self.mux_state = MuxState.ATTACHED
             self.ntt = True
             return True

@@ -32,6 +32,8 @@ def eligible(port: Port, cfg: LagSettings) -> bool:
         return False
     if port.rx_state is RxState.CURRENT:
         return True
+    if cfg.fallback and port.rx_state is RxState.DEFAULTED:
+        return True  # SONiC's LACP fallback: no partner heard, the port runs without LACP
     return port.rx_state is RxState.EXPIRED and port.partner.system != ZERO_INFO.system
 
 

@@ -31,6 +31,9 @@ class LagSettings:
     # SONiC's retry count (hld §13.7): the count we announce in 0xf1 PDUs (CONFIG_DB
     # `retry_count`, 3..10 like SONiC's CLI; 3 is the plain-LACP default)
     retry_count: int = DEFAULT_RETRY_COUNT
+    # SONiC's LACP fallback (libteam patch 0003): a DEFAULTED port (no LACP partner heard)
+    # is selectable and may collect/distribute without the partner's Sync
+    fallback: bool = False
 
     def __post_init__(self) -> None:
         if type(self.system) is not bytes or len(self.system) != 6:
@@ -57,6 +60,7 @@ class LagSettings:
             "aggregate_wait": self.aggregate_wait,
             "admin_up": self.admin_up,
             "retry_count": self.retry_count,
+            "fallback": self.fallback,
         }
 
     @classmethod
@@ -72,4 +76,5 @@ class LagSettings:
             aggregate_wait=float(d["aggregate_wait"]),
             admin_up=bool(d["admin_up"]),
             retry_count=int(d["retry_count"]),
+            fallback=bool(d.get("fallback", False)),  # absent in snapshots of older versions
         )

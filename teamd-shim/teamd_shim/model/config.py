@@ -35,6 +35,7 @@ class LagConfig:
     # "" when not configured
     tpid: str = ""
     learn_mode: str = ""
+    fallback: bool = False  # SONiC's LACP fallback (teammgrd passes runner.fallback to teamd)
 
     def lacp_settings(self) -> LagSettings:
         """What of this entry the LACP core runs on; a change of it is a settings update."""
@@ -46,6 +47,7 @@ class LagConfig:
             min_links=self.min_links,
             admin_up=self.admin_up,
             retry_count=self.retry_count,
+            fallback=self.fallback,
             # no 802.1AX aggregate wait, as stock teamd (hld §12): it turned a partner's
             # identity change into a 2 s outage the partner saw; Lag.pop_intents nets out instead
         )
@@ -149,12 +151,7 @@ def parse_lag(name: str, entry: dict[str, str], system: str) -> LagConfig:
     learn_mode = entry.get("learn_mode", "")
     if learn_mode and learn_mode not in LEARN_MODES:
         raise ValueError(f"learn_mode must be one of {', '.join(LEARN_MODES)}, got {learn_mode!r}")
-    if entry.get("fallback", "false") != "false":
-        _bool(entry["fallback"], "fallback")
-        raise ValueError(
-            "fallback true is not supported by teamd-shim yet (SONiC's LACP fallback makes a "
-            "DEFAULTED port selectable); remove the field or set it false"
-        )
+    fallback = _bool(entry.get("fallback", "false"), "fallback")
     sys_mac = entry.get("system_mac") or system
     if not sys_mac:
         raise ValueError("no LACP system id: set DEVICE_METADATA|localhost mac or system_mac")
@@ -171,6 +168,7 @@ def parse_lag(name: str, entry: dict[str, str], system: str) -> LagConfig:
         retry_count=retry_count,
         tpid=tpid.lower(),
         learn_mode=learn_mode,
+        fallback=fallback,
     )
 
 

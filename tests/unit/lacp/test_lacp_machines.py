@@ -904,3 +904,25 @@ def test_a_pdu_received_at_the_keepalive_instant_does_not_hide_it() -> None:
     assert a.keepalive_due(t + 1.002)
     assert {p for p, _ in a.frames_to_send(t + 1.002)} == {"e0", "e1"}
     assert not a.keepalive_due(t + 1.1)
+
+
+def test_fallback_lets_a_port_with_no_lacp_partner_run_as_sonics_patch_does():
+    """libteam patch 0003 (SONiC): with runner.fallback a DEFAULTED port is selectable and is
+    enabled without the partner's Sync: a PortChannel facing a server without LACP comes up.
+    Without fallback the same port stays down; a real partner turning up takes over as usual."""
+    for fallback in (False, True):
+        lag = make_lag(SYS_A, 1, fallback=fallback)
+        peer = make_lag(SYS_B, 2)
+        wire = Wire(lag, peer)
+        wire.cut.add("b")  # a server without LACP: nothing ever arrives
+        wire.run_until(10.0)
+        view = lag.port_view("e0")
+        assert view.state == "defaulted"
+        assert view.selected is fallback, fallback
+        assert lag.carrier is fallback
+        # one aggregator: each DEFAULTED port is on its own, so one of them runs
+        assert sum(lag.port_enabled(p) for p in PORTS) == (1 if fallback else 0)
+        wire.cut.clear()  # LACP appears on the far side
+        wire.run_until(wire.now + 5.0)
+        assert lag.port_view("e0").state == "current"
+        assert lag.carrier and all(lag.port_enabled(p) for p in PORTS)

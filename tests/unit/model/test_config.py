@@ -102,16 +102,17 @@ def test_invalid_change_to_a_running_lag_keeps_its_settings_and_members():
     assert d.lags["PortChannel0002"].members == ()
 
 
-def test_tpid_learn_mode_pass_through_and_fallback_is_refused_clearly():
+def test_tpid_learn_mode_pass_through_and_fallback_as_teammgrd():
     from teamd_shim.model.config import port_settings
 
     cfg = parse_lag("PortChannel0001", pc(tpid="0x9100", learn_mode="disable"), MAC)
     assert (cfg.tpid, cfg.learn_mode) == ("0x9100", "disable")
-    assert parse_lag("PortChannel0001", pc(fallback="false"), MAC).name == "PortChannel0001"
+    assert not parse_lag("PortChannel0001", pc(fallback="false"), MAC).fallback
+    fb = parse_lag("PortChannel0001", pc(fallback="true"), MAC)
+    assert fb.fallback and fb.lacp_settings().fallback
     for bad, word in (
         ({"tpid": "0x1234"}, "tpid"),
         ({"learn_mode": "always"}, "learn_mode"),
-        ({"fallback": "true"}, "not supported"),
         ({"fallback": "yes"}, "fallback"),
     ):
         try:
