@@ -98,14 +98,22 @@ def lacp_key(lag: str, value: str | None) -> int:
 
 
 def port_number(port: str) -> int:
-    """Actor port number stable across processes: EthernetN -> N+1 (SONiC patch 0008).
+    """Actor port number stable across processes: as SONiC's libteam patch 0008
+    (`lacp_portname_to_port_id`): atoi of what follows "Ethernet", plus 1. So EthernetN -> N+1,
+    and `Ethernet-BPn` (backplane ports) -> 1, as stock teamd on SONiC sends it: the same
+    number, so a move between the two is not a new port to the partner.
 
-    Other names fall back to a CRC of the name, still stable, never 0.
+    Other names (labs) fall back to a CRC of the name, still stable, never 0.
     """
-    m = re.search(r"(\d+)$", port)
-    if m and port.startswith("Ethernet"):
-        return int(m.group(1)) + 1
+    if port.startswith("Ethernet"):
+        return (_atoi(port[len("Ethernet") :]) + 1) & 0xFFFF
     return zlib.crc32(port.encode()) % 65534 + 1
+
+
+def _atoi(text: str) -> int:
+    """C's atoi: optional blanks and sign, then the leading digits; 0 if there are none."""
+    m = re.match(r"\s*([+-]?\d+)", text)
+    return int(m.group(1)) if m else 0
 
 
 def _bool(v: str, what: str) -> bool:

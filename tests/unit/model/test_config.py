@@ -42,6 +42,8 @@ def test_values_sonic_accepts_mean_what_teammgrd_makes_of_them():
 def test_port_number_is_ethernet_index_plus_one_and_stable():
     assert port_number("Ethernet0") == 1
     assert port_number("Ethernet124") == 125
+    # SONiC's atoi after "Ethernet": backplane ports all get 1, as stock teamd sends them
+    assert port_number("Ethernet-BP0") == port_number("Ethernet-BP12") == 1
     assert port_number("veth7") == port_number("veth7")
     assert 1 <= port_number("eth-x") <= 65535
 
