@@ -47,7 +47,7 @@ ALL = (SUP, LACP, LACP + "_bak", STANDBY, LACP + "_dead")
 NS = 1_000_000_000
 # what the operator's docker create set beyond the image (SONiC: docker_image_run_opt): a
 # handover must carry it to the next container, with -t (SONiC's own) that teamd.sh passes
-RUN_OPTS = "--health-interval 2s --stop-timeout 42 --label teamd-hitless.test=sv"
+RUN_OPTS = "--health-interval 2s --stop-timeout 42 --label teamd-hitless.test=so"
 
 
 @dataclass
@@ -94,9 +94,9 @@ def db_cli(workdir: Path, sock: str) -> str:
 
 @pytest.fixture(scope="module")
 def svc(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    workdir = Path(tmp_path_factory.mktemp("sv"))
+    workdir = Path(tmp_path_factory.mktemp("so"))
     remove_quietly(engine, *ALL)
-    d = HolderLab(engine, workdir, prefix="sv")
+    d = HolderLab(engine, workdir, prefix="so")
     try:
         d.up(LAGS, MEMBERS)
         env = {
@@ -192,7 +192,7 @@ def test_a_handover_keeps_what_the_container_set_and_leaves_no_standby_role(svc:
     cfg = new["Config"]
     assert cfg["Healthcheck"] == old["Config"]["Healthcheck"], cfg["Healthcheck"]
     assert cfg["Tty"] is True and cfg["StopTimeout"] == 42, cfg
-    assert cfg["Labels"].get("teamd-hitless.test") == "sv", cfg["Labels"]
+    assert cfg["Labels"].get("teamd-hitless.test") == "so", cfg["Labels"]
     assert new["HostConfig"]["NetworkMode"] == old["HostConfig"]["NetworkMode"]  # the holder's
     cmd = cfg["Cmd"]
     assert "standby" not in cmd and cmd[cmd.index("--role") + 1] == "auto", cmd
