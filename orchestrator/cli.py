@@ -9,6 +9,7 @@ teamd-shim (`$TEAMD_SHIM_REDIS`, SONiC's database_config.json, loopback:6379).
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -44,10 +45,34 @@ class Ctx:
     help="unix:///path/redis.sock or redis://host:port "
     "(env TEAMD_SHIM_REDIS; default SONiC's database_config.json, else loopback:6379)",
 )
+@click.option(
+    "--container-name",
+    metavar="NAME",
+    envvar="TEAMD_HITLESS_CONTAINER",
+    callback=lambda _c, _p, v: _container_name(v),
+    help="docker runtime: the shim containers' base name (env TEAMD_HITLESS_CONTAINER): a "
+    "handover renames NAME to NAME_bak, the supervisor's standby is NAME_standby. Default: the "
+    "owner's container keeps its own name (`teamd`). The SONiC shape (containers/sonic/) uses "
+    "teamd-lacp, since its `teamd` is the supervisor's container",
+)
 @click.pass_context
-def main(ctx: click.Context, redis_url: str | None) -> None:
+def main(ctx: click.Context, redis_url: str | None, container_name: str | None) -> None:
     """Hitless warm restart of teamd with LACP in fast mode."""
+    if container_name:
+        # read by every DockerRuntime / DockerSupervised of this process
+        os.environ["TEAMD_HITLESS_CONTAINER"] = container_name
     ctx.obj = Ctx(redis_url)
+
+
+def _container_name(value: str | None) -> str | None:
+    """Docker's rule for a container name, and no `~` (the shim's instance-name separator)."""
+    import re
+
+    if value and not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", value):
+        raise click.BadParameter(
+            f"{value!r} is not a container name Docker accepts ([a-zA-Z0-9][a-zA-Z0-9_.-]*)"
+        )
+    return value or None
 
 
 def _controller(ctx: Ctx, quiet: bool = False) -> Controller:

@@ -133,11 +133,15 @@ class DockerSupervised:
 
     name = "docker"
 
-    def __init__(self) -> None:
+    def __init__(self, container_name: str | None = None) -> None:
         from orchestrator.runtime.docker import DockerRuntime
 
-        self.rt = DockerRuntime()
-        self.container_name = ""  # the owner's name as SONiC knows it: teamd
+        self.rt = DockerRuntime(container_name=container_name)
+        # the owner's container name: the base name when given (`--container-name`, the SONiC
+        # shape's `teamd-lacp`: `teamd` is then the supervisor's own container), else learned
+        # from the owner's container (`teamd`, as SONiC names it)
+        self.base = self.rt.container_name or ""
+        self.container_name = self.base
         self.owner_container = ""  # id
 
     def _locate(self, name: str, rec: dict[str, str]) -> Instance:
@@ -149,7 +153,7 @@ class DockerSupervised:
         except RuntimeFailure:
             return
         self.owner_container = inst.handle
-        if not inst.container_name.endswith(STANDBY_SUFFIX):
+        if not self.base and not inst.container_name.endswith(STANDBY_SUFFIX):
             self.container_name = inst.container_name.lstrip("/")
 
     def ready_to_start(self) -> str:
@@ -163,7 +167,7 @@ class DockerSupervised:
         return self.rt._get(ref)
 
     def start_standby(self, owner: str, rec: dict[str, str], name: str) -> str:
-        from orchestrator.runtime.docker import _retry
+        from orchestrator.runtime.docker import _retry, successor_config
 
         old = self._get(self.owner_container)
         if old is None:
@@ -178,35 +182,33 @@ class DockerSupervised:
         elif stale is not None:
             self.rt._remove(stale.id)
         attrs = old.attrs
-        cfg, hc = attrs["Config"], dict(attrs["HostConfig"])
-        hc["RestartPolicy"] = {"Name": "no"}  # the supervisor is the one restarter
         image_cfg = self.rt.resolve_image(attrs["Image"]).attrs.get("Config") or {}
-        img_env, img_labels = set(image_cfg.get("Env") or []), image_cfg.get("Labels") or {}
-        env = [e for e in cfg.get("Env") or [] if e not in img_env]
-        labels = {k: v for k, v in (cfg.get("Labels") or {}).items() if img_labels.get(k) != v}
-        argv = standby_argv(list(cfg.get("Cmd") or []), name, None, hot=True)
-        ctr = _retry(
-            self.rt.client.api.create_container,
-            attrs["Image"],
-            command=argv,
-            name=cname,
-            environment=env,
-            labels=labels,
-            entrypoint=None,
-            host_config=hc,
+        # `--role auto --hot`: a hot standby while an owner lives; the Cmd outlives the
+        # promotion, and a restart of that container with nobody owning the LAGs is a cold start
+        argv = standby_argv(
+            list(attrs["Config"].get("Cmd") or []), name, None, hot=True, role="auto"
         )
+        # the supervisor is the one restarter: no restart policy of the standby's own
+        body = successor_config(attrs, image_cfg, attrs["Image"], argv, {"Name": "no"})
+        ctr = _retry(self.rt.client.api.create_container_from_config, body, name=cname)
         _retry(self.rt.client.api.start, ctr["Id"])
         return str(ctr["Id"])
 
     def start_cold(self, name: str, fallback: list[str]) -> str:
         """Start the owner's container again (its shim, as the active: nobody owns the LAGs)."""
-        from orchestrator.runtime.docker import _retry
+        from orchestrator.runtime.docker import _retry, is_shim_container
 
-        ctr = self._get(self.container_name or "teamd")
+        cname = self.container_name or "teamd"
+        ctr = self._get(cname)
         if ctr is None:
             raise RuntimeFailure(
-                f"no container {self.container_name or 'teamd'!r} to start: "
-                "start teamd by hand (`docker start`, compose)"
+                f"no container {cname!r} to start: start teamd by hand (`docker start`, "
+                "compose, `teamd.sh start`)"
+            )
+        if not is_shim_container(ctr.attrs):
+            raise RuntimeFailure(
+                f"container {cname!r} runs no teamd-shim (the supervisor's own container? then "
+                "pass the shim containers' base name: --container-name): not started"
             )
         _retry(ctr.start)
         return str(ctr.id)
@@ -229,7 +231,7 @@ class DockerSupervised:
         self, old: str, old_rec: dict[str, str], new: str, new_rec: dict[str, str]
     ) -> str:
         """`teamd` (dead, or paused and fenced) -> `teamd_dead`; `teamd_standby` -> `teamd`."""
-        from orchestrator.runtime.docker import _retry
+        from orchestrator.runtime.docker import _retry, is_shim_container
 
         name = self.container_name or "teamd"
         try:
@@ -238,6 +240,12 @@ class DockerSupervised:
             return f"promoted container not found: {e}"
         done = []
         old_ctr = self._get(name)
+        if old_ctr is not None and not is_shim_container(old_ctr.attrs):
+            # never the supervisor's own `teamd` (SONiC shape without --container-name)
+            return (
+                f"container {name!r} runs no teamd-shim: not renamed, and the promoted one "
+                "keeps its name (pass the shim containers' base name: --container-name)"
+            )
         if old_ctr is not None and old_ctr.id != new_inst.handle:
             state = old_ctr.attrs.get("State", {})
             if state.get("Paused"):
@@ -278,7 +286,7 @@ def supervised_for(name: str, owner_rec: dict[str, str]) -> Supervised:
         )
         name = "docker" if inside else "process"
     if name == "docker":
-        return DockerSupervised()
+        return DockerSupervised()  # the base name from CONTAINER_ENV (--container-name)
     if name == "process":
         return ProcessSupervised()
     raise ValueError(f"unknown runtime {name!r}")

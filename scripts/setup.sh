@@ -5,9 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # qemu-system-x86, busybox-static, libteam-utils (stock teamd as partner), kmod (depmod),
-# util-linux (nsenter): the kernel tier (tests/kernel/vm.py)
+# util-linux (nsenter): the kernel tier (tests/kernel/vm.py); systemd (systemd-analyze verify of
+# containers/sonic/teamd.service: tests/integration/test_sonic_unit.py; no systemd is started)
 APT_PACKAGES=(redis-server openvswitch-switch iproute2 python3-venv procps
-              qemu-system-x86 busybox-static libteam-utils kmod util-linux)
+              qemu-system-x86 busybox-static libteam-utils kmod util-linux systemd)
 
 # --venv-only: the virtualenv alone (no root, no apt), enough for `make lint` and `make unit`
 venv_only=0

@@ -1,11 +1,15 @@
 """The `docker` runtime: SONiC's teamd -> teamd_bak flow (fast-mode HLD, hld §11).
 
-`warm-restart` runs on the host, outside the containers, as `sonic-installer` does. The running
-container `teamd` is renamed `teamd_bak`; a new `teamd` is created from IMAGE (default: the
-running image) with the old one's configuration (network mode, mounts, caps, env, labels,
-restart policy: the inspected HostConfig is reused as is) and the standby role; the signals go to
-the containers (their init forwards them to the shim); `teamd_bak` is removed once its shim has
-exited by itself. Rollback removes the new container and renames `teamd_bak` back.
+`warm-restart` runs outside the shim's container (on the host as `sonic-installer` does, or in
+the SONiC shape's long-lived `teamd` container, containers/sonic/). The running shim container
+(`teamd` by default; its *base name* is a parameter, `teamd-lacp` in the SONiC shape) is renamed
+`<base>_bak`; a new `<base>` is created from IMAGE (default: the running image) with the whole
+configuration the old container set beyond its image (`successor_config`: the inspected
+HostConfig as is, and every Config field that differs from the old image's: env, labels,
+healthcheck, tty, user, stop signal and timeout, working dir, entrypoint ...) and `--role auto`
+(a standby while the run waits for it, an active on any later restart of that container); the
+signals go to the containers (their init forwards them to the shim); `<base>_bak` is removed
+once its shim has exited by itself. Rollback removes the new container and renames the old back.
 
 Containers are addressed by id, never by a pid: the shim's pid is in its own pid namespace.
 Every Docker API call goes through one tenacity layer (`_retry`) that retries only transient
@@ -37,6 +41,9 @@ from teamd_shim.db.schema import INSTANCE_PREFIX
 
 log = logging.getLogger(__name__)
 BAK_SUFFIX = "_bak"
+# the shim containers' base name (`warm-restart --container-name`); unset: the owner's container
+# keeps whatever name it has (`teamd`, as SONiC names its container)
+CONTAINER_ENV = "TEAMD_HITLESS_CONTAINER"
 # what a teamd-hitless teamd container carries (scripts/build_images.sh labels the image; a
 # container's Config.Labels holds its image's): anything else is not ours to rename or signal
 ROLE_LABEL, TEAMD_ROLE = "teamd-hitless.role", "teamd"
@@ -111,6 +118,81 @@ def container_ctl(cfg: dict[str, Any], name: str) -> str:
     return posixpath.join(container_ctl_dir(cfg), f"{name}.sock")
 
 
+# Config fields a container may set beyond its image (`docker create --user/-t/--health-*/
+# --stop-signal/--stop-timeout/-w/--entrypoint/-i/--expose/-v ...`). Each is carried to the
+# successor when the old container's value differs from the old image's: then the container set
+# it. A value equal to the image's is left unset, so an upgrade's new image brings its own.
+CARRIED_FIELDS = (
+    "User",
+    "Tty",
+    "OpenStdin",
+    "StdinOnce",
+    "AttachStdin",
+    "AttachStdout",
+    "AttachStderr",
+    "Healthcheck",
+    "WorkingDir",
+    "Entrypoint",
+    "StopSignal",
+    "StopTimeout",
+    "ExposedPorts",
+    "Volumes",
+    "Shell",
+    "NetworkDisabled",
+    "MacAddress",
+    "Domainname",
+)
+
+
+def _engine_set_hostname(attrs: dict[str, Any]) -> bool:
+    """Whether Config.Hostname is the engine's, not the user's: the container's short id, or
+    the host's / the network owner's with a shared UTS or network namespace (Docker refuses a
+    hostname with `--network container:X`)."""
+    hc = attrs.get("HostConfig") or {}
+    mode = str(hc.get("NetworkMode") or "")
+    hostname = str((attrs.get("Config") or {}).get("Hostname") or "")
+    return (
+        not hostname
+        or mode == "host"
+        or mode.startswith("container:")
+        or hc.get("UTSMode") == "host"
+        or hostname == str(attrs.get("Id", ""))[:12]
+    )
+
+
+def successor_config(
+    attrs: dict[str, Any],
+    image_cfg: dict[str, Any],
+    image: str,
+    argv: list[str],
+    restart_policy: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The create body (Config + HostConfig) of a container that replaces the one inspected as
+    `attrs`: its HostConfig as is (network mode, mounts, caps, tmpfs, read-only root, restart
+    policy unless `restart_policy`), every Config field the container set beyond its image
+    (`image_cfg`, the old image's Config; env and labels entry by entry, the rest by
+    CARRIED_FIELDS), IMAGE and the command `argv`. Pure."""
+    cfg = attrs.get("Config") or {}
+    hc = dict(attrs.get("HostConfig") or {})
+    if restart_policy is not None:
+        hc["RestartPolicy"] = restart_policy
+    img_env = set(image_cfg.get("Env") or [])
+    img_labels = image_cfg.get("Labels") or {}
+    body: dict[str, Any] = {
+        f: cfg[f] for f in CARRIED_FIELDS if f in cfg and cfg[f] != image_cfg.get(f)
+    }
+    if not _engine_set_hostname(attrs):
+        body["Hostname"] = cfg["Hostname"]
+    body.update(
+        Image=image,
+        Cmd=argv,
+        Env=[e for e in cfg.get("Env") or [] if e not in img_env],
+        Labels={k: v for k, v in (cfg.get("Labels") or {}).items() if img_labels.get(k) != v},
+        HostConfig=hc,
+    )
+    return body
+
+
 def _describe_container(attrs: dict[str, Any]) -> str:
     name = str(attrs.get("Name", "")).lstrip("/") or "?"
     image = (attrs.get("Config") or {}).get("Image", "") or str(attrs.get("Image", ""))[:19]
@@ -151,6 +233,20 @@ def _check_pidns(
 _UNVERIFIED: set[str] = set()
 
 
+def is_shim_container(attrs: dict[str, Any]) -> bool:
+    """A teamd-hitless shim container (the product's label, `teamd-shim` as its command): the
+    only kind the runtimes rename, start, kill or remove. The SONiC shape's `teamd` runs the
+    supervisor from the same image and is never one of them."""
+    cfg = attrs.get("Config") or {}
+    cmd = [str(a) for a in cfg.get("Cmd") or []]
+    labels = cfg.get("Labels") or {}
+    return (
+        labels.get(ROLE_LABEL) == TEAMD_ROLE
+        and bool(cmd)
+        and posixpath.basename(cmd[0]) == SHIM_EXE
+    )
+
+
 def check_teamd_container(
     inst: Instance, attrs: dict[str, Any], pidns_of: Callable[[int], str] = pid_namespace_of
 ) -> str:
@@ -162,7 +258,7 @@ def check_teamd_container(
     cid = str(attrs.get("Id", ""))
     cmd = [str(a) for a in cfg.get("Cmd") or []]
     labels = cfg.get("Labels") or {}
-    if labels.get(ROLE_LABEL) != TEAMD_ROLE or not cmd or posixpath.basename(cmd[0]) != SHIM_EXE:
+    if not is_shim_container(attrs):
         raise RuntimeFailure(
             f"{key} field container is {inst.container or cid}, which is "
             f"{_describe_container(attrs)} (label {ROLE_LABEL}={labels.get(ROLE_LABEL, '')!r}, "
@@ -191,9 +287,16 @@ def check_teamd_container(
 class DockerRuntime:
     name = "docker"
 
-    def __init__(self, image: str | None = None, base_url: str | None = None) -> None:
+    def __init__(
+        self,
+        image: str | None = None,
+        base_url: str | None = None,
+        container_name: str | None = None,
+    ) -> None:
         self.image = image
         self.base_url = base_url
+        # the shim containers' base name; None: the owner's container keeps its own name
+        self.container_name = container_name or os.environ.get(CONTAINER_ENV) or None
         self._client: Any = None
 
     # ---- plumbing --------------------------------------------------------------------------
@@ -290,8 +393,13 @@ class DockerRuntime:
         # check_target has made sure the engine has it
         ref = target or self.image or active.image
         attrs = old.attrs
-        cfg, hc = attrs["Config"], dict(attrs["HostConfig"])
-        name = old.name
+        name = old.name.lstrip("/")
+        if self.container_name and name != self.container_name:
+            raise RuntimeFailure(
+                f"the owner {active.name} runs in container {name!r}, not {self.container_name!r} "
+                f"(the base name, {CONTAINER_ENV} / --container-name): a promotion the supervisor "
+                "has not renamed yet? Retry in a few seconds; nothing was changed"
+            )
         bak = name + BAK_SUFFIX
         if self._get(bak) is not None:
             raise RuntimeFailure(
@@ -299,27 +407,19 @@ class DockerRuntime:
                 "run?): run `warm-restart recover`, or remove it"
             )
         old_image_cfg = self.resolve_image(attrs["Image"]).attrs.get("Config") or {}
-        img_env = set(old_image_cfg.get("Env") or [])
-        img_labels = old_image_cfg.get("Labels") or {}
-        env = [e for e in cfg.get("Env") or [] if e not in img_env]
-        labels = {k: v for k, v in (cfg.get("Labels") or {}).items() if img_labels.get(k) != v}
-        argv = standby_argv(list(cfg.get("Cmd") or []), new_name, None, hot=hot)
-        policy = hc.get("RestartPolicy") or {"Name": "no"}
+        # `--role auto`: the Cmd outlives the handover; a later restart of this container
+        # (docker restart, a restart policy, a reboot) must start an active, Redis slow or not
+        argv = standby_argv(
+            list(attrs["Config"].get("Cmd") or []), new_name, None, hot=hot, role="auto"
+        )
+        body = successor_config(attrs, old_image_cfg, ref, argv)
+        policy = body["HostConfig"].get("RestartPolicy") or {"Name": "no"}
         # teamd_bak must not come back when its shim exits after the handover
         _retry(old.rename, bak)
         try:
             if policy.get("Name", "no") not in ("", "no"):
                 _retry(old.update, restart_policy={"Name": "no"})
-            ctr = _retry(
-                self.client.api.create_container,
-                ref,
-                command=argv,
-                name=name,
-                environment=env,
-                labels=labels,
-                entrypoint=None,
-                host_config=hc,
-            )
+            ctr = _retry(self.client.api.create_container_from_config, body, name=name)
             _retry(self.client.api.start, ctr["Id"])
         except BaseException:
             self._undo_rename(old, name, policy)

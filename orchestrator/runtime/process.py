@@ -34,16 +34,23 @@ def without_role(argv: list[str]) -> list[str]:
 
 
 def standby_argv(
-    active_argv: list[str], new_name: str, exec_path: str | None, *, hot: bool = False
+    active_argv: list[str],
+    new_name: str,
+    exec_path: str | None,
+    *,
+    hot: bool = False,
+    role: str = "standby",
 ) -> list[str]:
-    """The active's command line with `--role standby --name NEW` (and a new executable);
-    `hot`: a supervisor's hot standby, which promotes itself (hld §14)."""
+    """The active's command line with `--role ROLE --name NEW` (and a new executable);
+    `hot`: a supervisor's hot standby, which promotes itself (hld §14). `role="auto"` where
+    the command line outlives the start (a container's Cmd, hld §11.3): the shim is a standby
+    only while someone waits for it, so a later restart of that container starts an active."""
     exe = exec_path or active_argv[0]
     return [
         exe,
         *without_role(active_argv),
         "--role",
-        "standby",
+        role,
         "--name",
         new_name,
         *(["--hot"] if hot else []),

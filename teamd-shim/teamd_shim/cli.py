@@ -8,6 +8,8 @@ import asyncio
 import logging
 import os
 import sys
+import time
+from collections.abc import Callable
 
 from teamd_shim import __version__
 from teamd_shim.control import teamdctl
@@ -18,7 +20,10 @@ from teamd_shim.db import sonic_db
 from teamd_shim.db.ownership import awaited_as_standby, live_owner
 from teamd_shim.model.contract import ContractError, InstanceInfo
 
-ROLES = ("active", "standby")
+ROLES = ("active", "standby", "auto")
+# `--role auto` with Redis not answering: ask again after this (doubling up to the cap), and
+# say so in the log at most this often
+AUTO_RETRY_S, AUTO_RETRY_MAX_S, AUTO_LOG_EVERY_S = 0.1, 1.0, 10.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,7 +38,14 @@ def _parser() -> argparse.ArgumentParser:
         help="unix:///path/redis.sock or redis://host:port (default: $TEAMD_SHIM_REDIS, "
         f"else {sonic_db.DEFAULT_DB_CONFIG} if present, else {sonic_db.DEFAULT_URL})",
     )
-    p.add_argument("--role", choices=ROLES, default="active")
+    p.add_argument(
+        "--role",
+        choices=ROLES,
+        default="active",
+        help="auto: standby while a warm-restart run waits for this instance (with --hot: "
+        "while a live owner holds the LAGs), else active; decided once Redis answers (what a "
+        "container handover puts in the new container's command line, which outlives it)",
+    )
     p.add_argument(
         "--hot",
         action="store_true",
@@ -189,8 +201,51 @@ def _emit(out: Outcome) -> int:
     return out.code
 
 
+def _auto_role(
+    args: argparse.Namespace,
+    endpoint: sonic_db.Endpoint,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> str:
+    """`--role auto`: standby exactly when someone waits for us (a run naming us as its new
+    instance; with --hot, a live owner to shadow), else active. Redis not answering is no
+    answer: either role needs Redis before it does anything (an active claims the epoch
+    there, a standby follows the owner's snapshot), so we ask again until it answers rather
+    than guess: a guessed standby would wait for ever while the LAGs go down (the bug of a
+    `--role standby` left in a container's command line), a guessed active could race a run
+    that waits for us."""
+    log = logging.getLogger("teamd_shim")
+    delay, said = AUTO_RETRY_S, -AUTO_LOG_EVERY_S
+    while True:
+        asked = live_owner(endpoint) if args.hot else awaited_as_standby(endpoint, args.name)
+        if asked is not None:
+            break
+        if clock() - said >= AUTO_LOG_EVERY_S:
+            said = clock()
+            log.warning(
+                "%s: --role auto: redis at %s does not answer; the role is decided when it "
+                "does (nothing is sent or written until then)",
+                args.name,
+                endpoint.url,
+            )
+        sleep(delay)
+        delay = min(delay * 2, AUTO_RETRY_MAX_S)
+    role = "standby" if asked else "active"
+    log.info(
+        "%s: --role auto: %s (%s)",
+        args.name,
+        role,
+        ("a live owner to shadow" if asked else "no live owner: a cold start")
+        if args.hot
+        else ("a warm-restart run waits for us" if asked else "no run waits for us"),
+    )
+    return role
+
+
 def _effective_role(args: argparse.Namespace, endpoint: sonic_db.Endpoint) -> str:
     """A standby nobody will hand the LAGs to starts as the active (a cold start), logged."""
+    if args.role == "auto":
+        return _auto_role(args, endpoint)
     if args.role != "standby":
         return str(args.role)
     log = logging.getLogger("teamd_shim")

@@ -23,8 +23,16 @@ from typing import Any
 
 import docker.errors
 import pytest
-from helpers.docker_lab import IMAGE_REPO, REPO, TEAMD, UPGRADE_VERSION, HolderLab, remove_quietly
-from helpers.keyspace_recorder import KeyspaceRecorder
+from helpers.docker_lab import (
+    IMAGE_REPO,
+    REPO,
+    TEAMD,
+    UPGRADE_VERSION,
+    HolderLab,
+    Judge,
+    remove_quietly,
+    teamd_containers,
+)
 from helpers.lab_helpers import all_negotiated, counters, max_gaps, wait_for
 
 from teamd_shim.db.ownership import instance_alive
@@ -33,14 +41,6 @@ pytestmark = pytest.mark.docker
 
 WARM_RESTART = str(Path(sys.executable).parent / "warm-restart")
 RUNS = 10
-WATCHED_FIELDS = (
-    "oper_status",
-    "admin_status",
-    "status",
-    "runner.selected",
-    "runner.state",
-    "runner.aggregator.selected",
-)
 RESULTS: dict[str, Any] = {}
 
 
@@ -59,62 +59,6 @@ def cli_json(d: HolderLab, *args: str, yes: bool = True) -> tuple[int, dict[str,
         return p.returncode, json.loads(p.stdout)
     except ValueError:
         raise AssertionError((p.returncode, p.stdout[-2000:], p.stderr[-2000:])) from None
-
-
-def teamd_containers(d: HolderLab) -> dict[str, str]:
-    """One API call, no inspect per container: `containers.list()` inspects each one it listed
-    and raised NotFound for a container removed in between (a run's teamd_bak cleanup)."""
-    out = {}
-    for c in d.client.api.containers(all=True):
-        for name in c.get("Names") or []:
-            if name.lstrip("/") in (TEAMD, TEAMD + "_bak"):
-                out[name.lstrip("/")] = c["Id"]
-    return out
-
-
-class Judge:
-    """Partner counters, member log lines, PDU gaps and APPL_DB/STATE_DB status over a window."""
-
-    def __init__(self, d: HolderLab) -> None:
-        self.d = d
-        lab = d.lab
-        self.before = counters(lab)
-        self.offset = lab.ovs.log_offset()
-        self.ks = KeyspaceRecorder(
-            str(lab.redis_socket),
-            {
-                0: ["LAG_TABLE:*", "LAG_MEMBER_TABLE:*", "_LAG_TABLE:*", "_LAG_MEMBER_TABLE:*"],
-                6: ["LAG_TABLE|*", "LAG_MEMBER_TABLE|*"],
-            },
-            WATCHED_FIELDS,
-        ).start()
-        self.start = time.monotonic()
-
-    def finish(self) -> dict[str, Any]:
-        time.sleep(1.5)
-        self.ks.stop()
-        lab = self.d.lab
-        end = time.monotonic()
-        gaps = max_gaps(lab, self.start, end)
-        after = counters(lab)
-        moved = {k: (self.before.get(k), v) for k, v in after.items() if self.before.get(k) != v}
-        return {
-            "gaps": gaps,
-            "max_gap": max(gaps.values()) if gaps else None,
-            "moved": moved,
-            "member_events": lab.ovs.member_events(self.offset),
-            "status_changes": self.ks.changed(),
-        }
-
-    def assert_invisible(self) -> dict[str, Any]:
-        v = self.finish()
-        assert len(v["gaps"]) == 8, v["gaps"]
-        assert v["moved"] == {}, v["moved"]
-        assert v["member_events"] == [], v["member_events"]
-        assert v["max_gap"] <= 1.1, v["gaps"]
-        assert v["status_changes"] == {}, v["status_changes"]
-        assert all_negotiated(self.d.lab.ovs.bond_show())
-        return v
 
 
 def test_10_container_handovers_are_invisible_to_the_partner(dlab: HolderLab) -> None:

@@ -14,7 +14,10 @@ from orchestrator.runtime.docker import (
     container_ctl,
     container_ctl_dir,
     host_path,
+    is_shim_container,
+    successor_config,
 )
+from orchestrator.runtime.process import standby_argv
 from teamd_shim.io import identity
 
 MOUNTS = [
@@ -166,3 +169,108 @@ def test_a_record_whose_pidns_ctl_or_name_disagrees_with_the_container_is_refuse
     # a record name that the container does not run (e.g. ../../x, to steer the socket path)
     with pytest.raises(RuntimeFailure, match="runs the shim named 'teamd-shim'"):
         check_teamd_container(_rec("../../x", "/run/teamd-shim/../../x.sock"), a, _ns)
+
+
+# ---- the successor container (hld §11.3): the whole config the old one set, no standby role
+IMAGE_CFG: dict[str, Any] = {
+    "Env": ["PATH=/opt/teamd-hitless/bin:/usr/bin", "TEAMD_SHIM_HEALTH_FILE=/run/h/status"],
+    "Labels": {"teamd-hitless.role": "teamd", "org.opencontainers.image.version": "0.1.0"},
+    "Entrypoint": ["/usr/bin/tini", "--"],
+    "Cmd": ["teamd-shim"],
+    "Healthcheck": {"Test": ["CMD-SHELL", "check"], "Interval": 1_000_000_000, "Retries": 3},
+    "WorkingDir": "",
+    "User": "",
+    "Tty": False,
+    "AttachStdout": False,
+}
+OLD_ID = "0123456789ab" + "c" * 52
+
+
+def _old(**config: Any) -> dict[str, Any]:
+    """An inspected container as `docker create -t --health-interval 2s ...` leaves it: the
+    image's config merged with what the container set."""
+    return {
+        "Id": OLD_ID,
+        "Config": {
+            **IMAGE_CFG,
+            "Hostname": OLD_ID[:12],
+            "Env": [*IMAGE_CFG["Env"], "SONIC_ENV=1"],
+            "Labels": {**IMAGE_CFG["Labels"], "com.docker.compose.service": "teamd"},
+            "Cmd": ["teamd-shim", "--redis", "unix:///var/run/redis/redis.sock"],
+            **config,
+        },
+        "HostConfig": {"NetworkMode": "host", "CapAdd": ["NET_ADMIN"], "RestartPolicy": {}},
+    }
+
+
+def test_the_successor_keeps_every_field_the_container_set_beyond_its_image() -> None:
+    hc = {**IMAGE_CFG["Healthcheck"], "Interval": 2_000_000_000}
+    old = _old(
+        Tty=True,
+        Healthcheck=hc,
+        User="0:0",
+        StopSignal="SIGINT",
+        StopTimeout=60,
+        WorkingDir="/tmp",
+        Entrypoint=["/usr/bin/tini", "-g", "--"],
+        AttachStdout=True,
+    )
+    body = successor_config(old, IMAGE_CFG, "img:new", ["teamd-shim", "--role", "auto"])
+    assert body["Tty"] is True and body["Healthcheck"] == hc and body["User"] == "0:0"
+    assert body["StopSignal"] == "SIGINT" and body["StopTimeout"] == 60
+    assert body["WorkingDir"] == "/tmp" and body["Entrypoint"] == ["/usr/bin/tini", "-g", "--"]
+    assert body["AttachStdout"] is True
+    assert body["Env"] == ["SONIC_ENV=1"]  # the image's own env comes from the new image
+    assert body["Labels"] == {"com.docker.compose.service": "teamd"}
+    assert body["HostConfig"] == old["HostConfig"] and body["Image"] == "img:new"
+    assert body["Cmd"] == ["teamd-shim", "--role", "auto"]
+    assert "Hostname" not in body  # the engine's (network host; the short id otherwise)
+
+
+def test_what_the_image_set_is_left_to_the_new_image() -> None:
+    """An upgrade's image brings its own healthcheck, entrypoint, workdir and user."""
+    body = successor_config(_old(), IMAGE_CFG, "img:new", ["teamd-shim"])
+    for field in ("Healthcheck", "Entrypoint", "WorkingDir", "User", "Tty", "AttachStdout"):
+        assert field not in body, field
+    assert body["HostConfig"]["RestartPolicy"] == {}
+    sup = successor_config(_old(), IMAGE_CFG, "i", ["teamd-shim"], {"Name": "no"})
+    assert sup["HostConfig"]["RestartPolicy"] == {"Name": "no"}  # the supervisor's standby
+
+
+def test_a_hostname_is_carried_only_when_the_user_set_it() -> None:
+    old = _old(Hostname="lacp-box")
+    assert "Hostname" not in successor_config(old, IMAGE_CFG, "i", [])  # network host
+    old["HostConfig"] = {"NetworkMode": "none"}
+    assert successor_config(old, IMAGE_CFG, "i", [])["Hostname"] == "lacp-box"
+    old["HostConfig"] = {"NetworkMode": "container:holder"}  # Docker refuses a hostname there
+    assert "Hostname" not in successor_config(old, IMAGE_CFG, "i", [])
+    own = _old()
+    own["HostConfig"] = {"NetworkMode": "none"}
+    assert "Hostname" not in successor_config(own, IMAGE_CFG, "i", [])  # the short id
+
+
+def test_the_successors_command_line_says_auto_never_standby() -> None:
+    cmd = ["teamd-shim", "--redis", "unix:///r.sock", "--role", "standby", "--name", "teamd~1"]
+    argv = standby_argv(cmd, "teamd~2", None, role="auto")
+    assert argv == [
+        "teamd-shim",
+        "--redis",
+        "unix:///r.sock",
+        "--role",
+        "auto",
+        "--name",
+        "teamd~2",
+    ]
+    assert standby_argv(cmd, "t~s1", None, hot=True, role="auto")[-4:] == [
+        "auto",
+        "--name",
+        "t~s1",
+        "--hot",
+    ]
+
+
+def test_only_shim_containers_are_ours_to_rename_start_or_kill() -> None:
+    assert is_shim_container(_old())
+    sup = _old(Cmd=["warm-restart", "supervise", "--runtime", "docker"])
+    assert not is_shim_container(sup)  # the SONiC shape's `teamd`, same image
+    assert not is_shim_container(_old(Labels={}))
