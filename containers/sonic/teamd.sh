@@ -180,6 +180,16 @@ warm_stop_one() {
     docker kill "$ctr" >/dev/null 2>&1 || debug "$ctr is not running"
 }
 
+fast_stop_one() {
+    local ctr=$1 i
+    docker kill -s SIGUSR2 "$ctr" >/dev/null || return 0
+    for i in $(seq 1 $((YIELD_LIMIT_S * 20))); do
+        running "$ctr" || { debug "$ctr: shim exited (fast-reboot)"; break; }
+        sleep 0.05
+    done
+    docker kill "$ctr" >/dev/null 2>&1 || true
+}
+
 stop() {
     debug "Stopping teamd (teamd-hitless)..."
     if [ -n "${EXIT_CODE:-}" ]; then
@@ -204,9 +214,11 @@ stop() {
     # 3. the owner (and a handover's teamd-lacp_bak, if one was interrupted)
     for ctr in "$LACP" "${LACP}_bak"; do
         running "$ctr" || continue
-        if [ "$WARM_BOOT" = true ] || [ "$FAST_BOOT" = true ]; then
-            # fast too: the shim's SIGUSR1 is what sends the last PDUs (SIGUSR2 has no handler
-            # in the shim and would end it without them; SONiC's fast stop exists for those)
+        if [ "$FAST_BOOT" = true ]; then
+            # teamd's fast-reboot exit: one PDU on every member, then the shim exits keeping
+            # every LAG, netdev and DB entry (SONiC's stop polls until teamd is gone, then kills)
+            fast_stop_one "$ctr"
+        elif [ "$WARM_BOOT" = true ]; then
             warm_stop_one "$ctr"
         else
             # cold: SIGTERM, the shim removes every LAG as teamd does; 60 s as SONiC gives teamd

@@ -235,16 +235,21 @@ def test_the_sonic_service_sequence_never_ends_the_wait_and_stops_cleanly(svc: S
         assert inst["image_version"] == UPGRADE_VERSION == inst["version"], inst
         shims.add(svc.attrs(LACP)["Id"])
         owner = whole(svc)["owner"]
-        # teamdctl's question, asked where SONiC's host wrapper asks it: in `teamd`
+        # teamdctl's question, asked as SONiC's host wrapper asks it (`docker exec -i teamd
+        # teamdctl ...`): it reaches the owner through the control-socket alias, four handovers on
         lag = sorted(d.lab.redis(4).keys("PORTCHANNEL|*"))[0].split("|", 1)[1]
         p = subprocess.run(
-            ["docker", "exec", SUP, "teamd-shim", "--name", owner, "ctl", lag, "state", "dump"],
+            ["docker", "exec", "-i", SUP, "teamdctl", lag, "state", "dump"],
             capture_output=True,
             text=True,
             timeout=30,
         )
         assert p.returncode == 0, p.stderr
-        assert json.loads(p.stdout)["runner"]["active"] is True, p.stdout[:500]
+        dump = json.loads(p.stdout)
+        assert dump["runner"]["active"] is True, p.stdout[:500]
+        assert dump["ports"] and all(pd["runner"]["selected"] for pd in dump["ports"].values()), (
+            p.stdout[:500]
+        )
         judge.assert_invisible()
         assert len(shims) == 5  # a new shim container each time, one `teamd` throughout
         # four handovers on, the shim container is still what teamd.sh created (SONiC's -t)
