@@ -180,6 +180,8 @@ class Lag:
         self._run_timers(now)
         del self._ports[name]
         self._order.remove(port)
+        # what it still owed goes with it (a port re-added under its name starts afresh)
+        self._oneshots = [o for o in self._oneshots if o.port != name]
         if port.enabled:
             port.enabled = False
             self._intents.append(PortEnable(self._settings.name, name, False))
@@ -477,13 +479,26 @@ class Lag:
     # ---- state transfer ----------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """The whole state as JSON types. Pending intents are outputs, not state: not included."""
+        """The whole state as JSON types. Pending intents are outputs that the dataplane view
+        (re)derives, not state: not included."""
         return {
             "format": FORMAT_VERSION,
             "settings": self._settings.to_dict(),
             "carrier": self._carrier,
             "ports": {p.name: p.to_dict(self._settings) for p in self._order},
             "retry": self._retry.to_dict(),
+            # frames owed outside the periodic machine (an admin down's goodbyes, marker
+            # responses) and notices not yet reported: a new owner sends and says them
+            "oneshots": [
+                {
+                    "port": o.port,
+                    "frame": o.frame.hex(),
+                    "until": o.until,
+                    "marker_response": o.marker_response,
+                }
+                for o in self._oneshots
+            ],
+            "notices": [{"kind": "loopback", "port": n.port} for n in self._notices],
         }
 
     @classmethod
@@ -498,6 +513,23 @@ class Lag:
             lag._order = sorted(lag._ports.values(), key=lambda p: p.port_number)
             lag._carrier = bool(d["carrier"])
             lag._retry = RetryCount.from_dict(d["retry"])
+            # absent in snapshots of older versions: nothing owed
+            lag._oneshots = [
+                _Oneshot(
+                    str(o["port"]),
+                    bytes.fromhex(o["frame"]),
+                    float(o["until"]),
+                    bool(o["marker_response"]),
+                )
+                for o in d.get("oneshots", [])
+                if o["port"] in lag._ports
+            ]
+            name = lag._settings.name
+            lag._notices = [
+                LoopbackDetected(name, str(n["port"]))
+                for n in d.get("notices", [])
+                if n.get("kind") == "loopback"
+            ]
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed LAG state: {exc!r}") from exc
         if len({p.port_number for p in lag._order}) != len(lag._order):

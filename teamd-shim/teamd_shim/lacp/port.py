@@ -457,6 +457,9 @@ class Port:
             "partner_retry_count": self.partner_retry_count,
             "rx_version": self.rx_version,
             "counters": {c: getattr(self, c) for c in COUNTERS},
+            # the marker responder's rate limit: a new owner must not answer a fourth marker
+            # within the second the old one answered three
+            "marker_times": list(self.marker_times),
         }
 
     @classmethod
@@ -491,6 +494,8 @@ class Port:
             aggregator_id=None if d["aggregator_id"] is None else int(d["aggregator_id"]),
             partner_retry_count=int(d["partner_retry_count"]),
             rx_version=int(d["rx_version"]),
+            # absent in snapshots of older versions: no marker answered recently
+            marker_times=[float(t) for t in d.get("marker_times", [])][-TX_LIMIT:],
         )
         for c in COUNTERS:  # one list of counters for to_dict and from_dict
             setattr(port, c, int(counters[c]))

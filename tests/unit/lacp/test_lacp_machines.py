@@ -602,8 +602,10 @@ def test_marker_information_gets_a_response_with_the_same_fields_rate_limited() 
     a = wire.a
     t = wire.now + 0.01
     a.frames_to_send(t)
+    before = a.to_dict()["ports"]["e0"]
     assert a.receive("e0", marker_information(), t) is False  # not a LACPDU
-    out = [(p, f) for p, f in a.frames_to_send(t) if f[14] == 2]
+    sent = a.frames_to_send(t)
+    out = [(p, f) for p, f in sent if f[14] == 2]
     assert len(out) == 1 and out[0][0] == "e0"
     resp = decode_marker(out[0][1])
     assert (resp.tlv_type, resp.requester_port, resp.requester_system, resp.transaction_id) == (
@@ -619,12 +621,24 @@ def test_marker_information_gets_a_response_with_the_same_fields_rate_limited() 
     answered = 1
     for i in range(20):
         a.receive("e0", marker_information(tid=i), t + 0.01 * (i + 1))
-        answered += sum(1 for _, f in a.frames_to_send(t + 0.01 * (i + 1)) if f[14] == 2)
+        batch = a.frames_to_send(t + 0.01 * (i + 1))
+        sent += batch
+        answered += sum(1 for _, f in batch if f[14] == 2)
     assert answered == 3
     view = a.port_view("e0")
     assert view.counters["rx_marker"] == 21 and view.counters["tx_marker_response"] == 3
-    # the LACP side is untouched: a marker is not our last PDU
-    assert decode_frame(bytes.fromhex(a.to_dict()["ports"]["e0"]["last_tx_frame"]))
+    # the LACP side is untouched: a marker response is never our last PDU (which a handover
+    # hands on), and answering moved no LACP timer
+    after = a.to_dict()["ports"]["e0"]
+    lacpdus = [f for p, f in sent if p == "e0" and f[14] == 1]
+    assert after["last_tx_frame"] == (lacpdus[-1].hex() if lacpdus else before["last_tx_frame"])
+    if not lacpdus:
+        assert (after["last_tx"], after["next_tx"], after["tx_times"]) == (
+            before["last_tx"],
+            before["next_tx"],
+            before["tx_times"],
+        )
+    assert decode_frame(bytes.fromhex(after["last_tx_frame"]))
 
 
 def test_a_marker_response_not_sent_in_time_is_dropped_not_flushed_later() -> None:

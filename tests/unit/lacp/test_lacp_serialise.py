@@ -18,6 +18,7 @@ from teamd_shim.lacp import (
     decode_frame,
     encode_frame,
 )
+from teamd_shim.lacp.pdu import Marker, encode_marker
 
 SYS_A = bytes.fromhex("0200000000aa")
 PARTNERS = [(65535, bytes.fromhex("0200000000bb"), 2), (100, bytes.fromhex("0200000000cc"), 7)]
@@ -49,6 +50,11 @@ ops = st.one_of(
     st.tuples(st.just("advance"), st.floats(0.0, 40.0, allow_nan=False)),
     st.tuples(st.just("send")),
     st.tuples(st.just("settings"), st.booleans(), st.integers(0, 3), st.booleans()),
+    # what a snapshot must also carry: marker responses pending and the per-port marker rate
+    # limit, an admin down's queued goodbyes, a loopback notice not yet popped
+    st.tuples(st.just("marker"), ports, st.integers(0, 2**32 - 1)),
+    st.tuples(st.just("admin"), st.booleans()),
+    st.tuples(st.just("loop"), ports),
 )
 
 
@@ -64,6 +70,16 @@ def pdu_for(lag: Lag, name: str, partner: int, state: int, echo: bool) -> bytes:
     return encode_frame(system[:5] + bytes([num]), Lacpdu(actor, ours))
 
 
+def frame_for(lag: Lag, name: str, op: tuple[Any, ...]) -> bytes:
+    """The frame of a `bad`, `marker` or `loop` event."""
+    if op[0] == "bad":
+        return bytes(op[2])
+    if op[0] == "marker":
+        return encode_marker(PARTNERS[0][1], Marker(1, 7, PARTNERS[0][1], op[2]))
+    us = decode_frame(lag.would_send(name))[1].actor  # ourselves: two of our ports cabled
+    return encode_frame(SYS_A, Lacpdu(us, us))
+
+
 def apply(lag: Lag, op: tuple[Any, ...], now: float) -> tuple[float, list[Any]]:
     """Apply one event; return the new time and everything observable it produced."""
     kind = op[0]
@@ -76,6 +92,8 @@ def apply(lag: Lag, op: tuple[Any, ...], now: float) -> tuple[float, list[Any]]:
     elif kind == "settings":
         s = lag.settings
         lag.update_settings(replace(s, fast_rate=op[1], min_links=op[2], active=op[3]), now)
+    elif kind == "admin":
+        lag.update_settings(replace(lag.settings, admin_up=op[1]), now)
     else:
         name = NAMES[op[1]]
         present = name in lag.ports
@@ -88,11 +106,12 @@ def apply(lag: Lag, op: tuple[Any, ...], now: float) -> tuple[float, list[Any]]:
             lag.set_link(name, op[2], now)
         elif kind == "pdu" and present:
             out.append(lag.receive(name, pdu_for(lag, name, op[2], op[3], op[4]), now))
-        elif kind == "bad" and present:
-            out.append(lag.receive(name, op[2], now))
+        elif kind in ("bad", "marker", "loop") and present:
+            out.append(lag.receive(name, frame_for(lag, name, op), now))
     if kind == "send" or op[-1] is True:  # sometimes leave NTT pending across a snapshot
         out.append(lag.frames_to_send(now))
     out.append(lag.pop_intents())
+    out.append(lag.pop_notices())
     out.append(lag.next_deadline())
     return now, out
 
@@ -109,7 +128,7 @@ def follow(lag: Lag, now: float, horizon: float, echo_partner: bool) -> list[Any
         now = max(now, d)
         lag.on_timer(now)
         frames = lag.frames_to_send(now)
-        seen.append((now, frames, lag.pop_intents(), lag.next_deadline()))
+        seen.append((now, frames, lag.pop_intents(), lag.pop_notices(), lag.next_deadline()))
         if echo_partner:
             for name, _ in frames:
                 lag.receive(name, pdu_for(lag, name, 0, 0x3F, True), now)
@@ -179,7 +198,7 @@ def negotiated() -> tuple[Lag, float]:
 def test_top_level_layout():
     lag, now = negotiated()
     d = lag.to_dict()
-    assert set(d) == {"format", "settings", "carrier", "ports", "retry"}
+    assert set(d) == {"format", "settings", "carrier", "ports", "retry", "oneshots", "notices"}
     assert d["format"] == 1 and d["carrier"] is True
     assert d["settings"]["system"] == "02:00:00:00:00:aa"
     port = d["ports"]["e0"]
