@@ -281,6 +281,16 @@ def _owner_lost(
     now = obs.now
     lost_at = st.owner_lost_at or now
     st = dataclasses.replace(st, owner_lost_at=lost_at)
+    # a live active that the owner record does not name yet: a standby that promoted itself
+    # while Redis was down moves the epoch forward once Redis answers, and its instance record
+    # can arrive before that (a look in between). A cold start now would start a second active.
+    active = [i for i in obs.live if i.role == "active"]
+    if active:
+        return dataclasses.replace(
+            st,
+            note=f"no owner record yet: {active[0].name} is active (its epoch moves "
+            "forward once it reaches redis)",
+        ), []
     waiting = [i for i in hot if i.ready and not i.promotion_refused]
     if waiting and now - lost_at < PROMOTE_GRACE_S:
         return dataclasses.replace(st, note=f"no owner: {waiting[0].name} is promoting"), []

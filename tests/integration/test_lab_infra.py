@@ -185,6 +185,11 @@ def test_lab_up_status_down(workdir: Path, tmp_path_factory: pytest.TempPathFact
         "PORTCHANNEL_MEMBER|PortChannel0001|Ethernet4",
         "PORTCHANNEL_MEMBER|PortChannel0002|Ethernet8",
         "PORTCHANNEL_MEMBER|PortChannel0002|Ethernet12",
+        # every member's PORT entry, as a SONiC box has it (teammgrd reads admin_status)
+        "PORT|Ethernet0",
+        "PORT|Ethernet4",
+        "PORT|Ethernet8",
+        "PORT|Ethernet12",
     }
     assert r.get("CONFIG_DB_INITIALIZED") == "1"
     assert r.hgetall("DEVICE_METADATA|localhost") == {"mac": DUT_SYSTEM_MAC}

@@ -150,6 +150,27 @@ def test_negotiates_with_stock_teamd_and_linux_bonding(lab: GuestLab) -> None:
         wait_for(lambda lag=lag: carrier_up(DUT_NS, lag), 10, f"our {lag} carrier up")
 
 
+def test_our_tx_hash_is_stock_teamds(lab: GuestLab) -> None:
+    """libteam's LACP runner loads a BPF tx hash (tx_hash eth, ipv4, ipv6 by default) into the
+    loadbalance team; without one the kernel hashes every frame to 0 and CPU-originated traffic
+    leaves on one member. Ours must be the very program stock teamd loaded on bond1."""
+
+    def program(ns: str, dev: str) -> bytes:
+        p = subprocess.run(
+            ["nsenter", f"--net=/run/netns/{ns}", "teamnl", dev, "getoption", "bpf_hash_func"],
+            capture_output=True,
+            timeout=20,
+        )
+        assert p.returncode == 0, p.stderr
+        return p.stdout.rstrip(b"\n")
+
+    ours, stock = program(DUT_NS, TEAMD_LAG), program(PTNR_NS, "bond1")
+    print(f"\nstock teamd's bpf_hash_func ({len(stock)} bytes): {stock.hex()}")
+    print(f"ours ({len(ours)} bytes): {ours.hex()}")
+    assert stock, "stock teamd loaded no hash program"
+    assert ours == stock
+
+
 def test_member_removed_from_config_is_let_go_at_once(lab: GuestLab) -> None:
     wait_for(lambda: everything_in_use(lab), 30, "every member in use")
     gone = {TEAMD_LAG: dut_ports(lab, TEAMD_LAG)[1], BONDING_LAG: dut_ports(lab, BONDING_LAG)[1]}

@@ -73,7 +73,10 @@ class Shim:
         self.access = access
         self.hot = hot  # a hot standby: watches the owner and promotes itself (hld §14)
         self.rm = RoleMachine(Role(role))
-        self.publisher = Publisher(endpoint, fence=self._fence)
+        # Redis back: an owner that promoted without it moves the epoch forward at once
+        self.publisher = Publisher(
+            endpoint, fence=self._fence, on_connected=self._from_thread(self._redis_back)
+        )
         # the runner and the driver call each other only through these two callbacks and the
         # driver's reference to the runner: the runner knows nothing of the handover
         self.runner = LagRunner(
@@ -222,6 +225,9 @@ class Shim:
             log.info("%s: warm start reconciled", self.name)
         except Exception as e:
             log.warning("%s: teamsyncd state not set to reconciled: %s", self.name, e)
+
+    def _redis_back(self) -> None:
+        self.driver.keep_owner_record_now()
 
     def _on_hangup(self) -> None:
         log.info("%s: SIGHUP ignored (as teamd)", self.name)

@@ -217,6 +217,14 @@ class HandoverDriver:
         if self._loop is not None and rm.role is not Role.RETIRED:
             self._loop.call_later(1.0, self.heartbeat)
 
+    def keep_owner_record_now(self) -> None:
+        """Redis answers again (the publisher's reconnect): check the owner record now rather
+        than at the next heartbeat, so a standby that promoted while Redis was down has its
+        epoch in the record before a supervisor's look could miss it (hld §14.4)."""
+        rm = self.rm
+        if self._loop is not None and rm.role is Role.ACTIVE and rm.epoch is not None:
+            self._loop.run_in_executor(None, self._keep_owner_record, rm.epoch)
+
     def _hold_alias(self) -> None:
         """We own the LAGs: `<ctl dir>/owner` (control/alias.py) names our control socket, so
         teamdctl reaches us whatever our instance name. A standby never holds it."""

@@ -144,6 +144,17 @@ def test_no_owner_a_ready_standby_gets_its_grace_then_a_cold_start_says_why() ->
     assert st.cold == "teamd" and st.cold_starts == 1 and "cold start" in st.note
 
 
+def test_a_live_active_the_owner_record_does_not_name_yet_is_never_cold_started_over() -> None:
+    """A standby that promoted while Redis was down: its instance record (role active) can be
+    seen before its epoch reaches the owner record, which still names the dead owner. Seen in
+    the integration tier: the supervisor cold-started a second active over it."""
+    promoted = InstanceView("teamd~s19", "active", ready=True, hot=True)
+    st = SupervisorState(standby="teamd~s19", standby_was_ready=True)
+    for t in (10.0, 10.0 + PROMOTE_GRACE_S + 5.0):
+        st, acts = decide(obs(t, promoted, owner="teamd~s18", owner_alive=False), st, "teamd")
+        assert acts == [] and "teamd~s19 is active" in st.note, st.note
+
+
 def test_no_owner_and_a_refused_promotion_cold_starts_at_once_naming_the_refusal() -> None:
     refused = sb(ready=False, refused="teamd died: not READY (no snapshot from the active yet)")
     st, acts = decide(obs(10.0, refused, owner_alive=False), SupervisorState(), "teamd")
