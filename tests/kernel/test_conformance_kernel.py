@@ -201,6 +201,9 @@ def test_member_removed_from_config_is_let_go_at_once(lab: GuestLab) -> None:
     for lag in (TEAMD_LAG, BONDING_LAG):
         assert carrier_up(DUT_NS, lag)
     for lag, port in gone.items():  # back as it was, for the next test
+        # its PORT entry, as a SONiC box has one for every port (teammgrd gives a member
+        # its admin_status from there, down when absent)
+        r.hset(f"PORT|{port}", mapping={"admin_status": "up", "mtu": "9100"})
         r.hset(f"PORTCHANNEL_MEMBER|{lag}|{port}", "NULL", "NULL")
     wait_for(lambda: everything_in_use(lab), 15, "the members back in use")
 
@@ -323,6 +326,9 @@ def test_two_of_our_ports_cabled_together_are_never_selected(lab: GuestLab) -> N
         mapping={"admin_status": "up", "mtu": "9100", "min_links": "1", "fast_rate": "true"},
     )
     for port in ("loopa", "loopb"):
+        # its PORT entry, as a SONiC box has one for every port (teammgrd gives a member
+        # its admin_status from there, down when absent)
+        r.hset(f"PORT|{port}", mapping={"admin_status": "up", "mtu": "9100"})
         r.hset(f"PORTCHANNEL_MEMBER|{lag}|{port}", "NULL", "NULL")
     t_end = time.monotonic() + 5.0
     while time.monotonic() < t_end:
@@ -351,6 +357,9 @@ def test_a_sonic_partner_retry_count_holds_our_kernel_carrier(
             f"PORTCHANNEL|{lag}",
             mapping={"admin_status": "up", "mtu": "9100", "min_links": "1", "fast_rate": "true"},
         )
+        # its PORT entry, as a SONiC box has one for every port (teammgrd gives a member
+        # its admin_status from there, down when absent)
+        r.hset(f"PORT|{port}", mapping={"admin_status": "up", "mtu": "9100"})
         r.hset(f"PORTCHANNEL_MEMBER|{lag}|{port}", "NULL", "NULL")
         wait_for(
             lambda: lab.db(6).exists(f"LAG_MEMBER_TABLE|{lag}|{port}"), 20, f"our {lag} with {port}"

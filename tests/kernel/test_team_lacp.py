@@ -510,6 +510,12 @@ def test_stock_teamd_restart_contrast(lab: GuestLab) -> None:
             return not ipr.link_lookup(ifname=lag)
 
     wait_for(gone, 20, f"the shim to delete {lag}")
+    # released, the members got their CONFIG_DB PORT admin state back (up), as teammgrd's
+    # removeLagMember gives it; teammgrd sets a port down before teamd may enslave it (the
+    # kernel refuses an up port: EBUSY), and so does this stand-in for it
+    with IPRoute(netns=DUT_NS, flags=0) as ipr:
+        for p in ports:
+            ipr.link("set", index=ipr.link_lookup(ifname=p)[0], state="down")
     lab.start_teamd(DUT_NS, lag, ports, DUT_SYSTEM_MAC, ("-N",))
     lab.set_ip(DUT_NS, lag, DUT_IP)
     wait_for(lambda: partner_ok(lab, [lab.bond(lag)]), 60, "stock teamd negotiated")

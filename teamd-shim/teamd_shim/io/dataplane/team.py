@@ -35,8 +35,9 @@ from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST
 from pyroute2.netlink.rtnl import RTM_SETLINK
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
+from teamd_shim.io.dataplane import tx_hash
 from teamd_shim.io.dataplane.base import TeamDevice
-from teamd_shim.io.dataplane.teamnl import TeamNL
+from teamd_shim.io.dataplane.teamnl import NLA_BINARY, TeamNL
 from teamd_shim.io.links import IFF_LOWER_UP, IFF_UP, LinkInfo, LinkWatcher, link_info
 
 if TYPE_CHECKING:
@@ -270,8 +271,26 @@ class TeamDataplane:
                 )
             else:
                 nl.set_mode(link.ifindex, TEAM_MODE)
+        self._set_tx_hash(nl, link)
         set_carrier(ipr, link.ifindex, False)  # teamd's lacp_carrier_init: down until decided
         self._apply_settings(ipr, link, cfg)
+
+    @staticmethod
+    def _set_tx_hash(nl: TeamNL, link: LinkInfo) -> None:
+        """libteam's tx hash (tx_hash.py), unless the team already has it (adopted from stock
+        teamd or an earlier owner: no write). Without one every frame hashes to one member."""
+        want = tx_hash.program()
+        opts = {o.name: o.value for o in nl.options(link.ifindex) if not o.port}
+        if opts.get("bpf_hash_func") == want:
+            return
+        if "bpf_hash_func" not in opts:
+            log.error(
+                "%s: team mode is not loadbalance (no bpf_hash_func option): tx hash not set",
+                link.name,
+            )
+            return
+        nl.set_option(link.ifindex, "bpf_hash_func", NLA_BINARY, want)
+        log.info("%s: tx hash set (eth, ipv4, ipv6, as libteam's lacp runner)", link.name)
 
     def _do_lag_settings(self, ipr: IPRoute, nl: TeamNL, cfg: LagConfig) -> None:
         link = self._fresh(ipr, cfg.name)
