@@ -316,6 +316,34 @@ def _is_our_mac(lab: GuestLab, src_hex: str, ports: set[str]) -> bool:
     }
 
 
+def test_the_actor_system_follows_the_team_netdevs_mac_as_teamd_does(lab: GuestLab) -> None:
+    """MCLAG: iccpd gives both peers' PortChannel one MAC by changing the netdev's address, and
+    teamd makes it its LACP system id. So do we: stock teamd (bond1) sees our new system id in
+    our PDUs, re-selects, and uses every member again; and back."""
+    from pyroute2 import IPRoute
+
+    def partner_sees(mac: str) -> bool:
+        ports = teamd_state_dump("bond1")["ports"].values()
+        return all(p["runner"]["partner_lacpdu_info"]["system"] == mac for p in ports)
+
+    def set_mac(mac: str) -> None:
+        with IPRoute(netns=DUT_NS, flags=0) as ipr:
+            ipr.link("set", index=ipr.link_lookup(ifname=TEAMD_LAG)[0], address=mac)
+
+    wait_for(lambda: everything_in_use(lab), 30, "every member in use")
+    assert partner_sees(DUT_SYSTEM_MAC)
+    shared = "02:aa:bb:cc:dd:01"
+    try:
+        set_mac(shared)
+        wait_for(lambda: partner_sees(shared), 5, "stock teamd sees our new system id")
+        wait_for(lambda: everything_in_use(lab), 10, "every member in use again")
+        assert lab.db(6).hget(f"LAG_TABLE|{TEAMD_LAG}", "team_device.ifinfo.dev_addr") == shared
+    finally:
+        set_mac(DUT_SYSTEM_MAC)
+    wait_for(lambda: partner_sees(DUT_SYSTEM_MAC), 5, "and back")
+    wait_for(lambda: everything_in_use(lab), 10, "every member in use at the end")
+
+
 def test_two_of_our_ports_cabled_together_are_never_selected(lab: GuestLab) -> None:
     wait_for(lambda: everything_in_use(lab), 30, "every member in use")
     lag = "PortChannel0009"

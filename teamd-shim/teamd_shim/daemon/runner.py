@@ -62,6 +62,9 @@ class LagRunner:
         self.links: dict[str, LinkInfo] = {}
         # CONFIG_DB PORT|<member> as the shim last read it (the member's own admin state, MTU)
         self.ports: dict[str, dict[str, str]] = {}
+        # per LAG: (MAC, CONFIG_DB system it replaced) when the team netdev's MAC was changed
+        # under us (MCLAG's iccpd does): the actor system id follows it, as teamd's does
+        self.netdev_system: dict[str, tuple[str, str]] = {}
         self.rx_cut: dict[str, int] = {}  # per port: kernel stamp of the last frame applied
         self.io: PacketIO | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -116,7 +119,8 @@ class LagRunner:
         for port in set(old.members) - set(cfg.members):
             self.remove_member(running, port, now, goodbye=True)
         running.cfg = cfg
-        if self._owner and (old.mtu, old.admin_up) != (cfg.mtu, cfg.admin_up):
+        changed = (old.mtu, old.admin_up, old.system) != (cfg.mtu, cfg.admin_up, cfg.system)
+        if self._owner and changed:
             self.dataplane.lag_changed(cfg)  # the netdev as teammgrd sets it at runtime
         for port in cfg.members:
             if port not in running.lacp.ports:

@@ -13,6 +13,7 @@ hand plain records over with `call_soon_threadsafe`, so no Redis stall or outage
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -329,6 +330,7 @@ class Shim:
             current_owner=dict(runner.port_lag),
             running={n: r.cfg for n, r in runner.lags.items()},
         )
+        self._follow_netdev_systems(desired)
         now = time.monotonic()
         for name in list(runner.lags):
             if name not in desired.lags:
@@ -383,6 +385,33 @@ class Shim:
                 out += [f for k in keys(r, pattern) if (f := stale.parse(db, k)) is not None]
         return out
 
+    def _follow_netdev_systems(self, desired: DesiredConfig) -> None:
+        """A LAG whose team netdev MAC was changed under us keeps that MAC as its actor system
+        id until CONFIG_DB's own system changes (which the netdev then takes)."""
+        follow = self.runner.netdev_system
+        for name in list(follow):
+            cfg = desired.lags.get(name)
+            mac, base = follow[name]
+            if cfg is None or cfg.system != base:
+                del follow[name]
+            else:
+                desired.lags[name] = dataclasses.replace(cfg, system=mac)
+
+    def _netdev_mac_changed(self, name: str, info: LinkInfo) -> None:
+        """teamd follows its team netdev's MAC (MCLAG: iccpd gives both peers one): so do we."""
+        running = self.runner.lags[name]
+        if info.mac in (running.cfg.system, "00:00:00:00:00:00"):
+            return
+        log.warning(
+            "%s: the team netdev's MAC changed to %s (MCLAG's iccpd?): the LACP system id "
+            "follows it, as teamd's does",
+            name,
+            info.mac,
+        )
+        base = self.runner.netdev_system.get(name, ("", running.cfg.system))[1]
+        self.runner.netdev_system[name] = (info.mac, base)
+        self._reconcile()
+
     def _apply_member_errors(self, desired: DesiredConfig) -> None:
         wanted: dict[Target, str] = {}
         for (lag, port), err in desired.member_errors.items():
@@ -432,6 +461,10 @@ class Shim:
             runner.links.pop(name, None)
         else:
             runner.links[name] = info
+        if info is not None and info.kind == "team" and name in runner.lags:
+            if old is not None and info.mac != old.mac:
+                self._netdev_mac_changed(name, info)
+            return
         lag_name = runner.port_lag.get(name)
         if lag_name is None:
             if info is not None and old is None:

@@ -296,6 +296,11 @@ class TeamDataplane:
         link = self._fresh(ipr, cfg.name)
         if link is None or link.kind != "team":
             raise LookupError(f"no team netdev {cfg.name}: mtu/admin change not applied")
+        if link.mac != cfg.system:
+            # a runtime change of CONFIG_DB system_mac / DEVICE_METADATA mac: the netdev takes
+            # it, as teammgrd's setLagSysmac does (a MAC changed under us is followed instead)
+            ipr.link("set", index=link.ifindex, address=cfg.system)
+            log.info("%s: address %s -> %s", cfg.name, link.mac, cfg.system)
         self._apply_settings(ipr, link, cfg)
 
     @staticmethod
