@@ -424,8 +424,16 @@ def test_the_active_killed_while_redis_is_down_is_still_invisible(
         10.0,
         "the promoted standby in the owner record",
     )
-    rec = lab.redis(6).hgetall(f"TEAMD_SHIM_INSTANCE|{p.standby}")
-    assert rec.get("promoted_why") == "died" and "redis unreachable" in rec["promoted_how"], rec
+    # its instance record follows through the publisher, which may write it just after the
+    # owner record (the promoted shim moves the epoch the moment its publisher reconnects)
+    rec = wait_for(
+        lambda: (lambda r: r if r.get("promoted_why") == "died" else None)(
+            lab.redis(6).hgetall(f"TEAMD_SHIM_INSTANCE|{p.standby}")
+        ),
+        5.0,
+        "the promoted standby's instance record",
+    )
+    assert "redis unreachable" in rec["promoted_how"], rec
     whole(lab, 30.0)
     judge.assert_invisible(KILL_BUDGET_S)
 
