@@ -85,3 +85,14 @@ def test_the_product_image_holds_no_redis_server_and_no_open_vswitch(engine: Any
         "for b in redis-server ovs-vsctl; do command -v $b; done",
     )
     assert lab.returncode == 0 and len(lab.stdout.split()) == 2, lab.stdout + lab.stderr
+
+
+def test_the_product_image_has_sonics_teamdctl_at_its_path(engine: Any) -> None:
+    """SONiC's host wrapper runs `docker exec -i teamd teamdctl ...`, and its scripts call
+    `/usr/bin/teamdctl` by path: the image answers there, and without a shim running it says
+    so instead of hanging (exit 1, the alias named)."""
+    helped = run_in("teamd-hitless/teamd:latest", "/usr/bin/teamdctl", "-h")
+    assert helped.returncode == 0 and "state" in helped.stdout + helped.stderr, helped
+    asked = run_in("teamd-hitless/teamd:latest", "/usr/bin/teamdctl", "PortChannel0001", "state")
+    assert asked.returncode == 1, asked
+    assert "/run/teamd-shim/owner" in asked.stderr, asked.stderr

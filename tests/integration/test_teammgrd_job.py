@@ -80,3 +80,33 @@ def test_member_port_table_tpid_and_learn_mode_as_teammgrd(lab: Lab) -> None:
     assert orchagent_view(lab, f"PORT_TABLE:{port}")["speed"] == "100000"
     time.sleep(0.5)
     assert not lab.redis(6).exists(f"LAG_MEMBER_TABLE|{lag}|{port}")
+
+
+def test_fallback_brings_a_lag_up_facing_a_partner_without_lacp(lab: Lab) -> None:
+    """SONiC's LACP fallback (libteam patch 0003), against a real partner that runs no LACP
+    (the OVS bond set lacp=off): with `fallback: true` the PortChannel comes up on a member
+    with no LACP partner; the LAG without it stays down, as with stock teamd."""
+    (with_fb, without) = lab.lags()[0], lab.lags()[1]
+    cfg, state = lab.redis(4), lab.redis(6)
+    cfg.hset(f"PORTCHANNEL|{with_fb}", "fallback", "true")
+    for i in (1, 2):  # the partner stops speaking LACP on both LAGs
+        lab.ovs.vsctl("set", "port", f"bond{i}", "lacp=off", "bond_mode=active-backup")
+
+    def oper(lag: str) -> str | None:
+        return state.hget(f"LAG_TABLE|{lag}", "oper_status")
+
+    # expired after 3 s, defaulted 3 s later: then fallback lets one member run
+    wait_for(lambda: oper(without) == "down", 10.0, f"{without} down without LACP")
+    wait_for(lambda: oper(with_fb) == "up", 12.0, f"{with_fb} up by fallback")
+    selected = [
+        k
+        for k in state.keys(f"LAG_MEMBER_TABLE|{with_fb}|*")
+        if state.hget(k, "runner.selected") == "true"
+    ]
+    assert len(selected) == 1, selected  # each DEFAULTED port is an aggregator of its own
+    assert state.hget(f"LAG_TABLE|{with_fb}", "runner.fallback") == "true"
+    assert oper(without) == "down"
+    # the partner speaks LACP again: ordinary LACP takes over, every member in use
+    for i in (1, 2):
+        lab.ovs.vsctl("set", "port", f"bond{i}", "lacp=active", "bond_mode=balance-tcp")
+    wait_for(lambda: all_negotiated(lab.ovs.bond_show()), 15.0, "negotiated again")
