@@ -308,22 +308,18 @@ class LagRunner:
         self.publishing.schedule()
 
     def sync_dataplane(self) -> None:
-        """Owner again after a rollback or a stall: write what was decided while we wrote
-        nothing (a yielded or suspect instance keeps its machines running but writes nothing,
-        so a link change meanwhile was decided but not applied). Backends without a kernel
-        view return None and are left alone."""
-        # Our whole view, not only where the backend's view differs: that view is a cache of
-        # the kernel, which writes still queued (a cold start's adopt: carrier down, ports
-        # disabled) have not reached yet. A comparison then saw no difference, the queued
-        # writes landed after it, and the kernel stayed down while our LACP said up (kernel
-        # tier: a cold start after a SIGKILL whose loop stalled at start). Written after what
-        # is queued, the kernel ends at our view; equal values change nothing there.
+        """Owner again after a rollback: write what changed in the kernel's view while we were
+        yielded (a yielded instance keeps its machines running but writes nothing, so a link
+        change meanwhile was decided but not applied). Backends without a kernel view return
+        None and are left alone."""
         for running in self.lags.values():
             lag = running.cfg.name
             for port, enabled in running.enabled.items():
-                if self.dataplane.port_enabled(lag, port) is not None:
+                kernel = self.dataplane.port_enabled(lag, port)
+                if kernel is not None and kernel != enabled:
                     self.dataplane.set_port_enabled(lag, port, enabled)
-            if self.dataplane.device(lag) is not None:
+            dev = self.dataplane.device(lag)
+            if dev is not None and dev.oper_up != running.carrier:
                 self.dataplane.set_carrier(lag, running.carrier)
         # The DB state too: what was decided while yielded is only marked dirty (a yielded
         # instance publishes nothing), and without a new intent nothing else would flush it, so
