@@ -311,16 +311,24 @@ class LagRunner:
         """Owner again after a rollback: write what changed in the kernel's view while we were
         yielded (a yielded instance keeps its machines running but writes nothing, so a link
         change meanwhile was decided but not applied). Backends without a kernel view return
-        None and are left alone."""
+        None and are left alone. "The kernel's view" includes a write still queued: a cold
+        start's adoption queues carrier down / ports disabled, and the kernel may still show the
+        killed owner's up meanwhile (io/dataplane/queued.py)."""
+        dp = self.dataplane
         for running in self.lags.values():
             lag = running.cfg.name
             for port, enabled in running.enabled.items():
-                kernel = self.dataplane.port_enabled(lag, port)
+                kernel = dp.queued_enabled(lag, port)
+                if kernel is None:
+                    kernel = dp.port_enabled(lag, port)
                 if kernel is not None and kernel != enabled:
-                    self.dataplane.set_port_enabled(lag, port, enabled)
-            dev = self.dataplane.device(lag)
-            if dev is not None and dev.oper_up != running.carrier:
-                self.dataplane.set_carrier(lag, running.carrier)
+                    dp.set_port_enabled(lag, port, enabled)
+            carrier = dp.queued_carrier(lag)
+            if carrier is None:
+                dev = dp.device(lag)
+                carrier = dev.oper_up if dev is not None else None
+            if carrier is not None and carrier != running.carrier:
+                dp.set_carrier(lag, running.carrier)
         # The DB state too: what was decided while yielded is only marked dirty (a yielded
         # instance publishes nothing), and without a new intent nothing else would flush it, so
         # APPL_DB kept a member `enabled` that the kernel had disabled (kernel tier, link down

@@ -62,6 +62,14 @@ class Dataplane(Protocol):
         """The kernel's `enabled` option of a port, or None when there is no kernel LAG."""
         ...
 
+    def queued_carrier(self, lag: str) -> bool | None:
+        """The carrier last asked for and not written yet, or None (queued.py says why)."""
+        ...
+
+    def queued_enabled(self, lag: str, port: str) -> bool | None:
+        """A port's `enabled` last asked for and not written yet, or None."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -95,6 +103,12 @@ class NullDataplane:
         return None
 
     def port_enabled(self, lag: str, port: str) -> bool | None:
+        return None
+
+    def queued_carrier(self, lag: str) -> bool | None:
+        return None
+
+    def queued_enabled(self, lag: str, port: str) -> bool | None:
         return None
 
     def close(self) -> None:

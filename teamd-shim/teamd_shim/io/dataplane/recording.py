@@ -53,6 +53,12 @@ class RecordingDataplane:
     def port_enabled(self, lag: str, port: str) -> bool | None:
         return self.inner.port_enabled(lag, port)
 
+    def queued_carrier(self, lag: str) -> bool | None:
+        return self.inner.queued_carrier(lag)
+
+    def queued_enabled(self, lag: str, port: str) -> bool | None:
+        return self.inner.queued_enabled(lag, port)
+
     def close(self) -> None:
         self.inner.close()
         os.close(self._fd)

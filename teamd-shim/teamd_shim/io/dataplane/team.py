@@ -37,6 +37,7 @@ from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
 from teamd_shim.io.dataplane import tx_hash
 from teamd_shim.io.dataplane.base import TeamDevice
+from teamd_shim.io.dataplane.queued import QueuedWrites, WriteKey
 from teamd_shim.io.dataplane.teamnl import NLA_BINARY, TeamNL
 from teamd_shim.io.links import IFF_LOWER_UP, IFF_UP, LinkInfo, LinkWatcher, link_info
 
@@ -44,6 +45,10 @@ if TYPE_CHECKING:
     from teamd_shim.model.config import LagConfig, PortSettings
 
 log = logging.getLogger(__name__)
+
+# one queued write: what (for the log), the function, its arguments, and the carrier / `enabled`
+# values it sets with their tickets in QueuedWrites
+_Op = tuple[str, Callable[..., None], tuple[Any, ...], tuple[tuple[WriteKey, int], ...]]
 
 TEAM_MODE = "loadbalance"  # what teamd's LACP runner sets (teamd_runner_lacp.c)
 INIT_TIMEOUT_S = 10.0
@@ -57,6 +62,15 @@ def set_carrier(ipr: IPRoute, ifindex: int, up: bool) -> None:
     msg["attrs"] = [("IFLA_CARRIER", 1 if up else 0)]
     ipr.asyncore.status["nlm_generator"] = False  # IPRoute.nlm_request KeyError in 0.9.7
     ipr.nlm_request(msg, msg_type=RTM_SETLINK, msg_flags=NLM_F_REQUEST | NLM_F_ACK)
+
+
+def _close(*sockets: IPRoute | TeamNL | None) -> None:
+    for s in sockets:
+        if s is not None:
+            try:
+                s.close()
+            except Exception:
+                pass
 
 
 def kernel_team_probe() -> str | None:
@@ -87,9 +101,8 @@ class TeamDataplane:
         self._links: dict[int, LinkInfo] = {}
         self._byname: dict[str, int] = {}
         self._enabled: dict[tuple[int, int], bool] = {}  # (team ifindex, port ifindex)
-        self._ops: queue.Queue[tuple[str, Callable[..., None], tuple[Any, ...]] | None] = (
-            queue.Queue()
-        )
+        self._ops: queue.Queue[_Op | None] = queue.Queue()
+        self._queued = QueuedWrites()
         self._stop = threading.Event()
         self._ready = {"links": threading.Event(), "options": threading.Event()}
         self._threads = [
@@ -135,13 +148,31 @@ class TeamDataplane:
         with self._lock:
             return self._enabled.get((team.ifindex, p.ifindex))
 
+    def queued_carrier(self, lag: str) -> bool | None:
+        return self._queued.value(WriteKey(lag))
+
+    def queued_enabled(self, lag: str, port: str) -> bool | None:
+        return self._queued.value(WriteKey(lag, port))
+
     # ---- writes (queued, applied in order by the worker) -----------------------------------
     def _queue(self, what: str, fn: Callable[..., None], *args: Any) -> None:
-        self._ops.put((what, fn, args))
+        self._ops.put((what, fn, args, ()))
+
+    def _queue_values(
+        self, values: dict[WriteKey, bool], what: str, fn: Callable[..., None], *args: Any
+    ) -> None:
+        """Queue a write that sets carrier / `enabled` values, noted until it was applied."""
+        tickets = tuple((key, self._queued.queue(key, on)) for key, on in values.items())
+        self._ops.put((what, fn, args, tickets))
 
     def lag_added(self, cfg: LagConfig, *, owner: bool) -> None:
         if owner:
-            self._queue(f"{cfg.name}: create/adopt team netdev", self._do_lag_added, cfg)
+            self._queue_values(
+                {WriteKey(cfg.name): False},  # carrier down until decided
+                f"{cfg.name}: create/adopt team netdev",
+                self._do_lag_added,
+                cfg,
+            )
         else:
             link = self._lookup(cfg.name)
             log.info(
@@ -161,13 +192,33 @@ class TeamDataplane:
 
     def member_added(self, lag: str, port: str, *, owner: bool, admin_up: bool = True) -> None:
         if owner:
-            self._queue(f"{lag}: enslave {port}", self._do_member_added, lag, port, admin_up)
+            self._queue_values(
+                {WriteKey(lag, port): False},  # disabled until selected
+                f"{lag}: enslave {port}",
+                self._do_member_added,
+                lag,
+                port,
+                admin_up,
+            )
 
     def set_port_enabled(self, lag: str, port: str, enabled: bool) -> None:
-        self._queue(f"{lag}: {port} enabled={enabled}", self._do_port_enabled, lag, port, enabled)
+        self._queue_values(
+            {WriteKey(lag, port): enabled},
+            f"{lag}: {port} enabled={enabled}",
+            self._do_port_enabled,
+            lag,
+            port,
+            enabled,
+        )
 
     def set_carrier(self, lag: str, up: bool) -> None:
-        self._queue(f"{lag}: carrier {'up' if up else 'down'}", self._do_carrier, lag, up)
+        self._queue_values(
+            {WriteKey(lag): up},
+            f"{lag}: carrier {'up' if up else 'down'}",
+            self._do_carrier,
+            lag,
+            up,
+        )
 
     def member_removed(self, lag: str, port: str, restore: PortSettings | None = None) -> None:
         self._queue(f"{lag}: release {port}", self._do_member_removed, lag, port, restore)
@@ -178,7 +229,7 @@ class TeamDataplane:
     def flush(self, timeout: float = CLOSE_TIMEOUT_S) -> bool:
         """Wait until every queued write was applied (tests; cold stop)."""
         done = threading.Event()
-        self._ops.put(("flush", lambda *_: done.set(), ()))
+        self._ops.put(("flush", lambda *_: done.set(), (), ()))
         return done.wait(timeout)
 
     def close(self) -> None:
@@ -201,7 +252,7 @@ class TeamDataplane:
             op = self._ops.get()
             if op is None:
                 break
-            what, fn, args = op
+            what, fn, args, tickets = op
             try:
                 if ipr is None:
                     ipr = IPRoute()
@@ -211,18 +262,12 @@ class TeamDataplane:
             except Exception as e:
                 log.error("team dataplane: %s failed: %s; kernel state left as it was", what, e)
                 if not isinstance(e, (OSError, LookupError, ValueError)):
-                    for s in (ipr, nl):
-                        try:
-                            s.close() if s is not None else None
-                        except Exception:
-                            pass
+                    _close(ipr, nl)
                     ipr, nl = None, None  # reopen: the socket may be out of step
-        for s in (ipr, nl):
-            if s is not None:
-                try:
-                    s.close()
-                except Exception:
-                    pass
+            finally:
+                for key, ticket in tickets:
+                    self._queued.applied(key, ticket)
+        _close(ipr, nl)
 
     def _need(self, name: str, what: str) -> LinkInfo:
         link = self._lookup(name)
@@ -242,6 +287,15 @@ class TeamDataplane:
         if link is not None:
             self._store_link(link)
         return link
+
+    def _refresh(self, ipr: IPRoute, name: str) -> None:
+        """Read a team netdev back after our carrier write, so reads (and a resync's
+        comparison) see it before its link event arrives; the change is announced here, since
+        that event will then find nothing new."""
+        msgs = ipr.link("get", ifname=name)
+        link = link_info(msgs[0])
+        if link is not None:
+            self._notify(self._store_link(link))
 
     def _do_lag_added(self, ipr: IPRoute, nl: TeamNL, cfg: LagConfig) -> None:
         link = self._fresh(ipr, cfg.name)
@@ -274,6 +328,7 @@ class TeamDataplane:
         self._set_tx_hash(nl, link)
         set_carrier(ipr, link.ifindex, False)  # teamd's lacp_carrier_init: down until decided
         self._apply_settings(ipr, link, cfg)
+        self._refresh(ipr, cfg.name)  # the cache shows the carrier written before it is unqueued
 
     @staticmethod
     def _set_tx_hash(nl: TeamNL, link: LinkInfo) -> None:
@@ -378,6 +433,7 @@ class TeamDataplane:
     def _do_carrier(self, ipr: IPRoute, nl: TeamNL, lag: str, up: bool) -> None:
         team = self._need(lag, f"carrier {'up' if up else 'down'} not written")
         set_carrier(ipr, team.ifindex, up)
+        self._refresh(ipr, lag)  # the cache shows it before it is unqueued (queued.py)
 
     def _do_member_removed(
         self, ipr: IPRoute, nl: TeamNL, lag: str, port: str, restore: PortSettings | None = None
