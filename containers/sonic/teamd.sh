@@ -19,6 +19,7 @@
 #   TEAMD_HITLESS_REDIS_DIR   the Redis socket's directory     /var/run/redis (same path inside)
 #   TEAMD_HITLESS_REDIS_SOCK  the Redis socket                 $TEAMD_HITLESS_REDIS_DIR/redis.sock
 #   TEAMD_HITLESS_CTL_DIR     host dir of the control sockets  /run/teamd-shim (0750, root)
+#   TEAMD_HITLESS_WARMBOOT    host warm-boot dir (teamd's -L)  /host/warmboot (as SONiC's teamd)
 #   TEAMD_HITLESS_RUN_OPTS    more `docker create` options for the shim container (word-split)
 #   SONIC_DB_CLI              sonic-db-cli                     sonic-db-cli
 set -uo pipefail
@@ -34,6 +35,7 @@ NET=${TEAMD_HITLESS_NET:-host}
 REDIS_DIR=${TEAMD_HITLESS_REDIS_DIR:-/var/run/redis}
 REDIS_SOCK=${TEAMD_HITLESS_REDIS_SOCK:-$REDIS_DIR/redis.sock}
 CTL_DIR=${TEAMD_HITLESS_CTL_DIR:-/run/teamd-shim}
+WARMBOOT_DIR=${TEAMD_HITLESS_WARMBOOT:-/host/warmboot}
 SHIM_CTL_DIR=/run/teamd-shim # the shim's default --ctl-dir, inside its container
 RUN_OPTS=${TEAMD_HITLESS_RUN_OPTS:-}
 SONIC_DB_CLI=${SONIC_DB_CLI:-sonic-db-cli}
@@ -98,9 +100,11 @@ create_shim() {
         --tmpfs /run/teamd-health:size=64k,mode=0700 \
         --cgroupns=host \
         -v "$REDIS_DIR:$REDIS_DIR:rw" -v "$CTL_DIR:$SHIM_CTL_DIR:rw" \
+        -v "$WARMBOOT_DIR:/var/warmboot:rw" \
         --log-opt max-size=2M --log-opt max-file=5 \
         $RUN_OPTS \
-        "$IMAGE" teamd-shim --redis "unix://$REDIS_SOCK" >/dev/null
+        "$IMAGE" teamd-shim --redis "unix://$REDIS_SOCK" \
+        --warmboot-dir /var/warmboot/teamd >/dev/null
 }
 
 create_supervisor() {

@@ -85,9 +85,10 @@ def listen(iface: str, seconds: float) -> dict:
 def sonic_partner(
     iface: str, system: bytes, key: int, port: int, retry_count: int, duration: float, version: int
 ) -> dict:
-    """Play a SONiC teamd with `retry-count set N` on one link for `duration` seconds: a PDU
-    every second (version 0xf1 announcing N, or plain), in sync once we echo it right, echoing
-    our last PDU; then silence. Returns when it stopped and what it heard from us."""
+    """Play a SONiC teamd with `retry-count set N` on one link for `duration` seconds (or until
+    SIGINT): a PDU every second (version 0xf1 announcing N, or plain), in sync once we echo it
+    right, echoing our last PDU; then silence. Returns when it stopped and what it heard from
+    us (each PDU's time, actor state and retry counts)."""
     from teamd_shim.lacp import (
         ACTIVITY,
         AGGREGATION,
@@ -109,10 +110,10 @@ def sonic_partner(
     heard: list[dict] = []
     steady = ACTIVITY | TIMEOUT | AGGREGATION
     src = system[:5] + bytes([port & 0xFF])
+    t0 = time.monotonic()
+    next_tx = t0
+    last_tx = t0
     try:
-        t0 = time.monotonic()
-        next_tx = t0
-        last_tx = t0
         while True:
             now = time.monotonic()
             if now >= t0 + duration:
@@ -143,14 +144,17 @@ def sonic_partner(
             heard.append(
                 {
                     "t": time.monotonic(),
+                    "state": got.actor.state,
                     "version": got.version,
                     "actor_retry_count": got.actor_retry_count,
                     "partner_retry_count": got.partner_retry_count,
                 }
             )
-        return {"started": t0, "last_tx": last_tx, "heard": heard}
+    except KeyboardInterrupt:  # SIGINT: stop early, and still say what was heard
+        pass
     finally:
         s.close()
+    return {"started": t0, "last_tx": last_tx, "heard": heard}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -69,6 +69,14 @@ def _parser() -> argparse.ArgumentParser:
         "root and the shim's own user only; the socket is 0600, with a group 0660)",
     )
     p.add_argument(
+        "--warmboot-dir",
+        metavar="DIR",
+        default=os.environ.get("TEAMD_SHIM_WARMBOOT_DIR"),
+        help="teamd's -L: at SIGUSR1 save each LAG's carrier, members and partners' last "
+        "PDUs here, and on a warm start (WARM_RESTART_ENABLE_TABLE) start each LAG from them "
+        "(SONiC: /var/warmboot/teamd; default $TEAMD_SHIM_WARMBOOT_DIR, else none)",
+    )
+    p.add_argument(
         "--record", metavar="FILE", help="also journal every dataplane write to FILE (tests)"
     )
     p.add_argument(
@@ -315,6 +323,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
         access=access,
         role=role,
         hot=args.hot and role == "standby",
+        warmboot_dir=args.warmboot_dir,
     )
     shims.append(shim)
     return asyncio.run(shim.run())

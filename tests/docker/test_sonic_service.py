@@ -106,6 +106,7 @@ def svc(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servi
             "TEAMD_HITLESS_REDIS_DIR": str(workdir),
             "TEAMD_HITLESS_REDIS_SOCK": str(d.lab.redis_socket),
             "TEAMD_HITLESS_CTL_DIR": str(host_ctl_dir(workdir)),
+            "TEAMD_HITLESS_WARMBOOT": str(workdir / "warmboot"),
             "TEAMD_HITLESS_RUN_OPTS": RUN_OPTS,
             "TEAMD_HITLESS_DEBUG_LOG": str(workdir / "teamd-debug.log"),
             "SONIC_DB_CLI": db_cli(workdir, str(d.lab.redis_socket)),

@@ -137,6 +137,7 @@ class GuestLab:
         self.redis: RedisServer | None = None
         self.procs: dict[str, ProcRef] = {}
         self.record = self.workdir / "dataplane.jsonl"
+        self.warmboot_dir = self.workdir / "warmboot"  # teamd's -L (hld §6.2)
         self.files = {n: self.workdir / f"{n}.jsonl" for n in ("dut", "partner", "traffic")}
         self.shim_seq = 0
         self.extra_ns: list[str] = []  # namespaces a test added (down() deletes them)
@@ -309,6 +310,8 @@ class GuestLab:
             "team",
             "--record",
             str(self.record),
+            "--warmboot-dir",
+            str(self.warmboot_dir),
         ]
 
     def start_shim(self) -> ProcRef:

@@ -29,6 +29,7 @@ from teamd_shim.io.dataplane.base import TeamDevice
 from teamd_shim.io.links import LinkInfo
 from teamd_shim.io.packets import PacketIO
 from teamd_shim.io.timers import rearm
+from teamd_shim.io.warmboot import SavedLag
 from teamd_shim.lacp import Carrier, Lag, PortEnable, parse_mac
 from teamd_shim.model.config import LagConfig, PortSettings, port_number, port_settings
 from teamd_shim.model.running_lag import RunningLag
@@ -66,6 +67,9 @@ class LagRunner:
         # under us (MCLAG's iccpd does): the actor system id follows it, as teamd's does
         self.netdev_system: dict[str, tuple[str, str]] = {}
         self.rx_cut: dict[str, int] = {}  # per port: kernel stamp of the last frame applied
+        # a warm start (hld §6.2): a LAG's saved state, read (and consumed) as it is added;
+        # the Shim sets it for the LAGs of its first config and clears it after
+        self.take_saved: Callable[[str], SavedLag | None] | None = None
         self.io: PacketIO | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.publishing = LagPublishing(
@@ -103,12 +107,39 @@ class LagRunner:
             cfg.fast_rate,
             cfg.min_links,
         )
-        running = RunningLag(cfg=cfg, lacp=Lag(cfg.lacp_settings()))
+        saved = self.take_saved(cfg.name) if self.take_saved and self._owner else None
+        warm = saved is not None and saved.carrier
+        if saved is not None and not warm:
+            log.info("%s: saved carrier was down: cold start (as teamd)", cfg.name)
+        running = RunningLag(cfg=cfg, lacp=Lag(cfg.lacp_settings()), carrier=warm)
         self.lags[cfg.name] = running
-        self.dataplane.lag_added(cfg, owner=self._owner)
+        self.dataplane.lag_added(cfg, owner=self._owner, carrier=warm)
+        kept = {p for p, _ in saved.members} if saved is not None and warm else set()
         for port in cfg.members:
-            self.add_member(running, port, now)
+            self.add_member(running, port, now, keep_enabled=port in kept)
+        if saved is not None and warm:
+            self._warm_start(running, saved, now)
         self.service(running, now)
+
+    def _warm_start(self, running: RunningLag, saved: SavedLag, now: float) -> None:
+        """teamd -w: the kernel's carrier and `enabled` were left as the warm stop left them;
+        the LACP core restores from the saved PDUs, and where it cannot (a member's link is
+        down, no PDU was current) the kernel is told at once."""
+        lag = running.cfg.name
+        members = dict(saved.members)
+        running.lacp.warm_start(members, saved.pdus, now)
+        log.info(
+            "%s: warm start: carrier kept up, %d of %d saved member(s) restored from their "
+            "saved PDU",
+            lag,
+            sum(1 for p in running.lacp.ports if running.lacp.port_enabled(p)),
+            len(members),
+        )
+        for port in running.lacp.ports:
+            # enabled before the stop and left so, but not restored now: the kernel is told (a
+            # restored one gets its PortEnable intent, a write of what the kernel has)
+            if self._owner and members.get(port) and not running.lacp.port_enabled(port):
+                self.dataplane.set_port_enabled(lag, port, False)
 
     def update_lag(self, running: RunningLag, cfg: LagConfig, now: float) -> None:
         old = running.cfg
@@ -128,7 +159,9 @@ class LagRunner:
         self.publishing.dirty.add(cfg.name)
         self.service(running, now)
 
-    def add_member(self, running: RunningLag, port: str, now: float) -> None:
+    def add_member(
+        self, running: RunningLag, port: str, now: float, *, keep_enabled: bool = False
+    ) -> None:
         link = self.links.get(port)
         if link is None or self.io is None:
             return
@@ -140,7 +173,12 @@ class LagRunner:
         running.enabled.setdefault(port, False)
         self.port_lag[port] = running.cfg.name
         self.dataplane.member_added(
-            running.cfg.name, port, owner=self._owner, admin_up=self.port_settings(port).admin_up
+            running.cfg.name,
+            port,
+            owner=self._owner,
+            admin_up=self.port_settings(port).admin_up,
+            # a warm start leaves a saved member's `enabled` as the stop left it
+            enabled=None if keep_enabled else False,
         )
         log.info(
             "%s: member %s added (link %s)", running.cfg.name, port, "up" if link.up else "down"

@@ -24,6 +24,7 @@ from typing import Any
 from teamd_shim.control.access import AccessPolicy
 from teamd_shim.control.transport import ControlError, ControlServer
 from teamd_shim.daemon.runner import LagRunner
+from teamd_shim.daemon.warm_boot import WarmBoot
 from teamd_shim.db import ownership, sonic_db, stale
 from teamd_shim.db.config_watch import ConfigSnapshot, ConfigWatcher
 from teamd_shim.db.ownership import OwnershipError, OwnerStore
@@ -66,8 +67,10 @@ class Shim:
         access: AccessPolicy | None = None,
         role: str = "active",
         hot: bool = False,
+        warmboot_dir: str | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.warm_boot = WarmBoot(warmboot_dir)  # teamd's -L (hld §6.2)
         self.dataplane = dataplane
         self.name = name
         self.ctl_dir = ctl_dir
@@ -87,6 +90,7 @@ class Shim:
             name, self.rm, OwnerStore(endpoint), self.publisher, self.runner, on_exit=self.stop
         )
         self.driver.hot = hot and role == "standby"  # in the very first instance record
+        self.driver.on_owner = self._owner_again
         self.snapshot: ConfigSnapshot | None = None
         self.refused: dict[Target, str] = {}
         self._links_ready = False
@@ -155,7 +159,12 @@ class Shim:
             await self.control.stop()
             return 2
         if self.role is Role.ACTIVE:
-            self.driver.spawn(self._warm_start_rows())
+            # decided before the config is read: a warm start adopts the LAGs from the
+            # warm-boot files instead of renegotiating them (teammgrd's `teamd -w`)
+            warm = await self._check_warm_start()
+            if warm:
+                self.runner.take_saved = self.warm_boot.reader()
+            self.driver.spawn(self._warm_start_rows(warm))
             self._sweep_due = True  # a start as the active: what an earlier one left goes
         self.driver.heartbeat()
         # the container healthcheck's file (env TEAMD_SHIM_HEALTH_FILE), once a second
@@ -180,12 +189,21 @@ class Shim:
         log.info("%s: stopping (role %s)", self.name, self.role)
         if health is not None:
             health.stop()
+        await self._stop_all()
+        return 0
+
+    async def _stop_all(self) -> None:
+        assert self.control is not None
         # a hot standby must not take a cold stop for a death and bring the LAGs back
         self.driver.close_watchers("stop" if self.role is Role.ACTIVE else self.role.value)
         self.config_watcher.stop()
         self.link_watcher.stop()
         self.driver.stop()
-        if self.role is Role.ACTIVE and not self._fast_reboot:
+        if self.role is Role.ACTIVE and self._fast_reboot:
+            dumps = self.warm_boot.collect(self.runner.lags, members=False)
+            await self.driver.blocking(self.warm_boot.write, dumps)
+        elif self.role is Role.ACTIVE:
+            self.warm_boot.remove(self.warm_boot.names(self.runner.lags))
             self.runner.remove_all()  # a cold stop, as teamd on SIGTERM
         # standby / yielded / retired: leave every LAG, link and DB entry as it is
         self.publisher.stop()
@@ -197,20 +215,24 @@ class Shim:
             )
         except Exception as e:
             log.warning("%s: could not remove the instance record: %s", self.name, e)
-        return 0
 
-    async def _warm_start_rows(self) -> None:
+    async def _check_warm_start(self) -> bool:
         """A start as the active (not a takeover, whose rows the orchestrator keeps): SONiC's
-        checkWarmStart for teammgrd and teamsyncd; on a warm start teamsyncd's state goes
-        `initialized`, then `reconciled` once the CONFIG_DB LAGs are written out (what
-        sonic-installer upgrade-docker waits for), at the latest after teamsyncd's default
-        70 s timer. Redis being away only delays LACP nothing: this runs beside it."""
-        state = self.driver.store.state
+        checkWarmStart for teammgrd and teamsyncd. Redis not answering within 5 s: a cold
+        start, said in the log."""
         try:
-            warm = await asyncio.wait_for(self.driver.blocking(check_warm_start, state), 5.0)
+            return await asyncio.wait_for(
+                self.driver.blocking(check_warm_start, self.driver.store.state), 5.0
+            )
         except Exception as e:
-            log.warning("%s: WARM_RESTART_TABLE rows not written: %s", self.name, e)
-            return
+            log.warning("%s: WARM_RESTART_TABLE rows not written, cold start: %s", self.name, e)
+            return False
+
+    async def _warm_start_rows(self, warm: bool) -> None:
+        """On a warm start teamsyncd's state goes `initialized`, then `reconciled` once the
+        CONFIG_DB LAGs are written out (what sonic-installer upgrade-docker waits for), at the
+        latest after teamsyncd's default 70 s timer."""
+        state = self.driver.store.state
         if not warm:
             return
         deadline = time.monotonic() + RECONCILE_LIMIT_S
@@ -247,6 +269,7 @@ class Shim:
         async def go() -> None:
             try:
                 if what == "yield":
+                    await self._save_warm_boot()
                     await self.driver.do_yield()
                 else:
                     await self.driver.do_takeover()
@@ -256,6 +279,18 @@ class Shim:
                 log.exception("%s by signal failed", what)
 
         self.driver.spawn(go())
+
+    def _owner_again(self) -> None:
+        if self.warm_boot.directory is not None:
+            names = self.warm_boot.names(self.runner.lags)
+            self.driver.spawn(self.driver.blocking(self.warm_boot.remove, names))
+
+    async def _save_warm_boot(self) -> None:
+        """SIGUSR1 is teamd's warm stop: the warm-boot files first (before the final snapshot,
+        which teamd.sh waits for before it kills the container), then the yield."""
+        if self.role is Role.ACTIVE and self.warm_boot.directory is not None:
+            dumps = self.warm_boot.collect(self.runner.lags, members=True)
+            await self.driver.blocking(self.warm_boot.write, dumps)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -346,6 +381,7 @@ class Shim:
             if running.error:
                 lag_errors[lag_config_error(name)] = running.error
             runner.update_lag(running, cfg, now)
+        runner.take_saved = None  # a warm start restores the LAGs of the first config only
         self._publish_refusals(lag_errors, member=False)
         self._apply_member_errors(desired)
         runner.publishing.schedule()

@@ -11,6 +11,7 @@ whether the caller called ``on_timer`` exactly on time, and the whole state roun
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,7 @@ from teamd_shim.lacp.port import (
 from teamd_shim.lacp.retry_count import RetryCount
 from teamd_shim.lacp.settings import LagSettings
 from teamd_shim.lacp.views import PortView
+from teamd_shim.lacp.warm_start import WarmStart
 
 FORMAT_VERSION = 1
 _MAX_CONVERGE_ROUNDS = 64
@@ -133,6 +135,7 @@ class Lag:
         # responses), sent by the next frames_to_send
         self._oneshots: list[_Oneshot] = []
         self._retry = RetryCount()  # SONiC's retry-count extension (retry_count.py)
+        self._warm: WarmStart | None = None  # teamd's warm-start mode (warm_start.py)
 
     # ---- configuration -----------------------------------------------------------------
 
@@ -167,6 +170,7 @@ class Lag:
         self._order.sort(key=lambda p: p.port_number)
         port.periodic_update(now, self._settings)
         self._converge(now)
+        self._warm_step(now)
 
     def goodbye(self, name: str) -> bytes | None:
         """The goodbye PDU for a member that is really being removed (config removal, LAG
@@ -238,11 +242,16 @@ class Lag:
             port.selected = Selected.UNSELECTED
         port.periodic_update(now, self._settings)
         self._converge(now)
+        self._warm_step(now)
 
     def receive(self, name: str, frame: bytes, now: float) -> bool:
         """Process one received Slow Protocols frame; False if it was dropped."""
         port = self._ports[name]
         self._run_timers(now)
+        return self._accept(port, frame, now)
+
+    def _accept(self, port: Port, frame: bytes, now: float) -> bool:
+        name = port.name
         try:
             _src, pdu = decode_frame(frame)
         except NotLacpError as exc:
@@ -274,6 +283,7 @@ class Lag:
             return False
         port.rx_pdus += 1
         port.record_pdu(pdu, port.actor(cfg), now, cfg)
+        port.last_rx_frame = frame
         port.periodic_update(now, cfg)
         self._converge(now)
         # update_NTT, teamd-style: any difference in the 15 bytes echoing us gets an answer, and
@@ -288,6 +298,8 @@ class Lag:
     def next_deadline(self) -> float | None:
         """Earliest absolute deadline of any timer (rx, wait_while, periodic TX, rate hold)."""
         best = self._retry.deadline()
+        if self._warm is not None and (best is None or self._warm.until < best):
+            best = self._warm.until
         for port in self._order:
             for t in (port.current_while, port.wait_while, port.next_tx, port.tx_hold):
                 if t is not None and (best is None or t < best):
@@ -439,6 +451,42 @@ class Lag:
         self._run_timers(now)
         self._retry.set_feature(enabled, self._order)
 
+    # ---- warm reboot (warm_start.py) -----------------------------------------------------
+
+    def warm_saved(self) -> tuple[bool, dict[str, bool], dict[str, bytes]]:
+        """What a warm stop saves: the carrier, each member's `enabled`, and the partner's last
+        PDU of each member that is current (libteam patch 0008's dump)."""
+        return (
+            self._carrier,
+            {p.name: p.enabled for p in self._order},
+            {p.name: p.last_rx_frame for p in self._order if p.last_rx_frame is not None},
+        )
+
+    def warm_start(
+        self, members: Mapping[str, bool], pdus: Mapping[str, bytes], now: float
+    ) -> None:
+        """Start in teamd's warm mode from a saved carrier that was up (the caller has told the
+        dataplane: the carrier is up already, so no intent): each saved member's PDU is fed as
+        its link is up, now or later, within 3 s."""
+        self._run_timers(now)
+        self._warm = WarmStart.begin(members, pdus, now)
+        self._carrier = True
+        self._warm_step(now)
+
+    @property
+    def warm_starting(self) -> bool:
+        return self._warm is not None
+
+    def _warm_step(self, now: float) -> None:
+        warm = self._warm
+        if warm is None:
+            return
+        for name, frame in warm.due(p.name for p in self._order if p.link_up):
+            self._accept(self._ports[name], frame, now)
+        if warm.done(now):
+            self._warm = None
+            self._update_carrier()
+
     def pop_notices(self) -> list[Notice]:
         notices, self._notices = self._notices, []
         return notices
@@ -499,6 +547,7 @@ class Lag:
                 for o in self._oneshots
             ],
             "notices": [{"kind": "loopback", "port": n.port} for n in self._notices],
+            "warm": None if self._warm is None else self._warm.to_dict(),
         }
 
     @classmethod
@@ -530,6 +579,8 @@ class Lag:
                 for n in d.get("notices", [])
                 if n.get("kind") == "loopback"
             ]
+            warm = d.get("warm")  # absent in snapshots of older versions: not warm-starting
+            lag._warm = None if warm is None else WarmStart.from_dict(warm)
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed LAG state: {exc!r}") from exc
         if len({p.port_number for p in lag._order}) != len(lag._order):
@@ -589,6 +640,7 @@ class Lag:
                 port.periodic_update(now, cfg)
             port.periodic_timer(now)
         self._converge(now)
+        self._warm_step(now)
 
     def _select(self) -> bool:
         return selection.select(self._order, self._settings)
@@ -624,7 +676,8 @@ class Lag:
 
     def _update_carrier(self) -> None:
         enabled = sum(1 for p in self._order if p.enabled)
-        up = enabled >= max(1, self._settings.min_links)
+        # teamd's warm-start mode keeps the carrier up ("don't put the LAG down")
+        up = enabled >= max(1, self._settings.min_links) or self._warm is not None
         if up != self._carrier:
             self._carrier = up
             self._intents.append(Carrier(self._settings.name, up))

@@ -129,6 +129,9 @@ class Port:
     tx_times: list[float] = field(default_factory=list)
     last_tx: float | None = None
     last_tx_frame: bytes | None = None
+    # The partner's last accepted LACPDU (whole frame), kept only while CURRENT: what a warm
+    # stop saves for the warm start after a reboot (libteam patch 0008, lacp/warm_start.py)
+    last_rx_frame: bytes | None = None
     # Dataplane view: True while mux is COLLECTING_DISTRIBUTING (the LAG emits the intents).
     enabled: bool = False
     rx_pdus: int = 0
@@ -273,6 +276,7 @@ class Port:
 
     def enter_port_disabled(self) -> None:
         self.rx_state = RxState.PORT_DISABLED
+        self.last_rx_frame = None
         self.partner = self.partner.with_state(self.partner.state & ~SYNC)
         self.current_while = None
         # Nothing can be sent without carrier; link-up raises NTT again via EXPIRED.
@@ -284,6 +288,7 @@ class Port:
         (1 s x the partner's retry count: 3 s by default). teamd also forgets the partner's
         version here, so 0xf1 resumes only when the partner speaks it again."""
         self.rx_state = RxState.EXPIRED
+        self.last_rx_frame = None
         self.partner = self.partner.with_state((self.partner.state & ~SYNC) | TIMEOUT)
         self.current_while = now + FAST_PERIODIC * self.partner_retry_count
         self.rx_version = LACP_VERSION
@@ -292,6 +297,7 @@ class Port:
     def enter_defaulted(self) -> None:
         """teamd's recordDefault: partner zeroed except the Timeout bit; unselectable."""
         self.rx_state = RxState.DEFAULTED
+        self.last_rx_frame = None
         self.partner = ZERO_INFO.with_state(self.partner.state & TIMEOUT)
         self.selected = Selected.UNSELECTED
         self.current_while = None
@@ -451,6 +457,7 @@ class Port:
             "tx_times": list(self.tx_times),
             "last_tx": self.last_tx,
             "last_tx_frame": None if self.last_tx_frame is None else self.last_tx_frame.hex(),
+            "last_rx_frame": None if self.last_rx_frame is None else self.last_rx_frame.hex(),
             "enabled": self.enabled,
             "loopback": self.loopback,
             "aggregator_id": self.aggregator_id,
@@ -469,6 +476,7 @@ class Port:
             return None if v is None else float(v)
 
         frame = d["last_tx_frame"]
+        rx_frame = d.get("last_rx_frame")
         counters = d["counters"]
         port = cls(
             name=name,
@@ -489,6 +497,8 @@ class Port:
             tx_times=[float(t) for t in d["tx_times"]][-TX_LIMIT:],
             last_tx=opt_float("last_tx"),
             last_tx_frame=None if frame is None else bytes.fromhex(frame),
+            # absent in snapshots of older versions: nothing saved for a warm start
+            last_rx_frame=None if rx_frame is None else bytes.fromhex(rx_frame),
             enabled=_bool(d["enabled"]),
             loopback=_bool(d["loopback"]),
             aggregator_id=None if d["aggregator_id"] is None else int(d["aggregator_id"]),

@@ -138,6 +138,8 @@ class HandoverDriver:
         self.runner = runner
         self._on_exit = on_exit
         self.ctl_path = ""  # the control socket, for the instance record
+        # owner again by a takeover, a promotion or a resume (not at start-up)
+        self.on_owner: Callable[[], None] = lambda: None
         self.owner_guard = OwnerGuard(name)  # the active's check of the owner record
         self._owner_suspect = ""
         self.rx = RxLog()
@@ -370,6 +372,7 @@ class HandoverDriver:
             )
             if self.rm.role is Role.ACTIVE:  # a takeover, a promotion, a resume
                 self._hold_alias()
+                self.on_owner()
         self._arm_role_timer()
         self.run_effects(effects)
         return effects

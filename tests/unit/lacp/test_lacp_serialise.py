@@ -55,6 +55,8 @@ ops = st.one_of(
     st.tuples(st.just("marker"), ports, st.integers(0, 2**32 - 1)),
     st.tuples(st.just("admin"), st.booleans()),
     st.tuples(st.just("loop"), ports),
+    # a warm start from what a warm stop would save now: its 3 s window crosses snapshots
+    st.tuples(st.just("warm"), st.just(False)),
 )
 
 
@@ -80,6 +82,12 @@ def frame_for(lag: Lag, name: str, op: tuple[Any, ...]) -> bytes:
     return encode_frame(SYS_A, Lacpdu(us, us))
 
 
+def warm_restart_in_place(lag: Lag, now: float) -> None:
+    carrier, members, pdus = lag.warm_saved()
+    if carrier:
+        lag.warm_start(members, pdus, now)
+
+
 def apply(lag: Lag, op: tuple[Any, ...], now: float) -> tuple[float, list[Any]]:
     """Apply one event; return the new time and everything observable it produced."""
     kind = op[0]
@@ -94,6 +102,8 @@ def apply(lag: Lag, op: tuple[Any, ...], now: float) -> tuple[float, list[Any]]:
         lag.update_settings(replace(s, fast_rate=op[1], min_links=op[2], active=op[3]), now)
     elif kind == "admin":
         lag.update_settings(replace(lag.settings, admin_up=op[1]), now)
+    elif kind == "warm":
+        warm_restart_in_place(lag, now)
     else:
         name = NAMES[op[1]]
         present = name in lag.ports
@@ -198,7 +208,10 @@ def negotiated() -> tuple[Lag, float]:
 def test_top_level_layout():
     lag, now = negotiated()
     d = lag.to_dict()
-    assert set(d) == {"format", "settings", "carrier", "ports", "retry", "oneshots", "notices"}
+    assert set(d) == {
+        "format", "settings", "carrier", "ports", "retry", "oneshots", "notices", "warm",
+    }  # fmt: skip
+    assert d["warm"] is None
     assert d["format"] == 1 and d["carrier"] is True
     assert d["settings"]["system"] == "02:00:00:00:00:aa"
     port = d["ports"]["e0"]
@@ -206,6 +219,7 @@ def test_top_level_layout():
     assert port["selected"] == "selected" and port["enabled"] is True
     assert port["actor"]["state"] == 0x3F and port["partner"]["system"] == "02:00:00:00:00:bb"
     assert bytes.fromhex(port["last_tx_frame"]) == lag.would_send("e0")
+    assert bytes.fromhex(port["last_rx_frame"])[12:14] == b"\x88\x09"  # the partner's PDU
     assert set(port["counters"]) == {
         "rx_pdus",
         "tx_pdus",

@@ -31,16 +31,28 @@ class Dataplane(Protocol):
 
     name: str
 
-    def lag_added(self, cfg: LagConfig, *, owner: bool) -> None: ...
+    def lag_added(self, cfg: LagConfig, *, owner: bool, carrier: bool = False) -> None:
+        """`carrier`: the owner's initial carrier, down (teamd's `lacp_carrier_init`) except on
+        a warm start from a saved carrier that was up (hld §6.2)."""
+        ...
 
     def lag_changed(self, cfg: LagConfig) -> None:
         """The owner applies a runtime change of the netdev's MTU or admin state (teammgrd's
         setLagMtu / setLagAdminStatus); a standby never calls it."""
         ...
 
-    def member_added(self, lag: str, port: str, *, owner: bool, admin_up: bool = True) -> None:
+    def member_added(
+        self,
+        lag: str,
+        port: str,
+        *,
+        owner: bool,
+        admin_up: bool = True,
+        enabled: bool | None = False,
+    ) -> None:
         """`admin_up`: the member's CONFIG_DB PORT admin state, which teammgrd gives it once it
-        is enslaved (it is set down to be enslaved, as the kernel requires)."""
+        is enslaved (it is set down to be enslaved, as the kernel requires). `enabled`: the
+        port's initial `enabled`, None to leave the kernel's (a warm start)."""
         ...
 
     def set_port_enabled(self, lag: str, port: str, enabled: bool) -> None: ...
@@ -78,13 +90,21 @@ class NullDataplane:
 
     name = "appdb"
 
-    def lag_added(self, cfg: LagConfig, *, owner: bool) -> None:
+    def lag_added(self, cfg: LagConfig, *, owner: bool, carrier: bool = False) -> None:
         pass
 
     def lag_changed(self, cfg: LagConfig) -> None:
         pass
 
-    def member_added(self, lag: str, port: str, *, owner: bool, admin_up: bool = True) -> None:
+    def member_added(
+        self,
+        lag: str,
+        port: str,
+        *,
+        owner: bool,
+        admin_up: bool = True,
+        enabled: bool | None = False,
+    ) -> None:
         pass
 
     def set_port_enabled(self, lag: str, port: str, enabled: bool) -> None:

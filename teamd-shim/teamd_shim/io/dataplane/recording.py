@@ -33,19 +33,27 @@ class RecordingDataplane:
         rec = {"t": time.monotonic(), "pid": os.getpid(), "epoch": self._epoch(), **what}
         os.write(self._fd, (json.dumps(rec) + "\n").encode())
 
-    def lag_added(self, cfg: LagConfig, *, owner: bool) -> None:
+    def lag_added(self, cfg: LagConfig, *, owner: bool, carrier: bool = False) -> None:
         if owner:
-            self._log(op="lag_added", lag=cfg.name)
-        self.inner.lag_added(cfg, owner=owner)
+            self._log(op="lag_added", lag=cfg.name, carrier=carrier)
+        self.inner.lag_added(cfg, owner=owner, carrier=carrier)
 
     def lag_changed(self, cfg: LagConfig) -> None:
         self._log(op="lag_changed", lag=cfg.name, mtu=cfg.mtu, admin_up=cfg.admin_up)
         self.inner.lag_changed(cfg)
 
-    def member_added(self, lag: str, port: str, *, owner: bool, admin_up: bool = True) -> None:
+    def member_added(
+        self,
+        lag: str,
+        port: str,
+        *,
+        owner: bool,
+        admin_up: bool = True,
+        enabled: bool | None = False,
+    ) -> None:
         if owner:
-            self._log(op="member_added", lag=lag, port=port)
-        self.inner.member_added(lag, port, owner=owner, admin_up=admin_up)
+            self._log(op="member_added", lag=lag, port=port, enabled=enabled)
+        self.inner.member_added(lag, port, owner=owner, admin_up=admin_up, enabled=enabled)
 
     def device(self, lag: str) -> TeamDevice | None:
         return self.inner.device(lag)

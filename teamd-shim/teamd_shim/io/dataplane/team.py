@@ -165,13 +165,14 @@ class TeamDataplane:
         tickets = tuple((key, self._queued.queue(key, on)) for key, on in values.items())
         self._ops.put((what, fn, args, tickets))
 
-    def lag_added(self, cfg: LagConfig, *, owner: bool) -> None:
+    def lag_added(self, cfg: LagConfig, *, owner: bool, carrier: bool = False) -> None:
         if owner:
             self._queue_values(
-                {WriteKey(cfg.name): False},  # carrier down until decided
+                {WriteKey(cfg.name): carrier},  # down until decided, unless a warm start
                 f"{cfg.name}: create/adopt team netdev",
                 self._do_lag_added,
                 cfg,
+                carrier,
             )
         else:
             link = self._lookup(cfg.name)
@@ -190,15 +191,24 @@ class TeamDataplane:
             cfg,
         )
 
-    def member_added(self, lag: str, port: str, *, owner: bool, admin_up: bool = True) -> None:
+    def member_added(
+        self,
+        lag: str,
+        port: str,
+        *,
+        owner: bool,
+        admin_up: bool = True,
+        enabled: bool | None = False,
+    ) -> None:
         if owner:
             self._queue_values(
-                {WriteKey(lag, port): False},  # disabled until selected
+                {} if enabled is None else {WriteKey(lag, port): enabled},
                 f"{lag}: enslave {port}",
                 self._do_member_added,
                 lag,
                 port,
                 admin_up,
+                enabled,
             )
 
     def set_port_enabled(self, lag: str, port: str, enabled: bool) -> None:
@@ -297,7 +307,7 @@ class TeamDataplane:
         if link is not None:
             self._notify(self._store_link(link))
 
-    def _do_lag_added(self, ipr: IPRoute, nl: TeamNL, cfg: LagConfig) -> None:
+    def _do_lag_added(self, ipr: IPRoute, nl: TeamNL, cfg: LagConfig, carrier: bool) -> None:
         link = self._fresh(ipr, cfg.name)
         if link is None:
             ipr.link("add", ifname=cfg.name, kind="team", address=cfg.system)
@@ -326,7 +336,9 @@ class TeamDataplane:
             else:
                 nl.set_mode(link.ifindex, TEAM_MODE)
         self._set_tx_hash(nl, link)
-        set_carrier(ipr, link.ifindex, False)  # teamd's lacp_carrier_init: down until decided
+        # teamd's lacp_carrier_init: down until decided; up on a warm start whose saved
+        # carrier was up (libteam patch 0008)
+        set_carrier(ipr, link.ifindex, carrier)
         self._apply_settings(ipr, link, cfg)
         self._refresh(ipr, cfg.name)  # the cache shows the carrier written before it is unqueued
 
@@ -369,7 +381,13 @@ class TeamDataplane:
             log.info("%s: admin %s", cfg.name, "up" if cfg.admin_up else "down")
 
     def _do_member_added(
-        self, ipr: IPRoute, nl: TeamNL, lag: str, port: str, admin_up: bool = True
+        self,
+        ipr: IPRoute,
+        nl: TeamNL,
+        lag: str,
+        port: str,
+        admin_up: bool = True,
+        enabled: bool | None = False,
     ) -> None:
         team = self._need(lag, f"cannot enslave {port}")
         p = self._fresh(ipr, port)
@@ -395,9 +413,13 @@ class TeamDataplane:
             log.info("%s: %s enslaved (admin %s)", lag, port, "up" if admin_up else "down")
         elif p.mac != team.mac:
             self._set_team_mac(ipr, lag, team, p)
-        # a new port starts enabled; the LACP runner disables it until selected (teamd does too)
-        nl.set_port_enabled(team.ifindex, p.ifindex, False)
-        self._store_enabled(team.ifindex, p.ifindex, False)
+        # a new port starts enabled; the LACP runner disables it until selected (teamd does
+        # too); a warm start (None) leaves a port that is already ours as it is: its LACP
+        # restores it at once
+        if enabled is None and p.master == team.ifindex:
+            return
+        nl.set_port_enabled(team.ifindex, p.ifindex, bool(enabled))
+        self._store_enabled(team.ifindex, p.ifindex, bool(enabled))
 
     def _set_team_mac(self, ipr: IPRoute, lag: str, team: LinkInfo, p: LinkInfo) -> None:
         """The port takes the team's MAC, as teamd's LACP runner does (lacp_port_set_mac).
