@@ -218,7 +218,8 @@ EOF
   # wheels: the tree, the version, the interpreter, the pins; the image: those + Dockerfile, base
   whash=$( { hash_dir "$src"; sha256sum "$SELF" | cut -c1-64;
              echo "$version $BUILD_PY_VERSION"; cat "$CONSTRAINTS"; } | sha256sum | cut -c1-16)
-  hash=$( { echo "$whash $BASE_ID"; sha256sum "$REPO/containers/teamd/"* | cut -c1-64; } \
+  hash=$( { echo "$whash $BASE_ID"; sha256sum "$REPO/containers/teamd/"* \
+               "$REPO/containers/sonic/critical_processes" | cut -c1-64; } \
           | sha256sum | cut -c1-16)
   old=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
   if [ $force = 0 ] && [ -n "$old" ] && [ "$(label_of "$image" teamd-hitless.content)" = "$hash" ]
@@ -233,7 +234,7 @@ EOF
     fi
     local ctx=$TMP/ctx-teamd-$tag
     mkdir -p "$ctx/wheels"
-    cp "$REPO/containers/teamd/Dockerfile" "$ctx/"
+    cp "$REPO/containers/teamd/Dockerfile" "$REPO/containers/sonic/critical_processes" "$ctx/"
     cp "$wheels"/*.whl "$ctx/wheels/"
     say "building $image"
     docker_build teamd "$ctx" "$version" "$hash" -t "$image"

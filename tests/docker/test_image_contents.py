@@ -96,3 +96,12 @@ def test_the_product_image_has_sonics_teamdctl_at_its_path(engine: Any) -> None:
     asked = run_in("teamd-hitless/teamd:latest", "/usr/bin/teamdctl", "PortChannel0001", "state")
     assert asked.returncode == 1, asked
     assert "/run/teamd-shim/owner" in asked.stderr, asked.stderr
+
+
+def test_the_product_image_has_a_critical_processes_file_that_lists_nothing(engine: Any) -> None:
+    """SONiC reads `/etc/supervisor/critical_processes` from a feature's container (system-health
+    and the exit listener); ours runs no supervisord, so it lists no program, only why."""
+    got = run_in("teamd-hitless/teamd:latest", "cat", "/etc/supervisor/critical_processes")
+    assert got.returncode == 0, got.stderr
+    lines = [ln for ln in got.stdout.splitlines() if ln.strip()]
+    assert lines and all(ln.startswith("#") for ln in lines), got.stdout

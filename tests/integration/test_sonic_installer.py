@@ -6,7 +6,8 @@ container (here: SIGKILL the process), start it again (a cold start of the shim)
 `WARM_RESTART_TABLE|teamsyncd` `state == reconciled` (the tool gives up after about 180 s).
 The sequence must complete, with the rows SONiC's `show warm_restart state` expects. Its cost at
 the partner is printed, not asserted: this is SONiC's own, non-hitless path (README "Run it on a
-SONiC switch"); `warm-restart teamd` is the hitless one.
+SONiC switch"); `warm-restart teamd` is the hitless one. Run twice: without and with teamd's
+warm-boot files (`--warmboot-dir`, hld §6.2), which the warm start must consume.
 """
 
 from __future__ import annotations
@@ -26,17 +27,35 @@ pytestmark = pytest.mark.integration
 SONIC_INSTALLER_LIMIT_S = 180.0
 
 
-@pytest.fixture
-def lab(tmp_path_factory: pytest.TempPathFactory):
+def _lab(tmp_path_factory: pytest.TempPathFactory, extra: list[str]) -> Lab:
     lab = Lab(Path(tmp_path_factory.mktemp("si")), prefix="si")
-    lab.up(2, 2, shim_cmd=shim_command(lab), recorder=True)
+    lab.up(2, 2, shim_cmd=shim_command(lab, extra=extra), recorder=True)
     wait_for(lambda: all_negotiated(lab.ovs.bond_show()), 15.0, "all bonds negotiated")
     time.sleep(1.0)
+    return lab
+
+
+@pytest.fixture
+def lab(tmp_path_factory: pytest.TempPathFactory):
+    lab = _lab(tmp_path_factory, [])
     yield lab
     lab.down()
 
 
-def test_sonic_installer_upgrade_docker_warm_sequence_completes(lab: Lab) -> None:
+@pytest.fixture(params=[False, True], ids=["no-L", "with-L"])
+def installer_lab(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
+    """The lab, its shims with teamd's -L (`--warmboot-dir`) or without."""
+    warm_dir = tmp_path_factory.mktemp("warmboot")
+    extra = ["--warmboot-dir", str(warm_dir)] if request.param else []
+    lab = _lab(tmp_path_factory, extra)
+    yield lab, extra, warm_dir if request.param else None
+    lab.down()
+
+
+def test_sonic_installer_upgrade_docker_warm_sequence_completes(
+    installer_lab: tuple[Lab, list[str], Path | None],
+) -> None:
+    lab, extra, warm_dir = installer_lab
     r = lab.redis(6)
     # a cold start of the service wrote SONiC's rows: restore_count 0, no state, no own row
     assert r.hget("WARM_RESTART_TABLE|teammgrd", "restore_count") == "0"
@@ -55,7 +74,9 @@ def test_sonic_installer_upgrade_docker_warm_sequence_completes(lab: Lab) -> Non
     os.kill(old.pid, signal.SIGKILL)  # docker kill teamd
     assert old._wait_gone(2.0)
     lab.state["shims"].pop("active", None)
-    lab.start_shim(shim_command(lab))  # systemctl restart teamd: a cold start of the container
+    if warm_dir is not None:
+        assert (warm_dir / "PortChannel0001").exists(), "SIGUSR1 saved nothing"
+    lab.start_shim(shim_command(lab, extra=extra))  # systemctl restart teamd: a new container
     started = time.monotonic()
     wait_for(
         lambda: r.hget("WARM_RESTART_TABLE|teamsyncd", "state") == "reconciled",
@@ -73,9 +94,12 @@ def test_sonic_installer_upgrade_docker_warm_sequence_completes(lab: Lab) -> Non
     wait_for(lambda: all_negotiated(lab.ovs.bond_show()), 15.0, "bonds negotiated again")
     gaps = max_gaps(lab, t0, time.time())
     flaps = len(lab.ovs.member_events(offset))
+    if warm_dir is not None:
+        assert not list(warm_dir.iterdir()), "the warm start left its files"
     print(
-        f"\nsonic-installer sequence: reconciled {took:.2f} s after the start; largest PDU gap "
-        f"{max(gaps.values()):.2f} s, {flaps} partner member events (not hitless by design)"
+        f"\nsonic-installer sequence ({'with' if warm_dir else 'without'} warm-boot files): "
+        f"reconciled {took:.2f} s after the start; largest PDU gap {max(gaps.values()):.2f} s, "
+        f"{flaps} partner member events (not hitless by design)"
     )
 
 
