@@ -160,7 +160,8 @@ def _or_exit_unreachable(ctx: Ctx, what: str, fn: Callable[[], T]) -> T:
     default=20.0,
     show_default=True,
     type=click.FloatRange(1, 600),
-    help="seconds for the standby to become READY",
+    help="give the standby up after this many seconds without progress towards READY (its "
+    "CPU time while it starts, then what it says about READY); at most 6x in all",
 )
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
 @click.option("--json", "as_json", is_flag=True, help="print the outcome as JSON")

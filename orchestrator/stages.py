@@ -12,7 +12,7 @@ shim's record) and `journal_best_effort` (a write after the takeover that must n
 
 from __future__ import annotations
 
-import contextlib
+import math
 import os
 import signal
 import time
@@ -23,7 +23,8 @@ from typing import Any, Protocol
 import redis
 
 from orchestrator.journal import Journal
-from orchestrator.outcome import Deadline, Outcome, Refused, Rollback
+from orchestrator.outcome import Outcome, Refused, Rollback
+from orchestrator.ready_wait import ReadyWait
 from orchestrator.runtime import Instance, Runtime, RuntimeFailure
 from orchestrator.shimctl import ctl, info, poll_until
 from teamd_shim.control.transport import ControlError
@@ -293,32 +294,46 @@ class WaitReady:
     name = "ready"
 
     def title(self, ctx: StageContext, run: Run) -> str:
-        return f"wait until the standby is READY (byte-identical PDUs; limit {run.timeout:.0f} s)"
+        return (
+            "wait until the standby is READY (byte-identical PDUs; given up after "
+            f"{run.timeout:.0f} s without progress)"
+        )
 
     def run(self, ctx: StageContext, run: Run) -> str:
         new_pid = run.new_pid
         assert new_pid is not None
 
+        wait = ReadyWait(time.monotonic(), stall_s=run.timeout)
+        detail = ""
+
         def ready(_left: float) -> bool:
+            nonlocal detail
             if not ctx.runtime.alive(new_pid):
                 raise Rollback(
                     f"standby {run.new} exited before READY (see its log next to {run.new_ctl})"
                 )
-            return info(run.new_ctl).ready
+            now = time.monotonic()
+            try:
+                got = info(run.new_ctl)
+            except ControlError:
+                wait.starting(now, ctx.runtime.cpu_seconds(new_pid))
+                got = None
+            if got is not None:
+                if got.ready:
+                    return True
+                detail = got.ready_detail
+                wait.answer(now, got.ready_detail, len(got.lags))
+            why = wait.expired(now)
+            if why is not None:
+                raise Rollback(f"standby not READY: {why}{': ' + detail if detail else ''}")
+            return False
 
-        try:
-            # seconds-long and off the partner-visible path: poll gently, so the orchestrator
-            # does not take CPU from the standby that is starting up
-            poll_until("standby READY", time.monotonic() + run.timeout, ready, every=0.1)
-        except Deadline:
-            detail = ""
-            with contextlib.suppress(ControlError):
-                detail = info(run.new_ctl).ready_detail
-            raise Rollback(
-                f"standby not READY within {run.timeout:.0f} s{': ' + detail if detail else ''}"
-            ) from None
+        # seconds-long and off the partner-visible path: poll gently, so the orchestrator
+        # does not take CPU from the standby that is starting up; the limit is ReadyWait's
+        poll_until("standby READY", math.inf, ready, every=0.1)
+        took = time.monotonic() - wait.started
         ctx.journal.stage(run.run_id, "restored", sonic_state="restored")
-        return ""
+        return f"READY {took:.1f} s after its start"
 
 
 class Yield:

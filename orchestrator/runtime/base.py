@@ -102,6 +102,11 @@ class Runtime(Protocol):
 
     def alive(self, handle: str) -> bool: ...
 
+    def cpu_seconds(self, handle: str) -> float | None:
+        """CPU time the instance's process has used (the `ready` stage's sign of a standby
+        still starting up, ready_wait.py); None where it cannot be read."""
+        ...
+
     def kill(self, handle: str, timeout: float = 2.0) -> None:
         """SIGKILL and wait until gone (works on stopped/paused ones too)."""
         ...

@@ -445,6 +445,25 @@ class DockerRuntime:
         ctr = self._get(handle)
         return ctr is not None and bool(ctr.attrs.get("State", {}).get("Running"))
 
+    def cpu_seconds(self, handle: str) -> float | None:
+        """The container's init and its child (tini, the shim), read from /proc by the pid the
+        engine reports; None when that pid is not visible here (another pid namespace)."""
+        from teamd_shim.io.identity import proc_cpu_seconds
+
+        ctr = self._get(handle)
+        pid = ctr.attrs.get("State", {}).get("Pid") if ctr is not None else None
+        if not pid:
+            return None
+        total = proc_cpu_seconds(int(pid))
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                children = [int(c) for c in f.read().split()]
+        except OSError:
+            children = []
+        for child in children:
+            total = (total or 0.0) + (proc_cpu_seconds(child) or 0.0)
+        return total
+
     def kill(self, handle: str, timeout: float = 2.0) -> None:
         import docker.errors
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from orchestrator.runtime.base import Instance, RuntimeFailure
 from teamd_shim.control.transport import DEFAULT_CTL_DIR, DEFAULT_NAME
 from teamd_shim.db.schema import INSTANCE_PREFIX
-from teamd_shim.io.identity import proc_starttime
+from teamd_shim.io.identity import proc_cpu_seconds, proc_starttime
 
 
 def without_role(argv: list[str]) -> list[str]:
@@ -244,6 +244,9 @@ class ProcessRuntime:
         if child is not None:
             return child.poll() is None
         return proc_starttime(pid) is not None
+
+    def cpu_seconds(self, handle: str) -> float | None:
+        return proc_cpu_seconds(int(handle))
 
     def kill(self, handle: str, timeout: float = 2.0) -> None:
         try:

@@ -58,6 +58,17 @@ def proc_starttime(pid: int) -> int | None:
     return int(rest[19])
 
 
+def proc_cpu_seconds(pid: int) -> float | None:
+    """utime + stime of /proc/<pid>/stat (fields 14 and 15), in seconds; None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    rest = data[data.rfind(b")") + 2 :].split()
+    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def process_alive(host: str, pid: str, starttime: str) -> bool | None:
     """The one "same host" rule of every record that names a process (instance, lock holder,
     supervisor): when `host` is our host_id(), that very process still runs or not; None when
