@@ -37,6 +37,20 @@ def eligible(port: Port, cfg: LagSettings) -> bool:
     return port.rx_state is RxState.EXPIRED and port.partner.system != ZERO_INFO.system
 
 
+def inputs(order: list[Port], cfg: LagSettings) -> tuple[object, ...]:
+    """Everything `select` (with `eligible`, `aggregator_key`, `number_aggregators`) reads:
+    equal inputs give equal outputs, so a caller may skip a run that would change nothing."""
+    return (
+        cfg.admin_up,
+        cfg.fallback,
+        tuple(
+            (p.port_number, p.link_up, p.rx_state, p.partner, p.selected, p.mux_state,
+             p.aggregator_id)  # fmt: skip
+            for p in order
+        ),
+    )
+
+
 def select(order: list[Port], cfg: LagSettings) -> bool:
     """Aggregator selection, stable like Linux's default `ad_select=stable`: the aggregator
     that has a SELECTED port keeps being selected while it has any eligible port, even when
