@@ -42,7 +42,7 @@ def _say(line: str) -> None:
 
 
 @main.command("up")
-@click.option("--lags", default=4, show_default=True, type=click.IntRange(1, 512))
+@click.option("--lags", default=4, show_default=True, type=click.IntRange(1, 1024))
 @click.option("--members", default=2, show_default=True, type=click.IntRange(1, 16))
 @click.option(
     "--dir", "workdir", type=click.Path(path_type=Path), default=DEFAULT_LAB_DIR, show_default=True
@@ -118,7 +118,7 @@ def _load_lab(workdir: Path) -> Lab:
 
 
 @main.command("wire")
-@click.option("--lags", default=4, show_default=True, type=click.IntRange(1, 512))
+@click.option("--lags", default=4, show_default=True, type=click.IntRange(1, 1024))
 @click.option("--members", default=2, show_default=True, type=click.IntRange(1, 16))
 @click.option(
     "--peer-pid",

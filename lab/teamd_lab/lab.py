@@ -257,15 +257,17 @@ class Lab:
             by_lag: dict[int, list[Member]] = {}
             for m in plan(lags, members):
                 by_lag.setdefault(lag_index(m.lag), []).append(m)
-            for i, ms in by_lag.items():
+            for i in by_lag:
                 self.state["lags"][lag_name(i)] = {"index": i, "bond": bond_name(i)}
-                for m in ms:
-                    self._create_member(m)
+            self._create_members([m for ms in by_lag.values() for m in ms])
             if recorder:  # before the bonds exist, so it covers the very first PDU
                 self.start_recorder()
-            for i, ms in by_lag.items():
-                self.ovs.add_bond(bond_name(i), [m.partner_port for m in ms])
-                self._write_config(ms, [lag_name(i)])
+            self.ovs.add_bonds(
+                [(bond_name(i), [m.partner_port for m in ms]) for i, ms in by_lag.items()]
+            )
+            self._write_config(
+                [m for ms in by_lag.values() for m in ms], [lag_name(i) for i in by_lag]
+            )
             # As `config load`: the whole initial config first, then the flag readers wait for.
             self.redis().set(CONFIG_DB_INITIALIZED, "1")
             if shim_cmd:
@@ -308,6 +310,28 @@ class Lab:
         self.stop_redis()
         time.sleep(down_for)
         self.start_redis()
+
+    def _create_members(self, ms: list[Member]) -> None:
+        """All pairs at once, recorded once (a lab of 1024 members rewrote its state file 1024
+        times, each longer); `down()` finds them in the record or in the namespaces it
+        deletes."""
+        made = netns.create_veths(
+            [
+                netns.Veth(
+                    self.dut_ns,
+                    m.dut_port,
+                    self.partner_ns,
+                    m.partner_port,
+                    dut_port_mac(m.k),
+                    partner_port_mac(m.k),
+                )  # fmt: skip
+                for m in ms
+            ]
+        )
+        self.state["veths"] += [v.to_json() for v in made]
+        self.state["members"] += [m.to_json() for m in ms]
+        self.state["next_k"] = max([self.state["next_k"], *(m.k + 1 for m in ms)])
+        self._save()
 
     def _create_member(self, m: Member) -> None:
         v = netns.create_veth(

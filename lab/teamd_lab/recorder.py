@@ -5,10 +5,11 @@ Run inside the partner namespace:
 
 Why a separate process: OVS's counters say *whether* PDUs arrived, not *when*; the handover
 budget is about the largest gap between two PDUs on one port, so every arrival is timestamped
-(CLOCK_MONOTONIC, comparable with other processes on the host). One AF_PACKET socket bound to
-ETH_P_SLOW per port: such a socket never sees outgoing frames, so OVS's own PDUs are not
-recorded and everything in the file came from the DUT. A socket error on one port (ENETDOWN
-while the link is down, the interface deleted) must not stop the others: the port is reopened.
+(CLOCK_MONOTONIC, comparable with other processes on the host). One AF_PACKET socket for
+ETH_P_SLOW on every interface of the namespace: a socket of one protocol (not ETH_P_ALL) never
+sees outgoing frames, so OVS's own PDUs are not recorded and everything in the file came from
+the DUT; the kernel names each frame's interface, and only the ports asked for are recorded.
+Unbound, it survives links going down and veths deleted and re-created.
 
 Lines: {"t": seconds, "iface": name, "hex": frame} for frames; {"t", "event", ...} for
 start/stop/errors (analysis ignores those).
@@ -17,7 +18,6 @@ start/stop/errors (analysis ignores those).
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import os
 import selectors
@@ -29,9 +29,6 @@ import time
 from typing import IO
 
 from teamd_shim.lacp.constants import ETH_P_SLOW
-
-REOPEN_INTERVAL = 0.5
-
 
 SO_TIMESTAMPNS = 35  # asm-generic/socket.h; ancillary SCM_TIMESTAMPNS carries it
 
@@ -49,124 +46,57 @@ def realtime_to_monotonic(t_real: float) -> float:
     return t_real - (time.clock_gettime(time.CLOCK_REALTIME) - now())
 
 
-class Port:
-    """One interface's socket, reopened after errors (for instance a re-created veth)."""
-
-    def __init__(self, ifname: str) -> None:
-        self.ifname = ifname
-        self.sock: socket.socket | None = None
-        self.ifindex: int | None = None
-        self.next_try = 0.0
-        self.last_error: str | None = None  # report a failing open once, not every retry
-
-    def open(self) -> None:
-        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_SLOW))
-        try:
-            s.bind((self.ifname, ETH_P_SLOW))
-            # arrival time stamped by the kernel, not when this process got to read it: on a
-            # busy 2-core machine the reader's wake-up jitter would otherwise be measured too
-            s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-            s.setblocking(False)
-        except OSError:
-            s.close()
-            raise
-        self.sock = s
-        self.ifindex = socket.if_nametoindex(self.ifname)
-
-    def close(self) -> None:
-        if self.sock is not None:
-            self.sock.close()
-        self.sock = None
-
-    def stale(self) -> bool:
-        """True if the interface we bound to no longer exists under this name and index."""
-        try:
-            return socket.if_nametoindex(self.ifname) != self.ifindex
-        except OSError:
-            return True
-
-
 class Recorder:
+    """One socket for every port: a 512 x 2 lab has 1024, and a socket each took longer to open
+    than the lab waited (issue 19); the kernel names the interface of each frame."""
+
     def __init__(self, ifaces: list[str], out: IO[str]) -> None:
-        self.ports = [Port(i) for i in ifaces]
+        self.ifaces = set(ifaces)
         self.out = out
-        self.sel = selectors.DefaultSelector()
         self.stopping = False
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_SLOW))
+        # arrival time stamped by the kernel, not when this process got to read it: on a busy
+        # 2-core machine the reader's wake-up jitter would otherwise be measured too
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self.sock.setblocking(False)
 
     def write(self, obj: dict) -> None:
         self.out.write(json.dumps(obj, separators=(",", ":")) + "\n")
-        self.out.flush()
 
-    def _open(self, port: Port) -> None:
-        try:
-            port.open()
-        except OSError as e:
-            port.next_try = now() + REOPEN_INTERVAL
-            msg = e.strerror or str(e)
-            if msg != port.last_error:
-                self.write({"t": now(), "event": "open-error", "iface": port.ifname, "error": msg})
-            port.last_error = msg
-            return
-        port.last_error = None
-        assert port.sock is not None
-        self.sel.register(port.sock, selectors.EVENT_READ, port)
-        self.write({"t": now(), "event": "open", "iface": port.ifname})
-
-    def _drop(self, port: Port, err: OSError) -> None:
-        self.write(
-            {"t": now(), "event": "error", "iface": port.ifname, "error": err.strerror or str(err)}
-        )
-        if err.errno == errno.ENETDOWN and not port.stale():
-            return  # link went down; the same socket works again after `link set up`
-        if port.sock is not None:
-            self.sel.unregister(port.sock)
-        port.close()
-        port.next_try = now() + REOPEN_INTERVAL
-
-    def _read(self, port: Port) -> None:
-        assert port.sock is not None
+    def _read(self) -> None:
         while True:
             try:
-                frame, anc, _flags, _addr = port.sock.recvmsg(65535, 64)
+                frame, anc, _flags, addr = self.sock.recvmsg(65535, 64)
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as e:
-                self._drop(port, e)
+            except OSError as e:  # e.g. ENOBUFS: say so, keep recording
+                self.write({"t": now(), "event": "error", "error": e.strerror or str(e)})
                 return
+            ifname = addr[0]
+            if ifname not in self.ifaces:
+                continue
             t = now()
             for level, kind, data in anc:
                 if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
                     sec, nsec = struct.unpack("qq", data[:16])
                     t = realtime_to_monotonic(sec + nsec / 1e9)
-            self.write({"t": t, "iface": port.ifname, "hex": frame.hex()})
+            self.write({"t": t, "iface": ifname, "hex": frame.hex()})
 
     def run(self) -> None:
-        for p in self.ports:
-            self._open(p)
+        sel = selectors.DefaultSelector()
+        sel.register(self.sock, selectors.EVENT_READ)
         self.write(
-            {
-                "t": now(),
-                "event": "start",
-                "pid": os.getpid(),
-                "ifaces": [p.ifname for p in self.ports],
-            }
+            {"t": now(), "event": "start", "pid": os.getpid(), "ifaces": sorted(self.ifaces)}
         )
-        next_check = now() + 1.0
+        self.out.flush()
         while not self.stopping:
-            for key, _ in self.sel.select(timeout=0.1):
-                self._read(key.data)
-            t = now()
-            for p in self.ports:
-                if p.sock is None and t >= p.next_try:
-                    self._open(p)
-            if t >= next_check:  # an interface deleted and re-created under the same name
-                next_check = t + 1.0
-                for p in self.ports:
-                    if p.sock is not None and p.stale():
-                        self._drop(p, OSError(errno.ENODEV, "interface re-created or gone"))
-        for p in self.ports:
-            p.close()
+            if sel.select(timeout=0.1):
+                self._read()
+            self.out.flush()  # at most once per wake-up, not per frame
+        self.sock.close()
         self.write({"t": now(), "event": "stop"})
+        self.out.flush()
 
 
 def main(argv: list[str] | None = None) -> int:

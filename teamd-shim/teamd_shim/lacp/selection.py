@@ -44,8 +44,15 @@ def inputs(order: list[Port], cfg: LagSettings) -> tuple[object, ...]:
         cfg.admin_up,
         cfg.fallback,
         tuple(
-            (p.port_number, p.link_up, p.rx_state, p.partner, p.selected, p.mux_state,
-             p.aggregator_id)  # fmt: skip
+            (
+                p.port_number,
+                p.link_up,
+                p.rx_state,
+                p.partner,
+                p.selected,
+                p.mux_state,
+                p.aggregator_id,
+            )  # fmt: skip
             for p in order
         ),
     )
