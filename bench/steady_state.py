@@ -509,6 +509,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=REPO / "bench/out/steady_state.json",
         help="JSON with the raw numbers (default %(default)s)",
     )
+    p.add_argument(
+        "--png",
+        type=Path,
+        default=REPO / "bench/out/steady_state.png",
+        help="cost vs LAG count plot (default %(default)s)",
+    )
     a = p.parse_args(argv)
     try:
         a.sizes = [int(s) for s in a.sizes.split(",") if s.strip()]
@@ -531,6 +537,55 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     if os.getpid() != MAIN_PID:
         os._exit(128 + signum)
     raise KeyboardInterrupt
+
+
+def plot(results: list[Result], path: Path) -> bool:
+    """Cost vs LAG count, a line per metric, so growth is visible at a glance: CPU % of one
+    core (active alone, active and hot standby beside each other, the partner) on the left,
+    RSS on the right, both against log2 of the LAG count."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [r for r in results if r.shim and not r.error]
+    if not done:
+        return False
+    xs = [r.lags for r in done]
+
+    def series(get: Callable[[Result], float | None]) -> tuple[list[int], list[float]]:
+        pts = [(r.lags, v) for r in done if (v := get(r)) is not None]
+        return [x for x, _ in pts], [y for _, y in pts]
+
+    cpu = [
+        ("active alone", lambda r: r.shim.get("cpu_pct")),
+        ("active, hot standby beside", lambda r: (r.hot or {}).get("active", {}).get("cpu_pct")),
+        ("hot standby", lambda r: (r.hot or {}).get("standby", {}).get("cpu_pct")),
+        ("ovs-vswitchd (partner)", lambda r: r.ovs_vswitchd.get("cpu_pct")),
+    ]
+    rss = [
+        ("active RSS", lambda r: r.shim.get("rss_mb_max")),
+        ("hot standby RSS", lambda r: (r.hot or {}).get("standby", {}).get("rss_mb_max")),
+    ]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4))
+    for ax, lines, unit in ((left, cpu, "CPU % of one core"), (right, rss, "RSS, MB")):
+        for label, get in lines:
+            x, y = series(get)
+            if x:
+                ax.plot(x, y, marker="o", label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(xs, [str(x) for x in xs])
+        ax.set_xlabel(f"LAGs x {done[0].members} members")
+        ax.set_ylabel(unit)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    left.axhline(TARGET_CPU_PCT, color="dimgrey", linestyle="--", linewidth=1)
+    fig.suptitle("teamd-shim steady state vs LAG count (LACP fast, OVS partner)", fontsize=11)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -569,6 +624,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    plotted = plot(results, args.png)
 
     print(table(results))
     print()
@@ -582,6 +638,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\nRSS is the maximum VmRSS over the window (MB = MiB); CPU % is utime+stime of all "
         f"threads over the window. Raw numbers: {args.out}"
+        + (f"; plot: {args.png}" if plotted else "")
     )
     if interrupted:
         return 130
