@@ -287,6 +287,24 @@ class OwnerStore:
         meta = SnapshotMeta.from_json(json.loads(raw.pop(META)))
         return meta, {lag: json.loads(v) for lag, v in raw.items()}
 
+    def read_shadow_entries(
+        self, name: str, lags: list[str]
+    ) -> tuple[SnapshotMeta | None, dict[str, dict[str, Any]]]:
+        """Only these LAGs' entries of the shadow, with the `_meta` read in the same
+        transaction: each entry's cut in that `_meta` is the one taken with it (hld §14.7).
+        A LAG whose entry is gone (removed meanwhile) is left out."""
+        pipe = self.state.pipeline(transaction=True)
+        key = SNAPSHOT_PREFIX + name
+        pipe.hget(key, META)
+        if lags:
+            pipe.hmget(key, lags)
+        res = pipe.execute()
+        if not res[0]:
+            return None, {}
+        meta = SnapshotMeta.from_json(json.loads(res[0]))
+        values = res[1] if lags else []
+        return meta, {lag: json.loads(v) for lag, v in zip(lags, values, strict=True) if v}
+
     def read_meta(self, name: str) -> SnapshotMeta | None:
         raw = hget(self.state, SNAPSHOT_PREFIX + name, META)
         return SnapshotMeta.from_json(json.loads(raw)) if raw else None

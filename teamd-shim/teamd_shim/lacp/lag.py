@@ -527,6 +527,37 @@ class Lag:
 
     # ---- state transfer ----------------------------------------------------------------
 
+    def shadow_key(self) -> tuple[object, ...]:
+        """Equal while nothing but clocks and counters changed: the hot standby's shadow
+        re-sends a LAG at once when this moves, and otherwise only on its refresh round (the
+        standby's replay of the frames after the cut brings clocks and counters up to date,
+        hld §14.4). Cheap on purpose: it runs for every LAG on every shadow round."""
+        return (
+            self._settings,
+            self._carrier,
+            self._retry,
+            self._warm is None,
+            len(self._oneshots),
+            len(self._notices),
+            tuple(
+                (
+                    p.name,
+                    p.link_up,
+                    p.rx_state,
+                    p.mux_state,
+                    p.selected,
+                    p.ntt,
+                    p.enabled,
+                    p.loopback,
+                    p.aggregator_id,
+                    p.partner_retry_count,
+                    p.last_rx_frame,
+                    p.last_tx_frame,
+                )  # fmt: skip
+                for p in self._order
+            ),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """The whole state as JSON types. Pending intents are outputs that the dataplane view
         (re)derives, not state: not included."""

@@ -106,6 +106,10 @@ class SnapshotMeta:
     owner: str
     # per port, the kernel receive stamp (ns) of the last frame applied: the replay cut (hld §7)
     rx_cut: dict[str, int] = field(default_factory=dict)
+    # a shadow only: per LAG, when its entry was taken (entries are re-sent when they changed
+    # and on a refresh round, so they differ in age; a port's cut is its LAG entry's, hld
+    # §14.7); the standby reads only the entries whose time moved. Empty: all taken at `t`.
+    lag_t: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,6 +125,7 @@ class SnapshotMeta:
                 final=bool(d["final"]),
                 owner=str(d["owner"]),
                 rx_cut={str(k): int(v) for k, v in (d.get("rx_cut") or {}).items()},
+                lag_t={str(k): float(v) for k, v in (d.get("lag_t") or {}).items()},
             )
         except KeyError as e:
             raise ContractError(

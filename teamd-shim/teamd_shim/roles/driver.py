@@ -37,7 +37,6 @@ from teamd_shim.db.ownership import (
     OwnerStore,
     instance_alive,
     netns_id,
-    snapshot_fields,
 )
 from teamd_shim.db.publisher import Publisher
 from teamd_shim.db.schema import shim_instance, shim_state
@@ -79,6 +78,7 @@ from teamd_shim.roles.machine import (
 )
 from teamd_shim.roles.owner_guard import OwnerGuard, Verdict
 from teamd_shim.roles.replay import RxLog, restore
+from teamd_shim.roles.shadow import ShadowView, ShadowWriter
 
 
 class LagHost(Protocol):
@@ -158,6 +158,8 @@ class HandoverDriver:
         self.watcher: HotWatcher | None = None
         self.wire: WireTap | None = None
         self._last_shadow: tuple[SnapshotMeta, dict[str, dict[str, Any]]] | None = None
+        self._shadow_out = ShadowWriter()  # the active's shadow, by what changed (hld §14.7)
+        self._verdicts = readiness.Verdicts()  # a standby's READY, per LAG
         self.last_owner: Owner | None = None  # as the follow thread last read it
         self.promotion: dict[str, str] = {}  # how we became the owner, for `status`
         self.promotion_refused = ""
@@ -430,8 +432,14 @@ class HandoverDriver:
         )
 
     def _publish_shadow(self) -> None:
-        fields = snapshot_fields(
-            self.runner.lacp_snapshot(), self._snapshot_meta(time.monotonic(), final=False)
+        """Only the entries owed are encoded (roles/shadow.py); the publisher writes only the
+        fields that differ from what it wrote, so only those reach Redis."""
+        fields = self._shadow_out.fields(
+            {name: running.lacp for name, running in self.runner.lags.items()},
+            self.runner.rx_cut,
+            epoch=self.rm.epoch,
+            owner=self.name,
+            now=time.monotonic(),
         )
         self.publisher.put(shim_state(self.name), fields)
 
@@ -555,6 +563,7 @@ class HandoverDriver:
         per outage); anything else is a bug and logged with its traceback, once per kind."""
         last_t: float | None = None
         said: set[str] = set()
+        view = ShadowView()  # this thread's alone
         while not self._follow_stop.is_set() and self.rm.role is Role.STANDBY:
             try:
                 cur = self.store.owner()
@@ -562,10 +571,17 @@ class HandoverDriver:
                 if cur is not None and cur.owner != self.name:
                     head = self.store.read_meta(cur.owner)
                     if head is not None and head.t != last_t:
-                        meta, lags = self.store.read_snapshot(cur.owner)
+                        # only the entries whose time moved (hld §14.7); the whole hash the
+                        # first time and from a shim that does not date its entries
+                        want = view.wanted(head)
+                        if want is None:
+                            meta, got = self.store.read_snapshot(cur.owner)
+                        else:
+                            meta, got = self.store.read_shadow_entries(cur.owner, want)
                         if meta is not None:
                             last_t = meta.t
-                            self._post(self._on_shadow, meta, lags)
+                            changed = view.merge(meta, got, whole=want is None)
+                            self._post(self._on_shadow, *view.snapshot(), changed)
                 said.discard("redis")
             except REDIS_DOWN as e:
                 if "redis" not in said:
@@ -588,31 +604,48 @@ class HandoverDriver:
             loop.call_soon_threadsafe(fn, *args)
 
     def _restore(
-        self, meta: SnapshotMeta, lags: dict[str, dict[str, Any]], *, taking_over: bool = False
+        self,
+        meta: SnapshotMeta,
+        lags: dict[str, dict[str, Any]],
+        *,
+        taking_over: bool = False,
+        only: list[str] | None = None,
     ) -> list[str]:
-        """Adopt published state (replay.restore). Taking over, the changes it makes stay
-        pending as intents, for the new owner to apply: the yielded owner saw them but wrote
-        nothing. A standby's view has nothing to apply."""
+        """Adopt published state (replay.restore), into every LAG or `only` these. Taking
+        over, the changes it makes stay pending as intents, for the new owner to apply: the
+        yielded owner saw them but wrote nothing. A standby's view has nothing to apply."""
         r = self.runner
-        problems = restore(r.lags, meta, lags, self.rx, r.links, r.port_lag, time.monotonic())
+        targets = r.lags if only is None else {n: r.lags[n] for n in only}
+        problems = restore(targets, meta, lags, self.rx, r.links, r.port_lag, time.monotonic())
         if not taking_over:
-            for running in r.lags.values():
+            for running in targets.values():
                 running.lacp.pop_intents()
         return problems
 
-    def _on_shadow(self, meta: SnapshotMeta, lags: dict[str, dict[str, Any]]) -> None:
+    def _on_shadow(
+        self,
+        meta: SnapshotMeta,
+        lags: dict[str, dict[str, Any]],
+        changed: set[str] | None = None,
+    ) -> None:
+        """A shadow round read: restore and judge only the LAGs whose entry changed (or whose
+        config here moved); the rest keep their verdict (hld §14.7). `changed` None: all."""
         if self.rm.role is not Role.STANDBY:
             return
         running_lags = self.runner.lags
         self._last_shadow = (meta, lags)
         now = time.monotonic()
-        problems = self._restore(meta, lags)
-        problems += readiness.snapshot_problems(running_lags, meta.t, now)
-        if not problems:
-            problems += readiness.pdu_mismatches(running_lags, lags)
+        missing = [f"{n}: not in the active's state" for n in running_lags.keys() - lags.keys()]
+        due = [n for n in self._verdicts.due(running_lags, changed) if n in lags]
+        problems = self._restore(meta, lags, only=due)
+        failed = {readiness.lag_of(p) for p in problems}
+        restored = {n: lags[n] for n in due if n not in failed}
+        problems += readiness.pdu_mismatches({n: running_lags[n] for n in restored}, restored)
+        problems += self._own_view_differs(restored)
+        self._verdicts.record(running_lags, due, problems)
+        problems = readiness.snapshot_problems(running_lags, meta.t, now) + missing
         problems += self.runner.kernel_differs()
-        if not problems:
-            problems += self._own_view_differs(lags)
+        problems += self._verdicts.problems()
         judged = readiness.Readiness.of(problems)
         if judged.ready != self.ready:
             log.info("%s: %s", self.name, "READY" if judged.ready else f"not ready: {problems[0]}")

@@ -16,10 +16,11 @@ from typing import Any
 
 from teamd_shim.lacp import Lag, PduError, PortInfo, decode_frame
 from teamd_shim.model.running_lag import RunningLag
-from teamd_shim.roles.replay import RX_KEEP_S, Received
+from teamd_shim.roles.replay import Received
 
 SNAPSHOT_FRESH_S = 2.0  # an active's shadow older than this is not a state to take over from
 READY_DETAIL = "identical PDUs on every port"
+HEARD_S = 3.0  # we must have heard a fast partner ourselves this recently (3 of its periods)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +69,12 @@ def own_view_differs(
     any_recent: bool = False,
 ) -> list[str]:
     """On every port the snapshot has current with a fast partner, we must have heard that same
-    partner (system, key, port) ourselves within the last RX_KEEP_S, on our own socket: in the
+    partner (system, key, port) ourselves within the last HEARD_S, on our own socket: in the
     last frame we heard, or with `any_recent` in any of them. Slow-rate LAGs are not judged
     (their partner speaks every 30 s)."""
     heard: dict[str, list[bytes | None]] = {}
     for r in rx:
-        if len(r.frame) > 14 and r.frame[14] == 1 and now - r.at <= RX_KEEP_S:  # LACPDUs
+        if len(r.frame) > 14 and r.frame[14] == 1 and now - r.at <= HEARD_S:  # LACPDUs
             heard.setdefault(r.port, []).append(r.frame)
     out = []
     for name, d in lags.items():
@@ -162,3 +163,45 @@ def adoption_problems(
 
 def _shown(value: object) -> str:
     return ":".join(f"{b:02x}" for b in value) if isinstance(value, bytes) else repr(value)
+
+
+def lag_of(problem: str) -> str:
+    """The LAG a per-LAG problem names (`<lag>: ...` or `<lag>/<port>: ...`)."""
+    return problem.split(":", 1)[0].split("/", 1)[0]
+
+
+class Verdicts:
+    """Per-LAG READY problems, judged again only for the LAGs whose shadow entry changed or
+    whose own config moved since they were judged: a standby's cost follows what changed
+    (hld §14.7). A LAG judged READY is judged again at the latest on its refresh round."""
+
+    def __init__(self) -> None:
+        self._problems: dict[str, list[str]] = {}
+        self._config: dict[str, tuple[object, ...]] = {}
+
+    def due(self, running_lags: Mapping[str, RunningLag], changed: set[str] | None) -> list[str]:
+        """The LAGs to restore and judge now (all of them when `changed` is None)."""
+        for gone in self._problems.keys() - running_lags.keys():
+            self._problems.pop(gone)
+            self._config.pop(gone, None)
+        return [
+            name
+            for name, running in running_lags.items()
+            if changed is None or name in changed or self._config.get(name) != _config_of(running)
+        ]
+
+    def record(
+        self, running_lags: Mapping[str, RunningLag], judged: list[str], problems: list[str]
+    ) -> None:
+        for name in judged:
+            self._problems[name] = []
+            self._config[name] = _config_of(running_lags[name])
+        for p in problems:
+            self._problems.setdefault(lag_of(p), []).append(p)
+
+    def problems(self) -> list[str]:
+        return [p for ps in self._problems.values() for p in ps]
+
+
+def _config_of(running: RunningLag) -> tuple[object, ...]:
+    return (running.lacp.settings, running.lacp.ports)

@@ -20,7 +20,10 @@ from teamd_shim.lacp import Lag
 from teamd_shim.model.contract import SnapshotMeta
 from teamd_shim.model.running_lag import RunningLag
 
-RX_KEEP_S = 3.0  # received frames kept by a standby, replayed after a snapshot
+# received frames kept by a standby, replayed after a snapshot: a shadow entry can be one refresh
+# round old (shadow.REFRESH_ROUNDS x SHADOW_EVERY_S = 2 s) when the active dies, and a hang is
+# called 0.35 s later; every frame since the entry's cut must still be here (hld §14.7)
+RX_KEEP_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +48,17 @@ class RxLog:
     def __iter__(self) -> Iterator[Received]:
         return iter(self._log)  # read on the loop, which alone adds to it
 
-    def after_cut(self, cut: Mapping[str, int], t: float) -> Iterator[Received]:
-        """The frames the snapshot has not applied, in arrival order."""
+    def after_cut(
+        self, cut: Mapping[str, int], t: float, port_t: Mapping[str, float] | None = None
+    ) -> Iterator[Received]:
+        """The frames the snapshot has not applied, in arrival order. `port_t`: per port, when
+        its LAG's entry was taken, where entries are of different ages (a shadow, hld §14.7)."""
         for r in self:
             c = cut.get(r.port)
-            if (r.stamp > c) if (c and r.stamp) else (r.at > t):
+            if c and r.stamp:
+                if r.stamp > c:
+                    yield r
+            elif r.at > (port_t.get(r.port, t) if port_t else t):
                 yield r
 
 
@@ -92,7 +101,8 @@ def restore(
             was_up = snap_ports.get(port, {}).get("link_up")
             if link is not None and was_up is not None and bool(was_up) != link.up:
                 running.lacp.set_link(port, link.up, now)  # changed after the snapshot
-    for r in rx.after_cut(meta.rx_cut, meta.t):
+    port_t = {p: meta.lag_t[lag] for p, lag in port_lag.items() if lag in meta.lag_t}
+    for r in rx.after_cut(meta.rx_cut, meta.t, port_t):
         target = lags.get(port_lag.get(r.port, ""))
         if target is not None and r.port in target.lacp.ports:
             target.lacp.receive(r.port, r.frame, r.at)

@@ -6,7 +6,8 @@ from helpers.lacp_wire import CFG, PORTS, SYS_A, SYS_B, SYS_C, Wire, make_lag, p
 
 from teamd_shim.model.running_lag import RunningLag
 from teamd_shim.roles import readiness
-from teamd_shim.roles.replay import RX_KEEP_S, Received
+from teamd_shim.roles.readiness import HEARD_S
+from teamd_shim.roles.replay import Received
 
 
 def converged(partner_system: bytes = SYS_B):
@@ -26,7 +27,7 @@ def test_the_same_partner_heard_recently_on_every_port_is_ready() -> None:
 
 def test_a_port_we_did_not_hear_or_heard_too_long_ago_is_named() -> None:
     a, b = converged()
-    rx = heard(b, 10.0 - RX_KEEP_S - 0.1, ports=("e1",)) + heard(b, 9.9, ports=("e0",))
+    rx = heard(b, 10.0 - HEARD_S - 0.1, ports=("e1",)) + heard(b, 9.9, ports=("e0",))
     assert readiness.own_view_differs({"PortChannel1": a.to_dict()}, rx, 10.0) == [
         "PortChannel1/e1: not heard the partner ourselves yet"
     ]

@@ -14,7 +14,7 @@ from teamd_shim.io.links import LinkInfo
 from teamd_shim.lacp import Lag, LagSettings
 from teamd_shim.model.contract import SnapshotMeta
 from teamd_shim.model.running_lag import RunningLag
-from teamd_shim.roles.replay import RxLog, restore
+from teamd_shim.roles.replay import RX_KEEP_S, RxLog, restore
 
 
 def cut_at(t: float, rx_cut: dict[str, int]) -> SnapshotMeta:
@@ -112,7 +112,7 @@ def test_a_link_that_came_up_after_the_snapshot_is_applied_before_the_replayed_f
 def test_frames_older_than_the_keep_window_are_dropped() -> None:
     rx = RxLog()
     rx.add("e0", b"x", 2.0, 1)
-    rx.add("e0", b"y", 4.5, 2)
+    rx.add("e0", b"y", 2.0 + RX_KEEP_S - 0.5, 2)
     assert [r.frame for r in rx] == [b"x", b"y"]
-    rx.add("e0", b"z", 5.1, 3)
+    rx.add("e0", b"z", 2.0 + RX_KEEP_S + 0.1, 3)
     assert [r.frame for r in rx] == [b"y", b"z"]
